@@ -1,0 +1,391 @@
+//! Splits a byte stream into JSON-RPC messages.
+//!
+//! Owns: turning bytes (from lightningd or from a plugin's stdout) into
+//! [`Frame`]s: whole JSON messages, with their raw bytes kept for byte-exact
+//! forwarding, and runs of bytes that are not JSON (a stray `print`, a
+//! truncated write) so the caller can log them instead of forwarding them.
+//! Must not: interpret messages beyond the JSON-RPC envelope, or do I/O.
+//!
+//! lightningd and plugins send a stream of JSON objects with no framing of
+//! their own (whitespace between them is optional), so parsing is the only
+//! way to find message boundaries: serde_json's stream deserializer does it.
+
+use bytes::{Bytes, BytesMut};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// The raw JSON text of a request id, kept exactly as it was received so the
+/// response can echo it byte for byte.
+#[derive(Clone)]
+pub struct RawId(Box<RawValue>);
+
+impl RawId {
+    /// The id's JSON text, e.g. `"cln:init#44"` (with its quotes).
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The id as JSON, ready to embed in an outgoing message.
+    pub fn as_raw(&self) -> &RawValue {
+        &self.0
+    }
+
+    /// Makes an id from JSON text; `None` if it is not valid JSON.
+    pub fn from_json(text: &str) -> Option<RawId> {
+        RawValue::from_string(text.to_owned()).ok().map(RawId)
+    }
+
+    /// Makes a string id.
+    pub fn from_string(s: &str) -> RawId {
+        let text = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+        match RawValue::from_string(text) {
+            Ok(raw) => RawId(raw),
+            // A serialized string is always valid JSON.
+            Err(_) => unreachable!("a JSON string literal is valid JSON"),
+        }
+    }
+}
+
+impl PartialEq for RawId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_json() == other.as_json()
+    }
+}
+impl Eq for RawId {}
+impl Hash for RawId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_json().hash(state)
+    }
+}
+impl fmt::Debug for RawId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_json())
+    }
+}
+impl fmt::Display for RawId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_json())
+    }
+}
+
+/// What a JSON-RPC message is, as far as routing needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Has an id and a method: wants exactly one response.
+    Request { id: RawId, method: String },
+    /// Has a method and no id.
+    Notification { method: String },
+    /// Has an id and no method.
+    Response { id: RawId },
+}
+
+/// One JSON-RPC message: its bytes exactly as received, and its envelope.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The message's bytes, exactly as they were received (no separator).
+    pub raw: Bytes,
+    /// What the envelope says it is.
+    pub kind: Kind,
+}
+
+/// One thing found in the stream.
+#[derive(Debug)]
+pub enum Frame {
+    /// A well-formed JSON-RPC message.
+    Message(Message),
+    /// Bytes that are not a JSON-RPC message, and why.
+    Garbage { bytes: Bytes, reason: String },
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    // Present only to be skipped without allocating.
+    #[serde(default)]
+    #[allow(dead_code)]
+    params: Option<IgnoredAny>,
+}
+
+/// Classifies one complete JSON text.
+fn classify(raw: &[u8]) -> Result<Kind, String> {
+    let env: Envelope = serde_json::from_slice(raw).map_err(|e| {
+        if e.classify() == serde_json::error::Category::Data {
+            "not a JSON object".to_string()
+        } else {
+            format!("not JSON: {e}")
+        }
+    })?;
+    if env.jsonrpc.is_none() {
+        return Err("a JSON object without \"jsonrpc\"".into());
+    }
+    let id = match env.id {
+        // `"id": null` is a notification in JSON-RPC 2.0.
+        Some(id) if id.get() != "null" => Some(RawId(id.to_owned())),
+        _ => None,
+    };
+    match (id, env.method) {
+        (Some(id), Some(method)) => Ok(Kind::Request {
+            id,
+            method: method.into_owned(),
+        }),
+        (None, Some(method)) => Ok(Kind::Notification {
+            method: method.into_owned(),
+        }),
+        (Some(id), None) => Ok(Kind::Response { id }),
+        (None, None) => Err("a JSON-RPC object with neither \"id\" nor \"method\"".into()),
+    }
+}
+
+/// Turns a byte stream into [`Frame`]s.
+///
+/// Feed it with [`Framer::push`], then take frames with [`Framer::next_frame`]
+/// until it returns `None` (it needs more bytes). At end of stream,
+/// [`Framer::finish`] returns whatever was left as garbage.
+#[derive(Default)]
+pub struct Framer {
+    buf: BytesMut,
+}
+
+impl Framer {
+    /// An empty framer.
+    pub fn new() -> Framer {
+        Framer::default()
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes buffered but not yet returned as a frame.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The buffer to read into directly, avoiding a copy: reserve, read into
+    /// the spare capacity, then [`Framer::buffer`] is extended by the reader.
+    pub fn buffer(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// The next complete frame, or `None` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Option<Frame> {
+        let skip = self
+            .buf
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(self.buf.len());
+        let _ = self.buf.split_to(skip);
+        let first = *self.buf.first()?;
+        if first != b'{' {
+            return Some(self.garbage_until_resync("not JSON"));
+        }
+        let mut stream = serde_json::Deserializer::from_slice(&self.buf).into_iter::<IgnoredAny>();
+        match stream.next() {
+            Some(Ok(_)) => {
+                let end = stream.byte_offset();
+                let raw = self.buf.split_to(end).freeze();
+                Some(match classify(&raw) {
+                    Ok(kind) => Frame::Message(Message { raw, kind }),
+                    Err(reason) => Frame::Garbage { bytes: raw, reason },
+                })
+            }
+            Some(Err(e)) if e.is_eof() => None,
+            Some(Err(e)) => Some(self.garbage_until_resync(&format!("not JSON: {e}"))),
+            None => None,
+        }
+    }
+
+    /// Removes bytes that cannot start a message: up to the end of the line,
+    /// or up to the next `{` on it, whichever comes first, so that a stray
+    /// `print("hello")` right before a message costs the message nothing.
+    fn garbage_until_resync(&mut self, reason: &str) -> Frame {
+        let from = 1; // always make progress past the offending byte
+        let end = self.buf[from..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'{')
+            .map(|p| {
+                let at = from + p;
+                if self.buf[at] == b'\n' {
+                    at + 1
+                } else {
+                    at
+                }
+            })
+            .unwrap_or(self.buf.len());
+        let bytes = self.buf.split_to(end).freeze();
+        Frame::Garbage {
+            bytes,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// At end of stream: whatever is left is an incomplete message.
+    pub fn finish(&mut self) -> Option<Frame> {
+        let rest = self.buf.split().freeze();
+        if rest.iter().all(|b| b.is_ascii_whitespace()) {
+            return None;
+        }
+        Some(Frame::Garbage {
+            bytes: rest,
+            reason: "stream ended in the middle of a message".into(),
+        })
+    }
+}
+
+/// Shows up to `max` bytes of `bytes` as text for a log line.
+pub fn preview(bytes: &[u8], max: usize) -> String {
+    let cut = &bytes[..bytes.len().min(max)];
+    let mut s = String::from_utf8_lossy(cut).into_owned();
+    s = s.trim_end().to_string();
+    if bytes.len() > max {
+        s.push_str(&format!("… ({} bytes)", bytes.len()));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(f: &mut Framer) -> Vec<Frame> {
+        std::iter::from_fn(|| f.next_frame()).collect()
+    }
+
+    #[test]
+    fn splits_messages_without_separators() {
+        let mut f = Framer::new();
+        f.push(br#"{"jsonrpc":"2.0","id":"a","method":"m"}{"jsonrpc":"2.0","method":"n","params":{}}  {"jsonrpc":"2.0","id":1,"result":{}}"#);
+        let frames = all(&mut f);
+        assert_eq!(frames.len(), 3);
+        match &frames[0] {
+            Frame::Message(m) => assert_eq!(
+                m.kind,
+                Kind::Request {
+                    id: RawId::from_json("\"a\"").unwrap(),
+                    method: "m".into()
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(&frames[1], Frame::Message(m) if m.kind == Kind::Notification { method: "n".into() })
+        );
+        assert!(matches!(&frames[2], Frame::Message(m) if matches!(m.kind, Kind::Response{..})));
+    }
+
+    #[test]
+    fn waits_for_split_message_byte_by_byte() {
+        let msg = br#"{"jsonrpc":"2.0","id":"x\"y","method":"m","params":[1,"two"]}"#;
+        let mut f = Framer::new();
+        for (i, b) in msg.iter().enumerate() {
+            f.push(&[*b]);
+            let got = f.next_frame();
+            if i + 1 < msg.len() {
+                assert!(got.is_none(), "frame too early at byte {i}");
+            } else {
+                match got {
+                    Some(Frame::Message(m)) => assert_eq!(&m.raw[..], &msg[..]),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stray_print_before_message_is_garbage_and_message_survives() {
+        let mut f = Framer::new();
+        f.push(b"hello from print{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"result\":{}}\nanother line\n");
+        let frames = all(&mut f);
+        assert!(
+            matches!(&frames[0], Frame::Garbage{bytes, ..} if &bytes[..] == b"hello from print")
+        );
+        assert!(matches!(&frames[1], Frame::Message(_)));
+        assert!(matches!(&frames[2], Frame::Garbage{bytes, ..} if &bytes[..] == b"another line\n"));
+        assert_eq!(frames.len(), 3);
+    }
+
+    #[test]
+    fn broken_object_is_skipped_to_next_line() {
+        let mut f = Framer::new();
+        f.push(b"{not json}\n{\"jsonrpc\":\"2.0\",\"method\":\"log\"}");
+        let frames = all(&mut f);
+        assert!(matches!(&frames[0], Frame::Garbage { .. }));
+        assert!(matches!(&frames.last(), Some(Frame::Message(_))));
+    }
+
+    #[test]
+    fn object_without_jsonrpc_is_garbage() {
+        let mut f = Framer::new();
+        f.push(br#"{"id":"1","result":{}}"#);
+        match f.next_frame() {
+            Some(Frame::Garbage { reason, .. }) => assert!(reason.contains("jsonrpc")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_garbage() {
+        let mut f = Framer::new();
+        f.push(b"{\"jsonrpc\":\"2.0\",\"method\":\"\xff\xfe\"}\n{\"jsonrpc\":\"2.0\",\"method\":\"ok\"}");
+        let frames = all(&mut f);
+        assert!(matches!(&frames[0], Frame::Garbage { .. }));
+        assert!(
+            matches!(frames.last(), Some(Frame::Message(m)) if m.kind == Kind::Notification{method:"ok".into()})
+        );
+    }
+
+    #[test]
+    fn truncated_message_is_reported_at_end_of_stream() {
+        let mut f = Framer::new();
+        f.push(br#"{"jsonrpc":"2.0","id":"1","res"#);
+        assert!(f.next_frame().is_none());
+        assert!(matches!(f.finish(), Some(Frame::Garbage { .. })));
+    }
+
+    #[test]
+    fn traces_frame_exactly_like_their_jsonl() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/cln-v26.06/traces");
+        let Ok(raw) = std::fs::read(dir.join("static-plugin.stdin.raw")) else {
+            assert!(
+                std::env::var_os("AUTORELOAD_REQUIRE_TRACES").is_none(),
+                "AUTORELOAD_REQUIRE_TRACES is set but {} has no traces",
+                dir.display()
+            );
+            eprintln!("skipped: ../shared/cln-v26.06/traces not found beside the checkout");
+            return;
+        };
+        let jsonl = std::fs::read_to_string(dir.join("static-plugin.stdin.jsonl"))
+            .expect("jsonl beside raw");
+        let mut f = Framer::new();
+        // Odd-sized chunks, so messages are split across pushes.
+        let mut frames = vec![];
+        for chunk in raw.chunks(7) {
+            f.push(chunk);
+            frames.extend(std::iter::from_fn(|| f.next_frame()));
+        }
+        assert!(f.finish().is_none());
+        let expected: Vec<serde_json::Value> = jsonl
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("jsonl line"))
+            .collect();
+        assert_eq!(frames.len(), expected.len());
+        for (frame, want) in frames.iter().zip(&expected) {
+            let Frame::Message(m) = frame else {
+                panic!("garbage in trace: {frame:?}")
+            };
+            let got: serde_json::Value = serde_json::from_slice(&m.raw).expect("raw is JSON");
+            assert_eq!(&got, want);
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! Plugin manifests: reading a plugin's `getmanifest` answer, making it safe
+//! to hand to lightningd, merging it with the host's own options and
+//! methods, and describing what changed between two versions.
+//!
+//! Owns: every rule about manifest contents. Must not: talk to processes or
+//! lightningd; it works on values only.
+
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Prefix of every option and method that belongs to the host itself.
+pub const HOST_PREFIX: &str = "autoreload-";
+
+/// Hooks lightningd v26.06 knows; registering any other kills the plugin.
+pub const KNOWN_HOOKS: &[&str] = &[
+    "peer_connected",
+    "recover",
+    "commitment_revocation",
+    "db_write",
+    "invoice_payment",
+    "openchannel",
+    "openchannel2",
+    "openchannel2_changed",
+    "openchannel2_sign",
+    "rbf_channel",
+    "htlc_accepted",
+    "rpc_command",
+    "custommsg",
+    "onion_message_recv",
+    "onion_message_recv_secret",
+];
+
+const OPTION_TYPES: &[&str] = &["string", "int", "bool", "flag", "string-conceal"];
+const FILTERABLE_HOOKS: &[&str] = &["rpc_command", "custommsg"];
+
+/// One option a plugin declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionDecl {
+    /// Option name, without `--`.
+    pub name: String,
+    /// `string`, `int`, `bool`, `flag` or `string-conceal`.
+    pub ty: String,
+    /// Declared default, if any.
+    pub default: Option<Value>,
+    /// The whole declaration, to compare versions.
+    pub decl: Value,
+}
+
+/// A plugin's manifest, checked: everything in it is safe to register.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// The manifest object, with anything lightningd would refuse removed.
+    pub value: Map<String, Value>,
+    /// Rpc method name → its declaration.
+    pub methods: BTreeMap<String, Value>,
+    /// Options, in declaration order.
+    pub options: Vec<OptionDecl>,
+    /// Hook name → its declaration.
+    pub hooks: BTreeMap<String, Value>,
+    /// Subscribed notification topics (`*` for all).
+    pub subscriptions: Vec<String>,
+    /// Custom notifications the plugin may send.
+    pub notifications: Vec<String>,
+}
+
+impl Manifest {
+    /// Checks a `getmanifest` result. Entries lightningd would kill the
+    /// plugin for are removed; each removal is described in the returned
+    /// list, so the user learns what to fix.
+    pub fn from_result(result: &Value) -> Result<(Manifest, Vec<String>), String> {
+        let Some(obj) = result.as_object() else {
+            return Err(format!(
+                "getmanifest result is not a JSON object: {}",
+                short(result)
+            ));
+        };
+        let mut value = obj.clone();
+        let mut problems = vec![];
+
+        let mut methods = BTreeMap::new();
+        let mut kept = vec![];
+        for m in take_array(&mut value, "rpcmethods", &mut problems) {
+            let name = m.get("name").and_then(Value::as_str).map(str::to_owned);
+            let Some(name) = name else {
+                problems.push(format!(
+                    "rpc method without a \"name\" dropped: {}",
+                    short(&m)
+                ));
+                continue;
+            };
+            if !m.get("usage").is_some_and(Value::is_string) {
+                problems.push(format!(
+                    "rpc method '{name}' dropped: it has no \"usage\" string (lightningd requires one, e.g. \"usage\": \"[arg]\")"
+                ));
+                continue;
+            }
+            if name.starts_with(HOST_PREFIX) {
+                problems.push(format!(
+                    "rpc method '{name}' dropped: names starting with '{HOST_PREFIX}' belong to cln-autoreload"
+                ));
+                continue;
+            }
+            if methods.contains_key(&name) {
+                problems.push(format!(
+                    "rpc method '{name}' declared twice; the second dropped"
+                ));
+                continue;
+            }
+            methods.insert(name, m.clone());
+            kept.push(m);
+        }
+        value.insert("rpcmethods".into(), Value::Array(kept));
+
+        let mut options: Vec<OptionDecl> = vec![];
+        let mut kept = vec![];
+        for o in take_array(&mut value, "options", &mut problems) {
+            let name = o.get("name").and_then(Value::as_str).map(str::to_owned);
+            let ty = o.get("type").and_then(Value::as_str).map(str::to_owned);
+            let (Some(name), Some(ty)) = (name, ty) else {
+                problems.push(format!(
+                    "option dropped: it needs a \"name\" and a \"type\": {}",
+                    short(&o)
+                ));
+                continue;
+            };
+            if !o.get("description").is_some_and(Value::is_string) {
+                problems.push(format!(
+                    "option '{name}' dropped: it has no \"description\""
+                ));
+                continue;
+            }
+            if !OPTION_TYPES.contains(&ty.as_str()) {
+                problems.push(format!(
+                    "option '{name}' dropped: type '{ty}' is not one of {}",
+                    OPTION_TYPES.join(", ")
+                ));
+                continue;
+            }
+            if name.starts_with(HOST_PREFIX) {
+                problems.push(format!(
+                    "option '{name}' dropped: names starting with '{HOST_PREFIX}' belong to cln-autoreload"
+                ));
+                continue;
+            }
+            if options.iter().any(|d| d.name == name) {
+                problems.push(format!(
+                    "option '{name}' declared twice; the second dropped"
+                ));
+                continue;
+            }
+            options.push(OptionDecl {
+                name,
+                ty,
+                default: o.get("default").cloned(),
+                decl: o.clone(),
+            });
+            kept.push(o);
+        }
+        value.insert("options".into(), Value::Array(kept));
+
+        let mut hooks = BTreeMap::new();
+        if let Some(list) = value.remove("hooks") {
+            let mut kept = vec![];
+            for h in as_list(list, "hooks", &mut problems) {
+                let (name, mut decl) = match &h {
+                    Value::String(s) => (s.clone(), json!({ "name": s })),
+                    Value::Object(o) => match o.get("name").and_then(Value::as_str) {
+                        Some(n) => (n.to_owned(), h.clone()),
+                        None => {
+                            problems
+                                .push(format!("hook without a \"name\" dropped: {}", short(&h)));
+                            continue;
+                        }
+                    },
+                    _ => {
+                        problems.push(format!("hook dropped: {}", short(&h)));
+                        continue;
+                    }
+                };
+                if !KNOWN_HOOKS.contains(&name.as_str()) {
+                    problems.push(format!(
+                        "hook '{name}' dropped: lightningd v26.06 has no such hook"
+                    ));
+                    continue;
+                }
+                if hooks.contains_key(&name) {
+                    problems.push(format!(
+                        "hook '{name}' registered twice; the second dropped"
+                    ));
+                    continue;
+                }
+                if !FILTERABLE_HOOKS.contains(&name.as_str()) {
+                    if let Some(o) = decl.as_object_mut() {
+                        if o.remove("filters").is_some() {
+                            problems.push(format!(
+                                "hook '{name}': \"filters\" removed (only rpc_command and custommsg take filters)"
+                            ));
+                        }
+                    }
+                }
+                hooks.insert(name, decl.clone());
+                kept.push(if h.is_string() { h } else { decl });
+            }
+            value.insert("hooks".into(), Value::Array(kept));
+        }
+
+        let subscriptions = strings(&value, "subscriptions");
+        let notifications = value
+            .get("notifications")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.get("method").and_then(Value::as_str).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        if let Some(v) = value.get("nonnumericids") {
+            if v != &Value::Bool(true) {
+                problems.push(format!(
+                    "\"nonnumericids\": {v} removed (lightningd only accepts true)"
+                ));
+                value.remove("nonnumericids");
+            }
+        }
+        if value.get("dynamic") == Some(&Value::Bool(true))
+            && value
+                .get("featurebits")
+                .is_some_and(|f| f.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            problems.push(
+                "\"dynamic\" set to false: lightningd refuses featurebits from a dynamic plugin"
+                    .into(),
+            );
+            value.insert("dynamic".into(), Value::Bool(false));
+        }
+
+        Ok((
+            Manifest {
+                value,
+                methods,
+                options,
+                hooks,
+                subscriptions,
+                notifications,
+            },
+            problems,
+        ))
+    }
+
+    /// Whether the plugin asked to be disabled, and why.
+    pub fn disabled(&self) -> Option<String> {
+        self.value.get("disable").map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+
+    /// Whether the plugin wants notifications of this topic.
+    pub fn subscribes(&self, topic: &str) -> bool {
+        self.subscriptions.iter().any(|s| s == topic || s == "*")
+    }
+
+    /// The declaration of an option.
+    pub fn option(&self, name: &str) -> Option<&OptionDecl> {
+        self.options.iter().find(|o| o.name == name)
+    }
+}
+
+fn take_array(value: &mut Map<String, Value>, key: &str, problems: &mut Vec<String>) -> Vec<Value> {
+    match value.remove(key) {
+        Some(v) => as_list(v, key, problems),
+        None => {
+            problems.push(format!(
+                "\"{key}\" missing (lightningd requires an array; an empty one used)"
+            ));
+            vec![]
+        }
+    }
+}
+
+fn as_list(v: Value, key: &str, problems: &mut Vec<String>) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a,
+        other => {
+            problems.push(format!(
+                "\"{key}\" is not an array, ignored: {}",
+                short(&other)
+            ));
+            vec![]
+        }
+    }
+}
+
+fn strings(value: &Map<String, Value>, key: &str) -> Vec<String> {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn short(v: &Value) -> String {
+    crate::framing::preview(v.to_string().as_bytes(), 200)
+}
+
+/// The host's own options, as declared to lightningd.
+pub fn host_options() -> Vec<Value> {
+    vec![
+        json!({"name": "autoreload-plugin", "type": "string", "multi": true,
+               "description": "Path of a plugin to run and reload when its file changes (native executable); may be given several times"}),
+        json!({"name": "autoreload-grace-ms", "type": "int", "default": 2000,
+               "description": "On reload, how long the old instance may take to finish requests in flight before it is stopped"}),
+        json!({"name": "autoreload-settle-ms", "type": "int", "default": 50,
+               "description": "How long a changed file must stay quiet before it is reloaded"}),
+    ]
+}
+
+/// The host's own rpc methods, as declared to lightningd.
+pub fn host_methods() -> Vec<Value> {
+    vec![
+        json!({"name": "autoreload-restart", "usage": "[plugin]",
+               "description": "Reload a managed plugin now; answers once the new version serves, or with why it could not start"}),
+        json!({"name": "autoreload-status", "usage": "[plugin]",
+               "description": "State of each plugin cln-autoreload manages: path, generation, pid, reloads, errors, requests in flight"}),
+    ]
+}
+
+/// What the host registers with lightningd: the plugins' manifests merged,
+/// plus the host's own options and methods, plus the `shutdown`
+/// subscription the host needs to stop its children cleanly.
+pub fn merged(children: &[&Manifest]) -> Value {
+    let mut out = Map::new();
+    let mut options = vec![];
+    let mut methods = vec![];
+    let mut hooks = vec![];
+    let mut subs: Vec<Value> = vec![];
+    let mut notes = vec![];
+    for m in children {
+        for (k, v) in &m.value {
+            match k.as_str() {
+                "options" | "rpcmethods" | "hooks" | "subscriptions" | "notifications" => {}
+                // First plugin's values win for scalars; several plugins are
+                // merged field by field only where lightningd allows it.
+                _ => {
+                    out.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        options.extend(
+            m.value
+                .get("options")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        methods.extend(
+            m.value
+                .get("rpcmethods")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        hooks.extend(
+            m.value
+                .get("hooks")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        for s in m
+            .value
+            .get("subscriptions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !subs.contains(s) {
+                subs.push(s.clone());
+            }
+        }
+        notes.extend(
+            m.value
+                .get("notifications")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    // The host must see shutdown to stop its children before lightningd
+    // closes the pipes; it forwards it only to children that asked for it.
+    let shutdown = Value::String("shutdown".into());
+    if !subs.contains(&shutdown) && !subs.contains(&Value::String("*".into())) {
+        subs.push(shutdown);
+    }
+    options.extend(host_options());
+    methods.extend(host_methods());
+    out.remove("disable");
+    out.entry("dynamic").or_insert(Value::Bool(true));
+    out.insert("options".into(), Value::Array(options));
+    out.insert("rpcmethods".into(), Value::Array(methods));
+    if !hooks.is_empty() {
+        out.insert("hooks".into(), Value::Array(hooks));
+    }
+    out.insert("subscriptions".into(), Value::Array(subs));
+    if !notes.is_empty() {
+        out.insert("notifications".into(), Value::Array(notes));
+    }
+    Value::Object(out)
+}
+
+/// What changed between the manifest lightningd knows and a new one.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Diff {
+    /// `(what, name)` pairs, e.g. `("method", "hello")`.
+    pub added: Vec<(&'static str, String)>,
+    /// Removed entries.
+    pub removed: Vec<(&'static str, String)>,
+    /// Entries whose declaration changed.
+    pub changed: Vec<(&'static str, String)>,
+}
+
+impl Diff {
+    /// Compares two manifests.
+    pub fn between(old: &Manifest, new: &Manifest) -> Diff {
+        let mut d = Diff::default();
+        d.compare("method", &old.methods, &new.methods);
+        let opts = |m: &Manifest| {
+            m.options
+                .iter()
+                .map(|o| (o.name.clone(), o.decl.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        d.compare("option", &opts(old), &opts(new));
+        d.compare("hook", &old.hooks, &new.hooks);
+        let set = |v: &[String]| {
+            v.iter()
+                .map(|s| (s.clone(), Value::Null))
+                .collect::<BTreeMap<_, _>>()
+        };
+        d.compare(
+            "subscription",
+            &set(&old.subscriptions),
+            &set(&new.subscriptions),
+        );
+        d.compare(
+            "notification",
+            &set(&old.notifications),
+            &set(&new.notifications),
+        );
+        for key in [
+            "featurebits",
+            "dynamic",
+            "cancheck",
+            "custommessages",
+            "nonnumericids",
+        ] {
+            let (a, b) = (old.value.get(key), new.value.get(key));
+            if a != b {
+                match (a, b) {
+                    (None, Some(_)) => d.added.push(("field", key.into())),
+                    (Some(_), None) => d.removed.push(("field", key.into())),
+                    _ => d.changed.push(("field", key.into())),
+                }
+            }
+        }
+        d
+    }
+
+    fn compare(
+        &mut self,
+        what: &'static str,
+        old: &BTreeMap<String, Value>,
+        new: &BTreeMap<String, Value>,
+    ) {
+        for (k, v) in new {
+            match old.get(k) {
+                None => self.added.push((what, k.clone())),
+                Some(o) if o != v => self.changed.push((what, k.clone())),
+                _ => {}
+            }
+        }
+        for k in old.keys() {
+            if !new.contains_key(k) {
+                self.removed.push((what, k.clone()));
+            }
+        }
+    }
+
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
+    /// The difference as JSON, for `autoreload-status`.
+    pub fn to_json(&self) -> Value {
+        let list = |v: &[(&str, String)]| {
+            v.iter()
+                .map(|(w, n)| format!("{w} {n}"))
+                .collect::<Vec<_>>()
+        };
+        json!({"added": list(&self.added), "removed": list(&self.removed), "changed": list(&self.changed)})
+    }
+}
+
+impl fmt::Display for Diff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = vec![];
+        for (sign, list) in [
+            ("+", &self.added),
+            ("-", &self.removed),
+            ("~", &self.changed),
+        ] {
+            for (what, name) in list {
+                parts.push(format!("{sign}{what} {name}"));
+            }
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace_manifest() -> Value {
+        json!({
+            "options": [
+                {"name": "trace-str", "type": "string", "default": "dflt", "description": "a string"},
+                {"name": "trace-multi", "type": "string", "multi": true, "description": "multi string"},
+                {"name": "trace-dyn", "type": "int", "default": 1, "dynamic": true, "description": "dynamic int"},
+                {"name": "trace-secret", "type": "string-conceal", "default": "s", "description": "concealed"}
+            ],
+            "rpcmethods": [{"name": "trace-echo", "usage": "[a] [b]", "description": "echo"}],
+            "subscriptions": ["connect", "shutdown", "trace_custom"],
+            "hooks": [{"name": "rpc_command", "filters": ["getinfo"]}, {"name": "peer_connected"}],
+            "notifications": [{"method": "trace_custom"}],
+            "featurebits": {},
+            "nonnumericids": true, "cancheck": true, "dynamic": true,
+            "custommessages": [11008]
+        })
+    }
+
+    #[test]
+    fn a_good_manifest_passes_unchanged_and_merges_with_host_entries() {
+        let (m, problems) = Manifest::from_result(&trace_manifest()).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let merged = merged(&[&m]);
+        let orig = trace_manifest();
+        for key in [
+            "nonnumericids",
+            "cancheck",
+            "dynamic",
+            "custommessages",
+            "featurebits",
+            "hooks",
+            "notifications",
+        ] {
+            assert_eq!(merged[key], orig[key], "{key}");
+        }
+        let opts = merged["options"].as_array().unwrap();
+        assert_eq!(&opts[..4], orig["options"].as_array().unwrap().as_slice());
+        assert!(opts
+            .iter()
+            .any(|o| o["name"] == "autoreload-plugin" && o["multi"] == true));
+        let methods = merged["rpcmethods"].as_array().unwrap();
+        assert_eq!(methods[0], orig["rpcmethods"][0]);
+        assert!(methods.iter().any(|o| o["name"] == "autoreload-status"));
+        // "shutdown" already there: not added twice.
+        assert_eq!(merged["subscriptions"], orig["subscriptions"]);
+    }
+
+    #[test]
+    fn host_subscribes_to_shutdown_even_if_child_does_not() {
+        let (m, _) = Manifest::from_result(&json!({"options": [], "rpcmethods": []})).unwrap();
+        assert_eq!(merged(&[&m])["subscriptions"], json!(["shutdown"]));
+    }
+
+    #[test]
+    fn entries_lightningd_would_kill_for_are_dropped_with_a_reason() {
+        let bad = json!({
+            "rpcmethods": [{"name": "ok", "usage": ""}, {"name": "nousage"}, {"usage": "x"},
+                           {"name": "ok", "usage": "dup"}, {"name": "autoreload-status", "usage": ""}],
+            "options": [{"name": "o", "type": "float", "description": "d"}, {"name": "p", "type": "int"}],
+            "hooks": ["peer_connected", "no_such_hook", "peer_connected", {"name": "db_write", "filters": ["x"]}],
+            "nonnumericids": false,
+            "featurebits": {"node": "0100"},
+            "dynamic": true
+        });
+        let (m, problems) = Manifest::from_result(&bad).unwrap();
+        assert_eq!(m.methods.keys().collect::<Vec<_>>(), vec!["ok"]);
+        assert!(m.options.is_empty());
+        assert_eq!(
+            m.hooks.keys().collect::<Vec<_>>(),
+            vec!["db_write", "peer_connected"]
+        );
+        assert!(m.hooks["db_write"].get("filters").is_none());
+        assert!(m.value.get("nonnumericids").is_none());
+        assert_eq!(m.value["dynamic"], false);
+        let text = problems.join("\n");
+        for needle in [
+            "nousage",
+            "usage",
+            "float",
+            "'p'",
+            "no_such_hook",
+            "twice",
+            "filters",
+            "nonnumericids",
+            "featurebits",
+            "autoreload-status",
+        ] {
+            assert!(
+                text.contains(needle),
+                "no problem mentions {needle}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_arrays_and_non_objects_are_reported() {
+        let (m, problems) = Manifest::from_result(&json!({})).unwrap();
+        assert!(m.methods.is_empty());
+        assert_eq!(problems.len(), 2);
+        assert!(Manifest::from_result(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn diff_names_every_kind_of_change() {
+        let (a, _) = Manifest::from_result(&trace_manifest()).unwrap();
+        let mut v = trace_manifest();
+        v["rpcmethods"] = json!([{"name": "trace-echo", "usage": "[a]", "description": "echo"},
+                                 {"name": "new-one", "usage": "", "description": "n"}]);
+        v["hooks"] = json!(["peer_connected"]);
+        v["featurebits"] = json!({"node": "02"});
+        v["dynamic"] = json!(false);
+        let (b, _) = Manifest::from_result(&v).unwrap();
+        let d = Diff::between(&a, &b);
+        let s = d.to_string();
+        assert!(s.contains("+method new-one"), "{s}");
+        assert!(s.contains("~method trace-echo"), "{s}");
+        assert!(s.contains("-hook rpc_command"), "{s}");
+        assert!(s.contains("~field featurebits"), "{s}");
+        assert!(Diff::between(&a, &a).is_empty());
+    }
+}
