@@ -4,4 +4,5 @@
 pub mod framing;
 pub mod init;
 pub mod jsonrpc;
+pub mod locate;
 pub mod manifest;
