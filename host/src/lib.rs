@@ -1,8 +1,14 @@
 //! cln-autoreload: a Core Lightning plugin that runs the plugins you are
 //! developing, forwards everything between them and lightningd, and reloads
 //! each one the moment its file changes.
+pub mod backend;
 pub mod framing;
+pub mod host;
 pub mod init;
 pub mod jsonrpc;
+pub mod link;
 pub mod locate;
 pub mod manifest;
+pub mod router;
+pub mod supervisor;
+pub mod watch;

@@ -1,0 +1,174 @@
+//! Native plugins: a child process with piped stdio, in its own process
+//! group, that dies with the host.
+//!
+//! Owns: spawning the child, pumping its stdin/stdout/stderr, reaping it.
+//! Must not: interpret messages beyond framing.
+
+use super::{Instance, InstanceEvent};
+use crate::framing::{Frame, Framer};
+use bytes::Bytes;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// Sends `sig` to the process group led by `pid` (the plugin and anything
+/// it started).
+pub fn signal_group(pid: u32, sig: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(pid), sig);
+    }
+}
+
+/// Starts `path` as lightningd would (argv is the path, plus `--developer`
+/// when lightningd gave it to us), reporting through `report`.
+pub fn spawn(
+    path: &Path,
+    developer: bool,
+    report: impl Fn(InstanceEvent) + Send + Sync + Clone + 'static,
+) -> std::io::Result<Instance> {
+    let mut cmd = Command::new(path);
+    if developer {
+        cmd.arg("--developer");
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group, so a stop reaches whatever the plugin started.
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            // The child dies with the host, even if the host is SIGKILLed.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+        (Some(i), Some(o), Some(e)) => (i, o, e),
+        _ => return Err(std::io::Error::other("child has no piped stdio")),
+    };
+    let (tx, rx) = unbounded_channel();
+    tokio::spawn(write_stdin(stdin, rx));
+    let r = report.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match (&mut lines).take(64 * 1024).read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line);
+                    r(InstanceEvent::Stderr(text.trim_end().to_string()));
+                }
+            }
+        }
+    });
+    tokio::spawn(read_stdout(child, stdout, report));
+    Ok(Instance {
+        stdin: Some(tx),
+        pid,
+    })
+}
+
+async fn write_stdin(stdin: ChildStdin, mut rx: UnboundedReceiver<Bytes>) {
+    let mut w = BufWriter::with_capacity(64 * 1024, stdin);
+    while let Some(msg) = rx.recv().await {
+        let mut next = Some(msg);
+        // Batch whatever is queued into one flush.
+        while let Some(m) = next {
+            if w.write_all(&m).await.is_err() || w.write_all(b"\n\n").await.is_err() {
+                return;
+            }
+            next = rx.try_recv().ok();
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+    // Sender dropped: closing stdin is the polite way to stop a plugin.
+    let _ = w.shutdown().await;
+}
+
+async fn read_stdout(
+    mut child: Child,
+    mut stdout: ChildStdout,
+    report: impl Fn(InstanceEvent),
+) {
+    let mut framer = Framer::new();
+    let mut status = None;
+    loop {
+        framer.buffer().reserve(64 * 1024);
+        tokio::select! {
+            n = stdout.read_buf(framer.buffer()) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(_) => emit(&mut framer, &report),
+            },
+            s = child.wait(), if status.is_none() => {
+                status = Some(s);
+                // The child is gone but a grandchild may hold its stdout
+                // open: take what is already in the pipe, then stop waiting.
+                let deadline = tokio::time::sleep(Duration::from_millis(200));
+                tokio::pin!(deadline);
+                loop {
+                    framer.buffer().reserve(64 * 1024);
+                    tokio::select! {
+                        n = stdout.read_buf(framer.buffer()) => match n {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => emit(&mut framer, &report),
+                        },
+                        _ = &mut deadline => break,
+                    }
+                }
+                break;
+            }
+        }
+    }
+    if let Some(Frame::Garbage { bytes, reason }) = framer.finish() {
+        report(InstanceEvent::Garbage { bytes, reason });
+    }
+    let status = match status {
+        Some(s) => s,
+        None => child.wait().await,
+    };
+    let how = match status {
+        Ok(s) => describe(s),
+        Err(e) => format!("could not be waited for: {e}"),
+    };
+    report(InstanceEvent::Exited(how));
+}
+
+fn emit(framer: &mut Framer, report: &impl Fn(InstanceEvent)) {
+    while let Some(frame) = framer.next_frame() {
+        report(match frame {
+            Frame::Message(m) => InstanceEvent::Message(m),
+            Frame::Garbage { bytes, reason } => InstanceEvent::Garbage { bytes, reason },
+        });
+    }
+}
+
+fn describe(s: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => match Signal::try_from(sig) {
+            Ok(sig) => format!("killed by {sig}"),
+            Err(_) => format!("killed by signal {sig}"),
+        },
+        _ => "ended".into(),
+    }
+}
+
+/// Whether a spawn error means "being written right now, try again soon".
+pub fn is_busy(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32)
+}
+
+#[allow(dead_code)]
+fn _assert_send(_: UnboundedSender<Bytes>) {}

@@ -1,0 +1,593 @@
+//! The host's event loop: one task owns all state and handles, one at a
+//! time, everything that happens: lightningd's messages, plugins' output
+//! and exits, file changes and timers.
+//!
+//! Owns: the start-up handshake with lightningd (getmanifest, init), the
+//! dispatch of lightningd's requests and notifications, what plugins send
+//! back, the host's own rpc methods, and shutdown. Must not: block (all
+//! I/O happens in tasks that talk to it over channels), or write to stdout
+//! other than through the [`Link`].
+
+use crate::backend::InstanceEvent;
+use crate::framing::{preview, Frame, Kind, Message, RawId};
+use crate::init::CachedInit;
+use crate::jsonrpc::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::link::{Level, Link};
+use crate::locate::{self, Located};
+use crate::manifest::{self, Manifest};
+use crate::router::{PluginId, ReqKind, Request, Route, Router};
+use crate::supervisor::{ManagedPlugin, Pending, Phase, Trigger};
+use crate::watch;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+/// Settings, from the command line first and lightningd's init after.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long a draining generation may take to finish its requests.
+    pub grace: Duration,
+    /// How long a changed file must stay quiet.
+    pub settle: Duration,
+    /// How long a stopping generation gets before SIGTERM, and again
+    /// before SIGKILL.
+    pub stop_timeout: Duration,
+    /// lightningd runs with `--developer`: pass it on.
+    pub developer: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            grace: Duration::from_millis(2000),
+            settle: Duration::from_millis(50),
+            stop_timeout: Duration::from_millis(1000),
+            developer: false,
+        }
+    }
+}
+
+/// Timers a plugin's life cycle sets.
+#[derive(Debug, Clone, Copy)]
+pub enum Timer {
+    /// A draining generation's grace period is over.
+    GraceOver,
+    /// A stopping generation lingers: SIGTERM.
+    Terminate,
+    /// It still lingers: SIGKILL.
+    Kill,
+    /// A starting generation took too long.
+    StartTimeout,
+    /// Try starting again (file busy, crash back-off).
+    Retry,
+}
+
+/// Everything the event loop reacts to.
+#[derive(Debug)]
+pub enum Event {
+    /// A frame from lightningd.
+    Lightningd(Frame),
+    /// lightningd closed our stdin.
+    LightningdClosed,
+    /// A plugin instance reported something.
+    Instance {
+        plugin: PluginId,
+        generation: u64,
+        event: InstanceEvent,
+    },
+    /// A plugin's file changed and settled.
+    FileChanged(PluginId),
+    /// A plugin's timer.
+    Timer {
+        plugin: PluginId,
+        epoch: u64,
+        timer: Timer,
+    },
+    /// Shutdown took too long: exit anyway.
+    ShutdownDeadline,
+}
+
+#[derive(Debug)]
+enum Startup {
+    /// Waiting for lightningd's getmanifest.
+    NotStarted,
+    /// Plugins are answering getmanifest; lightningd waits on `id`.
+    Manifest { id: RawId },
+    /// Manifest sent; waiting for lightningd's init.
+    WaitInit,
+    /// Plugins are answering init; lightningd waits on `id`.
+    Init { id: RawId },
+    /// Up and running.
+    Done,
+}
+
+/// All of the host's state, owned by the event loop.
+pub struct Host {
+    pub(crate) config: Config,
+    pub(crate) link: Link,
+    pub(crate) events: UnboundedSender<Event>,
+    pub(crate) plugins: Vec<ManagedPlugin>,
+    pub(crate) router: Router,
+    pub(crate) init: Option<CachedInit>,
+    pub(crate) getmanifest_params: Value,
+    pub(crate) retry_pending: Vec<Option<Pending>>,
+    startup: Startup,
+    shutting_down: bool,
+    exit: bool,
+    argv: Vec<PathBuf>,
+    located: Option<Located>,
+    watcher: Option<watch::Watcher>,
+}
+
+impl Host {
+    /// A host that will manage the plugins it finds once lightningd asks
+    /// for the manifest. `argv` are plugin paths given on its command line.
+    pub fn new(config: Config, argv: Vec<PathBuf>, link: Link, events: UnboundedSender<Event>) -> Host {
+        Host {
+            config,
+            link,
+            events,
+            plugins: vec![],
+            router: Router::default(),
+            init: None,
+            getmanifest_params: json!({}),
+            retry_pending: vec![],
+            startup: Startup::NotStarted,
+            shutting_down: false,
+            exit: false,
+            argv,
+            located: None,
+            watcher: None,
+        }
+    }
+
+    /// Runs until lightningd shuts us down.
+    pub async fn run(mut self, mut rx: UnboundedReceiver<Event>) {
+        while let Some(ev) = rx.recv().await {
+            self.handle(ev);
+            if self.exit {
+                break;
+            }
+        }
+        // Whatever is still running dies with us.
+        for p in &self.plugins {
+            if let Some(g) = p.phase.generation() {
+                g.instance_kill();
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Lightningd(Frame::Message(m)) => self.from_lightningd(m),
+            Event::Lightningd(Frame::Garbage { bytes, reason }) => self.link.log(
+                Level::Warn,
+                format!("ignored input from lightningd that is not JSON-RPC ({reason}): {}", preview(&bytes, 200)),
+            ),
+            Event::LightningdClosed => self.begin_shutdown(),
+            Event::Instance {
+                plugin,
+                generation,
+                event,
+            } => self.on_instance(plugin, generation, event),
+            Event::FileChanged(p) => {
+                if !self.shutting_down {
+                    self.reload(p, Trigger::FileChanged);
+                }
+            }
+            Event::Timer { plugin, epoch, timer } => self.on_timer(plugin, epoch, timer),
+            Event::ShutdownDeadline => {
+                self.link.log(Level::Warn, "plugins did not stop in time: killed");
+                self.exit = true;
+            }
+        }
+    }
+
+    /// Sends `timer` for plugin `p` after `d`, tagged with its current
+    /// epoch.
+    pub(crate) fn after(&self, d: Duration, p: PluginId, timer: Timer) {
+        let tx = self.events.clone();
+        let epoch = self.plugins[p].epoch;
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            let _ = tx.send(Event::Timer {
+                plugin: p,
+                epoch,
+                timer,
+            });
+        });
+    }
+
+    fn from_lightningd(&mut self, m: Message) {
+        match m.kind.clone() {
+            Kind::Request { id, method } => self.on_request(id, method, m),
+            Kind::Notification { method } => self.on_notification(&method, m),
+            Kind::Response { id } => self
+                .link
+                .log(Level::Debug, format!("ignored a response from lightningd to {id}")),
+        }
+    }
+
+    fn on_request(&mut self, id: RawId, method: String, m: Message) {
+        match method.as_str() {
+            "getmanifest" => return self.on_getmanifest(id, &m),
+            "init" => return self.on_init(id, &m),
+            "autoreload-status" => return self.status(id, &m),
+            "autoreload-restart" => return self.restart_method(id, &m),
+            _ => {}
+        }
+        if self.shutting_down {
+            let msg = "cln-autoreload is shutting down";
+            return self.link.send(jsonrpc::error(&id, jsonrpc::PLUGIN_TERMINATED, msg));
+        }
+        let params = || jsonrpc::parse(&m.raw).and_then(|v| v.get("params").cloned());
+        let req = |kind| Request {
+            id: id.clone(),
+            method: method.clone(),
+            raw: m.raw.clone(),
+            kind,
+        };
+        match method.as_str() {
+            "check" => {
+                let cmd = params().and_then(|p| match p {
+                    Value::Array(a) => a.first().and_then(Value::as_str).map(str::to_owned),
+                    Value::Object(o) => o.get("command_to_check").and_then(Value::as_str).map(str::to_owned),
+                    _ => None,
+                });
+                match cmd.as_deref().map(|c| (c, self.router.method(c))) {
+                    Some((_, Route::Plugin(p))) => self.to_plugin(p, req(ReqKind::Rpc)),
+                    Some((c, Route::Unknown)) if c.starts_with(manifest::HOST_PREFIX) => {
+                        self.link.send(jsonrpc::response(&id, json!({"command_to_check": c})))
+                    }
+                    _ => self.link.send(jsonrpc::error(&id, METHOD_NOT_FOUND, "check: unknown command")),
+                }
+            }
+            "setconfig" => {
+                let p = params();
+                let name = p.as_ref().and_then(|p| p.get("config")).and_then(Value::as_str).map(str::to_owned);
+                let owner = name.as_deref().and_then(|n| self.router.option(n));
+                match (name, owner) {
+                    (Some(name), Some(owner)) => {
+                        let ty = self.plugins[owner]
+                            .registered
+                            .as_ref()
+                            .and_then(|m| m.option(&name))
+                            .map(|o| o.ty.clone());
+                        if let (Some(init), Some(ty), Some(val)) =
+                            (self.init.as_mut(), ty, p.as_ref().and_then(|p| p.get("val")))
+                        {
+                            init.set(&ty, &name, val);
+                        }
+                        self.to_plugin(owner, req(ReqKind::Rpc));
+                    }
+                    _ => self.link.send(jsonrpc::error(&id, INVALID_PARAMS, "setconfig: not an option of a managed plugin")),
+                }
+            }
+            _ => {
+                if let Some(p) = self.router.hook(&method) {
+                    let still = self.plugins[p].current_manifest().is_some_and(|m| m.hooks.contains_key(&method));
+                    if still || ReqKind::Hook(method.clone()).must_reach_plugin() {
+                        self.to_plugin(p, req(ReqKind::Hook(method.clone())));
+                    } else {
+                        // Its new version dropped the hook: as if unhooked.
+                        self.link.send(jsonrpc::hook_continue(&id));
+                    }
+                    return;
+                }
+                match self.router.method(&method) {
+                    Route::Plugin(p) => {
+                        let still = self.plugins[p].current_manifest().is_some_and(|m| m.methods.contains_key(&method));
+                        if still {
+                            self.to_plugin(p, req(ReqKind::Rpc));
+                        } else {
+                            let msg = format!(
+                                "{method} was removed by the new version of {}; lightningd keeps it registered until lightningd (or cln-autoreload) restarts",
+                                self.plugins[p].name
+                            );
+                            self.link.send(jsonrpc::error(&id, METHOD_NOT_FOUND, &msg));
+                        }
+                    }
+                    Route::Unknown => {
+                        let msg = format!("cln-autoreload: no managed plugin has a method '{method}'");
+                        self.link.send(jsonrpc::error(&id, METHOD_NOT_FOUND, &msg));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_notification(&mut self, method: &str, m: Message) {
+        if method == "shutdown" {
+            return self.begin_shutdown();
+        }
+        for plugin in &mut self.plugins {
+            if !plugin.current_manifest().is_some_and(|man| man.subscribes(method)) {
+                continue;
+            }
+            match &plugin.phase {
+                Phase::Serving { gen } | Phase::Draining { gen, .. } => gen.send(m.raw.clone()),
+                _ => plugin.dropped_notifications += 1,
+            }
+        }
+    }
+
+    /// A message from plugin `p`'s current generation, other than its
+    /// start-up answers.
+    pub(crate) fn from_plugin(&mut self, p: PluginId, number: u64, m: Message) {
+        let name = &self.plugins[p].name;
+        match &m.kind {
+            Kind::Response { id } => {
+                let Some(f) = self.router.answered(p, number, id) else {
+                    return self.link.log(
+                        Level::Warn,
+                        format!("[{name}] answered {id}, which nobody asked it (or it answered twice): dropped"),
+                    );
+                };
+                if let ReqKind::Hook(hook) = &f.request.kind {
+                    if !f.request.kind.must_reach_plugin() {
+                        let err = jsonrpc::parse(&m.raw).and_then(|v| v.get("error").cloned());
+                        if let Some(err) = err {
+                            self.link.log(
+                                Level::Warn,
+                                format!("[{name}] answered the {hook} hook with an error, which would make lightningd abort: answered continue instead. The error: {err}"),
+                            );
+                            self.link.send(jsonrpc::hook_continue(id));
+                            return self.check_drained(p);
+                        }
+                    }
+                }
+                self.link.send(m.raw);
+                self.check_drained(p);
+            }
+            Kind::Notification { method } => match method.as_str() {
+                "log" => {
+                    let v = jsonrpc::parse(&m.raw).unwrap_or(Value::Null);
+                    let params = v.get("params");
+                    let level = params.and_then(|p| p.get("level")).cloned().unwrap_or(json!("info"));
+                    let text = params
+                        .and_then(|p| p.get("message"))
+                        .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned))
+                        .unwrap_or_default();
+                    self.link.send(jsonrpc::notification(
+                        "log",
+                        json!({"level": level, "message": format!("[{name}] {text}")}),
+                    ));
+                }
+                "message" | "progress" => self.link.send(m.raw),
+                custom => {
+                    let declared = self.plugins[p]
+                        .registered
+                        .as_ref()
+                        .is_some_and(|r| r.notifications.iter().any(|n| n == custom));
+                    if declared {
+                        self.link.send(m.raw);
+                    } else {
+                        self.link.log(
+                            Level::Warn,
+                            format!("[{name}] sent notification '{custom}' that its registered manifest does not declare: dropped"),
+                        );
+                    }
+                }
+            },
+            Kind::Request { id, method } => {
+                self.link.log(
+                    Level::Warn,
+                    format!("[{name}] sent a request ({method}) on stdout; plugins call lightningd over its rpc socket instead"),
+                );
+                let msg = "plugins cannot send requests on stdout: use lightningd's lightning-rpc socket";
+                if let Some(g) = self.plugins[p].phase.generation() {
+                    g.send(jsonrpc::error(id, METHOD_NOT_FOUND, msg));
+                }
+            }
+        }
+    }
+
+    fn check_drained(&mut self, p: PluginId) {
+        if matches!(self.plugins[p].phase, Phase::Draining { .. }) && self.router.count(p) == 0 {
+            self.drained(p);
+        }
+    }
+
+    fn on_getmanifest(&mut self, id: RawId, m: &Message) {
+        if !matches!(self.startup, Startup::NotStarted) {
+            let msg = "getmanifest was already answered";
+            return self.link.send(jsonrpc::error(&id, INVALID_PARAMS, msg));
+        }
+        self.getmanifest_params = jsonrpc::parse(&m.raw)
+            .and_then(|v| v.get("params").cloned())
+            .unwrap_or(json!({}));
+        let ctx = locate::Context::from_process(self.argv.iter().map(|p| p.into()).collect());
+        let Some(located) = locate::locate(&ctx) else {
+            let why = "no plugin to manage: start lightningd with --autoreload-plugin=PATH (or put autoreload-plugin=PATH in its config, or set AUTORELOAD_PLUGIN=PATH); cln-autoreload disables itself";
+            self.link.log(Level::Warn, why);
+            let mut manifest = manifest::merged(&[]);
+            manifest["disable"] = json!(why);
+            self.startup = Startup::Done;
+            return self.link.send(jsonrpc::response(&id, manifest));
+        };
+        for note in &located.notes {
+            self.link.log(Level::Info, note);
+        }
+        for path in &located.paths {
+            self.link.log(
+                Level::Info,
+                format!("managing {} (found in {})", path.display(), located.source),
+            );
+            self.plugins.push(ManagedPlugin::new(path.clone()));
+            self.retry_pending.push(None);
+        }
+        self.located = Some(located);
+        self.startup = Startup::Manifest { id };
+        let pending = Pending::now(Trigger::Startup);
+        for p in 0..self.plugins.len() {
+            self.start(p, pending);
+        }
+        self.startup_progress();
+    }
+
+    fn on_init(&mut self, id: RawId, m: &Message) {
+        let params = jsonrpc::parse(&m.raw)
+            .and_then(|v| v.get("params").cloned())
+            .unwrap_or(json!({}));
+        let cached = CachedInit::new(&params);
+        let ms = |name| cached.host_option(name).and_then(Value::as_u64).map(Duration::from_millis);
+        if let Some(g) = ms("autoreload-grace-ms") {
+            self.config.grace = g;
+        }
+        if let Some(s) = ms("autoreload-settle-ms") {
+            self.config.settle = s;
+        }
+        if let (Some(given), Some(located)) = (cached.host_option("autoreload-plugin"), &self.located) {
+            if located.source == locate::Source::Lightningd {
+                let n = given.as_array().map_or(1, Vec::len);
+                if n != located.paths.len() {
+                    self.link.log(
+                        Level::Warn,
+                        format!("lightningd passed {n} autoreload-plugin value(s) but {} were found on its command line and config: {given}", located.paths.len()),
+                    );
+                }
+            }
+        }
+        self.init = Some(cached);
+        if !matches!(self.startup, Startup::WaitInit) {
+            let msg = "init out of order";
+            return self.link.send(jsonrpc::error(&id, INVALID_PARAMS, msg));
+        }
+        self.startup = Startup::Init { id };
+        self.start_watching();
+        for p in 0..self.plugins.len() {
+            self.send_init(p);
+        }
+        self.startup_progress();
+    }
+
+    fn start_watching(&mut self) {
+        let files: Vec<(PluginId, PathBuf)> = self.plugins.iter().enumerate().map(|(i, p)| (i, p.path.clone())).collect();
+        let tx = self.events.clone();
+        match watch::watch(&files, self.config.settle, move |p| {
+            let _ = tx.send(Event::FileChanged(p));
+        }) {
+            Ok((w, problems)) => {
+                for problem in problems {
+                    self.link.log(Level::Warn, format!("{problem}: changes there will not reload anything"));
+                }
+                self.watcher = Some(w);
+            }
+            Err(e) => self.link.log(
+                Level::Warn,
+                format!("cannot watch files ({e}): reload with autoreload-restart"),
+            ),
+        }
+    }
+
+    /// Answers lightningd's getmanifest or init once every plugin is past
+    /// that step.
+    pub(crate) fn startup_progress(&mut self) {
+        match &self.startup {
+            Startup::Manifest { id } if self.plugins.iter().all(ManagedPlugin::manifest_settled) => {
+                let id = id.clone();
+                for p in &mut self.plugins {
+                    p.registered = p.current_manifest().cloned();
+                }
+                let registered: Vec<Option<&Manifest>> = self.plugins.iter().map(|p| p.registered.as_ref()).collect();
+                self.router = Router::new(&registered);
+                let present: Vec<&Manifest> = registered.iter().flatten().copied().collect();
+                if present.is_empty() {
+                    self.link.log(
+                        Level::Warn,
+                        "no managed plugin answered getmanifest: only cln-autoreload's own methods are registered. Fix the plugin, then restart lightningd to register its methods",
+                    );
+                }
+                self.link.send(jsonrpc::response(&id, manifest::merged(&present)));
+                self.startup = Startup::WaitInit;
+            }
+            Startup::Init { id } if self.plugins.iter().all(ManagedPlugin::init_settled) => {
+                self.link.send(jsonrpc::response(id, json!({})));
+                self.startup = Startup::Done;
+            }
+            _ => {}
+        }
+    }
+
+    fn find_plugin(&self, params: Option<&Value>) -> Result<PluginId, String> {
+        let arg = params.and_then(|p| match p {
+            Value::Array(a) => a.first().cloned(),
+            Value::Object(o) => o.get("plugin").cloned(),
+            _ => None,
+        });
+        let names = || self.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+        match arg {
+            None | Some(Value::Null) if self.plugins.len() == 1 => Ok(0),
+            None | Some(Value::Null) => Err(format!("which plugin? one of: {}", names())),
+            Some(Value::String(s)) => self
+                .plugins
+                .iter()
+                .position(|p| p.name == s || p.path.as_os_str() == s.as_str())
+                .ok_or_else(|| format!("no managed plugin '{s}'; managed: {}", names())),
+            Some(other) => Err(format!("plugin must be a name, not {other}")),
+        }
+    }
+
+    fn status(&mut self, id: RawId, m: &Message) {
+        let params = jsonrpc::parse(&m.raw).and_then(|v| v.get("params").cloned());
+        let has_arg = match &params {
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::Object(o)) => o.contains_key("plugin"),
+            _ => false,
+        };
+        let chosen: Vec<PluginId> = if has_arg {
+            match self.find_plugin(params.as_ref()) {
+                Ok(p) => vec![p],
+                Err(e) => return self.link.send(jsonrpc::error(&id, INVALID_PARAMS, &e)),
+            }
+        } else {
+            (0..self.plugins.len()).collect()
+        };
+        let list: Vec<Value> = chosen.iter().map(|&p| self.plugins[p].status(self.router.count(p))).collect();
+        self.link.send(jsonrpc::response(&id, json!({ "plugins": list })));
+    }
+
+    fn restart_method(&mut self, id: RawId, m: &Message) {
+        if self.shutting_down {
+            return self.link.send(jsonrpc::error(&id, jsonrpc::PLUGIN_TERMINATED, "shutting down"));
+        }
+        let params = jsonrpc::parse(&m.raw).and_then(|v| v.get("params").cloned());
+        match self.find_plugin(params.as_ref()) {
+            Ok(p) => self.restart(p, id),
+            Err(e) => self.link.send(jsonrpc::error(&id, INVALID_PARAMS, &e)),
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        self.watcher = None;
+        for p in 0..self.plugins.len() {
+            let plugin = &mut self.plugins[p];
+            match std::mem::replace(&mut plugin.phase, Phase::Down { reason: "shutting down".into() }) {
+                Phase::Serving { gen } | Phase::Draining { gen, .. } | Phase::Starting { gen, .. } => {
+                    self.stop(p, gen, None)
+                }
+                Phase::Stopping { gen, .. } => self.plugins[p].phase = Phase::Stopping { gen, then: None },
+                down @ Phase::Down { .. } => self.plugins[p].phase = down,
+            }
+        }
+        let tx = self.events.clone();
+        let deadline = self.config.stop_timeout * 3;
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            let _ = tx.send(Event::ShutdownDeadline);
+        });
+        self.shutdown_progress();
+    }
+
+    /// Exits once every plugin is down.
+    pub(crate) fn shutdown_progress(&mut self) {
+        if self.shutting_down && self.plugins.iter().all(|p| matches!(p.phase, Phase::Down { .. })) {
+            self.exit = true;
+        }
+    }
+}

@@ -1,0 +1,802 @@
+//! The life cycle of each managed plugin: start, serve, reload, drain,
+//! crash, back off, stop.
+//!
+//! Owns: each plugin's [`Phase`] and the transitions between phases, the
+//! queue of requests held while no generation can take them, and the
+//! figures `autoreload-status` reports. Must not: parse lightningd's
+//! traffic or decide routes; the host hands it requests and events.
+//!
+//! Native plugins reload break-before-make: the old process may hold
+//! something exclusive (a port, a lock), so it finishes its requests in
+//! flight (within the grace period), is stopped, and only then does the new
+//! one start. Requests that arrive meanwhile wait in the held queue.
+
+use crate::backend::{native, BackendKind, Instance, InstanceEvent};
+use crate::framing::{preview, Kind, Message, RawId};
+use crate::host::{Event, Host, Timer};
+use crate::init::CachedInit;
+use crate::jsonrpc::{self, PLUGIN_TERMINATED};
+use crate::link::Level;
+use crate::manifest::{Diff, Manifest};
+use crate::router::{PluginId, ReqKind, Request};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Why a plugin (re)starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// lightningd started the host.
+    Startup,
+    /// Its file changed.
+    FileChanged,
+    /// `autoreload-restart`.
+    Restart,
+    /// The previous generation exited on its own.
+    Crash,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Startup => "start-up",
+            Trigger::FileChanged => "file changed",
+            Trigger::Restart => "autoreload-restart",
+            Trigger::Crash => "crash",
+        }
+    }
+}
+
+/// A reload on its way: what asked for it and since when.
+#[derive(Debug, Clone, Copy)]
+pub struct Pending {
+    trigger: Trigger,
+    since: Instant,
+}
+
+impl Pending {
+    /// A reload asked for now.
+    pub fn now(trigger: Trigger) -> Pending {
+        Pending {
+            trigger,
+            since: Instant::now(),
+        }
+    }
+}
+
+/// One running instance of the plugin.
+#[derive(Debug)]
+pub struct Generation {
+    /// 1 for the first instance, +1 for each start.
+    pub number: u64,
+    instance: Instance,
+    /// Its manifest, once it answered getmanifest.
+    manifest: Option<Manifest>,
+    /// Its last stderr lines, to explain a crash.
+    stderr_tail: VecDeque<String>,
+}
+
+impl Generation {
+    /// Sends a message to this generation.
+    pub(crate) fn send(&self, msg: bytes::Bytes) {
+        self.instance.send(msg);
+    }
+
+    /// Kills this generation (and anything it started).
+    pub(crate) fn instance_kill(&self) {
+        self.instance.kill();
+    }
+}
+
+/// Where a generation is in its start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// getmanifest sent.
+    Manifest,
+    /// Manifest received; lightningd has not sent init yet.
+    WaitInit,
+    /// init sent.
+    Init,
+}
+
+/// What a managed plugin is doing.
+#[derive(Debug)]
+pub enum Phase {
+    /// Not running. Requests are answered on its behalf.
+    Down { reason: String },
+    /// A generation is starting; requests are held.
+    Starting { gen: Generation, step: Step, pending: Pending },
+    /// A generation is serving; requests go to it.
+    Serving { gen: Generation },
+    /// A reload was asked for; the generation finishes what it has in
+    /// flight while new requests are held.
+    Draining { gen: Generation, pending: Pending },
+    /// The generation was told to stop; `then` says whether a new one
+    /// starts once it is gone.
+    Stopping { gen: Generation, then: Option<Pending> },
+}
+
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::Down { .. } => "down",
+            Phase::Starting { .. } => "starting",
+            Phase::Serving { .. } => "serving",
+            Phase::Draining { .. } => "draining",
+            Phase::Stopping { .. } => "stopping",
+        }
+    }
+
+    /// The generation running now, if any.
+    pub fn generation(&self) -> Option<&Generation> {
+        match self {
+            Phase::Down { .. } => None,
+            Phase::Starting { gen, .. }
+            | Phase::Serving { gen }
+            | Phase::Draining { gen, .. }
+            | Phase::Stopping { gen, .. } => Some(gen),
+        }
+    }
+
+    fn generation_mut(&mut self) -> Option<&mut Generation> {
+        match self {
+            Phase::Down { .. } => None,
+            Phase::Starting { gen, .. }
+            | Phase::Serving { gen }
+            | Phase::Draining { gen, .. }
+            | Phase::Stopping { gen, .. } => Some(gen),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ReloadRecord {
+    trigger: Trigger,
+    generation: u64,
+    duration: Duration,
+    at: SystemTime,
+}
+
+/// One plugin under cln-autoreload's care.
+#[derive(Debug)]
+pub struct ManagedPlugin {
+    /// Its file name, as lightningd would call it.
+    pub name: String,
+    /// The path it was given as (absolute).
+    pub path: PathBuf,
+    /// How it runs.
+    pub backend: BackendKind,
+    /// What it is doing.
+    pub phase: Phase,
+    /// Bumped on every phase change, so stale timers are ignored.
+    pub epoch: u64,
+    generations: u64,
+    /// The manifest lightningd registered for it, if any.
+    pub registered: Option<Manifest>,
+    /// Requests waiting for a generation that can take them.
+    pub held: VecDeque<Request>,
+    restart_waiters: Vec<RawId>,
+    reloads: u64,
+    crashes: u64,
+    recent_crashes: VecDeque<Instant>,
+    last_reload: Option<ReloadRecord>,
+    last_error: Option<String>,
+    last_diff: Option<Diff>,
+    /// Notifications that found no live generation.
+    pub dropped_notifications: u64,
+    busy_retries: u32,
+}
+
+impl ManagedPlugin {
+    /// A plugin not started yet.
+    pub fn new(path: PathBuf) -> ManagedPlugin {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        ManagedPlugin {
+            name,
+            backend: BackendKind::for_path(&path),
+            path,
+            phase: Phase::Down {
+                reason: "not started yet".into(),
+            },
+            epoch: 0,
+            generations: 0,
+            registered: None,
+            held: VecDeque::new(),
+            restart_waiters: vec![],
+            reloads: 0,
+            crashes: 0,
+            recent_crashes: VecDeque::new(),
+            last_reload: None,
+            last_error: None,
+            last_diff: None,
+            dropped_notifications: 0,
+            busy_retries: 0,
+        }
+    }
+
+    /// The manifest of the generation running now, else the registered one.
+    pub fn current_manifest(&self) -> Option<&Manifest> {
+        self.phase
+            .generation()
+            .and_then(|g| g.manifest.as_ref())
+            .or(self.registered.as_ref())
+    }
+
+    /// Whether it is past getmanifest (manifest known or failed).
+    pub fn manifest_settled(&self) -> bool {
+        !matches!(self.phase, Phase::Starting { step: Step::Manifest, .. })
+    }
+
+    /// Whether it is past init (serving or down).
+    pub fn init_settled(&self) -> bool {
+        !matches!(self.phase, Phase::Starting { .. })
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        self.epoch += 1;
+        self.phase = phase;
+    }
+
+    /// The status entry for `autoreload-status`.
+    pub fn status(&self, in_flight: usize) -> Value {
+        let gen = self.phase.generation();
+        let mut s = json!({
+            "name": self.name,
+            "path": self.path,
+            "backend": self.backend.name(),
+            "state": self.phase.name(),
+            "generation": gen.map(|g| g.number),
+            "pid": gen.and_then(|g| g.instance.pid),
+            "reloads": self.reloads,
+            "crashes": self.crashes,
+            "in_flight": in_flight,
+            "held": self.held.len(),
+            "dropped_notifications": self.dropped_notifications,
+            "registered": self.registered.is_some(),
+            "last_error": self.last_error,
+        });
+        if let Phase::Down { reason } = &self.phase {
+            s["down_reason"] = json!(reason);
+        }
+        if let Some(r) = &self.last_reload {
+            s["last_reload"] = json!({
+                "trigger": r.trigger.as_str(),
+                "generation": r.generation,
+                "duration_ms": r.duration.as_secs_f64() * 1000.0,
+                "at": r.at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            });
+        }
+        if let Some(d) = &self.last_diff {
+            s["manifest_changes"] = d.to_json();
+        }
+        s
+    }
+}
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+const BUSY_RETRY: Duration = Duration::from_millis(20);
+const BUSY_RETRIES: u32 = 100;
+const CRASH_WINDOW: Duration = Duration::from_secs(10);
+const CRASHES_BEFORE_BACKOFF: usize = 3;
+
+impl Host {
+    /// Starts a new generation of plugin `p` now.
+    pub(crate) fn start(&mut self, p: PluginId, pending: Pending) {
+        let plugin = &mut self.plugins[p];
+        let number = plugin.generations + 1;
+        let tx = self.events.clone();
+        let report = move |event| {
+            let _ = tx.send(Event::Instance {
+                plugin: p,
+                generation: number,
+                event,
+            });
+        };
+        let spawned = match plugin.backend {
+            BackendKind::Native => native::spawn(&plugin.path, self.config.developer, report),
+        };
+        let instance = match spawned {
+            Ok(i) => i,
+            Err(e) if native::is_busy(&e) && plugin.busy_retries < BUSY_RETRIES => {
+                // Still open for writing (a compiler finishing): shortly.
+                plugin.busy_retries += 1;
+                plugin.set_phase(Phase::Down {
+                    reason: "file busy, retrying".into(),
+                });
+                self.pending_retry(p, pending);
+                return;
+            }
+            Err(e) => {
+                let why = match e.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        format!("{} does not exist (or its #! interpreter is missing)", plugin.path.display())
+                    }
+                    std::io::ErrorKind::PermissionDenied => {
+                        format!("{} is not executable: chmod +x it", plugin.path.display())
+                    }
+                    _ => format!("cannot start {}: {e}", plugin.path.display()),
+                };
+                self.fail(p, why);
+                return;
+            }
+        };
+        plugin.busy_retries = 0;
+        plugin.generations = number;
+        let id = RawId::from_string(&format!("autoreload:getmanifest#{number}"));
+        instance.send(jsonrpc::request(&id, "getmanifest", &self.getmanifest_params));
+        plugin.set_phase(Phase::Starting {
+            gen: Generation {
+                number,
+                instance,
+                manifest: None,
+                stderr_tail: VecDeque::new(),
+            },
+            step: Step::Manifest,
+            pending,
+        });
+        self.after(STARTUP_TIMEOUT, p, Timer::StartTimeout);
+    }
+
+    fn pending_retry(&mut self, p: PluginId, pending: Pending) {
+        self.retry_pending[p] = Some(pending);
+        self.after(BUSY_RETRY, p, Timer::Retry);
+    }
+
+    /// Asks for a new generation of `p` (file changed, restart). An
+    /// existing generation drains, then stops; the new one starts after.
+    pub(crate) fn reload(&mut self, p: PluginId, trigger: Trigger) {
+        let pending = Pending::now(trigger);
+        let plugin = &mut self.plugins[p];
+        match std::mem::replace(&mut plugin.phase, Phase::Down { reason: String::new() }) {
+            Phase::Down { .. } => {
+                plugin.recent_crashes.clear();
+                self.start(p, pending);
+            }
+            Phase::Serving { gen } => {
+                if self.router.count(p) == 0 {
+                    self.stop(p, gen, Some(pending));
+                } else {
+                    plugin.set_phase(Phase::Draining { gen, pending });
+                    self.after(self.config.grace, p, Timer::GraceOver);
+                }
+            }
+            // A half-started generation is stale: stop it, start afresh.
+            Phase::Starting { gen, .. } => self.stop(p, gen, Some(pending)),
+            // Already on the way to a new generation, which will read the
+            // newest file.
+            phase @ (Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. }) => plugin.phase = phase,
+            phase @ Phase::Stopping { then: None, .. } => plugin.phase = phase,
+        }
+    }
+
+    /// Tells a generation to stop: shutdown notification (if it wants
+    /// one), stdin closed, then SIGTERM and SIGKILL if it lingers.
+    pub(crate) fn stop(&mut self, p: PluginId, mut gen: Generation, then: Option<Pending>) {
+        if gen.manifest.as_ref().is_some_and(|m| m.subscribes("shutdown")) {
+            gen.instance
+                .send(jsonrpc::notification("shutdown", json!({"shutdown": {}})));
+        }
+        gen.instance.close_stdin();
+        self.plugins[p].set_phase(Phase::Stopping { gen, then });
+        self.after(self.config.stop_timeout, p, Timer::Terminate);
+    }
+
+    /// Plugin `p` could not start (or crashed in a loop): it stays down
+    /// until its file changes or `autoreload-restart`.
+    fn fail(&mut self, p: PluginId, why: String) {
+        let plugin = &mut self.plugins[p];
+        self.link
+            .log(Level::Warn, format!("[{}] not running: {why}", plugin.name));
+        plugin.last_error = Some(why.clone());
+        plugin.set_phase(Phase::Down { reason: why.clone() });
+        let waiters = std::mem::take(&mut plugin.restart_waiters);
+        for id in waiters {
+            self.link.send(jsonrpc::error(
+                &id,
+                PLUGIN_TERMINATED,
+                &format!("reload of {} failed: {why}", self.plugins[p].name),
+            ));
+        }
+        self.flush_held(p);
+    }
+
+    /// Answers every held request on the plugin's behalf, except those
+    /// that only the plugin may answer (`db_write`).
+    fn flush_held(&mut self, p: PluginId) {
+        let held = std::mem::take(&mut self.plugins[p].held);
+        for req in held {
+            self.unavailable(p, req);
+        }
+    }
+
+    /// Answers a request no generation of `p` can take now.
+    pub(crate) fn unavailable(&mut self, p: PluginId, req: Request) {
+        let plugin = &mut self.plugins[p];
+        match &req.kind {
+            ReqKind::Hook(_) if req.kind.must_reach_plugin() => plugin.held.push_back(req),
+            ReqKind::Hook(_) => self.link.send(jsonrpc::hook_continue(&req.id)),
+            ReqKind::Rpc => {
+                let why = match &plugin.phase {
+                    Phase::Down { reason } => reason.clone(),
+                    other => other.name().to_string(),
+                };
+                let msg = format!(
+                    "{} is not running: {why}. Fix it and save the file, or call autoreload-restart.",
+                    plugin.name
+                );
+                self.link.send(jsonrpc::error(&req.id, PLUGIN_TERMINATED, &msg));
+            }
+        }
+    }
+
+    /// Something the plugin's instance reported.
+    pub(crate) fn on_instance(&mut self, p: PluginId, number: u64, event: InstanceEvent) {
+        let plugin = &mut self.plugins[p];
+        let current = plugin.phase.generation().map(|g| g.number) == Some(number);
+        match event {
+            InstanceEvent::Message(m) => {
+                if current {
+                    self.on_message(p, number, m);
+                } else if let Kind::Response { id } = &m.kind {
+                    // An old generation answering late: its requests were
+                    // already answered or handed to the new one.
+                    self.link.log(
+                        Level::Debug,
+                        format!("[{}] late response {id} from generation {number} dropped", plugin.name),
+                    );
+                }
+            }
+            InstanceEvent::Garbage { bytes, reason } => {
+                self.link.log(
+                    Level::Warn,
+                    format!(
+                        "[{}] wrote something that is not JSON-RPC to stdout ({reason}); lightningd would have killed it for this. Use stderr or a log notification: {}",
+                        plugin.name,
+                        preview(&bytes, 400)
+                    ),
+                );
+            }
+            InstanceEvent::Stderr(line) => {
+                if let Some(g) = plugin.phase.generation_mut().filter(|g| g.number == number) {
+                    if g.stderr_tail.len() == 20 {
+                        g.stderr_tail.pop_front();
+                    }
+                    g.stderr_tail.push_back(line.clone());
+                }
+                self.link.log(Level::Info, format!("[{}] {line}", plugin.name));
+            }
+            InstanceEvent::Exited(how) => {
+                if current {
+                    self.on_exit(p, how);
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, p: PluginId, number: u64, m: Message) {
+        if let Kind::Response { id } = &m.kind {
+            let step = match &self.plugins[p].phase {
+                Phase::Starting { step, .. } => Some(*step),
+                _ => None,
+            };
+            let expected = match step {
+                Some(Step::Manifest) => Some(format!("autoreload:getmanifest#{number}")),
+                Some(Step::Init) => Some(format!("autoreload:init#{number}")),
+                _ => None,
+            };
+            if let Some(expected) = expected {
+                if id == &RawId::from_string(&expected) {
+                    match step {
+                        Some(Step::Manifest) => self.on_manifest(p, &m),
+                        _ => self.on_init_answer(p, &m),
+                    }
+                    return;
+                }
+            }
+        }
+        self.from_plugin(p, number, m);
+    }
+
+    fn on_manifest(&mut self, p: PluginId, m: &Message) {
+        let answer = jsonrpc::parse(&m.raw);
+        let result = answer.as_ref().and_then(|v| v.get("result"));
+        let parsed = match result {
+            Some(r) => Manifest::from_result(r),
+            None => Err(format!(
+                "getmanifest failed: {}",
+                answer
+                    .as_ref()
+                    .and_then(|v| v.get("error"))
+                    .map_or_else(|| "no result".into(), Value::to_string)
+            )),
+        };
+        let plugin = &mut self.plugins[p];
+        let (manifest, problems) = match parsed {
+            Ok(x) => x,
+            Err(why) => return self.start_failed(p, why),
+        };
+        for problem in &problems {
+            self.link
+                .log(Level::Warn, format!("[{}] manifest: {problem}", plugin.name));
+        }
+        if let Some(why) = manifest.disabled() {
+            return self.start_failed(p, format!("it disabled itself: {why}"));
+        }
+        if let Some(registered) = &plugin.registered {
+            let diff = Diff::between(registered, &manifest);
+            if !diff.is_empty() {
+                self.link.log(
+                    Level::Info,
+                    format!(
+                        "[{}] manifest changed: {diff}. New methods, hooks and featurebits take a lightningd restart to register; removed methods answer an error until then",
+                        plugin.name
+                    ),
+                );
+            }
+            plugin.last_diff = Some(diff);
+        }
+        let Phase::Starting { gen, step, .. } = &mut plugin.phase else { return };
+        gen.manifest = Some(manifest);
+        *step = Step::WaitInit;
+        self.send_init(p);
+    }
+
+    /// Sends init to a generation waiting for it, once lightningd's init
+    /// is known.
+    pub(crate) fn send_init(&mut self, p: PluginId) {
+        let Some(cached) = &self.init else { return };
+        let plugin = &mut self.plugins[p];
+        let Phase::Starting { gen, step, .. } = &mut plugin.phase else { return };
+        if *step != Step::WaitInit {
+            return;
+        }
+        let Some(manifest) = &gen.manifest else { return };
+        let params = CachedInit::params_for(cached, plugin.registered.as_ref(), manifest);
+        let id = RawId::from_string(&format!("autoreload:init#{}", gen.number));
+        gen.instance.send(jsonrpc::request(&id, "init", params));
+        *step = Step::Init;
+    }
+
+    fn on_init_answer(&mut self, p: PluginId, m: &Message) {
+        let answer = jsonrpc::parse(&m.raw).unwrap_or(Value::Null);
+        if let Some(err) = answer.get("error") {
+            return self.start_failed(p, format!("init failed: {err}"));
+        }
+        if let Some(why) = answer.get("result").and_then(|r| r.get("disable")) {
+            return self.start_failed(p, format!("it disabled itself in init: {why}"));
+        }
+        let plugin = &mut self.plugins[p];
+        let Phase::Starting { gen, pending, .. } =
+            std::mem::replace(&mut plugin.phase, Phase::Down { reason: String::new() })
+        else {
+            return;
+        };
+        let took = pending.since.elapsed();
+        let number = gen.number;
+        plugin.set_phase(Phase::Serving { gen });
+        plugin.last_error = None;
+        if pending.trigger != Trigger::Startup {
+            plugin.reloads += 1;
+            self.link.log(
+                Level::Info,
+                format!(
+                    "[{}] reloaded ({}): generation {number} serving after {:.1} ms",
+                    plugin.name,
+                    pending.trigger.as_str(),
+                    took.as_secs_f64() * 1000.0
+                ),
+            );
+        }
+        plugin.last_reload = Some(ReloadRecord {
+            trigger: pending.trigger,
+            generation: number,
+            duration: took,
+            at: SystemTime::now(),
+        });
+        let waiters = std::mem::take(&mut plugin.restart_waiters);
+        let answer = json!({
+            "plugin": plugin.name,
+            "generation": number,
+            "duration_ms": took.as_secs_f64() * 1000.0,
+            "manifest_changes": plugin.last_diff.as_ref().map(Diff::to_json),
+        });
+        for id in waiters {
+            self.link.send(jsonrpc::response(&id, &answer));
+        }
+        let held = std::mem::take(&mut self.plugins[p].held);
+        for req in held {
+            self.to_plugin(p, req);
+        }
+        self.startup_progress();
+    }
+
+    fn start_failed(&mut self, p: PluginId, why: String) {
+        let plugin = &mut self.plugins[p];
+        let Phase::Starting { gen, .. } =
+            std::mem::replace(&mut plugin.phase, Phase::Down { reason: String::new() })
+        else {
+            return;
+        };
+        gen.instance.kill();
+        self.fail(p, why);
+        self.startup_progress();
+    }
+
+    /// The current generation ended.
+    fn on_exit(&mut self, p: PluginId, how: String) {
+        let plugin = &mut self.plugins[p];
+        let phase = std::mem::replace(&mut plugin.phase, Phase::Down { reason: String::new() });
+        plugin.epoch += 1;
+        let Some(gen) = phase.generation() else { return };
+        let number = gen.number;
+        let tail: Vec<String> = gen.stderr_tail.iter().cloned().collect();
+        // Make sure nothing it started outlives it.
+        gen.instance.kill();
+        let name = plugin.name.clone();
+        let expected = matches!(phase, Phase::Stopping { .. });
+        let why = if expected {
+            format!("generation {number} stopped for a reload")
+        } else {
+            let mut w = format!("generation {number} {how}");
+            if !tail.is_empty() {
+                w.push_str(&format!("; its last stderr lines: {}", tail.join(" | ")));
+            }
+            w
+        };
+        // Whatever it was asked and never answered.
+        for f in self.router.orphaned(p, number) {
+            match f.request.kind {
+                ReqKind::Hook(_) => self.plugins[p].held.push_back(f.request),
+                ReqKind::Rpc => self.link.send(jsonrpc::error(
+                    &f.request.id,
+                    PLUGIN_TERMINATED,
+                    &format!(
+                        "{name} {} before answering {}: {why}. Call again.",
+                        if expected { "was reloaded" } else { "crashed" },
+                        f.request.method
+                    ),
+                )),
+            }
+        }
+        match phase {
+            Phase::Stopping { then: Some(pending), .. } => self.start(p, pending),
+            Phase::Stopping { then: None, .. } => {
+                self.plugins[p].phase = Phase::Down {
+                    reason: "stopped".into(),
+                };
+                self.flush_held(p);
+                self.shutdown_progress();
+            }
+            Phase::Starting { .. } => {
+                self.plugins[p].crashes += 1;
+                self.fail(p, format!("{why} (during start-up)"));
+                self.startup_progress();
+            }
+            Phase::Serving { .. } | Phase::Draining { .. } => {
+                let plugin = &mut self.plugins[p];
+                plugin.crashes += 1;
+                plugin.last_error = Some(why.clone());
+                self.link.log(Level::Warn, format!("[{name}] {why}"));
+                let now = Instant::now();
+                plugin.recent_crashes.push_back(now);
+                while plugin
+                    .recent_crashes
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
+                {
+                    plugin.recent_crashes.pop_front();
+                }
+                let pending = Pending {
+                    trigger: Trigger::Crash,
+                    since: now,
+                };
+                if plugin.recent_crashes.len() < CRASHES_BEFORE_BACKOFF {
+                    self.start(p, pending);
+                } else {
+                    let n = plugin.recent_crashes.len();
+                    let backoff = Duration::from_millis(500 << (n - CRASHES_BEFORE_BACKOFF).min(6));
+                    let reason = format!(
+                        "crash loop: {n} crashes within {}s, next try in {:.1}s (or on file change); last: {why}",
+                        CRASH_WINDOW.as_secs(),
+                        backoff.as_secs_f64()
+                    );
+                    self.fail(p, reason);
+                    self.retry_pending[p] = Some(pending);
+                    self.after(backoff, p, Timer::Retry);
+                }
+            }
+            Phase::Down { .. } => {}
+        }
+    }
+
+    /// A timer set for plugin `p` went off.
+    pub(crate) fn on_timer(&mut self, p: PluginId, epoch: u64, timer: Timer) {
+        let plugin = &mut self.plugins[p];
+        if plugin.epoch != epoch {
+            return;
+        }
+        match timer {
+            Timer::GraceOver => {
+                if let Phase::Draining { .. } = plugin.phase {
+                    self.drained(p);
+                }
+            }
+            Timer::Terminate => {
+                if let Phase::Stopping { gen, .. } = &plugin.phase {
+                    gen.instance.terminate();
+                    let t = self.config.stop_timeout;
+                    // Same epoch: the kill is for this very stop.
+                    self.after(t, p, Timer::Kill);
+                }
+            }
+            Timer::Kill => {
+                if let Phase::Stopping { gen, .. } = &plugin.phase {
+                    self.link.log(
+                        Level::Warn,
+                        format!("[{}] ignored shutdown and SIGTERM: killed", plugin.name),
+                    );
+                    gen.instance.kill();
+                }
+            }
+            Timer::StartTimeout => {
+                if let Phase::Starting { .. } = plugin.phase {
+                    let why = format!(
+                        "no answer to getmanifest/init within {}s",
+                        STARTUP_TIMEOUT.as_secs()
+                    );
+                    self.start_failed(p, why);
+                }
+            }
+            Timer::Retry => {
+                if let (Phase::Down { .. }, Some(pending)) = (&plugin.phase, self.retry_pending[p].take()) {
+                    self.start(p, pending);
+                }
+            }
+        }
+    }
+
+    /// A draining generation has nothing left in flight (or its grace is
+    /// over): stop it and go on with the reload.
+    pub(crate) fn drained(&mut self, p: PluginId) {
+        let plugin = &mut self.plugins[p];
+        if let Phase::Draining { gen, pending } =
+            std::mem::replace(&mut plugin.phase, Phase::Down { reason: String::new() })
+        {
+            self.stop(p, gen, Some(pending));
+        }
+    }
+
+    /// `autoreload-restart`: answer `id` once the new generation serves.
+    pub(crate) fn restart(&mut self, p: PluginId, id: RawId) {
+        self.plugins[p].restart_waiters.push(id);
+        let reloading = matches!(
+            self.plugins[p].phase,
+            Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. }
+        );
+        if !reloading {
+            self.reload(p, Trigger::Restart);
+        }
+    }
+
+    /// Sends a request to `p`'s serving generation, or holds it.
+    pub(crate) fn to_plugin(&mut self, p: PluginId, req: Request) {
+        let plugin = &mut self.plugins[p];
+        match &plugin.phase {
+            Phase::Serving { gen } => {
+                gen.instance.send(req.raw.clone());
+                let number = gen.number;
+                self.router.sent(p, number, req);
+            }
+            Phase::Starting { .. } | Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. } => {
+                plugin.held.push_back(req)
+            }
+            // The file is being written: the start is only postponed.
+            Phase::Down { .. } if plugin.busy_retries > 0 => plugin.held.push_back(req),
+            Phase::Down { .. } | Phase::Stopping { then: None, .. } => self.unavailable(p, req),
+        }
+    }
+}

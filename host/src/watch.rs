@@ -1,0 +1,139 @@
+//! Notices when a plugin's file has a new version.
+//!
+//! One `notify` watcher on the parent directories (editors and compilers
+//! replace files by rename, which a watch on the file itself would lose),
+//! and a settle window per file, so that one save counts as exactly one
+//! change and a file still being written never counts. Arming events are
+//! the ones that end a write: close-after-write, rename onto the path,
+//! creation (a hard link from `cargo build`), metadata (`touch`, `chmod`).
+//! A data write in progress disarms until the writer closes the file.
+//!
+//! Owns: file system events and the settle window. Must not: start or stop
+//! plugins; it only reports "this plugin's file changed".
+
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::time::Instant;
+
+/// Keeps the watch alive; dropping it stops watching.
+pub struct Watcher {
+    _inner: RecommendedWatcher,
+}
+
+/// Watches `files` (each with a key returned on change), reporting a key
+/// through `changed` once its file has settled for `settle`.
+pub fn watch<K: Copy + Send + 'static>(
+    files: &[(K, PathBuf)],
+    settle: Duration,
+    changed: impl Fn(K) + Send + 'static,
+) -> notify::Result<(Watcher, Vec<String>)> {
+    let (tx, rx) = unbounded_channel();
+    let mut inner = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        let _ = tx.send(ev);
+    })?;
+    let mut targets: HashMap<PathBuf, K> = HashMap::new();
+    let mut dirs: Vec<PathBuf> = vec![];
+    let mut problems = vec![];
+    for (key, path) in files {
+        let mut names = vec![path.clone()];
+        // A symlink's target changes where the target lives.
+        if let Ok(real) = std::fs::canonicalize(path) {
+            if &real != path {
+                names.push(real);
+            }
+        }
+        for name in names {
+            let Some(dir) = name.parent().map(Path::to_path_buf) else { continue };
+            if !dirs.contains(&dir) {
+                match inner.watch(&dir, RecursiveMode::NonRecursive) {
+                    Ok(()) => dirs.push(dir),
+                    Err(e) => problems.push(format!("cannot watch {}: {e}", dir.display())),
+                }
+            }
+            targets.insert(name, *key);
+        }
+    }
+    tokio::spawn(settle_loop(rx, targets, settle, changed));
+    Ok((Watcher { _inner: inner }, problems))
+}
+
+#[derive(Default)]
+struct FileState {
+    /// When it fires, if armed.
+    deadline: Option<Instant>,
+    /// A write is in progress (data modified, not yet closed).
+    writing: bool,
+}
+
+async fn settle_loop<K: Copy>(
+    mut rx: UnboundedReceiver<notify::Result<notify::Event>>,
+    targets: HashMap<PathBuf, K>,
+    settle: Duration,
+    changed: impl Fn(K),
+) {
+    let mut state: HashMap<PathBuf, FileState> = HashMap::new();
+    loop {
+        let next = state.values().filter_map(|s| s.deadline).min();
+        let ev = match next {
+            Some(at) => tokio::select! {
+                ev = rx.recv() => ev,
+                _ = tokio::time::sleep_until(at) => {
+                    let now = Instant::now();
+                    for (path, s) in state.iter_mut() {
+                        if s.deadline.is_some_and(|d| d <= now) {
+                            s.deadline = None;
+                            if let Some(k) = targets.get(path) {
+                                changed(*k);
+                            }
+                        }
+                    }
+                    continue;
+                }
+            },
+            None => rx.recv().await,
+        };
+        let Some(ev) = ev else { return };
+        let Ok(ev) = ev else { continue };
+        for path in &ev.paths {
+            if !targets.contains_key(path) {
+                continue;
+            }
+            let s = state.entry(path.clone()).or_default();
+            let arms = match ev.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                    s.writing = false;
+                    true
+                }
+                EventKind::Modify(ModifyKind::Data(_)) => {
+                    s.writing = true;
+                    false
+                }
+                EventKind::Modify(ModifyKind::Name(RenameMode::From)) => false,
+                EventKind::Modify(ModifyKind::Name(_)) | EventKind::Create(_) => {
+                    s.writing = false;
+                    true
+                }
+                EventKind::Modify(ModifyKind::Metadata(_)) => !s.writing,
+                EventKind::Remove(_) => {
+                    s.writing = false;
+                    s.deadline = None;
+                    false
+                }
+                _ => false,
+            };
+            let deadline = Instant::now() + settle;
+            if arms {
+                s.deadline = Some(deadline);
+            } else if s.writing {
+                s.deadline = None;
+            } else if s.deadline.is_some() {
+                // More activity on an armed file: wait for it to settle.
+                s.deadline = Some(deadline);
+            }
+        }
+    }
+}
