@@ -543,6 +543,7 @@ impl Host {
         gen.manifest = Some(manifest);
         *step = Step::WaitInit;
         self.send_init(p);
+        self.startup_progress();
     }
 
     /// Sends init to a generation waiting for it, once lightningd's init
