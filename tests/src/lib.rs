@@ -1,1 +1,702 @@
+//! Test support for cln-autoreload: start a node (the lightningd stand-in,
+//! or a real lightningd when `LIGHTNINGD` names one) with the host as its
+//! plugin, call it over its `lightning-rpc` socket, write plugin versions,
+//! and wait for things to happen, always with a bound that fails loudly.
 
+use anyhow::{anyhow, bail, Context as _, Result};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::process::{Child, Command};
+
+/// How long any single wait in a test may take before it fails.
+pub const BOUND: Duration = Duration::from_secs(30);
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared` beside the checkout.
+pub fn shared() -> PathBuf {
+    root().join("../shared")
+}
+
+/// The directory cargo builds into.
+pub fn target_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(d);
+    }
+    // <target>/<profile>/deps/<test-exe>
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent()?.parent()?.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// The host binary, built (once per test process) if needed.
+pub fn host_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let profile = if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        };
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "cln-autoreload",
+            "--bin",
+            "cln-autoreload",
+        ])
+        .current_dir(root());
+        if profile == "release" {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building cln-autoreload failed");
+        target_dir().join(profile).join("cln-autoreload")
+    })
+    .clone()
+}
+
+/// The stand-in binary.
+pub fn standin_bin() -> PathBuf {
+    // Cargo builds a package's binaries before its integration tests.
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    target_dir().join(profile).join("lightningd-standin")
+}
+
+/// The real lightningd to test against, if `LIGHTNINGD` names one.
+pub fn real_lightningd() -> Option<PathBuf> {
+    std::env::var_os("LIGHTNINGD")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// A fresh temporary directory that lives as long as the value.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("autoreload-test-")
+        .tempdir()
+        .expect("a temp dir")
+}
+
+/// An error answered by lightningd (or the stand-in).
+#[derive(Debug, Clone)]
+pub struct RpcError {
+    /// The error object.
+    pub error: Value,
+}
+
+impl RpcError {
+    /// The error's code.
+    pub fn code(&self) -> i64 {
+        self.error["code"].as_i64().unwrap_or(0)
+    }
+    /// The error's message.
+    pub fn message(&self) -> String {
+        self.error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+/// How to start a node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeBuilder {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    env_remove: Vec<String>,
+    launch_dir: Option<PathBuf>,
+    with_host: bool,
+    host_path: Option<PathBuf>,
+    standin_only: bool,
+}
+
+impl NodeBuilder {
+    /// A node running cln-autoreload as a plugin.
+    pub fn new() -> NodeBuilder {
+        NodeBuilder {
+            with_host: true,
+            ..Default::default()
+        }
+    }
+
+    /// Adds a command line argument (e.g. `--autoreload-plugin=x`).
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Sets an environment variable for the node (and so its plugins).
+    pub fn env(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Removes an environment variable (e.g. `PWD`).
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.env_remove.push(k.into());
+        self
+    }
+
+    /// The directory the node is launched from (its cwd and `PWD`).
+    pub fn launch_dir(mut self, d: &Path) -> Self {
+        self.launch_dir = Some(d.to_path_buf());
+        self
+    }
+
+    /// Runs the host through this path (a wrapper script) instead.
+    pub fn host_path(mut self, p: &Path) -> Self {
+        self.host_path = Some(p.to_path_buf());
+        self
+    }
+
+    /// Don't add `--plugin=cln-autoreload` (the test adds its own).
+    pub fn without_host(mut self) -> Self {
+        self.with_host = false;
+        self
+    }
+
+    /// This test needs the stand-in's dev methods: skipped with a real
+    /// lightningd.
+    pub fn standin_only(mut self) -> Self {
+        self.standin_only = true;
+        self
+    }
+
+    /// Starts the node and waits until its rpc socket answers. `None`
+    /// (with a line on stderr) when the test does not apply to the node
+    /// under test.
+    pub async fn start(self) -> Result<Option<Node>> {
+        let real = real_lightningd();
+        if real.is_some() && self.standin_only {
+            eprintln!("skipped against the real lightningd: needs the stand-in's dev methods");
+            return Ok(None);
+        }
+        let dir = tempdir();
+        let launch = self
+            .launch_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().to_path_buf());
+        let bin = real.clone().unwrap_or_else(standin_bin);
+        let mut cmd = Command::new(&bin);
+        cmd.arg(format!("--lightning-dir={}", dir.path().display()))
+            .arg("--network=regtest");
+        if real.is_some() {
+            cmd.arg("--disable-plugin=bcli")
+                .arg(format!(
+                    "--plugin={}",
+                    shared().join("tools/regtest-backend.py").display()
+                ))
+                .arg("--offline")
+                .arg("--log-level=debug")
+                .arg(format!("--log-file={}", dir.path().join("log").display()));
+        }
+        if self.with_host {
+            let host = self.host_path.clone().unwrap_or_else(host_bin);
+            cmd.arg(format!("--plugin={}", host.display()));
+        }
+        cmd.args(&self.args)
+            .current_dir(&launch)
+            .env("PWD", &launch)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for k in &self.env_remove {
+            cmd.env_remove(k);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stderr = child.stderr.take();
+        let stderr_buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(mut e) = stderr {
+            let buf = stderr_buf.clone();
+            tokio::spawn(async move {
+                let mut chunk = vec![0u8; 4096];
+                while let Ok(n) = e.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&chunk[..n]).into_owned();
+                    eprint!("{text}");
+                    if let Ok(mut b) = buf.lock() {
+                        b.push_str(&text);
+                    }
+                }
+            });
+        }
+        let rpc = dir.path().join("regtest/lightning-rpc");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let node = Node {
+            child,
+            dir,
+            rpc,
+            real: real.is_some(),
+            stderr: stderr_buf,
+        };
+        Self::wait_ready(node, deadline).await
+    }
+
+    async fn wait_ready(mut node: Node, deadline: Instant) -> Result<Option<Node>> {
+        loop {
+            if node.rpc.exists() && UnixStream::connect(&node.rpc).await.is_ok() {
+                return Ok(Some(node));
+            }
+            if let Some(status) = node.child.try_wait()? {
+                bail!(
+                    "the node exited during start-up ({status}): {}",
+                    node.stderr()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the node did not open its rpc socket within 60s: {}",
+                    node.stderr()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A running node (stand-in or real lightningd).
+pub struct Node {
+    child: Child,
+    /// Its lightning dir.
+    pub dir: tempfile::TempDir,
+    rpc: PathBuf,
+    /// Whether this is a real lightningd.
+    pub real: bool,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+static CALL_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Node {
+    /// What the node wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Calls `method`; fails the test if no answer comes within [`BOUND`].
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+        let n = CALL_ID.fetch_add(1, Ordering::Relaxed);
+        let req = json!({"jsonrpc": "2.0", "id": format!("test:{method}#{n}"), "method": method, "params": params});
+        let resp = self.call_raw(req.to_string().as_bytes()).await;
+        match resp.get("error") {
+            Some(e) => Err(RpcError { error: e.clone() }),
+            None => Ok(resp.get("result").cloned().unwrap_or(Value::Null)),
+        }
+    }
+
+    /// Calls and expects success.
+    pub async fn ok(&self, method: &str, params: Value) -> Value {
+        match self.call(method, params.clone()).await {
+            Ok(v) => v,
+            Err(e) => panic!(
+                "{method} {params} failed: {e}\nnode stderr:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Sends raw request bytes and returns the whole response object.
+    pub async fn call_raw(&self, request: &[u8]) -> Value {
+        match tokio::time::timeout(BOUND, self.try_call_raw(request)).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => panic!(
+                "call {} failed: {e:#}\nnode stderr:\n{}",
+                String::from_utf8_lossy(&request[..request.len().min(300)]),
+                self.stderr()
+            ),
+            Err(_) => panic!(
+                "no answer within {BOUND:?} to {}: a caller would hang forever\nnode stderr:\n{}",
+                String::from_utf8_lossy(&request[..request.len().min(300)]),
+                self.stderr()
+            ),
+        }
+    }
+
+    async fn try_call_raw(&self, request: &[u8]) -> Result<Value> {
+        let mut s = UnixStream::connect(&self.rpc).await?;
+        s.write_all(request).await?;
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            let n = s.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("connection closed without an answer");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
+            match it.next() {
+                Some(Ok(v)) => {
+                    // Skip notifications (message/progress) for this call.
+                    if v.get("id").is_some() {
+                        return Ok(v);
+                    }
+                    let off = it.byte_offset();
+                    buf.drain(..off);
+                }
+                Some(Err(e)) if e.is_eof() => continue,
+                Some(Err(e)) => bail!("bad JSON from node: {e}"),
+                None => continue,
+            }
+        }
+    }
+
+    /// All log lines so far (`getlog`), as `"TYPE source: text"`.
+    pub async fn logs(&self) -> Vec<String> {
+        let v = self.ok("getlog", json!({"level": "debug"})).await;
+        v["log"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|e| e.get("log").is_some())
+                    .map(|e| {
+                        format!(
+                            "{} {}: {}",
+                            e["type"].as_str().unwrap_or(""),
+                            e["source"].as_str().unwrap_or(""),
+                            e["log"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits until a log line contains `needle`; returns it.
+    pub async fn wait_log(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self.logs().await.into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            if start.elapsed() > BOUND {
+                panic!(
+                    "no log line with {needle:?} within {BOUND:?}; log:\n{}",
+                    self.logs().await.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until `autoreload-status` for the first plugin satisfies `f`.
+    pub async fn wait_status(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let s = self.ok("autoreload-status", json!({})).await;
+            if f(&s["plugins"][0]) {
+                return s["plugins"][0].clone();
+            }
+            if start.elapsed() > BOUND {
+                panic!("status never became {what} within {BOUND:?}: {s:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The host's entry in `plugin list`.
+    pub async fn host_entry(&self) -> Value {
+        let v = self.ok("plugin", json!({"subcommand": "list"})).await;
+        v["plugins"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|p| p["name"].as_str().is_some_and(|n| n.contains("autoreload")))
+            })
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    /// Asks the node to stop and waits for it to exit.
+    pub async fn stop(mut self) -> Result<std::process::ExitStatus> {
+        let _ = tokio::time::timeout(
+            BOUND,
+            self.try_call_raw(br#"{"jsonrpc":"2.0","id":"stop","method":"stop","params":{}}"#),
+        )
+        .await;
+        match tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await {
+            Ok(s) => Ok(s?),
+            Err(_) => Err(anyhow!("node did not exit within 60s of stop")),
+        }
+    }
+
+    /// The node's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// Writes a version of the configurable test plugin (tests/plugins/
+/// testplugin.py) to `path`, executable, atomically (write + rename).
+pub fn write_testplugin(path: &Path, config: &Value) {
+    let text = testplugin_text(config);
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, text).expect("write plugin");
+    make_executable(&tmp);
+    std::fs::rename(&tmp, path).expect("rename plugin into place");
+}
+
+/// The text of a version of the test plugin.
+pub fn testplugin_text(config: &Value) -> String {
+    static BODY: OnceLock<String> = OnceLock::new();
+    let body = BODY.get_or_init(|| {
+        let src = std::fs::read_to_string(root().join("tests/plugins/testplugin.py"))
+            .expect("testplugin.py");
+        let at = src.find("# --- body ---\n").expect("body marker");
+        src[at + "# --- body ---\n".len()..].to_string()
+    });
+    let literal = serde_json::to_string(&config.to_string()).expect("string");
+    format!("#!/usr/bin/env python3\nCONFIG = {literal}\n{body}")
+}
+
+/// chmod +x.
+pub fn make_executable(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut perm = std::fs::metadata(p).expect("metadata").permissions();
+    perm.set_mode(0o755);
+    std::fs::set_permissions(p, perm).expect("chmod");
+}
+
+/// Polls `f` until it returns `Some`, failing loudly after [`BOUND`].
+pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > BOUND {
+            panic!("{what}: not within {BOUND:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether process `pid` exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The host driven directly, the test acting as lightningd byte for byte:
+/// for replaying traces and feeding bad input.
+pub struct Direct {
+    child: Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    stdout: tokio::process::ChildStdout,
+    buf: Vec<u8>,
+    /// Every message the host wrote so far, in order.
+    pub seen: Vec<Value>,
+    /// The lightning dir (cwd is `<dir>/regtest`).
+    pub dir: tempfile::TempDir,
+}
+
+impl Direct {
+    /// Starts the host as lightningd would: argv is its path (plus `args`),
+    /// cwd `<lightning-dir>/regtest`, env plus `LIGHTNINGD_PLUGIN=1`.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Direct {
+        let dir = tempdir();
+        let cwd = dir.path().join("regtest");
+        std::fs::create_dir_all(&cwd).expect("mkdir");
+        let mut cmd = Command::new(host_bin());
+        cmd.args(args)
+            .current_dir(&cwd)
+            .env("LIGHTNINGD_PLUGIN", "1")
+            .env("LIGHTNINGD_VERSION", "v26.06.6")
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("host starts");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        Direct {
+            child,
+            stdin,
+            stdout,
+            buf: vec![],
+            seen: vec![],
+            dir,
+        }
+    }
+
+    /// Writes bytes to the host's stdin.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).await.expect("write to host");
+        stdin.flush().await.expect("flush");
+    }
+
+    /// Closes the host's stdin.
+    pub fn close(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The next message the host writes; fails after [`BOUND`]. Also
+    /// fails if the host writes anything that is not a JSON-RPC object:
+    /// lightningd would kill it for that.
+    pub async fn next(&mut self) -> Option<Value> {
+        match tokio::time::timeout(BOUND, self.next_inner()).await {
+            Ok(v) => v,
+            Err(_) => panic!(
+                "the host wrote nothing for {BOUND:?}; seen so far: {:#?}",
+                self.seen
+            ),
+        }
+    }
+
+    async fn next_inner(&mut self) -> Option<Value> {
+        loop {
+            let start = self
+                .buf
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(self.buf.len());
+            self.buf.drain(..start);
+            if !self.buf.is_empty() {
+                let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
+                match it.next() {
+                    Some(Ok(v)) => {
+                        let off = it.byte_offset();
+                        self.buf.drain(..off);
+                        assert!(
+                            v.get("jsonrpc").is_some(),
+                            "host wrote a JSON object without jsonrpc (lightningd kills for that): {v}"
+                        );
+                        self.seen.push(v.clone());
+                        return Some(v);
+                    }
+                    Some(Err(e)) if e.is_eof() => {}
+                    Some(Err(e)) => panic!(
+                        "host wrote something that is not JSON (lightningd kills for that): {e}: {}",
+                        String::from_utf8_lossy(&self.buf[..self.buf.len().min(300)])
+                    ),
+                    None => {}
+                }
+            }
+            let mut chunk = vec![0u8; 1 << 16];
+            let n = self
+                .stdout
+                .read(&mut chunk)
+                .await
+                .expect("read host stdout");
+            if n == 0 {
+                assert!(
+                    self.buf.iter().all(u8::is_ascii_whitespace),
+                    "host ended mid-message"
+                );
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads until the response to `id` (a JSON string id); returns it.
+    pub async fn response(&mut self, id: &str) -> Value {
+        loop {
+            match self.next().await {
+                Some(v)
+                    if v.get("id").and_then(Value::as_str) == Some(id)
+                        && v.get("method").is_none() =>
+                {
+                    return v
+                }
+                Some(_) => {}
+                None => panic!("host exited before answering {id}; seen: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Sends a request and returns its response.
+    pub async fn request(&mut self, id: &str, method: &str, params: Value) -> Value {
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send(format!("{msg}\n\n").as_bytes()).await;
+        self.response(id).await
+    }
+
+    /// Log lines the host wrote so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter(|v| v["method"] == "log")
+            .map(|v| {
+                format!(
+                    "{} {}",
+                    v["params"]["level"].as_str().unwrap_or(""),
+                    v["params"]["message"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
+    /// Waits for the host to exit (after shutdown or EOF).
+    pub async fn exited(&mut self) -> std::process::ExitStatus {
+        while self.next().await.is_some() {}
+        match tokio::time::timeout(BOUND, self.child.wait()).await {
+            Ok(s) => s.expect("wait"),
+            Err(_) => panic!("host did not exit within {BOUND:?}"),
+        }
+    }
+
+    /// The host's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// getmanifest as lightningd v26.06 sends it.
+pub fn getmanifest_bytes(n: u32) -> Vec<u8> {
+    format!("{{\"jsonrpc\":\"2.0\",\"id\":\"cln:getmanifest#{n}\",\"method\":\"getmanifest\",\"params\":{{\"allow-deprecated-apis\":false}}}}\n\n").into_bytes()
+}
+
+/// The trace file `name` from `../shared/cln-v26.06/traces`, or `None`
+/// (with a note) when `../shared` is not beside the checkout.
+pub fn trace(name: &str) -> Option<Vec<u8>> {
+    let p = shared().join("cln-v26.06/traces").join(name);
+    match std::fs::read(&p) {
+        Ok(b) => Some(b),
+        Err(_) => {
+            assert!(
+                std::env::var_os("AUTORELOAD_REQUIRE_TRACES").is_none(),
+                "AUTORELOAD_REQUIRE_TRACES is set but {} is missing",
+                p.display()
+            );
+            eprintln!("skipped: {} not found", p.display());
+            None
+        }
+    }
+}
