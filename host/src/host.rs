@@ -123,7 +123,12 @@ pub struct Host {
 impl Host {
     /// A host that will manage the plugins it finds once lightningd asks
     /// for the manifest. `argv` are plugin paths given on its command line.
-    pub fn new(config: Config, argv: Vec<PathBuf>, link: Link, events: UnboundedSender<Event>) -> Host {
+    pub fn new(
+        config: Config,
+        argv: Vec<PathBuf>,
+        link: Link,
+        events: UnboundedSender<Event>,
+    ) -> Host {
         Host {
             config,
             link,
@@ -163,7 +168,10 @@ impl Host {
             Event::Lightningd(Frame::Message(m)) => self.from_lightningd(m),
             Event::Lightningd(Frame::Garbage { bytes, reason }) => self.link.log(
                 Level::Warn,
-                format!("ignored input from lightningd that is not JSON-RPC ({reason}): {}", preview(&bytes, 200)),
+                format!(
+                    "ignored input from lightningd that is not JSON-RPC ({reason}): {}",
+                    preview(&bytes, 200)
+                ),
             ),
             Event::LightningdClosed => self.begin_shutdown(),
             Event::Instance {
@@ -176,9 +184,14 @@ impl Host {
                     self.reload(p, Trigger::FileChanged);
                 }
             }
-            Event::Timer { plugin, epoch, timer } => self.on_timer(plugin, epoch, timer),
+            Event::Timer {
+                plugin,
+                epoch,
+                timer,
+            } => self.on_timer(plugin, epoch, timer),
             Event::ShutdownDeadline => {
-                self.link.log(Level::Warn, "plugins did not stop in time: killed");
+                self.link
+                    .log(Level::Warn, "plugins did not stop in time: killed");
                 self.exit = true;
             }
         }
@@ -203,9 +216,10 @@ impl Host {
         match m.kind.clone() {
             Kind::Request { id, method } => self.on_request(id, method, m),
             Kind::Notification { method } => self.on_notification(&method, m),
-            Kind::Response { id } => self
-                .link
-                .log(Level::Debug, format!("ignored a response from lightningd to {id}")),
+            Kind::Response { id } => self.link.log(
+                Level::Debug,
+                format!("ignored a response from lightningd to {id}"),
+            ),
         }
     }
 
@@ -219,7 +233,9 @@ impl Host {
         }
         if self.shutting_down {
             let msg = "cln-autoreload is shutting down";
-            return self.link.send(jsonrpc::error(&id, jsonrpc::PLUGIN_TERMINATED, msg));
+            return self
+                .link
+                .send(jsonrpc::error(&id, jsonrpc::PLUGIN_TERMINATED, msg));
         }
         let params = || jsonrpc::parse(&m.raw).and_then(|v| v.get("params").cloned());
         let req = |kind| Request {
@@ -232,20 +248,31 @@ impl Host {
             "check" => {
                 let cmd = params().and_then(|p| match p {
                     Value::Array(a) => a.first().and_then(Value::as_str).map(str::to_owned),
-                    Value::Object(o) => o.get("command_to_check").and_then(Value::as_str).map(str::to_owned),
+                    Value::Object(o) => o
+                        .get("command_to_check")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     _ => None,
                 });
                 match cmd.as_deref().map(|c| (c, self.router.method(c))) {
                     Some((_, Route::Plugin(p))) => self.to_plugin(p, req(ReqKind::Rpc)),
-                    Some((c, Route::Unknown)) if c.starts_with(manifest::HOST_PREFIX) => {
-                        self.link.send(jsonrpc::response(&id, json!({"command_to_check": c})))
-                    }
-                    _ => self.link.send(jsonrpc::error(&id, METHOD_NOT_FOUND, "check: unknown command")),
+                    Some((c, Route::Unknown)) if c.starts_with(manifest::HOST_PREFIX) => self
+                        .link
+                        .send(jsonrpc::response(&id, json!({"command_to_check": c}))),
+                    _ => self.link.send(jsonrpc::error(
+                        &id,
+                        METHOD_NOT_FOUND,
+                        "check: unknown command",
+                    )),
                 }
             }
             "setconfig" => {
                 let p = params();
-                let name = p.as_ref().and_then(|p| p.get("config")).and_then(Value::as_str).map(str::to_owned);
+                let name = p
+                    .as_ref()
+                    .and_then(|p| p.get("config"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 let owner = name.as_deref().and_then(|n| self.router.option(n));
                 match (name, owner) {
                     (Some(name), Some(owner)) => {
@@ -254,19 +281,27 @@ impl Host {
                             .as_ref()
                             .and_then(|m| m.option(&name))
                             .map(|o| o.ty.clone());
-                        if let (Some(init), Some(ty), Some(val)) =
-                            (self.init.as_mut(), ty, p.as_ref().and_then(|p| p.get("val")))
-                        {
+                        if let (Some(init), Some(ty), Some(val)) = (
+                            self.init.as_mut(),
+                            ty,
+                            p.as_ref().and_then(|p| p.get("val")),
+                        ) {
                             init.set(&ty, &name, val);
                         }
                         self.to_plugin(owner, req(ReqKind::Rpc));
                     }
-                    _ => self.link.send(jsonrpc::error(&id, INVALID_PARAMS, "setconfig: not an option of a managed plugin")),
+                    _ => self.link.send(jsonrpc::error(
+                        &id,
+                        INVALID_PARAMS,
+                        "setconfig: not an option of a managed plugin",
+                    )),
                 }
             }
             _ => {
                 if let Some(p) = self.router.hook(&method) {
-                    let still = self.plugins[p].current_manifest().is_some_and(|m| m.hooks.contains_key(&method));
+                    let still = self.plugins[p]
+                        .current_manifest()
+                        .is_some_and(|m| m.hooks.contains_key(&method));
                     if still || ReqKind::Hook(method.clone()).must_reach_plugin() {
                         self.to_plugin(p, req(ReqKind::Hook(method.clone())));
                     } else {
@@ -277,7 +312,9 @@ impl Host {
                 }
                 match self.router.method(&method) {
                     Route::Plugin(p) => {
-                        let still = self.plugins[p].current_manifest().is_some_and(|m| m.methods.contains_key(&method));
+                        let still = self.plugins[p]
+                            .current_manifest()
+                            .is_some_and(|m| m.methods.contains_key(&method));
                         if still {
                             self.to_plugin(p, req(ReqKind::Rpc));
                         } else {
@@ -289,7 +326,8 @@ impl Host {
                         }
                     }
                     Route::Unknown => {
-                        let msg = format!("cln-autoreload: no managed plugin has a method '{method}'");
+                        let msg =
+                            format!("cln-autoreload: no managed plugin has a method '{method}'");
                         self.link.send(jsonrpc::error(&id, METHOD_NOT_FOUND, &msg));
                     }
                 }
@@ -302,7 +340,10 @@ impl Host {
             return self.begin_shutdown();
         }
         for plugin in &mut self.plugins {
-            if !plugin.current_manifest().is_some_and(|man| man.subscribes(method)) {
+            if !plugin
+                .current_manifest()
+                .is_some_and(|man| man.subscribes(method))
+            {
                 continue;
             }
             match &plugin.phase {
@@ -344,7 +385,10 @@ impl Host {
                 "log" => {
                     let v = jsonrpc::parse(&m.raw).unwrap_or(Value::Null);
                     let params = v.get("params");
-                    let level = params.and_then(|p| p.get("level")).cloned().unwrap_or(json!("info"));
+                    let level = params
+                        .and_then(|p| p.get("level"))
+                        .cloned()
+                        .unwrap_or(json!("info"));
                     let text = params
                         .and_then(|p| p.get("message"))
                         .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned))
@@ -375,7 +419,8 @@ impl Host {
                     Level::Warn,
                     format!("[{name}] sent a request ({method}) on stdout; plugins call lightningd over its rpc socket instead"),
                 );
-                let msg = "plugins cannot send requests on stdout: use lightningd's lightning-rpc socket";
+                let msg =
+                    "plugins cannot send requests on stdout: use lightningd's lightning-rpc socket";
                 if let Some(g) = self.plugins[p].phase.generation() {
                     g.send(jsonrpc::error(id, METHOD_NOT_FOUND, msg));
                 }
@@ -431,14 +476,21 @@ impl Host {
             .and_then(|v| v.get("params").cloned())
             .unwrap_or(json!({}));
         let cached = CachedInit::new(&params);
-        let ms = |name| cached.host_option(name).and_then(Value::as_u64).map(Duration::from_millis);
+        let ms = |name| {
+            cached
+                .host_option(name)
+                .and_then(Value::as_u64)
+                .map(Duration::from_millis)
+        };
         if let Some(g) = ms("autoreload-grace-ms") {
             self.config.grace = g;
         }
         if let Some(s) = ms("autoreload-settle-ms") {
             self.config.settle = s;
         }
-        if let (Some(given), Some(located)) = (cached.host_option("autoreload-plugin"), &self.located) {
+        if let (Some(given), Some(located)) =
+            (cached.host_option("autoreload-plugin"), &self.located)
+        {
             if located.source == locate::Source::Lightningd {
                 let n = given.as_array().map_or(1, Vec::len);
                 if n != located.paths.len() {
@@ -463,14 +515,22 @@ impl Host {
     }
 
     fn start_watching(&mut self) {
-        let files: Vec<(PluginId, PathBuf)> = self.plugins.iter().enumerate().map(|(i, p)| (i, p.path.clone())).collect();
+        let files: Vec<(PluginId, PathBuf)> = self
+            .plugins
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, p.path.clone()))
+            .collect();
         let tx = self.events.clone();
         match watch::watch(&files, self.config.settle, move |p| {
             let _ = tx.send(Event::FileChanged(p));
         }) {
             Ok((w, problems)) => {
                 for problem in problems {
-                    self.link.log(Level::Warn, format!("{problem}: changes there will not reload anything"));
+                    self.link.log(
+                        Level::Warn,
+                        format!("{problem}: changes there will not reload anything"),
+                    );
                 }
                 self.watcher = Some(w);
             }
@@ -485,12 +545,15 @@ impl Host {
     /// that step.
     pub(crate) fn startup_progress(&mut self) {
         match &self.startup {
-            Startup::Manifest { id } if self.plugins.iter().all(ManagedPlugin::manifest_settled) => {
+            Startup::Manifest { id }
+                if self.plugins.iter().all(ManagedPlugin::manifest_settled) =>
+            {
                 let id = id.clone();
                 for p in &mut self.plugins {
                     p.registered = p.current_manifest().cloned();
                 }
-                let registered: Vec<Option<&Manifest>> = self.plugins.iter().map(|p| p.registered.as_ref()).collect();
+                let registered: Vec<Option<&Manifest>> =
+                    self.plugins.iter().map(|p| p.registered.as_ref()).collect();
                 self.router = Router::new(&registered);
                 let present: Vec<&Manifest> = registered.iter().flatten().copied().collect();
                 if present.is_empty() {
@@ -499,7 +562,8 @@ impl Host {
                         "no managed plugin answered getmanifest: only cln-autoreload's own methods are registered. Fix the plugin, then restart lightningd to register its methods",
                     );
                 }
-                self.link.send(jsonrpc::response(&id, manifest::merged(&present)));
+                self.link
+                    .send(jsonrpc::response(&id, manifest::merged(&present)));
                 self.startup = Startup::WaitInit;
             }
             Startup::Init { id } if self.plugins.iter().all(ManagedPlugin::init_settled) => {
@@ -516,7 +580,13 @@ impl Host {
             Value::Object(o) => o.get("plugin").cloned(),
             _ => None,
         });
-        let names = || self.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+        let names = || {
+            self.plugins
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match arg {
             None | Some(Value::Null) if self.plugins.len() == 1 => Ok(0),
             None | Some(Value::Null) => Err(format!("which plugin? one of: {}", names())),
@@ -544,13 +614,21 @@ impl Host {
         } else {
             (0..self.plugins.len()).collect()
         };
-        let list: Vec<Value> = chosen.iter().map(|&p| self.plugins[p].status(self.router.count(p))).collect();
-        self.link.send(jsonrpc::response(&id, json!({ "plugins": list })));
+        let list: Vec<Value> = chosen
+            .iter()
+            .map(|&p| self.plugins[p].status(self.router.count(p)))
+            .collect();
+        self.link
+            .send(jsonrpc::response(&id, json!({ "plugins": list })));
     }
 
     fn restart_method(&mut self, id: RawId, m: &Message) {
         if self.shutting_down {
-            return self.link.send(jsonrpc::error(&id, jsonrpc::PLUGIN_TERMINATED, "shutting down"));
+            return self.link.send(jsonrpc::error(
+                &id,
+                jsonrpc::PLUGIN_TERMINATED,
+                "shutting down",
+            ));
         }
         let params = jsonrpc::parse(&m.raw).and_then(|v| v.get("params").cloned());
         match self.find_plugin(params.as_ref()) {
@@ -567,11 +645,18 @@ impl Host {
         self.watcher = None;
         for p in 0..self.plugins.len() {
             let plugin = &mut self.plugins[p];
-            match std::mem::replace(&mut plugin.phase, Phase::Down { reason: "shutting down".into() }) {
-                Phase::Serving { gen } | Phase::Draining { gen, .. } | Phase::Starting { gen, .. } => {
-                    self.stop(p, gen, None)
+            match std::mem::replace(
+                &mut plugin.phase,
+                Phase::Down {
+                    reason: "shutting down".into(),
+                },
+            ) {
+                Phase::Serving { gen }
+                | Phase::Draining { gen, .. }
+                | Phase::Starting { gen, .. } => self.stop(p, gen, None),
+                Phase::Stopping { gen, .. } => {
+                    self.plugins[p].phase = Phase::Stopping { gen, then: None }
                 }
-                Phase::Stopping { gen, .. } => self.plugins[p].phase = Phase::Stopping { gen, then: None },
                 down @ Phase::Down { .. } => self.plugins[p].phase = down,
             }
         }
@@ -586,7 +671,12 @@ impl Host {
 
     /// Exits once every plugin is down.
     pub(crate) fn shutdown_progress(&mut self) {
-        if self.shutting_down && self.plugins.iter().all(|p| matches!(p.phase, Phase::Down { .. })) {
+        if self.shutting_down
+            && self
+                .plugins
+                .iter()
+                .all(|p| matches!(p.phase, Phase::Down { .. }))
+        {
             self.exit = true;
         }
     }

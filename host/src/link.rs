@@ -60,7 +60,9 @@ impl Link {
 
 /// Starts the writer task on `out`; returns the [`Link`] to it and a handle
 /// that completes once everything queued has been written.
-pub fn writer<W: AsyncWrite + Unpin + Send + 'static>(out: W) -> (Link, tokio::task::JoinHandle<()>) {
+pub fn writer<W: AsyncWrite + Unpin + Send + 'static>(
+    out: W,
+) -> (Link, tokio::task::JoinHandle<()>) {
     let (tx, rx) = unbounded_channel();
     let task = tokio::spawn(write_loop(out, rx));
     (Link { tx }, task)
@@ -84,7 +86,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(out: W, mut rx: UnboundedReceiver<Byt
 
 /// Reads lightningd's stream, calling `on_frame` for each frame and
 /// `on_close` at end of stream.
-pub async fn read_loop<R: AsyncRead + Unpin>(mut input: R, on_frame: impl Fn(Frame), on_close: impl FnOnce()) {
+pub async fn read_loop<R: AsyncRead + Unpin>(
+    mut input: R,
+    on_frame: impl Fn(Frame),
+    on_close: impl FnOnce(),
+) {
     let mut framer = Framer::new();
     loop {
         framer.buffer().reserve(64 * 1024);

@@ -99,7 +99,9 @@ impl Router {
 
     /// The owner of an rpc method.
     pub fn method(&self, name: &str) -> Route {
-        self.methods.get(name).map_or(Route::Unknown, |&p| Route::Plugin(p))
+        self.methods
+            .get(name)
+            .map_or(Route::Unknown, |&p| Route::Plugin(p))
     }
 
     /// The plugin that registered a hook.
@@ -158,7 +160,10 @@ impl Router {
             .filter(|(_, f)| f.plugin == plugin && f.generation == generation)
             .map(|(id, _)| id.clone())
             .collect();
-        let mut out: Vec<InFlight> = ids.iter().filter_map(|id| self.in_flight.remove(id)).collect();
+        let mut out: Vec<InFlight> = ids
+            .iter()
+            .filter_map(|id| self.in_flight.remove(id))
+            .collect();
         for _ in &out {
             self.forget(plugin);
         }

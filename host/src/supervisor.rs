@@ -106,7 +106,11 @@ pub enum Phase {
     /// Not running. Requests are answered on its behalf.
     Down { reason: String },
     /// A generation is starting; requests are held.
-    Starting { gen: Generation, step: Step, pending: Pending },
+    Starting {
+        gen: Generation,
+        step: Step,
+        pending: Pending,
+    },
     /// A generation is serving; requests go to it.
     Serving { gen: Generation },
     /// A reload was asked for; the generation finishes what it has in
@@ -114,7 +118,10 @@ pub enum Phase {
     Draining { gen: Generation, pending: Pending },
     /// The generation was told to stop; `then` says whether a new one
     /// starts once it is gone.
-    Stopping { gen: Generation, then: Option<Pending> },
+    Stopping {
+        gen: Generation,
+        then: Option<Pending>,
+    },
 }
 
 impl Phase {
@@ -228,7 +235,13 @@ impl ManagedPlugin {
 
     /// Whether it is past getmanifest (manifest known or failed).
     pub fn manifest_settled(&self) -> bool {
-        !matches!(self.phase, Phase::Starting { step: Step::Manifest, .. })
+        !matches!(
+            self.phase,
+            Phase::Starting {
+                step: Step::Manifest,
+                ..
+            }
+        )
     }
 
     /// Whether it is past init (serving or down).
@@ -313,7 +326,10 @@ impl Host {
             Err(e) => {
                 let why = match e.kind() {
                     std::io::ErrorKind::NotFound => {
-                        format!("{} does not exist (or its #! interpreter is missing)", plugin.path.display())
+                        format!(
+                            "{} does not exist (or its #! interpreter is missing)",
+                            plugin.path.display()
+                        )
                     }
                     std::io::ErrorKind::PermissionDenied => {
                         format!("{} is not executable: chmod +x it", plugin.path.display())
@@ -327,7 +343,11 @@ impl Host {
         plugin.busy_retries = 0;
         plugin.generations = number;
         let id = RawId::from_string(&format!("autoreload:getmanifest#{number}"));
-        instance.send(jsonrpc::request(&id, "getmanifest", &self.getmanifest_params));
+        instance.send(jsonrpc::request(
+            &id,
+            "getmanifest",
+            &self.getmanifest_params,
+        ));
         plugin.set_phase(Phase::Starting {
             gen: Generation {
                 number,
@@ -351,7 +371,12 @@ impl Host {
     pub(crate) fn reload(&mut self, p: PluginId, trigger: Trigger) {
         let pending = Pending::now(trigger);
         let plugin = &mut self.plugins[p];
-        match std::mem::replace(&mut plugin.phase, Phase::Down { reason: String::new() }) {
+        match std::mem::replace(
+            &mut plugin.phase,
+            Phase::Down {
+                reason: String::new(),
+            },
+        ) {
             Phase::Down { .. } => {
                 plugin.recent_crashes.clear();
                 self.start(p, pending);
@@ -368,7 +393,9 @@ impl Host {
             Phase::Starting { gen, .. } => self.stop(p, gen, Some(pending)),
             // Already on the way to a new generation, which will read the
             // newest file.
-            phase @ (Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. }) => plugin.phase = phase,
+            phase @ (Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. }) => {
+                plugin.phase = phase
+            }
             phase @ Phase::Stopping { then: None, .. } => plugin.phase = phase,
         }
     }
@@ -376,7 +403,11 @@ impl Host {
     /// Tells a generation to stop: shutdown notification (if it wants
     /// one), stdin closed, then SIGTERM and SIGKILL if it lingers.
     pub(crate) fn stop(&mut self, p: PluginId, mut gen: Generation, then: Option<Pending>) {
-        if gen.manifest.as_ref().is_some_and(|m| m.subscribes("shutdown")) {
+        if gen
+            .manifest
+            .as_ref()
+            .is_some_and(|m| m.subscribes("shutdown"))
+        {
             gen.instance
                 .send(jsonrpc::notification("shutdown", json!({"shutdown": {}})));
         }
@@ -392,7 +423,9 @@ impl Host {
         self.link
             .log(Level::Warn, format!("[{}] not running: {why}", plugin.name));
         plugin.last_error = Some(why.clone());
-        plugin.set_phase(Phase::Down { reason: why.clone() });
+        plugin.set_phase(Phase::Down {
+            reason: why.clone(),
+        });
         let waiters = std::mem::take(&mut plugin.restart_waiters);
         for id in waiters {
             self.link.send(jsonrpc::error(
@@ -428,7 +461,8 @@ impl Host {
                     "{} is not running: {why}. Fix it and save the file, or call autoreload-restart.",
                     plugin.name
                 );
-                self.link.send(jsonrpc::error(&req.id, PLUGIN_TERMINATED, &msg));
+                self.link
+                    .send(jsonrpc::error(&req.id, PLUGIN_TERMINATED, &msg));
             }
         }
     }
@@ -446,7 +480,10 @@ impl Host {
                     // already answered or handed to the new one.
                     self.link.log(
                         Level::Debug,
-                        format!("[{}] late response {id} from generation {number} dropped", plugin.name),
+                        format!(
+                            "[{}] late response {id} from generation {number} dropped",
+                            plugin.name
+                        ),
                     );
                 }
             }
@@ -467,7 +504,8 @@ impl Host {
                     }
                     g.stderr_tail.push_back(line.clone());
                 }
-                self.link.log(Level::Info, format!("[{}] {line}", plugin.name));
+                self.link
+                    .log(Level::Info, format!("[{}] {line}", plugin.name));
             }
             InstanceEvent::Exited(how) => {
                 if current {
@@ -520,8 +558,10 @@ impl Host {
             Err(why) => return self.start_failed(p, why),
         };
         for problem in &problems {
-            self.link
-                .log(Level::Warn, format!("[{}] manifest: {problem}", plugin.name));
+            self.link.log(
+                Level::Warn,
+                format!("[{}] manifest: {problem}", plugin.name),
+            );
         }
         if let Some(why) = manifest.disabled() {
             return self.start_failed(p, format!("it disabled itself: {why}"));
@@ -539,7 +579,9 @@ impl Host {
             }
             plugin.last_diff = Some(diff);
         }
-        let Phase::Starting { gen, step, .. } = &mut plugin.phase else { return };
+        let Phase::Starting { gen, step, .. } = &mut plugin.phase else {
+            return;
+        };
         gen.manifest = Some(manifest);
         *step = Step::WaitInit;
         self.send_init(p);
@@ -551,11 +593,15 @@ impl Host {
     pub(crate) fn send_init(&mut self, p: PluginId) {
         let Some(cached) = &self.init else { return };
         let plugin = &mut self.plugins[p];
-        let Phase::Starting { gen, step, .. } = &mut plugin.phase else { return };
+        let Phase::Starting { gen, step, .. } = &mut plugin.phase else {
+            return;
+        };
         if *step != Step::WaitInit {
             return;
         }
-        let Some(manifest) = &gen.manifest else { return };
+        let Some(manifest) = &gen.manifest else {
+            return;
+        };
         let params = CachedInit::params_for(cached, plugin.registered.as_ref(), manifest);
         let id = RawId::from_string(&format!("autoreload:init#{}", gen.number));
         gen.instance.send(jsonrpc::request(&id, "init", params));
@@ -571,9 +617,12 @@ impl Host {
             return self.start_failed(p, format!("it disabled itself in init: {why}"));
         }
         let plugin = &mut self.plugins[p];
-        let Phase::Starting { gen, pending, .. } =
-            std::mem::replace(&mut plugin.phase, Phase::Down { reason: String::new() })
-        else {
+        let Phase::Starting { gen, pending, .. } = std::mem::replace(
+            &mut plugin.phase,
+            Phase::Down {
+                reason: String::new(),
+            },
+        ) else {
             return;
         };
         let took = pending.since.elapsed();
@@ -617,9 +666,12 @@ impl Host {
 
     fn start_failed(&mut self, p: PluginId, why: String) {
         let plugin = &mut self.plugins[p];
-        let Phase::Starting { gen, .. } =
-            std::mem::replace(&mut plugin.phase, Phase::Down { reason: String::new() })
-        else {
+        let Phase::Starting { gen, .. } = std::mem::replace(
+            &mut plugin.phase,
+            Phase::Down {
+                reason: String::new(),
+            },
+        ) else {
             return;
         };
         gen.instance.kill();
@@ -630,9 +682,16 @@ impl Host {
     /// The current generation ended.
     fn on_exit(&mut self, p: PluginId, how: String) {
         let plugin = &mut self.plugins[p];
-        let phase = std::mem::replace(&mut plugin.phase, Phase::Down { reason: String::new() });
+        let phase = std::mem::replace(
+            &mut plugin.phase,
+            Phase::Down {
+                reason: String::new(),
+            },
+        );
         plugin.epoch += 1;
-        let Some(gen) = phase.generation() else { return };
+        let Some(gen) = phase.generation() else {
+            return;
+        };
         let number = gen.number;
         let tail: Vec<String> = gen.stderr_tail.iter().cloned().collect();
         // Make sure nothing it started outlives it.
@@ -664,7 +723,10 @@ impl Host {
             }
         }
         match phase {
-            Phase::Stopping { then: Some(pending), .. } => self.start(p, pending),
+            Phase::Stopping {
+                then: Some(pending),
+                ..
+            } => self.start(p, pending),
             Phase::Stopping { then: None, .. } => {
                 self.plugins[p].phase = Phase::Down {
                     reason: "stopped".into(),
@@ -753,7 +815,9 @@ impl Host {
                 }
             }
             Timer::Retry => {
-                if let (Phase::Down { .. }, Some(pending)) = (&plugin.phase, self.retry_pending[p].take()) {
+                if let (Phase::Down { .. }, Some(pending)) =
+                    (&plugin.phase, self.retry_pending[p].take())
+                {
                     self.start(p, pending);
                 }
             }
@@ -764,9 +828,12 @@ impl Host {
     /// over): stop it and go on with the reload.
     pub(crate) fn drained(&mut self, p: PluginId) {
         let plugin = &mut self.plugins[p];
-        if let Phase::Draining { gen, pending } =
-            std::mem::replace(&mut plugin.phase, Phase::Down { reason: String::new() })
-        {
+        if let Phase::Draining { gen, pending } = std::mem::replace(
+            &mut plugin.phase,
+            Phase::Down {
+                reason: String::new(),
+            },
+        ) {
             self.stop(p, gen, Some(pending));
         }
     }
@@ -792,9 +859,9 @@ impl Host {
                 let number = gen.number;
                 self.router.sent(p, number, req);
             }
-            Phase::Starting { .. } | Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. } => {
-                plugin.held.push_back(req)
-            }
+            Phase::Starting { .. }
+            | Phase::Draining { .. }
+            | Phase::Stopping { then: Some(_), .. } => plugin.held.push_back(req),
             // The file is being written: the start is only postponed.
             Phase::Down { .. } if plugin.busy_retries > 0 => plugin.held.push_back(req),
             Phase::Down { .. } | Phase::Stopping { then: None, .. } => self.unavailable(p, req),

@@ -47,7 +47,9 @@ pub fn watch<K: Copy + Send + 'static>(
             }
         }
         for name in names {
-            let Some(dir) = name.parent().map(Path::to_path_buf) else { continue };
+            let Some(dir) = name.parent().map(Path::to_path_buf) else {
+                continue;
+            };
             if !dirs.contains(&dir) {
                 match inner.watch(&dir, RecursiveMode::NonRecursive) {
                     Ok(()) => dirs.push(dir),

@@ -54,6 +54,8 @@ ignore_eof [=ignore_shutdown]
                          on stdin EOF keep running (sleep) instead of exit(0),
                          so a supervisor really has to SIGKILL the process
 init_disable [null]      if a string, answer init with {"disable": it}
+hook_error [false]       answer every hook with an error (which makes lightningd
+                         abort, unless something in between stops it)
 
 Methods (prefix "tp")
 ---------------------
@@ -104,7 +106,7 @@ KNOWN_KEYS = {
     "version", "methods_prefix", "options", "hooks", "hook_delay_ms",
     "subscriptions", "notifications", "manifest_extra", "crash_at",
     "print_at_start", "stderr_at_start", "ignore_shutdown", "ignore_eof",
-    "init_disable",
+    "init_disable", "hook_error",
 }
 
 VERSION = CFG.get("version", "v1")
@@ -400,7 +402,10 @@ def run_method(method, fn, req_id, params):
 
 def run_hook(req_id, method):
     time.sleep(hook_delay(method))
-    respond(req_id, {"result": "continue"})
+    if CFG.get("hook_error"):
+        respond_error(req_id, {"code": 1, "message": "hook failed on purpose"})
+    else:
+        respond(req_id, {"result": "continue"})
 
 
 def spawn(target, *args):

@@ -49,10 +49,11 @@ pub fn spawn(
     }
     let mut child = cmd.spawn()?;
     let pid = child.id();
-    let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
-        (Some(i), Some(o), Some(e)) => (i, o, e),
-        _ => return Err(std::io::Error::other("child has no piped stdio")),
-    };
+    let (stdin, stdout, stderr) =
+        match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+            (Some(i), Some(o), Some(e)) => (i, o, e),
+            _ => return Err(std::io::Error::other("child has no piped stdio")),
+        };
     let (tx, rx) = unbounded_channel();
     tokio::spawn(write_stdin(stdin, rx));
     let r = report.clone();
@@ -61,7 +62,11 @@ pub fn spawn(
         let mut line = Vec::new();
         loop {
             line.clear();
-            match (&mut lines).take(64 * 1024).read_until(b'\n', &mut line).await {
+            match (&mut lines)
+                .take(64 * 1024)
+                .read_until(b'\n', &mut line)
+                .await
+            {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let text = String::from_utf8_lossy(&line);
@@ -96,11 +101,7 @@ async fn write_stdin(stdin: ChildStdin, mut rx: UnboundedReceiver<Bytes>) {
     let _ = w.shutdown().await;
 }
 
-async fn read_stdout(
-    mut child: Child,
-    mut stdout: ChildStdout,
-    report: impl Fn(InstanceEvent),
-) {
+async fn read_stdout(mut child: Child, mut stdout: ChildStdout, report: impl Fn(InstanceEvent)) {
     let mut framer = Framer::new();
     let mut status = None;
     loop {
