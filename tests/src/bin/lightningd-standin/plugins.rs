@@ -1,0 +1,809 @@
+//! Plugin processes: spawning, reading their stdout, manifests, options, init.
+
+use crate::cli::{is_builtin_option, is_lenient_option, VERSION};
+use crate::framing::{printable, FrameError, Framer};
+use crate::ld::{HookReg, Ld, Manifest, MethodDef, OptDef, OptType, OptVal, Phase, PluginRec};
+use crate::logbook::Level;
+use crate::proto::{quote, raw_str, Msg};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::{mpsc, watch, Notify};
+
+/// Hooks lightningd v26.06 offers.
+pub const HOOKS: &[&str] = &[
+    "peer_connected",
+    "recover",
+    "commitment_revocation",
+    "db_write",
+    "invoice_payment",
+    "openchannel",
+    "openchannel2",
+    "openchannel2_changed",
+    "openchannel2_sign",
+    "rbf_channel",
+    "htlc_accepted",
+    "rpc_command",
+    "custommsg",
+    "onion_message_recv",
+    "onion_message_recv_secret",
+];
+
+/// RPC methods the stand-in answers itself.
+pub const BUILTIN_METHODS: &[&str] = &[
+    "getinfo",
+    "stop",
+    "plugin",
+    "getlog",
+    "check",
+    "setconfig",
+    "help",
+    "notifications",
+    "dev-hook",
+    "dev-notify",
+];
+
+/// Notification topics only lightningd may send.
+const NATIVE_TOPICS: &[&str] = &[
+    "channel_opened",
+    "channel_open_failed",
+    "channel_state_changed",
+    "connect",
+    "disconnect",
+    "invoice_payment",
+    "invoice_creation",
+    "warning",
+    "forward_event",
+    "sendpay_success",
+    "sendpay_failure",
+    "coin_movement",
+    "balance_snapshot",
+    "openchannel_peer_sigs",
+    "onionmessage_forward_fail",
+    "shutdown",
+    "log",
+    "plugin_started",
+    "plugin_stopped",
+    "block_added",
+    "custommsg",
+];
+
+/// Spawn a plugin the way lightningd does and start its I/O tasks.
+pub fn start_plugin(ld: &Arc<Ld>, path: &Path, important: bool) -> Result<usize, String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string_lossy().into_owned());
+    let mut cmd = tokio::process::Command::new(path);
+    if ld.cfg.developer {
+        cmd.arg("--developer");
+    }
+    cmd.env("LIGHTNINGD_PLUGIN", "1")
+        .env("LIGHTNINGD_VERSION", VERSION)
+        .current_dir(&ld.cfg.netdir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(false);
+    let mut child = cmd.spawn().map_err(|e| format!("opening pipe: {e}"))?;
+    let pid = child.id().unwrap_or(0);
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err("opening pipe: no pipes".into());
+    };
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let killer = Arc::new(Notify::new());
+    let stop_reader = Arc::new(Notify::new());
+    let (gone_tx, gone_rx) = watch::channel(false);
+    let (reaped_tx, reaped_rx) = watch::channel(false);
+    let idx = {
+        let mut st = ld.st();
+        st.plugins.push(PluginRec {
+            name,
+            path: path.to_string_lossy().into_owned(),
+            important,
+            alive: true,
+            phase: Phase::Manifest,
+            stdin: Some(in_tx),
+            killer: killer.clone(),
+            stop_reader: stop_reader.clone(),
+            gone: gone_rx,
+            reaped: reaped_rx,
+            m: Manifest::default(),
+            values: HashMap::new(),
+        });
+        st.plugins.len() - 1
+    };
+    ld.log.log(
+        Level::Debug,
+        "plugin-manager",
+        &format!("started({pid}) {}", path.display()),
+    );
+    tokio::spawn(writer(stdin, in_rx));
+    tokio::spawn(reader(ld.clone(), idx, stdout, stop_reader, gone_tx));
+    tokio::spawn(reaper(child, killer, reaped_tx));
+    Ok(idx)
+}
+
+async fn writer(mut stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    while let Some(m) = rx.recv().await {
+        if stdin.write_all(&m).await.is_err() {
+            break;
+        }
+    }
+    // Dropping stdin closes the pipe.
+}
+
+async fn reaper(mut child: Child, killer: Arc<Notify>, reaped: watch::Sender<bool>) {
+    tokio::select! {
+        _ = child.wait() => {}
+        _ = killer.notified() => {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+    let _ = reaped.send(true);
+}
+
+async fn reader(
+    ld: Arc<Ld>,
+    idx: usize,
+    mut out: ChildStdout,
+    stop: Arc<Notify>,
+    gone: watch::Sender<bool>,
+) {
+    let mut framer = Framer::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    'outer: loop {
+        let n = tokio::select! {
+            r = out.read(&mut chunk) => r,
+            _ = stop.notified() => break 'outer,
+        };
+        let n = match n {
+            Ok(0) | Err(_) => {
+                ld.plugin_eof(idx);
+                break;
+            }
+            Ok(n) => n,
+        };
+        framer.push(chunk.get(..n).unwrap_or_default());
+        loop {
+            match framer.next_message() {
+                Ok(Some(m)) => {
+                    if !handle_msg(&ld, idx, m) {
+                        break 'outer;
+                    }
+                }
+                Ok(None) => break,
+                Err(FrameError::Garbage(text)) => {
+                    ld.kill_plugin(
+                        idx,
+                        Level::Unusual,
+                        &format!("Failed to parse RPC JSON response '{text}'"),
+                    );
+                    break 'outer;
+                }
+                Err(FrameError::NotObject) => {
+                    ld.kill_plugin(
+                        idx,
+                        Level::Unusual,
+                        "JSON-RPC message is not a valid JSON object type",
+                    );
+                    break 'outer;
+                }
+            }
+        }
+    }
+    let _ = gone.send(true);
+}
+
+/// One message from a plugin. Returns false when the plugin is gone.
+fn handle_msg(ld: &Arc<Ld>, idx: usize, raw: Vec<u8>) -> bool {
+    let (alive, src, name) = match ld.st().plugins.get(idx) {
+        Some(p) => (p.alive, p.log_source(), p.name.clone()),
+        None => return false,
+    };
+    if !alive {
+        return false;
+    }
+    let Some(m) = Msg::parse(&raw) else {
+        ld.kill_plugin(
+            idx,
+            Level::Unusual,
+            &format!("Failed to parse RPC JSON response '{}'", printable(&raw)),
+        );
+        return false;
+    };
+    if m.jsonrpc.is_none() {
+        ld.kill_plugin(
+            idx,
+            Level::Unusual,
+            "JSON-RPC message does not contain \"jsonrpc\" field",
+        );
+        return false;
+    }
+    if let Some(id) = m.id {
+        let id = id.get().to_string();
+        ld.on_response(idx, &id, raw);
+        return true;
+    }
+    let method = m.method.and_then(raw_str);
+    let (Some(method), Some(params)) = (method, m.params) else {
+        ld.kill_plugin(
+            idx,
+            Level::Unusual,
+            &format!(
+                "Malformed JSON-RPC notification missing \"method\" or \"params\": {}",
+                printable(&raw)
+            ),
+        );
+        return false;
+    };
+    match method.as_str() {
+        "log" => {
+            let p: Map<String, Value> = serde_json::from_str(params.get()).unwrap_or_default();
+            let Some(Value::String(text)) = p.get("message") else {
+                ld.kill_plugin(
+                    idx,
+                    Level::Unusual,
+                    "Log notification from plugin doesn't have a string \"message\" field",
+                );
+                return false;
+            };
+            let level = match p.get("level") {
+                None => Some(Level::Info),
+                Some(Value::String(l)) => Level::parse(l),
+                Some(_) => None,
+            };
+            let Some(level) = level else {
+                let l = p.get("level").map(|v| v.to_string()).unwrap_or_default();
+                ld.kill_plugin(
+                    idx,
+                    Level::Unusual,
+                    &format!(
+                        "Unknown log-level {l}, valid values are \"debug\", \"info\", \"warn\", or \"error\"."
+                    ),
+                );
+                return false;
+            };
+            ld.log.log(level, &src, text);
+        }
+        "message" | "progress" => {
+            ld.log
+                .log(Level::Debug, &src, &format!("{method}: {}", params.get()));
+        }
+        _ => {
+            let declared = ld
+                .st()
+                .plugins
+                .get(idx)
+                .is_some_and(|p| p.m.notifications.contains(&method));
+            if declared {
+                let msg = format!(
+                    "{{\"jsonrpc\":\"2.0\",\"method\":{},\"origin\":{},\"params\":{}}}\n\n",
+                    quote(&method),
+                    quote(&name),
+                    params.get()
+                );
+                ld.notify(&method, msg.as_bytes());
+            } else {
+                ld.log.log(
+                    Level::Unusual,
+                    &src,
+                    &format!(
+                        "Plugin attempted to send a notification to topic \"{method}\" it hasn't declared in its manifest, not forwarding to subscribers."
+                    ),
+                );
+            }
+        }
+    }
+    true
+}
+
+enum MErr {
+    Kill(Level, String),
+    Fatal(String),
+}
+
+fn kill(s: impl Into<String>) -> MErr {
+    MErr::Kill(Level::Unusual, s.into())
+}
+
+/// lightningd's json_strdup: a string's content, anything else as written.
+fn strdup(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+fn is_hex(s: &str) -> bool {
+    s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
+    let result: Option<Map<String, Value>> = Msg::parse(raw)
+        .and_then(|m| m.result)
+        .and_then(|r| serde_json::from_str(r.get()).ok());
+    let Some(res) = result else {
+        return Err(kill(format!(
+            "Invalid/missing result tok in '{}'",
+            printable(raw)
+        )));
+    };
+    if let Some(d) = res.get("disable") {
+        return Err(MErr::Kill(
+            Level::Debug,
+            format!("disabled itself: {}", strdup(d)),
+        ));
+    }
+    let mut m = Manifest::default();
+    match res.get("dynamic") {
+        None => {}
+        Some(Value::Bool(b)) => m.dynamic = *b,
+        Some(v) => return Err(kill(format!("Bad 'dynamic' field ('{v}')"))),
+    }
+    if let Some(Value::Object(fb)) = res.get("featurebits") {
+        let mut have = false;
+        for (_, v) in fb.iter() {
+            let s = strdup(v);
+            if !is_hex(&s) {
+                return Err(kill(format!(
+                    "Featurebits returned by plugin is not a valid hexadecimal string: {s}"
+                )));
+            }
+            have |= !s.is_empty();
+        }
+        if m.dynamic && have {
+            return Err(kill(format!(
+                "Custom featurebits only allows for non-dynamic plugins: dynamic=1, featurebits={}",
+                Value::Object(fb.clone())
+            )));
+        }
+    }
+    match res.get("nonnumericids") {
+        None | Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => {
+            return Err(kill("Plugin does not allow nonnumericids"));
+        }
+        Some(v) => return Err(kill(format!("Invalid nonnumericids: {v}"))),
+    }
+    match res.get("cancheck") {
+        None => {}
+        Some(Value::Bool(b)) => m.cancheck = *b,
+        Some(v) => return Err(kill(format!("Invalid cancheck: {v}"))),
+    }
+
+    // notifications
+    match res.get("notifications") {
+        None => {}
+        Some(Value::Array(a)) => {
+            for (i, n) in a.iter().enumerate() {
+                let Value::Object(o) = n else {
+                    return Err(kill(format!(
+                        "\"result.notifications[{i}]\" is not an object"
+                    )));
+                };
+                let Some(Value::String(name)) = o.get("method") else {
+                    return Err(kill(format!(
+                        "\"result.notifications[{i}].name\" missing or not a string."
+                    )));
+                };
+                if NATIVE_TOPICS.contains(&name.as_str()) {
+                    return Err(kill(format!(
+                        "plugin attempted to register a native notification topic \"{name}\", these may however only be sent by lightningd"
+                    )));
+                }
+                m.notifications.push(name.clone());
+            }
+        }
+        Some(_) => return Err(kill("\"result.notifications\" is not an array")),
+    }
+
+    let (path, taken_opts, taken_methods): (String, Vec<String>, Vec<String>) = {
+        let st = ld.st();
+        let path = st
+            .plugins
+            .get(idx)
+            .map(|p| p.path.clone())
+            .unwrap_or_default();
+        let others = st
+            .plugins
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| *i != idx && p.alive);
+        let mut opts = Vec::new();
+        let mut meths = Vec::new();
+        for (_, p) in others {
+            opts.extend(p.m.options.iter().map(|o| o.name.clone()));
+            meths.extend(p.m.methods.iter().map(|o| o.name.clone()));
+        }
+        (path, opts, meths)
+    };
+
+    // options
+    let Some(options) = res.get("options") else {
+        return Err(kill("\"result.options\" was not found in the manifest"));
+    };
+    let Value::Array(options) = options else {
+        return Err(kill("\"result.options\" is not an array"));
+    };
+    for o in options {
+        let get = |k: &str| match o {
+            Value::Object(map) => map.get(k),
+            _ => None,
+        };
+        let (Some(name), Some(typ), Some(_desc)) = (get("name"), get("type"), get("description"))
+        else {
+            return Err(kill(
+                "An option is missing either \"name\", \"description\" or \"type\"",
+            ));
+        };
+        let name = strdup(name);
+        if name.contains('|') {
+            return Err(kill("Option \"name\" may not contain '|'"));
+        }
+        let boolish = |k: &str| -> Result<bool, MErr> {
+            match get(k) {
+                None => Ok(false),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(v) => Err(kill(format!("--{name}: invalid \"{k}\" field {v}"))),
+            }
+        };
+        let multi = boolish("multi")?;
+        let deprecated = boolish("deprecated")?;
+        let dynamic = boolish("dynamic")?;
+        let typ = match typ.as_str() {
+            Some("string") => OptType::Str,
+            Some("string-conceal") => OptType::StrConceal,
+            Some("int") => OptType::Int,
+            Some("bool") => OptType::Bool,
+            Some("flag") => OptType::Flag,
+            _ => {
+                return Err(kill(
+                    "Only \"string\", \"string-conceal\", \"int\", \"bool\", and \"flag\" options are supported",
+                ))
+            }
+        };
+        if multi && matches!(typ, OptType::Bool | OptType::Flag) {
+            return Err(kill(format!(
+                "--{name} type \"{}\" cannot have multi",
+                typ.name()
+            )));
+        }
+        let default = match get("default") {
+            // Flags default to unset; the default token is ignored.
+            _ if typ == OptType::Flag => None,
+            None | Some(Value::Null) => None,
+            Some(d) => {
+                let s = strdup(d);
+                match typ.value(&s) {
+                    Some(v) => Some(v),
+                    None => return Err(kill(format!("default {d} is not a valid {}", typ.name()))),
+                }
+            }
+        };
+        if is_builtin_option(&name)
+            || taken_opts.contains(&name)
+            || m.options.iter().any(|o| o.name == name)
+        {
+            return Err(MErr::Fatal(format!(
+                "error starting plugin '{path}': option name '--{name}' is already taken"
+            )));
+        }
+        m.options.push(OptDef {
+            name,
+            typ,
+            multi,
+            default,
+            dynamic,
+            deprecated,
+        });
+    }
+
+    // rpcmethods
+    let Some(methods) = res.get("rpcmethods") else {
+        return Err(kill("\"result.rpcmethods\" missing"));
+    };
+    let Value::Array(methods) = methods else {
+        return Err(kill("\"result.rpcmethods\" is not an array"));
+    };
+    for meth in methods {
+        let get = |k: &str| match meth {
+            Value::Object(map) => map.get(k),
+            _ => None,
+        };
+        let Some(Value::String(name)) = get("name") else {
+            return Err(kill(format!(
+                "rpcmethod does not have a string \"name\": {meth}"
+            )));
+        };
+        let description = match get("description") {
+            None => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                return Err(kill(format!(
+                    "rpcmethod does not have a string \"description\": {meth}"
+                )))
+            }
+        };
+        let usage = match get("usage") {
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(kill(format!("\"usage\" is not a string: {meth}"))),
+            None if ld.cfg.deprecated_apis => "[params]".to_string(),
+            None => return Err(kill("\"usage\" not provided by plugin")),
+        };
+        if BUILTIN_METHODS.contains(&name.as_str())
+            || taken_methods.contains(name)
+            || m.methods.iter().any(|x| x.name == *name)
+        {
+            return Err(kill(format!(
+                "Could not register method \"{name}\", a method with that name is already registered"
+            )));
+        }
+        m.methods.push(MethodDef {
+            name: name.clone(),
+            usage,
+            description,
+        });
+    }
+
+    // subscriptions
+    match res.get("subscriptions") {
+        None => {}
+        Some(Value::Array(a)) => {
+            for (i, s) in a.iter().enumerate() {
+                let Value::String(s) = s else {
+                    return Err(kill(format!(
+                        "result.subscriptions[{i}] is not a string: '{s}'"
+                    )));
+                };
+                m.subscriptions.push(s.clone());
+            }
+        }
+        Some(_) => return Err(kill("\"result.subscriptions\" is not an array")),
+    }
+
+    // hooks
+    match res.get("hooks") {
+        None => {}
+        Some(Value::Array(a)) => {
+            for h in a {
+                let strs = |v: Option<&Value>| -> Vec<String> {
+                    match v {
+                        Some(Value::Array(a)) => a.iter().map(strdup).collect(),
+                        Some(Value::String(s)) => vec![s.clone()],
+                        _ => Vec::new(),
+                    }
+                };
+                let reg = match h {
+                    Value::Object(o) => {
+                        let Some(name) = o.get("name") else {
+                            return Err(kill(format!("no name in hook obj {h}")));
+                        };
+                        let filters = match o.get("filters") {
+                            None => None,
+                            Some(Value::Array(f)) => Some(f.clone()),
+                            Some(f) => {
+                                return Err(kill(format!("hook filters must be an array: {f}")))
+                            }
+                        };
+                        HookReg {
+                            name: strdup(name),
+                            before: strs(o.get("before")),
+                            after: strs(o.get("after")),
+                            filters,
+                        }
+                    }
+                    h => HookReg {
+                        name: strdup(h),
+                        before: Vec::new(),
+                        after: Vec::new(),
+                        filters: None,
+                    },
+                };
+                if !HOOKS.contains(&reg.name.as_str()) || m.hooks.iter().any(|x| x.name == reg.name)
+                {
+                    return Err(kill(format!(
+                        "could not register hook '{}', either the name doesn't exist or another plugin already registered it.",
+                        reg.name
+                    )));
+                }
+                if reg.filters.is_some() && reg.name != "rpc_command" && reg.name != "custommsg" {
+                    return Err(kill(format!("hook '{}' does not allow filters", reg.name)));
+                }
+                m.hooks.push(reg);
+            }
+        }
+        Some(_) => return Err(kill("\"result.hooks\" is not an array")),
+    }
+    Ok(m)
+}
+
+/// Validate and register a getmanifest response. Err = lightningd must exit.
+pub fn apply_manifest(ld: &Arc<Ld>, idx: usize, raw: &[u8]) -> Result<(), String> {
+    match check_manifest(ld, idx, raw) {
+        Ok(m) => {
+            let mut st = ld.st();
+            if let Some(p) = st.plugins.get_mut(idx) {
+                if p.alive {
+                    p.m = m;
+                    p.phase = Phase::NeedsInit;
+                }
+            }
+            Ok(())
+        }
+        Err(MErr::Kill(level, reason)) => {
+            ld.kill_plugin(idx, level, &reason);
+            Ok(())
+        }
+        Err(MErr::Fatal(msg)) => Err(msg),
+    }
+}
+
+/// Order each hook's plugins (registration order, honouring before/after).
+pub fn order_hooks(ld: &Arc<Ld>) {
+    let mut failed: Vec<usize> = Vec::new();
+    {
+        let mut st = ld.st();
+        let mut orders = HashMap::new();
+        for hook in HOOKS {
+            let mut remaining: Vec<(usize, String, HookReg)> = st
+                .plugins
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.alive)
+                .filter_map(|(i, p)| {
+                    p.m.hooks
+                        .iter()
+                        .find(|h| h.name == *hook)
+                        .map(|h| (i, p.name.clone(), h.clone()))
+                })
+                .collect();
+            let mut order = Vec::new();
+            while !remaining.is_empty() {
+                let pos = remaining.iter().position(|(_, name, reg)| {
+                    !remaining.iter().any(|(_, oname, oreg)| {
+                        oname != name && (oreg.before.contains(name) || reg.after.contains(oname))
+                    })
+                });
+                match pos {
+                    Some(p) => order.push(remaining.remove(p).0),
+                    None => {
+                        failed.extend(remaining.iter().map(|r| r.0));
+                        break;
+                    }
+                }
+            }
+            orders.insert(hook.to_string(), order);
+        }
+        st.hook_order = orders;
+    }
+    failed.sort_unstable();
+    failed.dedup();
+    for i in failed {
+        ld.kill_plugin(i, Level::Unusual, "Cannot meet required hook dependencies");
+    }
+}
+
+/// Pass 2 of option parsing: plugin options from config files and the
+/// command line. Err = print and exit 1.
+pub fn resolve_options(ld: &Arc<Ld>) -> Result<(), String> {
+    let mut st = ld.st();
+    for raw in ld.cfg.unknown.iter() {
+        let found = st.plugins.iter().enumerate().find_map(|(i, p)| {
+            if !p.alive {
+                return None;
+            }
+            p.m.options
+                .iter()
+                .find(|o| o.name == raw.name)
+                .map(|o| (i, o.clone()))
+        });
+        let Some((i, o)) = found else {
+            if is_lenient_option(&raw.name) {
+                continue;
+            }
+            return Err(format!("unknown option '{}'", raw.name));
+        };
+        let text = if o.typ == OptType::Flag {
+            if raw.value.is_some() {
+                return Err(format!("--{}: doesn't allow an argument", o.name));
+            }
+            if let Some(n) = &raw.next {
+                return Err(format!("Unknown argument '{n}'"));
+            }
+            "true".to_string()
+        } else {
+            match raw.value.clone().or_else(|| raw.next.clone()) {
+                Some(v) => v,
+                None => return Err(format!("--{}: requires an argument", o.name)),
+            }
+        };
+        if o.deprecated && !ld.cfg.deprecated_apis {
+            return Err(format!(
+                "--{}: deprecated option (will be removed!)",
+                o.name
+            ));
+        }
+        let Some(v) = o.typ.value(&text) else {
+            return Err(format!(
+                "--{}={text}: {text} does not parse as type {}",
+                o.name,
+                o.typ.name()
+            ));
+        };
+        if let Some(p) = st.plugins.get_mut(i) {
+            let vals = p.values.entry(o.name.clone()).or_default();
+            if !o.multi {
+                vals.clear();
+            }
+            vals.push(v);
+        }
+    }
+    Ok(())
+}
+
+/// The option values a plugin's init gets, in manifest order, as JSON.
+pub fn init_options(p: &PluginRec) -> String {
+    let mut parts = Vec::new();
+    for o in &p.m.options {
+        let vals: Vec<OptVal> = match p.values.get(&o.name) {
+            Some(v) if !v.is_empty() => v.clone(),
+            _ => match &o.default {
+                Some(d) => vec![d.clone()],
+                None => continue,
+            },
+        };
+        if o.typ == OptType::Flag {
+            if vals.last() == Some(&OptVal::Bool(true)) {
+                parts.push(format!("{}:true", quote(&o.name)));
+            }
+            continue;
+        }
+        if o.multi {
+            let items: Vec<String> = vals.iter().map(|v| v.to_json()).collect();
+            parts.push(format!("{}:[{}]", quote(&o.name), items.join(",")));
+        } else if let Some(v) = vals.last() {
+            parts.push(format!("{}:{}", quote(&o.name), v.to_json()));
+        }
+    }
+    format!("{{{}}}", parts.join(","))
+}
+
+pub const FEATURE_SET: &str = "{\"init\":\"800898880a8a59a1\",\"node\":\"808898880a8a59a1\",\"channel\":\"\",\"invoice\":\"02000002024100\",\"bolt12_offer\":\"\",\"bolt12_invreq\":\"\",\"bolt12_invoice\":\"020000\",\"channel_type\":\"08800000800000\"}";
+
+/// The init request for plugin `idx` (framed), with its id literal.
+pub fn init_request(ld: &Ld, idx: usize, startup: bool) -> Option<(String, Vec<u8>)> {
+    let st = ld.st();
+    let p = st.plugins.get(idx)?;
+    let id = crate::proto::make_id(None, "init", ld.next_id());
+    let msg = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"init\",\"params\":{{\"options\":{},\"configuration\":{{\"lightning-dir\":{},\"rpc-file\":\"lightning-rpc\",\"startup\":{startup},\"network\":{},\"feature_set\":{FEATURE_SET}}}}}}}\n\n",
+        init_options(p),
+        quote(&ld.cfg.netdir.to_string_lossy()),
+        quote(&ld.cfg.network),
+    );
+    Some((id, msg.into_bytes()))
+}
+
+/// Handle an init response.
+pub fn apply_init(ld: &Arc<Ld>, idx: usize, raw: &[u8]) {
+    let disable = Msg::parse(raw)
+        .and_then(|m| m.result)
+        .and_then(|r| serde_json::from_str::<Map<String, Value>>(r.get()).ok())
+        .and_then(|r| r.get("disable").map(strdup));
+    if let Some(d) = disable {
+        ld.kill_plugin(idx, Level::Debug, &format!("disabled itself at init: {d}"));
+        return;
+    }
+    let mut st = ld.st();
+    if let Some(p) = st.plugins.get_mut(idx) {
+        if p.alive {
+            p.phase = Phase::Running;
+        }
+    }
+}

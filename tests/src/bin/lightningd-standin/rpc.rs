@@ -1,0 +1,831 @@
+//! The JSON-RPC socket: clients, the rpc_command hook, builtin commands,
+//! passthrough to plugins, and the stand-in's dev-hook/dev-notify.
+
+use crate::cli::{is_builtin_option, VERSION};
+use crate::framing::{printable, FrameError, Framer};
+use crate::ld::{Ld, OptDef, OptType, OptVal, Out, Reply};
+use crate::logbook::Level;
+use crate::plugins::{BUILTIN_METHODS, HOOKS};
+use crate::proto::{
+    error_response, error_response_raw, framed, id_text, make_id, ok_response, quote, raw_str,
+    span_of, splice, Msg,
+};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+pub const NODE_ID: &str = "022d223620a359a47ff7f7ac447c85c46c923da53389221a0054c11c1e3ca31d59";
+
+/// Keeps one connection's requests in order: a request is handed to a
+/// plugin (or answered) only after the previous one was, as lightningd
+/// dispatches each request as soon as it has parsed it.
+pub struct Gate(std::sync::Mutex<Option<oneshot::Sender<()>>>);
+
+impl Gate {
+    fn new() -> (Arc<Gate>, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Arc::new(Gate(std::sync::Mutex::new(Some(tx)))), rx)
+    }
+
+    /// This request has been dispatched; the next one may go.
+    fn open(&self) {
+        let tx = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(tx) = tx {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A client request, raw, with what is needed to forward it.
+pub struct Req {
+    pub raw: Vec<u8>,
+    /// The client's id token, exactly as sent.
+    pub id_raw: String,
+    /// Its text, to prefix lightningd's own ids.
+    pub id_text: String,
+    /// Where the id token sits in `raw`.
+    pub id_span: Option<Range<usize>>,
+    pub method: String,
+    pub params: Option<String>,
+    pub gate: Arc<Gate>,
+}
+
+fn parse_req(
+    raw: Vec<u8>,
+    id_override: Option<(&str, &str)>,
+    gate: Arc<Gate>,
+) -> Result<Req, Vec<u8>> {
+    let null = id_override.map(|o| o.0).unwrap_or("null").to_string();
+    let Some(m) = Msg::parse(&raw) else {
+        return Err(error_response(&null, -32600, "Invalid request"));
+    };
+    let id_span = m.id.and_then(|i| span_of(&raw, i));
+    let (id_raw, idt) = match (id_override, m.id) {
+        (Some((r, t)), _) => (r.to_string(), t.to_string()),
+        (None, Some(i)) => (i.get().to_string(), id_text(i.get())),
+        (None, None) => return Err(error_response("null", -32600, "No id")),
+    };
+    let Some(method) = m.method else {
+        return Err(error_response(&id_raw, -32600, "No method"));
+    };
+    let Some(method) = raw_str(method) else {
+        return Err(error_response(
+            &id_raw,
+            -32600,
+            "Expected string for method",
+        ));
+    };
+    let params = m.params.map(|p| p.get().to_string());
+    Ok(Req {
+        raw,
+        id_raw,
+        id_text: idt,
+        id_span,
+        method,
+        params,
+        gate,
+    })
+}
+
+/// Bind `lightning-rpc` in the current directory (the network directory).
+pub fn bind(ld: &Arc<Ld>) -> Result<UnixListener, String> {
+    let path = Path::new("lightning-rpc");
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err("lightningd already running? Connection to lightning-rpc succeeded".into());
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let l = UnixListener::bind(path).map_err(|e| format!("Binding rpc socket: {e}"))?;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    ld.st().socket_bound = true;
+    Ok(l)
+}
+
+pub async fn serve(ld: Arc<Ld>, listener: UnixListener) {
+    loop {
+        match listener.accept().await {
+            Ok((s, _)) => {
+                tokio::spawn(connection(ld.clone(), s));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
+}
+
+fn ppid(pid: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = s.get(s.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Is `pid` one of our plugins or one of their children?
+fn is_descendant(pid: i32) -> bool {
+    let me = std::process::id() as i32;
+    let mut p = pid;
+    for _ in 0..128 {
+        if p == me {
+            return true;
+        }
+        if p <= 1 {
+            return false;
+        }
+        match ppid(p) {
+            Some(pp) => p = pp,
+            None => return false,
+        }
+    }
+    false
+}
+
+async fn connection(ld: Arc<Ld>, stream: UnixStream) {
+    // Plugins (and their children) may call us while start-up is still
+    // going on, as with lightningd; other clients are served once every
+    // plugin has answered init.
+    let local = stream
+        .peer_cred()
+        .ok()
+        .and_then(|c| c.pid())
+        .is_some_and(is_descendant);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
+    tokio::spawn(async move {
+        while let Some(o) = rx.recv().await {
+            match o {
+                Out::Data(d) => {
+                    if wr.write_all(&d).await.is_err() {
+                        break;
+                    }
+                }
+                Out::Flush(ack) => {
+                    let _ = wr.flush().await;
+                    let _ = ack.send(());
+                }
+            }
+        }
+    });
+    if !local {
+        let mut r = ld.ready.subscribe();
+        let _ = r.wait_for(|v| *v).await;
+    }
+    let mut framer = Framer::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut prev: Option<oneshot::Receiver<()>> = None;
+    'outer: loop {
+        let n = match rd.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(chunk.get(..n).unwrap_or_default());
+        loop {
+            match framer.next_message() {
+                Ok(Some(m)) => {
+                    let (gate, next) = Gate::new();
+                    tokio::spawn(handle(ld.clone(), tx.clone(), m, prev.take(), gate));
+                    prev = Some(next);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let text = match e {
+                        FrameError::Garbage(t) => t,
+                        FrameError::NotObject => "not an object".into(),
+                    };
+                    let _ = tx.send(Out::Data(error_response(
+                        "null",
+                        -32600,
+                        &format!("Invalid token in json input: '{text}'"),
+                    )));
+                    break 'outer;
+                }
+            }
+        }
+    }
+}
+
+async fn handle(
+    ld: Arc<Ld>,
+    tx: mpsc::UnboundedSender<Out>,
+    raw: Vec<u8>,
+    prev: Option<oneshot::Receiver<()>>,
+    gate: Arc<Gate>,
+) {
+    if let Some(p) = prev {
+        let _ = p.await;
+    }
+    let req = match parse_req(raw, None, gate) {
+        Ok(r) => r,
+        Err(resp) => {
+            let _ = tx.send(Out::Data(resp));
+            return;
+        }
+    };
+    let req = match rpc_command_hook(&ld, &req).await {
+        HookOut::Continue => req,
+        HookOut::Respond(b) => {
+            let _ = tx.send(Out::Data(b));
+            return;
+        }
+        HookOut::Replace(r) => r,
+    };
+    if let Some(resp) = dispatch(&ld, &tx, &req).await {
+        let _ = tx.send(Out::Data(resp));
+    }
+}
+
+/// Builtin params, named or positional.
+struct Params {
+    obj: HashMap<String, Box<RawValue>>,
+    arr: Vec<Box<RawValue>>,
+}
+
+impl Params {
+    fn parse(req: &Req) -> Result<Params, Vec<u8>> {
+        let mut p = Params {
+            obj: HashMap::new(),
+            arr: Vec::new(),
+        };
+        let Some(text) = req.params.as_deref() else {
+            return Ok(p);
+        };
+        match text.trim_start().as_bytes().first() {
+            Some(b'{') => {
+                p.obj = serde_json::from_str(text).map_err(|e| {
+                    error_response(&req.id_raw, -32602, &format!("Invalid params: {e}"))
+                })?
+            }
+            Some(b'[') => {
+                p.arr = serde_json::from_str(text).map_err(|e| {
+                    error_response(&req.id_raw, -32602, &format!("Invalid params: {e}"))
+                })?
+            }
+            _ => {
+                return Err(error_response(
+                    &req.id_raw,
+                    -32602,
+                    "Expected array or object for params",
+                ))
+            }
+        }
+        Ok(p)
+    }
+
+    fn get(&self, name: &str, pos: usize) -> Option<&RawValue> {
+        self.obj
+            .get(name)
+            .or_else(|| self.arr.get(pos))
+            .map(|b| &**b)
+    }
+
+    fn string(&self, name: &str, pos: usize) -> Option<String> {
+        self.get(name, pos).and_then(raw_str)
+    }
+}
+
+macro_rules! params_or_return {
+    ($req:expr) => {
+        match Params::parse($req) {
+            Ok(p) => p,
+            Err(e) => return e,
+        }
+    };
+}
+
+async fn dispatch(ld: &Arc<Ld>, tx: &mpsc::UnboundedSender<Out>, req: &Req) -> Option<Vec<u8>> {
+    let id = req.id_raw.as_str();
+    Some(match req.method.as_str() {
+        "getinfo" => ok_response(id, &getinfo(ld)),
+        "stop" => {
+            ld.log.log(Level::Info, "lightningd", "JSON-RPC shutdown");
+            ld.shutdown(
+                0,
+                true,
+                Some((tx.clone(), ok_response(id, "\"Shutdown complete\""))),
+            )
+            .await;
+            return None;
+        }
+        "plugin" => plugin_cmd(ld, req),
+        "getlog" => getlog(ld, req),
+        "check" => check(ld, req).await,
+        "setconfig" => setconfig(ld, req).await,
+        "help" => help(ld, req),
+        "notifications" => ok_response(id, "{}"),
+        "dev-hook" => dev_hook(ld, req).await,
+        "dev-notify" => dev_notify(ld, req),
+        m => match ld.owner_of(m) {
+            Some(idx) => forward(ld, req, idx, m).await,
+            None => error_response(id, -32601, &format!("Unknown command '{m}'")),
+        },
+    })
+}
+
+/// Pass a client request to a plugin: raw bytes, only the id swapped.
+async fn forward(ld: &Arc<Ld>, req: &Req, idx: usize, suffix: &str) -> Vec<u8> {
+    let id = make_id(Some(&req.id_text), suffix, ld.next_id());
+    let out = match &req.id_span {
+        Some(span) => framed(splice(&req.raw, span, &id)),
+        None => format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":{},\"params\":{}}}\n\n",
+            quote(&req.method),
+            req.params.as_deref().unwrap_or("{}")
+        )
+        .into_bytes(),
+    };
+    let rx = ld.send_request(idx, &id, out);
+    req.gate.open();
+    match rx.await {
+        Ok(Reply::Msg(raw)) => {
+            let span = Msg::parse(&raw).and_then(|m| m.id.and_then(|i| span_of(&raw, i)));
+            match span {
+                Some(sp) => framed(splice(&raw, &sp, &req.id_raw)),
+                None => error_response(&req.id_raw, -32603, "Plugin response without id"),
+            }
+        }
+        _ => error_response(
+            &req.id_raw,
+            -4,
+            "Plugin terminated before replying to RPC call.",
+        ),
+    }
+}
+
+enum HookRes {
+    Continue,
+    Result(String),
+}
+
+/// One hook call. An error reply (other than -4, or any for db_write) is
+/// fatal, as in lightningd.
+async fn call_hook(
+    ld: &Arc<Ld>,
+    idx: usize,
+    hook: &str,
+    prefix: Option<&str>,
+    params: &str,
+    gate: &Gate,
+) -> HookRes {
+    let id = make_id(prefix, hook, ld.next_id());
+    let msg = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":{},\"params\":{params}}}\n\n",
+        quote(hook)
+    );
+    let rx = ld.send_request(idx, &id, msg.into_bytes());
+    gate.open();
+    let reply = rx.await;
+    let src = ld.plugin_source(idx);
+    let fatal_msg = match reply {
+        Ok(Reply::Msg(raw)) => match Msg::parse(&raw) {
+            Some(m) if m.error.is_some() => {
+                let e = m.error.map(|e| e.get()).unwrap_or("null");
+                let code = serde_json::from_str::<Map<String, Value>>(e)
+                    .ok()
+                    .and_then(|o| o.get("code").and_then(Value::as_i64));
+                if code == Some(-4) && hook != "db_write" {
+                    return HookRes::Continue;
+                }
+                format!("Plugin returned an invalid response to hook {hook}: {e}")
+            }
+            Some(Msg {
+                result: Some(r), ..
+            }) => return HookRes::Result(r.get().to_string()),
+            _ => format!(
+                "Plugin returned an invalid response to hook {hook}: {}",
+                printable(&raw)
+            ),
+        },
+        _ => {
+            if hook != "db_write" {
+                return HookRes::Continue;
+            }
+            "Plugin terminated before replying to db_write hook".to_string()
+        }
+    };
+    ld.fatal(134, &src, &fatal_msg).await;
+    HookRes::Continue
+}
+
+fn is_continue(result: &str) -> bool {
+    serde_json::from_str::<Map<String, Value>>(result)
+        .ok()
+        .is_some_and(|o| o.get("result").and_then(Value::as_str) == Some("continue"))
+}
+
+enum HookOut {
+    Continue,
+    Respond(Vec<u8>),
+    Replace(Req),
+}
+
+async fn rpc_command_hook(ld: &Arc<Ld>, req: &Req) -> HookOut {
+    let regs = ld.hook_plugins("rpc_command");
+    if regs.is_empty() {
+        return HookOut::Continue;
+    }
+    let params = format!("{{\"rpc_command\":{}}}", String::from_utf8_lossy(&req.raw));
+    for (idx, reg) in regs {
+        if let Some(f) = &reg.filters {
+            if !f.iter().any(|v| v.as_str() == Some(req.method.as_str())) {
+                continue;
+            }
+        }
+        let r = match call_hook(
+            ld,
+            idx,
+            "rpc_command",
+            Some(&req.id_text),
+            &params,
+            &req.gate,
+        )
+        .await {
+            HookRes::Continue => continue,
+            HookRes::Result(r) => r,
+        };
+        if is_continue(&r) {
+            continue;
+        }
+        let bad = |why: &str| {
+            HookOut::Respond(error_response(
+                &req.id_raw,
+                -32600,
+                &format!("Bad response to 'rpc_command' hook: {why}"),
+            ))
+        };
+        let Ok(obj) = serde_json::from_str::<HashMap<String, Box<RawValue>>>(&r) else {
+            return bad("result is not an object");
+        };
+        if let Some(ret) = obj.get("return") {
+            let inner: HashMap<String, Box<RawValue>> =
+                serde_json::from_str(ret.get()).unwrap_or_default();
+            if let Some(res) = inner.get("result") {
+                return HookOut::Respond(ok_response(&req.id_raw, res.get()));
+            }
+            if let Some(err) = inner.get("error") {
+                return HookOut::Respond(error_response_raw(&req.id_raw, err.get()));
+            }
+            return bad("'return' must contain 'result' or 'error'");
+        }
+        if let Some(rep) = obj.get("replace") {
+            return match parse_req(
+                rep.get().as_bytes().to_vec(),
+                Some((&req.id_raw, &req.id_text)),
+                req.gate.clone(),
+            ) {
+                Ok(r) => HookOut::Replace(r),
+                Err(_) => bad("'replace' must be a request object with a method"),
+            };
+        }
+        return bad("unknown response");
+    }
+    HookOut::Continue
+}
+
+fn getinfo(ld: &Ld) -> String {
+    format!(
+        "{{\"id\":\"{NODE_ID}\",\"alias\":\"standin\",\"color\":\"022d22\",\"num_peers\":0,\"num_pending_channels\":0,\"num_active_channels\":0,\"num_inactive_channels\":0,\"address\":[],\"binding\":[],\"version\":\"{VERSION}\",\"blockheight\":0,\"network\":{},\"fees_collected_msat\":0,\"lightning-dir\":{}}}",
+        quote(&ld.cfg.network),
+        quote(&ld.cfg.netdir.to_string_lossy())
+    )
+}
+
+#[derive(Serialize)]
+struct PluginInfo {
+    name: String,
+    active: bool,
+    dynamic: bool,
+}
+
+fn plugin_cmd(ld: &Ld, req: &Req) -> Vec<u8> {
+    let p = params_or_return!(req);
+    let Some(sub) = p.string("subcommand", 0) else {
+        return error_response(
+            &req.id_raw,
+            -32602,
+            "missing required parameter: subcommand",
+        );
+    };
+    if sub != "list" {
+        return error_response(
+            &req.id_raw,
+            -32602,
+            &format!("subcommand '{sub}' is not supported by lightningd-standin"),
+        );
+    }
+    let list: Vec<PluginInfo> = ld
+        .st()
+        .plugins
+        .iter()
+        .map(|p| PluginInfo {
+            name: p.path.clone(),
+            active: p.active(),
+            dynamic: p.m.dynamic,
+        })
+        .collect();
+    let list = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
+    ok_response(
+        &req.id_raw,
+        &format!("{{\"command\":\"list\",\"plugins\":{list}}}"),
+    )
+}
+
+fn getlog(ld: &Ld, req: &Req) -> Vec<u8> {
+    let p = params_or_return!(req);
+    let level = match p.get("level", 0) {
+        None => Level::Debug,
+        Some(r) => match raw_str(r).as_deref().and_then(Level::parse) {
+            Some(l) => l,
+            None => {
+                return error_response(
+                    &req.id_raw,
+                    -32602,
+                    "level: should be 'io', 'debug', 'info', 'unusual' or 'broken'",
+                )
+            }
+        },
+    };
+    let (entries, bytes) = ld.log.entries(level);
+    let log = serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into());
+    ok_response(
+        &req.id_raw,
+        &format!(
+            "{{\"created_at\":\"{:.9}\",\"bytes_used\":{bytes},\"bytes_max\":10485760,\"log\":{log}}}",
+            ld.log.created_at
+        ),
+    )
+}
+
+async fn check(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
+    let p = params_or_return!(req);
+    let Some(cmd) = p.string("command_to_check", 0) else {
+        return error_response(
+            &req.id_raw,
+            -32602,
+            "missing required parameter: command_to_check",
+        );
+    };
+    let done = || {
+        ok_response(
+            &req.id_raw,
+            &format!("{{\"command_to_check\":{}}}", quote(&cmd)),
+        )
+    };
+    if BUILTIN_METHODS.contains(&cmd.as_str()) {
+        return done();
+    }
+    let Some(idx) = ld.owner_of(&cmd) else {
+        return error_response(&req.id_raw, -32601, &format!("Unknown command '{cmd}'"));
+    };
+    let cancheck = ld.st().plugins.get(idx).is_some_and(|p| p.m.cancheck);
+    if cancheck {
+        forward(ld, req, idx, "check").await
+    } else {
+        done()
+    }
+}
+
+async fn setconfig(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
+    let id = req.id_raw.as_str();
+    let p = params_or_return!(req);
+    let Some(name) = p.string("config", 0) else {
+        return error_response(id, -32602, "missing required parameter: config");
+    };
+    let val: Option<String> = p
+        .get("val", 1)
+        .map(|r| raw_str(r).unwrap_or_else(|| r.get().to_string()));
+    let found: Option<(usize, OptDef, String)> = {
+        let st = ld.st();
+        st.plugins.iter().enumerate().find_map(|(i, pl)| {
+            if !pl.alive {
+                return None;
+            }
+            pl.m.options
+                .iter()
+                .find(|o| o.name == name)
+                .map(|o| (i, o.clone(), pl.path.clone()))
+        })
+    };
+    let Some((idx, opt, path)) = found else {
+        if is_builtin_option(&name) {
+            return error_response(id, -32602, &format!("{name}: not a dynamic option"));
+        }
+        return error_response(id, -32602, &format!("Unknown config option '{name}'"));
+    };
+    if !opt.dynamic {
+        return error_response(id, -32602, &format!("{name}: not a dynamic option"));
+    }
+    let value = match (&val, opt.typ) {
+        (None, OptType::Flag) => OptVal::Bool(true),
+        (None, _) => return error_response(id, -32602, "missing required parameter: val"),
+        (Some(v), t) => match t.value(v) {
+            Some(x) => x,
+            None => {
+                return error_response(
+                    id,
+                    -32602,
+                    &format!("{name}: {v} does not parse as type {}", t.name()),
+                )
+            }
+        },
+    };
+    let rid = make_id(Some(&req.id_text), "setconfig", ld.next_id());
+    let val_part = match &val {
+        Some(v) => format!(",\"val\":{}", quote(v)),
+        None => String::new(),
+    };
+    let msg = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{rid},\"method\":\"setconfig\",\"params\":{{\"config\":{}{val_part}}}}}\n\n",
+        quote(&name)
+    );
+    let rx = ld.send_request(idx, &rid, msg.into_bytes());
+    req.gate.open();
+    let raw = match rx.await {
+        Ok(Reply::Msg(raw)) => raw,
+        _ => return error_response(id, -4, "Plugin terminated before replying to RPC call."),
+    };
+    if let Some(e) = Msg::parse(&raw).and_then(|m| m.error) {
+        return error_response_raw(id, e.get());
+    }
+    if let Some(pl) = ld.st().plugins.get_mut(idx) {
+        pl.values.insert(name.clone(), vec![value.clone()]);
+    }
+    let (key, v) = match &value {
+        OptVal::Int(i) => ("value_int", i.to_string()),
+        OptVal::Bool(b) => ("value_bool", b.to_string()),
+        OptVal::Str(s) => ("value_str", quote(s)),
+    };
+    ok_response(
+        id,
+        &format!(
+            "{{\"config\":{{\"config\":{},\"{key}\":{v},\"plugin\":{},\"dynamic\":true}}}}",
+            quote(&name),
+            quote(&path)
+        ),
+    )
+}
+
+const BUILTIN_USAGE: &[(&str, &str, &str)] = &[
+    (
+        "check",
+        "command_to_check",
+        "Don't run {command_to_check}, just verify parameters.",
+    ),
+    ("getinfo", "", "Show information about this node."),
+    (
+        "getlog",
+        "[level]",
+        "Show logs, with optional log {level} (info|unusual|debug|io).",
+    ),
+    (
+        "help",
+        "[command]",
+        "List available commands, or give verbose help on one {command}.",
+    ),
+    (
+        "notifications",
+        "enable",
+        "Enable notifications for individual commands.",
+    ),
+    (
+        "plugin",
+        "subcommand=list",
+        "Control plugins (start, stop, startdir, rescan, list).",
+    ),
+    (
+        "setconfig",
+        "config [val]",
+        "Set a dynamic configuration option.",
+    ),
+    ("stop", "", "Shut down the lightningd process."),
+    (
+        "dev-hook",
+        "hook payload",
+        "Stand-in only: call a hook on the plugins registered for it.",
+    ),
+    (
+        "dev-notify",
+        "topic payload",
+        "Stand-in only: send a notification to subscribed plugins.",
+    ),
+];
+
+#[derive(Serialize)]
+struct HelpEntry {
+    command: String,
+    category: String,
+    description: String,
+    verbose: String,
+}
+
+fn help(ld: &Ld, req: &Req) -> Vec<u8> {
+    let p = params_or_return!(req);
+    let only = p.string("command", 0);
+    let mut entries: Vec<(String, HelpEntry)> = BUILTIN_USAGE
+        .iter()
+        .map(|(n, u, d)| {
+            (
+                n.to_string(),
+                HelpEntry {
+                    command: format!("{n} {u}").trim_end().to_string(),
+                    category: "utility".into(),
+                    description: d.to_string(),
+                    verbose: d.to_string(),
+                },
+            )
+        })
+        .collect();
+    for pl in ld.st().plugins.iter().filter(|p| p.alive) {
+        for m in &pl.m.methods {
+            entries.push((
+                m.name.clone(),
+                HelpEntry {
+                    command: format!("{} {}", m.name, m.usage).trim_end().to_string(),
+                    category: "plugin".into(),
+                    description: m.description.clone(),
+                    verbose: m.description.clone(),
+                },
+            ));
+        }
+    }
+    let list: Vec<&HelpEntry> = match &only {
+        Some(c) => entries
+            .iter()
+            .filter(|(n, _)| n == c)
+            .map(|(_, e)| e)
+            .collect(),
+        None => entries.iter().map(|(_, e)| e).collect(),
+    };
+    if let (Some(c), true) = (&only, list.is_empty()) {
+        return error_response(&req.id_raw, -32601, &format!("Unknown command '{c}'"));
+    }
+    let list = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
+    ok_response(&req.id_raw, &format!("{{\"help\":{list}}}"))
+}
+
+/// custommsg filters name message types: the payload's first two bytes.
+fn custommsg_type(payload: &str) -> Option<u64> {
+    let v: Map<String, Value> = serde_json::from_str(payload).ok()?;
+    let hex = v.get("payload")?.as_str()?;
+    u64::from_str_radix(hex.get(..4)?, 16).ok()
+}
+
+async fn dev_hook(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
+    let p = params_or_return!(req);
+    let Some(hook) = p.string("hook", 0) else {
+        return error_response(&req.id_raw, -32602, "missing required parameter: hook");
+    };
+    if !HOOKS.contains(&hook.as_str()) {
+        return error_response(&req.id_raw, -32602, &format!("Unknown hook '{hook}'"));
+    }
+    let payload = p
+        .get("payload", 1)
+        .map(|r| r.get())
+        .unwrap_or("{}")
+        .to_string();
+    let mtype = custommsg_type(&payload);
+    let mut results: Vec<String> = Vec::new();
+    for (idx, reg) in ld.hook_plugins(&hook) {
+        if let Some(f) = &reg.filters {
+            let matches = if hook == "custommsg" {
+                mtype.is_some_and(|t| f.iter().any(|v| v.as_u64() == Some(t)))
+            } else {
+                true
+            };
+            if !matches {
+                continue;
+            }
+        }
+        match call_hook(ld, idx, &hook, None, &payload, &req.gate).await {
+            HookRes::Continue => continue,
+            HookRes::Result(r) => {
+                let cont = is_continue(&r);
+                results.push(r);
+                if !cont {
+                    break;
+                }
+            }
+        }
+    }
+    ok_response(
+        &req.id_raw,
+        &format!("{{\"results\":[{}]}}", results.join(",")),
+    )
+}
+
+fn dev_notify(ld: &Ld, req: &Req) -> Vec<u8> {
+    let p = params_or_return!(req);
+    let Some(topic) = p.string("topic", 0) else {
+        return error_response(&req.id_raw, -32602, "missing required parameter: topic");
+    };
+    let payload = p.get("payload", 1).map(|r| r.get()).unwrap_or("{}");
+    let t = quote(&topic);
+    let msg = format!("{{\"jsonrpc\":\"2.0\",\"method\":{t},\"params\":{{{t}:{payload}}}}}\n\n");
+    let n = ld.notify(&topic, msg.as_bytes());
+    ok_response(&req.id_raw, &format!("{{\"sent\":{n}}}"))
+}
