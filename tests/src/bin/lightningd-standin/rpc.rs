@@ -444,7 +444,8 @@ async fn rpc_command_hook(ld: &Arc<Ld>, req: &Req) -> HookOut {
             &params,
             &req.gate,
         )
-        .await {
+        .await
+        {
             HookRes::Continue => continue,
             HookRes::Result(r) => r,
         };
