@@ -323,6 +323,7 @@ mod node {
         let (v, c) = next("cp");
         let other = launch.path().join("other.py");
         std::fs::write(&other, testplugin_text(&c)).unwrap();
+        make_executable(&other); // cp copies the mode too
         std::fs::copy(&other, &plugin).unwrap();
         gen = reloaded(&node, gen).await["generation"].as_u64().unwrap();
         assert_eq!(version(&node).await, v);
@@ -358,7 +359,7 @@ mod node {
 
     #[tokio::test]
     async fn reload_under_concurrent_calls_loses_nothing() {
-        let Some(Setup { plugin, node, .. }) = setup(json!({"version": "a"})).await else { return };
+        let Some(Setup { plugin, node, launch: _launch }) = setup(json!({"version": "a"})).await else { return };
         let node = std::sync::Arc::new(node);
         let mut tasks = vec![];
         for t in 0..8 {
@@ -398,7 +399,7 @@ mod node {
 
     #[tokio::test]
     async fn calls_past_the_grace_period_get_an_error_and_hooks_move_to_the_new_version() {
-        let Some(Setup { plugin, node, .. }) = setup_with(
+        let Some(Setup { plugin, node, launch: _launch }) = setup_with(
             json!({"version": "slow", "hooks": ["peer_connected"], "hook_delay_ms": 600000}),
             &["--autoreload-grace-ms=200"],
             true,
@@ -428,7 +429,7 @@ mod node {
 
     #[tokio::test]
     async fn a_crash_mid_request_is_answered_and_the_plugin_restarts() {
-        let Some(Setup { node, .. }) = setup(json!({})).await else { return };
+        let Some(Setup { node, launch: _launch, .. }) = setup(json!({})).await else { return };
         let err = node.call("tp-crash", json!({})).await.expect_err("crashed");
         assert_eq!(err.code(), -4);
         assert!(err.message().contains("crashed") && err.message().contains("exited with status 7"), "{err}");
@@ -440,7 +441,7 @@ mod node {
 
     #[tokio::test]
     async fn a_crash_loop_backs_off_and_answers_for_the_plugin() {
-        let Some(Setup { plugin, node, .. }) = setup_with(json!({"hooks": ["peer_connected"]}), &[], true).await else { return };
+        let Some(Setup { plugin, node, launch: _launch }) = setup_with(json!({"hooks": ["peer_connected"]}), &[], true).await else { return };
         for _ in 0..3 {
             let _ = node.call("tp-crash", json!({})).await.expect_err("crashed");
             node.wait_status("restarted or down", |s| s["state"] == "serving" || s["state"] == "down").await;
@@ -459,7 +460,7 @@ mod node {
 
     #[tokio::test]
     async fn a_plugin_that_fails_at_start_does_not_stop_lightningd() {
-        let Some(Setup { plugin, node, .. }) =
+        let Some(Setup { plugin, node, launch: _launch }) =
             setup(json!({"crash_at": "getmanifest", "stderr_at_start": "SyntaxError: invalid syntax (plugin.py, line 3)"})).await
         else {
             return;
@@ -492,7 +493,7 @@ mod node {
             {"name": "no-usage", "description": "lightningd kills for this"},
             {"name": "autoreload-status", "usage": "", "description": "clash"}
         ]);
-        let Some(Setup { node, .. }) = setup(json!({
+        let Some(Setup { node, launch: _launch, .. }) = setup(json!({
             "print_at_start": "hello from print\n",
             "manifest_extra": {"rpcmethods": bad_methods, "options": [{"name": "no-type", "description": "x"}]},
             "hooks": ["peer_connected", "no_such_hook"],
@@ -523,7 +524,7 @@ mod node {
 
     #[tokio::test]
     async fn a_hook_answered_with_an_error_does_not_abort_lightningd() {
-        let Some(Setup { node, .. }) = setup_with(json!({"hooks": ["peer_connected"], "hook_error": true}), &[], true).await else { return };
+        let Some(Setup { node, launch: _launch, .. }) = setup_with(json!({"hooks": ["peer_connected"], "hook_error": true}), &[], true).await else { return };
         let h = node.ok("dev-hook", json!({"hook": "peer_connected", "payload": {"peer": {}}})).await;
         assert_eq!(h["results"], json!([{"result": "continue"}]));
         node.wait_log("would make lightningd abort").await;
@@ -531,10 +532,11 @@ mod node {
 
     #[tokio::test]
     async fn a_changed_manifest_is_reported_and_removed_methods_say_so() {
-        let Some(Setup { plugin, node, .. }) = setup(json!({})).await else { return };
+        let Some(Setup { plugin, node, launch: _launch }) = setup(json!({})).await else { return };
         let methods = json!([
             {"name": "tp-sleep", "usage": "[ms]", "description": "sleeps"},
-            {"name": "tp-new", "usage": "", "description": "new"}
+            {"name": "tp-new", "usage": "", "description": "new"},
+            {"name": "tp-state", "usage": "", "description": "state"}
         ]);
         write_testplugin(&plugin, &json!({"version": "v2", "manifest_extra": {"rpcmethods": methods},
                                           "options": [{"name": "tp-added", "type": "int", "default": 9, "description": "added"}]}));
@@ -556,7 +558,7 @@ mod node {
     #[tokio::test]
     async fn setconfig_reaches_the_plugin_and_survives_a_reload() {
         let opts = json!([{"name": "tp-dyn", "type": "int", "default": 1, "dynamic": true, "description": "dynamic"}]);
-        let Some(Setup { node, .. }) = setup_with(json!({"options": opts, "manifest_extra": {"cancheck": true}}), &["--tp-dyn=2"], false).await else { return };
+        let Some(Setup { node, launch: _launch, .. }) = setup_with(json!({"options": opts, "manifest_extra": {"cancheck": true}}), &["--tp-dyn=2"], false).await else { return };
         node.ok("setconfig", json!({"config": "tp-dyn", "val": 5})).await;
         let state = node.ok("tp-state", json!({})).await;
         assert_eq!(state["setconfig"], json!([{"config": "tp-dyn", "val": "5"}]));
@@ -571,7 +573,7 @@ mod node {
 
     #[tokio::test]
     async fn logs_and_stderr_carry_the_plugin_name() {
-        let Some(Setup { node, .. }) = setup(json!({})).await else { return };
+        let Some(Setup { node, launch: _launch, .. }) = setup(json!({})).await else { return };
         node.ok("tp-log", json!({"level": "info", "message": "hello log"})).await;
         node.ok("tp-stderr", json!({"text": "hello stderr"})).await;
         node.wait_log("[plugin.py] hello log").await;
@@ -581,7 +583,7 @@ mod node {
 
     #[tokio::test]
     async fn odd_ids_and_ten_megabyte_messages_pass_intact() {
-        let Some(Setup { node, .. }) = setup(json!({})).await else { return };
+        let Some(Setup { node, launch: _launch, .. }) = setup(json!({})).await else { return };
         let id = "we\"ird \\ / ü 🚀 \u{1} id";
         let req = json!({"jsonrpc": "2.0", "id": id, "method": "tp-echo", "params": {"k": "v"}});
         let r = node.call_raw(req.to_string().as_bytes()).await;
@@ -597,7 +599,7 @@ mod node {
     #[tokio::test]
     async fn shutdown_leaves_no_process_behind() {
         for ignore in [false, true] {
-            let Some(Setup { node, .. }) = setup(json!({"ignore_shutdown": ignore})).await else { return };
+            let Some(Setup { node, launch: _launch, .. }) = setup(json!({"ignore_shutdown": ignore})).await else { return };
             let grandchild = node.ok("tp-spawn-grandchild", json!({})).await["pid"].as_u64().unwrap() as u32;
             let child = node.ok("tp-echo", json!({})).await["pid"].as_u64().unwrap() as u32;
             let host = ppid(child).expect("child has a parent");
