@@ -165,7 +165,7 @@ impl Host {
 
     fn handle(&mut self, ev: Event) {
         match ev {
-            Event::Lightningd(Frame::Message(m)) => self.from_lightningd(m),
+            Event::Lightningd(Frame::Message(m)) => self.on_lightningd_message(m),
             Event::Lightningd(Frame::Garbage { bytes, reason }) => self.link.log(
                 Level::Warn,
                 format!(
@@ -212,7 +212,7 @@ impl Host {
         });
     }
 
-    fn from_lightningd(&mut self, m: Message) {
+    fn on_lightningd_message(&mut self, m: Message) {
         match m.kind.clone() {
             Kind::Request { id, method } => self.on_request(id, method, m),
             Kind::Notification { method } => self.on_notification(&method, m),
@@ -255,7 +255,7 @@ impl Host {
                     _ => None,
                 });
                 match cmd.as_deref().map(|c| (c, self.router.method(c))) {
-                    Some((_, Route::Plugin(p))) => self.to_plugin(p, req(ReqKind::Rpc)),
+                    Some((_, Route::Plugin(p))) => self.dispatch_to(p, req(ReqKind::Rpc)),
                     Some((c, Route::Unknown)) if c.starts_with(manifest::HOST_PREFIX) => self
                         .link
                         .send(jsonrpc::response(&id, json!({"command_to_check": c}))),
@@ -288,7 +288,7 @@ impl Host {
                         ) {
                             init.set(&ty, &name, val);
                         }
-                        self.to_plugin(owner, req(ReqKind::Rpc));
+                        self.dispatch_to(owner, req(ReqKind::Rpc));
                     }
                     _ => self.link.send(jsonrpc::error(
                         &id,
@@ -303,7 +303,7 @@ impl Host {
                         .current_manifest()
                         .is_some_and(|m| m.hooks.contains_key(&method));
                     if still || ReqKind::Hook(method.clone()).must_reach_plugin() {
-                        self.to_plugin(p, req(ReqKind::Hook(method.clone())));
+                        self.dispatch_to(p, req(ReqKind::Hook(method.clone())));
                     } else {
                         // Its new version dropped the hook: as if unhooked.
                         self.link.send(jsonrpc::hook_continue(&id));
@@ -316,7 +316,7 @@ impl Host {
                             .current_manifest()
                             .is_some_and(|m| m.methods.contains_key(&method));
                         if still {
-                            self.to_plugin(p, req(ReqKind::Rpc));
+                            self.dispatch_to(p, req(ReqKind::Rpc));
                         } else {
                             let msg = format!(
                                 "{method} was removed by the new version of {}; lightningd keeps it registered until lightningd (or cln-autoreload) restarts",
@@ -355,7 +355,7 @@ impl Host {
 
     /// A message from plugin `p`'s current generation, other than its
     /// start-up answers.
-    pub(crate) fn from_plugin(&mut self, p: PluginId, number: u64, m: Message) {
+    pub(crate) fn on_plugin_message(&mut self, p: PluginId, number: u64, m: Message) {
         let name = &self.plugins[p].name;
         match &m.kind {
             Kind::Response { id } => {

@@ -121,7 +121,7 @@ pub fn locate(ctx: &Context) -> Option<Located> {
     } else if let Some(v) = &ctx.env_plugins {
         (std::env::split_paths(v).collect(), Source::Env, vec![])
     } else {
-        let (paths, notes) = from_lightningd(ctx);
+        let (paths, notes) = on_lightningd_message(ctx);
         if paths.is_empty() {
             return None;
         }
@@ -250,7 +250,7 @@ fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
     }
 }
 
-fn from_lightningd(ctx: &Context) -> (Vec<PathBuf>, Vec<String>) {
+fn on_lightningd_message(ctx: &Context) -> (Vec<PathBuf>, Vec<String>) {
     let Some(args) = &ctx.parent_cmdline else {
         return (vec![], vec![]);
     };

@@ -536,7 +536,7 @@ impl Host {
                 }
             }
         }
-        self.from_plugin(p, number, m);
+        self.on_plugin_message(p, number, m);
     }
 
     fn on_manifest(&mut self, p: PluginId, m: &Message) {
@@ -659,7 +659,7 @@ impl Host {
         }
         let held = std::mem::take(&mut self.plugins[p].held);
         for req in held {
-            self.to_plugin(p, req);
+            self.dispatch_to(p, req);
         }
         self.startup_progress();
     }
@@ -851,7 +851,7 @@ impl Host {
     }
 
     /// Sends a request to `p`'s serving generation, or holds it.
-    pub(crate) fn to_plugin(&mut self, p: PluginId, req: Request) {
+    pub(crate) fn dispatch_to(&mut self, p: PluginId, req: Request) {
         let plugin = &mut self.plugins[p];
         match &plugin.phase {
             Phase::Serving { gen } => {

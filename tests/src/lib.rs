@@ -32,10 +32,16 @@ pub fn target_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(d);
     }
-    // <target>/<profile>/deps/<test-exe>
+    // <target>/<profile>/deps/<test-exe>, or <target>/<profile>/<bin>
     std::env::current_exe()
         .ok()
-        .and_then(|e| e.parent()?.parent()?.parent().map(Path::to_path_buf))
+        .and_then(|e| {
+            let mut dir = e.parent()?;
+            if dir.file_name()? == "deps" {
+                dir = dir.parent()?;
+            }
+            dir.parent().map(Path::to_path_buf)
+        })
         .unwrap_or_else(|| root().join("target"))
 }
 

@@ -240,7 +240,9 @@ mod node {
         let launch = tempdir();
         let plugin = launch.path().join("plugin.py");
         write_testplugin(&plugin, &config);
-        let mut b = NodeBuilder::new().launch_dir(launch.path()).arg("--autoreload-plugin=plugin.py");
+        let mut b = NodeBuilder::new()
+            .launch_dir(launch.path())
+            .arg("--autoreload-plugin=plugin.py");
         for a in extra {
             b = b.arg(*a);
         }
@@ -248,7 +250,11 @@ mod node {
             b = b.standin_only();
         }
         let node = b.start().await.expect("node starts")?;
-        Some(Setup { launch, plugin, node })
+        Some(Setup {
+            launch,
+            plugin,
+            node,
+        })
     }
 
     async fn setup(config: Value) -> Option<Setup> {
@@ -256,11 +262,16 @@ mod node {
     }
 
     async fn version(node: &Node) -> String {
-        node.ok("tp-echo", json!({})).await["version"].as_str().unwrap_or_default().to_string()
+        node.ok("tp-echo", json!({})).await["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     async fn generation(node: &Node) -> u64 {
-        node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"].as_u64().unwrap_or(0)
+        node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     /// Waits until the plugin serves a generation after `after`.
@@ -278,21 +289,54 @@ mod node {
         write_testplugin(&plugin, &json!({"version": "found"}));
         let abs = plugin.to_str().unwrap().to_string();
         std::fs::create_dir_all(launch.path().join("conf.d")).unwrap();
-        std::fs::write(launch.path().join("main.conf"), "# a config file\ninclude conf.d/extra.conf\n").unwrap();
-        std::fs::write(launch.path().join("conf.d/extra.conf"), format!("autoreload-plugin={abs}\n")).unwrap();
+        std::fs::write(
+            launch.path().join("main.conf"),
+            "# a config file\ninclude conf.d/extra.conf\n",
+        )
+        .unwrap();
+        std::fs::write(
+            launch.path().join("conf.d/extra.conf"),
+            format!("autoreload-plugin={abs}\n"),
+        )
+        .unwrap();
         let wrapper = launch.path().join("wrapper.sh");
-        std::fs::write(&wrapper, format!("#!/bin/sh\nexec {} {abs} \"$@\"\n", host_bin().display())).unwrap();
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/sh\nexec {} {abs} \"$@\"\n", host_bin().display()),
+        )
+        .unwrap();
         make_executable(&wrapper);
 
         let cases: Vec<(&str, NodeBuilder)> = vec![
-            ("--opt=relative", NodeBuilder::new().arg("--autoreload-plugin=found.py")),
-            ("--opt relative", NodeBuilder::new().arg("--autoreload-plugin").arg("./found.py")),
-            ("config file with include", NodeBuilder::new().arg("--conf=main.conf")),
-            ("environment", NodeBuilder::new().env("AUTORELOAD_PLUGIN", abs.clone())),
-            ("wrapper script", NodeBuilder::new().without_host().arg(format!("--plugin={}", wrapper.display()))),
+            (
+                "--opt=relative",
+                NodeBuilder::new().arg("--autoreload-plugin=found.py"),
+            ),
+            (
+                "--opt relative",
+                NodeBuilder::new()
+                    .arg("--autoreload-plugin")
+                    .arg("./found.py"),
+            ),
+            (
+                "config file with include",
+                NodeBuilder::new().arg("--conf=main.conf"),
+            ),
+            (
+                "environment",
+                NodeBuilder::new().env("AUTORELOAD_PLUGIN", abs.clone()),
+            ),
+            (
+                "wrapper script",
+                NodeBuilder::new()
+                    .without_host()
+                    .arg(format!("--plugin={}", wrapper.display())),
+            ),
         ];
         for (what, builder) in cases {
-            let Some(node) = builder.launch_dir(launch.path()).start().await.expect(what) else { return };
+            let Some(node) = builder.launch_dir(launch.path()).start().await.expect(what) else {
+                return;
+            };
             assert_eq!(version(&node).await, "found", "{what}");
             let s = node.ok("autoreload-status", json!({})).await;
             assert_eq!(s["plugins"][0]["path"], json!(abs), "{what}");
@@ -302,12 +346,22 @@ mod node {
 
     #[tokio::test]
     async fn every_kind_of_file_change_reloads_exactly_once() {
-        let Some(Setup { launch, plugin, node }) = setup(json!({"version": "v0"})).await else { return };
+        let Some(Setup {
+            launch,
+            plugin,
+            node,
+        }) = setup(json!({"version": "v0"})).await
+        else {
+            return;
+        };
         let mut gen = generation(&node).await;
         let mut n = 0;
         let mut next = |label: &str| {
             n += 1;
-            (format!("{label}-{n}"), json!({"version": format!("{label}-{n}")}))
+            (
+                format!("{label}-{n}"),
+                json!({"version": format!("{label}-{n}")}),
+            )
         };
         // In-place rewrite (O_TRUNC, write, close), like many editors.
         let (v, c) = next("inplace");
@@ -329,7 +383,10 @@ mod node {
         assert_eq!(version(&node).await, v);
         // touch: same content, a deliberate reload.
         let pid_before = node.ok("tp-echo", json!({})).await["pid"].clone();
-        let st = std::process::Command::new("touch").arg(&plugin).status().unwrap();
+        let st = std::process::Command::new("touch")
+            .arg(&plugin)
+            .status()
+            .unwrap();
         assert!(st.success());
         gen = reloaded(&node, gen).await["generation"].as_u64().unwrap();
         assert_ne!(node.ok("tp-echo", json!({})).await["pid"], pid_before);
@@ -339,7 +396,11 @@ mod node {
         let text = testplugin_text(&c);
         {
             use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&plugin).unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&plugin)
+                .unwrap();
             f.write_all(&text.as_bytes()[..text.len() / 2]).unwrap();
             f.flush().unwrap();
             tokio::time::sleep(Duration::from_millis(400)).await;
@@ -351,7 +412,11 @@ mod node {
         assert_eq!(s["crashes"], 0, "a half-written file was started: {s:#}");
         // Exactly one reload each: an explicit restart now lands on gen+1.
         let r = node.ok("autoreload-restart", json!({})).await;
-        assert_eq!(r["generation"].as_u64(), Some(gen + 1), "extra reloads happened: {r}");
+        assert_eq!(
+            r["generation"].as_u64(),
+            Some(gen + 1),
+            "extra reloads happened: {r}"
+        );
         let s = node.ok("autoreload-status", json!({})).await;
         assert_eq!(s["plugins"][0]["reloads"], json!(6));
         node.wait_log("reloaded (file changed): generation").await;
@@ -359,7 +424,14 @@ mod node {
 
     #[tokio::test]
     async fn reload_under_concurrent_calls_loses_nothing() {
-        let Some(Setup { plugin, node, launch: _launch }) = setup(json!({"version": "a"})).await else { return };
+        let Some(Setup {
+            plugin,
+            node,
+            launch: _launch,
+        }) = setup(json!({"version": "a"})).await
+        else {
+            return;
+        };
         let node = std::sync::Arc::new(node);
         let mut tasks = vec![];
         for t in 0..8 {
@@ -368,9 +440,13 @@ mod node {
                 let mut results = vec![];
                 for i in 0..40 {
                     let r = if i % 2 == 0 {
-                        node.call("tp-echo", json!({"t": t, "i": i})).await.map(|v| v["params"]["i"].clone())
+                        node.call("tp-echo", json!({"t": t, "i": i}))
+                            .await
+                            .map(|v| v["params"]["i"].clone())
                     } else {
-                        node.call("tp-sleep", json!({"ms": 5})).await.map(|v| v["slept"].clone())
+                        node.call("tp-sleep", json!({"ms": 5}))
+                            .await
+                            .map(|v| v["slept"].clone())
                     };
                     results.push(r);
                 }
@@ -399,7 +475,11 @@ mod node {
 
     #[tokio::test]
     async fn calls_past_the_grace_period_get_an_error_and_hooks_move_to_the_new_version() {
-        let Some(Setup { plugin, node, launch: _launch }) = setup_with(
+        let Some(Setup {
+            plugin,
+            node,
+            launch: _launch,
+        }) = setup_with(
             json!({"version": "slow", "hooks": ["peer_connected"], "hook_delay_ms": 600000}),
             &["--autoreload-grace-ms=200"],
             true,
@@ -412,27 +492,56 @@ mod node {
         let n = node.clone();
         let call = tokio::spawn(async move { n.call("tp-never", json!({})).await });
         let n = node.clone();
-        let hook = tokio::spawn(async move { n.call("dev-hook", json!({"hook": "peer_connected", "payload": {"peer": {"id": "02aa"}}})).await });
-        node.wait_status("two requests in flight", |s| s["in_flight"] == 2).await;
+        let hook = tokio::spawn(async move {
+            n.call(
+                "dev-hook",
+                json!({"hook": "peer_connected", "payload": {"peer": {"id": "02aa"}}}),
+            )
+            .await
+        });
+        node.wait_status("two requests in flight", |s| s["in_flight"] == 2)
+            .await;
         let gen = generation(&node).await;
-        write_testplugin(&plugin, &json!({"version": "fast", "hooks": ["peer_connected"]}));
-        let err = call.await.unwrap().expect_err("the old version never answers");
+        write_testplugin(
+            &plugin,
+            &json!({"version": "fast", "hooks": ["peer_connected"]}),
+        );
+        let err = call
+            .await
+            .unwrap()
+            .expect_err("the old version never answers");
         assert_eq!(err.code(), -4, "{err}");
-        assert!(err.message().contains("reloaded") && err.message().contains("tp-never"), "{err}");
+        assert!(
+            err.message().contains("reloaded") && err.message().contains("tp-never"),
+            "{err}"
+        );
         let h = hook.await.unwrap().expect("hook answered");
         assert_eq!(h["results"], json!([{"result": "continue"}]));
         reloaded(&node, gen).await;
         let state = node.ok("tp-state", json!({})).await;
         assert_eq!(state["version"], "fast");
-        assert_eq!(state["hooks"][0]["params"]["peer"]["id"], "02aa", "the hook was re-sent to the new version");
+        assert_eq!(
+            state["hooks"][0]["params"]["peer"]["id"], "02aa",
+            "the hook was re-sent to the new version"
+        );
     }
 
     #[tokio::test]
     async fn a_crash_mid_request_is_answered_and_the_plugin_restarts() {
-        let Some(Setup { node, launch: _launch, .. }) = setup(json!({})).await else { return };
+        let Some(Setup {
+            node,
+            launch: _launch,
+            ..
+        }) = setup(json!({})).await
+        else {
+            return;
+        };
         let err = node.call("tp-crash", json!({})).await.expect_err("crashed");
         assert_eq!(err.code(), -4);
-        assert!(err.message().contains("crashed") && err.message().contains("exited with status 7"), "{err}");
+        assert!(
+            err.message().contains("crashed") && err.message().contains("exited with status 7"),
+            "{err}"
+        );
         let s = reloaded(&node, 1).await;
         assert_eq!(s["crashes"], 1);
         assert_eq!(version(&node).await, "v1");
@@ -441,20 +550,48 @@ mod node {
 
     #[tokio::test]
     async fn a_crash_loop_backs_off_and_answers_for_the_plugin() {
-        let Some(Setup { plugin, node, launch: _launch }) = setup_with(json!({"hooks": ["peer_connected"]}), &[], true).await else { return };
+        let Some(Setup {
+            plugin,
+            node,
+            launch: _launch,
+        }) = setup_with(json!({"hooks": ["peer_connected"]}), &[], true).await
+        else {
+            return;
+        };
         for _ in 0..3 {
             let _ = node.call("tp-crash", json!({})).await.expect_err("crashed");
-            node.wait_status("restarted or down", |s| s["state"] == "serving" || s["state"] == "down").await;
+            node.wait_status("restarted or down", |s| {
+                s["state"] == "serving" || s["state"] == "down"
+            })
+            .await;
         }
-        let s = node.wait_status("down in a crash loop", |s| s["state"] == "down").await;
-        assert!(s["down_reason"].as_str().unwrap().contains("crash loop"), "{s:#}");
+        let s = node
+            .wait_status("down in a crash loop", |s| s["state"] == "down")
+            .await;
+        assert!(
+            s["down_reason"].as_str().unwrap().contains("crash loop"),
+            "{s:#}"
+        );
         let err = node.call("tp-echo", json!({})).await.expect_err("down");
         assert!(err.message().contains("crash loop"), "{err}");
-        let h = node.ok("dev-hook", json!({"hook": "peer_connected", "payload": {"peer": {}}})).await;
-        assert_eq!(h["results"], json!([{"result": "continue"}]), "a hook with no live plugin continues");
+        let h = node
+            .ok(
+                "dev-hook",
+                json!({"hook": "peer_connected", "payload": {"peer": {}}}),
+            )
+            .await;
+        assert_eq!(
+            h["results"],
+            json!([{"result": "continue"}]),
+            "a hook with no live plugin continues"
+        );
         // Saving the file brings it back at once.
-        write_testplugin(&plugin, &json!({"version": "fixed", "hooks": ["peer_connected"]}));
-        node.wait_status("serving again", |s| s["state"] == "serving").await;
+        write_testplugin(
+            &plugin,
+            &json!({"version": "fixed", "hooks": ["peer_connected"]}),
+        );
+        node.wait_status("serving again", |s| s["state"] == "serving")
+            .await;
         assert_eq!(version(&node).await, "fixed");
     }
 
@@ -467,11 +604,17 @@ mod node {
         };
         let s = node.wait_status("down", |s| s["state"] == "down").await;
         let err = s["last_error"].as_str().unwrap();
-        assert!(err.contains("exited with status 3") && err.contains("SyntaxError"), "{s:#}");
+        assert!(
+            err.contains("exited with status 3") && err.contains("SyntaxError"),
+            "{s:#}"
+        );
         assert_eq!(node.host_entry().await["active"], true);
-        node.wait_log("no managed plugin answered getmanifest").await;
+        node.wait_log("no managed plugin answered getmanifest")
+            .await;
         write_testplugin(&plugin, &json!({"version": "fixed"}));
-        let s = node.wait_status("serving", |s| s["state"] == "serving").await;
+        let s = node
+            .wait_status("serving", |s| s["state"] == "serving")
+            .await;
         assert!(s["registered"] == false, "{s:#}");
         // Fixing it after start-up cannot register methods with lightningd.
         assert!(node.call("tp-echo", json!({})).await.is_err());
@@ -481,7 +624,10 @@ mod node {
         std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o644);
         std::fs::set_permissions(&plugin, perm).unwrap();
         node.wait_status("down", |s| s["state"] == "down").await;
-        let err = node.call("autoreload-restart", json!({})).await.expect_err("not executable");
+        let err = node
+            .call("autoreload-restart", json!({}))
+            .await
+            .expect_err("not executable");
         assert!(err.message().contains("chmod +x"), "{err}");
     }
 
@@ -513,68 +659,155 @@ mod node {
             assert_eq!(r["printed"], true);
         }
         assert_eq!(version(&node).await, "v1");
-        assert_eq!(node.host_entry().await["active"], true, "lightningd killed the host");
+        assert_eq!(
+            node.host_entry().await["active"],
+            true,
+            "lightningd killed the host"
+        );
         let logs = node.logs().await.join("\n");
-        for needle in ["hello from print", "a stray print", "without \"jsonrpc\"", "never-asked", "no-usage", "no-type", "no_such_hook", "autoreload-status"] {
-            assert!(logs.contains(needle), "no log line mentions {needle:?}:\n{logs}");
+        for needle in [
+            "hello from print",
+            "a stray print",
+            "without \"jsonrpc\"",
+            "never-asked",
+            "no-usage",
+            "no-type",
+            "no_such_hook",
+            "autoreload-status",
+        ] {
+            assert!(
+                logs.contains(needle),
+                "no log line mentions {needle:?}:\n{logs}"
+            );
         }
         assert!(!logs.contains("Killing plugin"), "{logs}");
-        assert!(!logs.contains("unknown id"), "the stray response reached lightningd:\n{logs}");
+        assert!(
+            !logs.contains("unknown id"),
+            "the stray response reached lightningd:\n{logs}"
+        );
     }
 
     #[tokio::test]
     async fn a_hook_answered_with_an_error_does_not_abort_lightningd() {
-        let Some(Setup { node, launch: _launch, .. }) = setup_with(json!({"hooks": ["peer_connected"], "hook_error": true}), &[], true).await else { return };
-        let h = node.ok("dev-hook", json!({"hook": "peer_connected", "payload": {"peer": {}}})).await;
+        let Some(Setup {
+            node,
+            launch: _launch,
+            ..
+        }) = setup_with(
+            json!({"hooks": ["peer_connected"], "hook_error": true}),
+            &[],
+            true,
+        )
+        .await
+        else {
+            return;
+        };
+        let h = node
+            .ok(
+                "dev-hook",
+                json!({"hook": "peer_connected", "payload": {"peer": {}}}),
+            )
+            .await;
         assert_eq!(h["results"], json!([{"result": "continue"}]));
         node.wait_log("would make lightningd abort").await;
     }
 
     #[tokio::test]
     async fn a_changed_manifest_is_reported_and_removed_methods_say_so() {
-        let Some(Setup { plugin, node, launch: _launch }) = setup(json!({})).await else { return };
+        let Some(Setup {
+            plugin,
+            node,
+            launch: _launch,
+        }) = setup(json!({})).await
+        else {
+            return;
+        };
         let methods = json!([
             {"name": "tp-sleep", "usage": "[ms]", "description": "sleeps"},
             {"name": "tp-new", "usage": "", "description": "new"},
             {"name": "tp-state", "usage": "", "description": "state"}
         ]);
-        write_testplugin(&plugin, &json!({"version": "v2", "manifest_extra": {"rpcmethods": methods},
-                                          "options": [{"name": "tp-added", "type": "int", "default": 9, "description": "added"}]}));
+        write_testplugin(
+            &plugin,
+            &json!({"version": "v2", "manifest_extra": {"rpcmethods": methods},
+                                          "options": [{"name": "tp-added", "type": "int", "default": 9, "description": "added"}]}),
+        );
         let s = reloaded(&node, 1).await;
         let changes = s["manifest_changes"].to_string();
-        for needle in ["method tp-new", "method tp-echo", "option tp-added", "option tp-greeting"] {
+        for needle in [
+            "method tp-new",
+            "method tp-echo",
+            "option tp-added",
+            "option tp-greeting",
+        ] {
             assert!(changes.contains(needle), "{needle}: {changes}");
         }
         let line = node.wait_log("manifest changed").await;
-        assert!(line.contains("+method tp-new") && line.contains("-method tp-echo"), "{line}");
+        assert!(
+            line.contains("+method tp-new") && line.contains("-method tp-echo"),
+            "{line}"
+        );
         let err = node.call("tp-echo", json!({})).await.expect_err("removed");
         assert!(err.message().contains("removed"), "{err}");
         assert_eq!(node.ok("tp-sleep", json!([1])).await["version"], "v2");
         // The option the new version added got its default in init.
         let state = node.ok("tp-state", json!({})).await;
-        assert_eq!(state["init"]["options"], json!({"tp-added": 9}), "{state:#}");
+        assert_eq!(
+            state["init"]["options"],
+            json!({"tp-added": 9}),
+            "{state:#}"
+        );
     }
 
     #[tokio::test]
     async fn setconfig_reaches_the_plugin_and_survives_a_reload() {
         let opts = json!([{"name": "tp-dyn", "type": "int", "default": 1, "dynamic": true, "description": "dynamic"}]);
-        let Some(Setup { node, launch: _launch, .. }) = setup_with(json!({"options": opts, "manifest_extra": {"cancheck": true}}), &["--tp-dyn=2"], false).await else { return };
-        node.ok("setconfig", json!({"config": "tp-dyn", "val": 5})).await;
+        let Some(Setup {
+            node,
+            launch: _launch,
+            ..
+        }) = setup_with(
+            json!({"options": opts, "manifest_extra": {"cancheck": true}}),
+            &["--tp-dyn=2"],
+            false,
+        )
+        .await
+        else {
+            return;
+        };
+        node.ok("setconfig", json!({"config": "tp-dyn", "val": 5}))
+            .await;
         let state = node.ok("tp-state", json!({})).await;
-        assert_eq!(state["setconfig"], json!([{"config": "tp-dyn", "val": "5"}]));
+        assert_eq!(
+            state["setconfig"],
+            json!([{"config": "tp-dyn", "val": "5"}])
+        );
         assert_eq!(state["init"]["options"]["tp-dyn"], 2);
         node.ok("autoreload-restart", json!({})).await;
         let state = node.ok("tp-state", json!({})).await;
-        assert_eq!(state["init"]["options"]["tp-dyn"], 5, "the new generation starts with the value set");
+        assert_eq!(
+            state["init"]["options"]["tp-dyn"], 5,
+            "the new generation starts with the value set"
+        );
         assert!(state["init"]["options"].get("autoreload-plugin").is_none());
-        let checked = node.ok("check", json!({"command_to_check": "tp-echo", "x": 1})).await;
+        let checked = node
+            .ok("check", json!({"command_to_check": "tp-echo", "x": 1}))
+            .await;
         assert!(checked.to_string().contains("tp-echo"), "{checked}");
     }
 
     #[tokio::test]
     async fn logs_and_stderr_carry_the_plugin_name() {
-        let Some(Setup { node, launch: _launch, .. }) = setup(json!({})).await else { return };
-        node.ok("tp-log", json!({"level": "info", "message": "hello log"})).await;
+        let Some(Setup {
+            node,
+            launch: _launch,
+            ..
+        }) = setup(json!({})).await
+        else {
+            return;
+        };
+        node.ok("tp-log", json!({"level": "info", "message": "hello log"}))
+            .await;
         node.ok("tp-stderr", json!({"text": "hello stderr"})).await;
         node.wait_log("[plugin.py] hello log").await;
         node.wait_log("[plugin.py] hello stderr").await;
@@ -583,7 +816,14 @@ mod node {
 
     #[tokio::test]
     async fn odd_ids_and_ten_megabyte_messages_pass_intact() {
-        let Some(Setup { node, launch: _launch, .. }) = setup(json!({})).await else { return };
+        let Some(Setup {
+            node,
+            launch: _launch,
+            ..
+        }) = setup(json!({})).await
+        else {
+            return;
+        };
         let id = "we\"ird \\ / ü 🚀 \u{1} id";
         let req = json!({"jsonrpc": "2.0", "id": id, "method": "tp-echo", "params": {"k": "v"}});
         let r = node.call_raw(req.to_string().as_bytes()).await;
@@ -593,28 +833,53 @@ mod node {
         assert_eq!(big["data"].as_str().map(str::len), Some(10_000_000));
         let s = "y".repeat(10_000_000);
         let echoed = node.ok("tp-echo", json!({"s": s})).await;
-        assert_eq!(echoed["params"]["s"].as_str().map(str::len), Some(10_000_000));
+        assert_eq!(
+            echoed["params"]["s"].as_str().map(str::len),
+            Some(10_000_000)
+        );
     }
 
     #[tokio::test]
     async fn shutdown_leaves_no_process_behind() {
         for ignore in [false, true] {
-            let Some(Setup { node, launch: _launch, .. }) = setup(json!({"ignore_shutdown": ignore})).await else { return };
-            let grandchild = node.ok("tp-spawn-grandchild", json!({})).await["pid"].as_u64().unwrap() as u32;
+            let Some(Setup {
+                node,
+                launch: _launch,
+                ..
+            }) = setup(json!({"ignore_shutdown": ignore})).await
+            else {
+                return;
+            };
+            let grandchild = node.ok("tp-spawn-grandchild", json!({})).await["pid"]
+                .as_u64()
+                .unwrap() as u32;
             let child = node.ok("tp-echo", json!({})).await["pid"].as_u64().unwrap() as u32;
             let host = ppid(child).expect("child has a parent");
             assert!(alive(grandchild) && alive(child) && alive(host));
             let status = node.stop().await.expect("node stops");
             assert!(status.success(), "{status}");
-            for (what, pid) in [("host", host), ("plugin", child), ("plugin's child", grandchild)] {
-                wait_for(&format!("{what} {pid} to exit (ignore_shutdown={ignore})"), || (!alive(pid)).then_some(())).await;
+            for (what, pid) in [
+                ("host", host),
+                ("plugin", child),
+                ("plugin's child", grandchild),
+            ] {
+                wait_for(
+                    &format!("{what} {pid} to exit (ignore_shutdown={ignore})"),
+                    || (!alive(pid)).then_some(()),
+                )
+                .await;
             }
         }
     }
 
     fn ppid(pid: u32) -> Option<u32> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
+        stat.rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     }
 
     #[allow(dead_code)]
