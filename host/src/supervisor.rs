@@ -293,12 +293,13 @@ impl ManagedPlugin {
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const BUSY_RETRY: Duration = Duration::from_millis(20);
 const BUSY_RETRIES: u32 = 100;
-const CRASH_WINDOW: Duration = Duration::from_secs(10);
-const CRASHES_BEFORE_BACKOFF: usize = 3;
+const CRASH_WINDOW: Duration = Duration::from_secs(30);
+const CRASH_LOOP: usize = 5;
 
 impl Host {
     /// Starts a new generation of plugin `p` now.
     pub(crate) fn start(&mut self, p: PluginId, pending: Pending) {
+        self.retry_pending[p] = None;
         let plugin = &mut self.plugins[p];
         let number = plugin.generations + 1;
         let tx = self.events.clone();
@@ -320,7 +321,8 @@ impl Host {
                 plugin.set_phase(Phase::Down {
                     reason: "file busy, retrying".into(),
                 });
-                self.pending_retry(p, pending);
+                self.retry_pending[p] = Some(pending);
+                self.after(BUSY_RETRY, p, Timer::Retry);
                 return;
             }
             Err(e) => {
@@ -359,11 +361,6 @@ impl Host {
             pending,
         });
         self.after(STARTUP_TIMEOUT, p, Timer::StartTimeout);
-    }
-
-    fn pending_retry(&mut self, p: PluginId, pending: Pending) {
-        self.retry_pending[p] = Some(pending);
-        self.after(BUSY_RETRY, p, Timer::Retry);
     }
 
     /// Asks for a new generation of `p` (file changed, restart). An
@@ -419,6 +416,7 @@ impl Host {
     /// Plugin `p` could not start (or crashed in a loop): it stays down
     /// until its file changes or `autoreload-restart`.
     fn fail(&mut self, p: PluginId, why: String) {
+        self.retry_pending[p] = None;
         let plugin = &mut self.plugins[p];
         self.link
             .log(Level::Warn, format!("[{}] not running: {why}", plugin.name));
@@ -757,19 +755,23 @@ impl Host {
                     trigger: Trigger::Crash,
                     since: now,
                 };
-                if plugin.recent_crashes.len() < CRASHES_BEFORE_BACKOFF {
-                    self.start(p, pending);
-                } else {
-                    let n = plugin.recent_crashes.len();
-                    let backoff = Duration::from_millis(500 << (n - CRASHES_BEFORE_BACKOFF).min(6));
+                let n = plugin.recent_crashes.len();
+                if n >= CRASH_LOOP {
                     let reason = format!(
-                        "crash loop: {n} crashes within {}s, next try in {:.1}s (or on file change); last: {why}",
-                        CRASH_WINDOW.as_secs(),
-                        backoff.as_secs_f64()
+                        "crash loop: {n} crashes within {}s; it stays down until its file changes or autoreload-restart. Last: {why}",
+                        CRASH_WINDOW.as_secs()
                     );
                     self.fail(p, reason);
+                } else if n == 1 {
+                    self.start(p, pending);
+                } else {
+                    // Back off a little: calls wait meanwhile.
+                    let delay = Duration::from_millis(100 << (n - 2));
+                    plugin.set_phase(Phase::Down {
+                        reason: format!("restarting in {} ms after a crash", delay.as_millis()),
+                    });
                     self.retry_pending[p] = Some(pending);
-                    self.after(backoff, p, Timer::Retry);
+                    self.after(delay, p, Timer::Retry);
                 }
             }
             Phase::Down { .. } => {}
@@ -863,7 +865,8 @@ impl Host {
             | Phase::Draining { .. }
             | Phase::Stopping { then: Some(_), .. } => plugin.held.push_back(req),
             // The file is being written: the start is only postponed.
-            Phase::Down { .. } if plugin.busy_retries > 0 => plugin.held.push_back(req),
+            // A restart is due shortly (file busy, crash back-off).
+            Phase::Down { .. } if self.retry_pending[p].is_some() => plugin.held.push_back(req),
             Phase::Down { .. } | Phase::Stopping { then: None, .. } => self.unavailable(p, req),
         }
     }
