@@ -48,31 +48,35 @@ pub fn target_dir() -> PathBuf {
 /// The host binary, built (once per test process) if needed.
 pub fn host_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let profile = if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        };
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "cln-autoreload",
-            "--bin",
-            "cln-autoreload",
-        ])
+    BIN.get_or_init(|| built_bin("cln-autoreload", "cln-autoreload"))
+        .clone()
+}
+
+/// The example native plugin, built if needed.
+pub fn hello_native_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| built_bin("hello-native", "hello-native"))
+        .clone()
+}
+
+/// Builds a workspace binary (cargo builds a package's own binaries before
+/// its tests, but not other packages') and returns its path.
+pub fn built_bin(package: &str, bin: &str) -> PathBuf {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "-q", "-p", package, "--bin", bin])
         .current_dir(root());
-        if profile == "release" {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building cln-autoreload failed");
-        target_dir().join(profile).join("cln-autoreload")
-    })
-    .clone()
+    if profile == "release" {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building {bin} failed");
+    target_dir().join(profile).join(bin)
 }
 
 /// The stand-in binary.

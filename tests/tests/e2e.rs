@@ -841,6 +841,88 @@ mod node {
     }
 
     #[tokio::test]
+    async fn db_write_is_never_answered_for_the_plugin() {
+        let hooks = json!(["db_write", "peer_connected"]);
+        let Some(Setup {
+            plugin,
+            node,
+            launch: _launch,
+        }) = setup_with(json!({"hooks": hooks}), &[], true).await
+        else {
+            return;
+        };
+        write_testplugin(&plugin, &json!({"hooks": hooks, "crash_at": "init"}));
+        node.wait_status("down", |s| s["state"] == "down").await;
+        let node = std::sync::Arc::new(node);
+        let n = node.clone();
+        let db = tokio::spawn(async move {
+            n.call(
+                "dev-hook",
+                json!({"hook": "db_write", "payload": {"data_version": 1, "writes": ["x"]}}),
+            )
+            .await
+        });
+        // Other hooks go on; db_write waits for a version that can answer.
+        let h = node
+            .ok(
+                "dev-hook",
+                json!({"hook": "peer_connected", "payload": {"peer": {}}}),
+            )
+            .await;
+        assert_eq!(h["results"], json!([{"result": "continue"}]));
+        node.wait_status("db_write held", |s| s["held"] == 1).await;
+        assert!(!db.is_finished());
+        write_testplugin(&plugin, &json!({"hooks": hooks, "version": "fixed"}));
+        let r = db
+            .await
+            .unwrap()
+            .expect("db_write answered by the fixed version");
+        assert_eq!(r["results"], json!([{"result": "continue"}]));
+        let state = node.ok("tp-state", json!({})).await;
+        assert_eq!(state["version"], "fixed");
+        assert_eq!(state["hooks"][0]["method"], "db_write");
+    }
+
+    #[tokio::test]
+    async fn the_examples_run_under_the_host() {
+        let launch = tempdir();
+        let native = launch.path().join("hello-native");
+        std::fs::copy(hello_native_bin(), &native).unwrap();
+        let py = launch.path().join("hello.py");
+        std::fs::copy(root().join("examples/hello-py/hello.py"), &py).unwrap();
+        let pyln = std::process::Command::new("python3")
+            .args(["-c", "import pyln.client"])
+            .status()
+            .is_ok_and(|s| s.success());
+        let mut cases = vec![("hello-native", "hello-native", "Hello, world!")];
+        if pyln {
+            cases.push(("hello.py", "hello", "Hello, world!"));
+        } else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must install pyln-client"
+            );
+            eprintln!("hello.py skipped: pip install pyln-client");
+        }
+        for (file, method, want) in cases {
+            let Some(node) = NodeBuilder::new()
+                .launch_dir(launch.path())
+                .arg(format!("--autoreload-plugin={file}"))
+                .start()
+                .await
+                .expect("node starts")
+            else {
+                return;
+            };
+            let r = node.ok(method, json!(["world"])).await;
+            assert_eq!(r["greeting"], want, "{file}: {r}");
+            node.ok("autoreload-restart", json!([file])).await;
+            assert_eq!(node.ok(method, json!(["world"])).await["greeting"], want);
+            node.stop().await.expect("stops");
+        }
+    }
+
+    #[tokio::test]
     async fn shutdown_leaves_no_process_behind() {
         for ignore in [false, true] {
             let Some(Setup {
@@ -885,4 +967,39 @@ mod node {
 
     #[allow(dead_code)]
     fn _unused(_: &Path) {}
+}
+
+mod hygiene {
+    use super::*;
+
+    /// The host killed outright (no chance to clean up): its plugin dies
+    /// too (PR_SET_PDEATHSIG), no orphan is left.
+    #[tokio::test]
+    async fn a_killed_host_takes_its_plugin_along() {
+        let dir = tempdir();
+        let plugin = dir.path().join("p.py");
+        write_testplugin(&plugin, &json!({"ignore_shutdown": true}));
+        let mut host = Direct::start(&[plugin.to_str().unwrap()], &[]);
+        host.send(&getmanifest_bytes(1)).await;
+        host.response("cln:getmanifest#1").await;
+        host.request(
+            "cln:init#2",
+            "init",
+            json!({"options": {}, "configuration": {}}),
+        )
+        .await;
+        let v = host.request("x/cln:tp-echo#3", "tp-echo", json!({})).await;
+        let child = v["result"]["pid"].as_u64().unwrap() as u32;
+        let pid = host.pid().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        host.exited().await;
+        wait_for("the plugin to die with its host", || {
+            (!alive(child)).then_some(())
+        })
+        .await;
+    }
 }
