@@ -177,8 +177,10 @@ pub fn env_secs(name: &str, default: u64) -> Duration {
     Duration::from_secs(
         std::env::var(name)
             .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(default),
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(default)
+            // Keep `Instant + timeout` from overflowing.
+            .min(1 << 32),
     )
 }
 
