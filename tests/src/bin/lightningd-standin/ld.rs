@@ -137,6 +137,10 @@ pub struct PluginRec {
     /// Set when the process has been reaped.
     pub reaped: watch::Receiver<bool>,
     pub m: Manifest,
+    /// Why it was killed, for `plugin start`'s error.
+    pub killed_because: Option<String>,
+    /// Checksum of the executable when it was started.
+    pub checksum: u64,
     /// Option values set by config/command line/setconfig.
     pub values: HashMap<String, Vec<OptVal>>,
 }
@@ -284,6 +288,7 @@ impl Ld {
         }
         p.alive = false;
         p.stdin = None;
+        p.killed_because = Some(reason.to_string());
         p.killer.notify_one();
         p.stop_reader.notify_one();
         let src = p.log_source();

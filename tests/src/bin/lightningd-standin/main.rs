@@ -12,6 +12,7 @@
 //! log to stderr).
 
 mod cli;
+mod dynamic;
 mod framing;
 mod ld;
 mod logbook;
@@ -158,12 +159,12 @@ async fn run(cfg: cli::Cfg) {
         }
     }
     for (idx, m) in manifests {
-        if let Err(e) = plugins::apply_manifest(&ld, idx, &m) {
+        if let Err(e) = plugins::apply_manifest(&ld, idx, &m, true) {
             ld.fatal(1, "plugin-manager", &e).await;
         }
     }
     plugins::order_hooks(&ld);
-    if let Err(e) = plugins::resolve_options(&ld) {
+    if let Err(e) = plugins::resolve_options(&ld, None) {
         ld.fatal(1, "lightningd", &e).await;
     }
 

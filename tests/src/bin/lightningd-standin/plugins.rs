@@ -72,6 +72,17 @@ const NATIVE_TOPICS: &[&str] = &[
     "custommsg",
 ];
 
+/// FNV-1a over the file's bytes (lightningd keeps a crc32c to notice that a
+/// plugin changed before a `plugin start`).
+pub fn file_checksum(path: &Path) -> u64 {
+    let Ok(bytes) = std::fs::read(path) else {
+        return 0;
+    };
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Spawn a plugin the way lightningd does and start its I/O tasks.
 pub fn start_plugin(ld: &Arc<Ld>, path: &Path, important: bool) -> Result<usize, String> {
     let name = path
@@ -113,6 +124,8 @@ pub fn start_plugin(ld: &Arc<Ld>, path: &Path, important: bool) -> Result<usize,
             gone: gone_rx,
             reaped: reaped_rx,
             m: Manifest::default(),
+            killed_because: None,
+            checksum: file_checksum(path),
             values: HashMap::new(),
         });
         st.plugins.len() - 1
@@ -623,21 +636,32 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
     Ok(m)
 }
 
-/// Validate and register a getmanifest response. Err = lightningd must exit.
-pub fn apply_manifest(ld: &Arc<Ld>, idx: usize, raw: &[u8]) -> Result<(), String> {
+/// Validate and register a getmanifest response. Err = lightningd must exit
+/// (an option clash at start-up; later, `plugin start`, it only kills).
+pub fn apply_manifest(ld: &Arc<Ld>, idx: usize, raw: &[u8], startup: bool) -> Result<(), String> {
     match check_manifest(ld, idx, raw) {
         Ok(m) => {
-            let mut st = ld.st();
-            if let Some(p) = st.plugins.get_mut(idx) {
-                if p.alive {
-                    p.m = m;
-                    p.phase = Phase::NeedsInit;
+            let dynamic = m.dynamic;
+            {
+                let mut st = ld.st();
+                if let Some(p) = st.plugins.get_mut(idx) {
+                    if p.alive {
+                        p.m = m;
+                        p.phase = Phase::NeedsInit;
+                    }
                 }
+            }
+            if !startup && !dynamic {
+                ld.kill_plugin(idx, Level::Info, "Not a dynamic plugin");
             }
             Ok(())
         }
         Err(MErr::Kill(level, reason)) => {
             ld.kill_plugin(idx, level, &reason);
+            Ok(())
+        }
+        Err(MErr::Fatal(msg)) if !startup => {
+            ld.kill_plugin(idx, Level::Unusual, &msg);
             Ok(())
         }
         Err(MErr::Fatal(msg)) => Err(msg),
@@ -673,8 +697,18 @@ pub fn order_hooks(ld: &Arc<Ld>) {
                 match pos {
                     Some(p) => order.push(remaining.remove(p).0),
                     None => {
-                        failed.extend(remaining.iter().map(|r| r.0));
-                        break;
+                        // Only plugins that are starting are refused.
+                        for (i, _, _) in remaining.drain(..) {
+                            if st
+                                .plugins
+                                .get(i)
+                                .is_some_and(|p| p.phase == Phase::NeedsInit)
+                            {
+                                failed.push(i);
+                            } else {
+                                order.push(i);
+                            }
+                        }
                     }
                 }
             }
@@ -691,11 +725,14 @@ pub fn order_hooks(ld: &Arc<Ld>) {
 
 /// Pass 2 of option parsing: plugin options from config files and the
 /// command line. Err = print and exit 1.
-pub fn resolve_options(ld: &Arc<Ld>) -> Result<(), String> {
+///
+/// With `only`, for `plugin start`: the values given at start-up for the
+/// options this one plugin declares (lightningd keeps them), nothing else.
+pub fn resolve_options(ld: &Arc<Ld>, only: Option<usize>) -> Result<(), String> {
     let mut st = ld.st();
     for raw in ld.cfg.unknown.iter() {
         let found = st.plugins.iter().enumerate().find_map(|(i, p)| {
-            if !p.alive {
+            if !p.alive || only.is_some_and(|o| o != i) {
                 return None;
             }
             p.m.options
@@ -704,7 +741,7 @@ pub fn resolve_options(ld: &Arc<Ld>) -> Result<(), String> {
                 .map(|o| (i, o.clone()))
         });
         let Some((i, o)) = found else {
-            if is_lenient_option(&raw.name) {
+            if only.is_some() || is_lenient_option(&raw.name) {
                 continue;
             }
             return Err(format!("unknown option '{}'", raw.name));

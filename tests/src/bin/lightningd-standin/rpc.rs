@@ -36,7 +36,7 @@ impl Gate {
     }
 
     /// This request has been dispatched; the next one may go.
-    fn open(&self) {
+    pub fn open(&self) {
         let tx = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(tx) = tx {
             let _ = tx.send(());
@@ -241,9 +241,9 @@ async fn handle(
 }
 
 /// Builtin params, named or positional.
-struct Params {
-    obj: HashMap<String, Box<RawValue>>,
-    arr: Vec<Box<RawValue>>,
+pub struct Params {
+    pub obj: HashMap<String, Box<RawValue>>,
+    pub arr: Vec<Box<RawValue>>,
 }
 
 impl Params {
@@ -284,7 +284,7 @@ impl Params {
             .map(|b| &**b)
     }
 
-    fn string(&self, name: &str, pos: usize) -> Option<String> {
+    pub fn string(&self, name: &str, pos: usize) -> Option<String> {
         self.get(name, pos).and_then(raw_str)
     }
 }
@@ -312,7 +312,7 @@ async fn dispatch(ld: &Arc<Ld>, tx: &mpsc::UnboundedSender<Out>, req: &Req) -> O
             .await;
             return None;
         }
-        "plugin" => plugin_cmd(ld, req),
+        "plugin" => plugin_cmd(ld, req).await,
         "getlog" => getlog(ld, req),
         "check" => check(ld, req).await,
         "setconfig" => setconfig(ld, req).await,
@@ -503,22 +503,8 @@ struct PluginInfo {
     dynamic: bool,
 }
 
-fn plugin_cmd(ld: &Ld, req: &Req) -> Vec<u8> {
-    let p = params_or_return!(req);
-    let Some(sub) = p.string("subcommand", 0) else {
-        return error_response(
-            &req.id_raw,
-            -32602,
-            "missing required parameter: subcommand",
-        );
-    };
-    if sub != "list" {
-        return error_response(
-            &req.id_raw,
-            -32602,
-            &format!("subcommand '{sub}' is not supported by lightningd-standin"),
-        );
-    }
+/// `[{"name","active","dynamic"}...]` for `plugin list`/`start`.
+pub fn plugin_list_json(ld: &Ld) -> String {
     let list: Vec<PluginInfo> = ld
         .st()
         .plugins
@@ -529,11 +515,34 @@ fn plugin_cmd(ld: &Ld, req: &Req) -> Vec<u8> {
             dynamic: p.m.dynamic,
         })
         .collect();
-    let list = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
-    ok_response(
-        &req.id_raw,
-        &format!("{{\"command\":\"list\",\"plugins\":{list}}}"),
-    )
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
+async fn plugin_cmd(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
+    let p = params_or_return!(req);
+    let Some(sub) = p.string("subcommand", 0) else {
+        return error_response(
+            &req.id_raw,
+            -32602,
+            "missing required parameter: subcommand",
+        );
+    };
+    match sub.as_str() {
+        "list" => ok_response(
+            &req.id_raw,
+            &format!(
+                "{{\"command\":\"list\",\"plugins\":{}}}",
+                plugin_list_json(ld)
+            ),
+        ),
+        "start" => crate::dynamic::start(ld, req, &p).await,
+        "stop" => crate::dynamic::stop(ld, req, &p).await,
+        _ => error_response(
+            &req.id_raw,
+            -32602,
+            &format!("subcommand '{sub}' is not supported by lightningd-standin"),
+        ),
+    }
 }
 
 fn getlog(ld: &Ld, req: &Req) -> Vec<u8> {
