@@ -22,6 +22,7 @@ pub struct RawOpt {
 #[derive(Debug)]
 pub struct Cfg {
     pub launch_dir: PathBuf,
+    pub lightning_dir: PathBuf,
     pub network: String,
     pub netdir: PathBuf,
     /// Plugin paths as given (absolute against the launch dir), and importance.
@@ -149,6 +150,37 @@ fn abs_from(base: &Path, p: &str) -> PathBuf {
     } else {
         base.join(p)
     }
+}
+
+pub const USAGE: &str = "Usage: lightningd-standin --lightning-dir=DIR [--network=regtest] [--plugin=PATH]... [--plugin-dir=DIR]... [--conf=FILE] [--developer] [--log-file=FILE] [--disable-plugin=NAME] [plugin options]...
+A stand-in for Core Lightning's lightningd v26.06 towards its plugins (no Bitcoin, no peers).";
+
+/// Executables in `dir` that lightningd would take as plugins.
+fn plugins_in_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let Ok(e) = e else { continue };
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == "README.md"
+            || !name
+                .chars()
+                .all(|c| !c.is_ascii_punctuation() || matches!(c, '-' | '_' | '.'))
+        {
+            continue;
+        }
+        let path = e.path();
+        // stat, not lstat: symlinks to regular files count.
+        let Ok(md) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if md.is_file() && md.permissions().mode() & 0o111 != 0 {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 fn read_config(
@@ -323,8 +355,10 @@ pub fn parse(args: &[String]) -> Result<Cfg, String> {
         return Err(format!("Unknown network name '{network}'"));
     }
 
+    let mut default_dir = true;
     let mut cfg = Cfg {
         netdir: lightning_dir.join(&network),
+        lightning_dir: lightning_dir.clone(),
         launch_dir: launch_dir.clone(),
         network,
         plugins: Vec::new(),
@@ -360,7 +394,20 @@ pub fn parse(args: &[String]) -> Result<Cfg, String> {
             "plugin" => cfg.plugins.push((abs_from(&launch_dir, &v), false)),
             "important-plugin" => cfg.plugins.push((abs_from(&launch_dir, &v), true)),
             "disable-plugin" => cfg.disabled.push(v),
-            "clear-plugins" => cfg.plugins.clear(),
+            "plugin-dir" => {
+                let dir = abs_from(&launch_dir, &v);
+                let found = plugins_in_dir(&dir)
+                    .map_err(|e| format!("Failed to open plugin-dir {}: {e}", dir.display()))?;
+                cfg.plugins.extend(found.into_iter().map(|p| (p, false)));
+            }
+            "clear-plugins" => {
+                cfg.plugins.clear();
+                default_dir = false;
+            }
+            "help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             "developer" => cfg.developer = true,
             "log-file" => cfg.log_file = Some(abs_from(&launch_dir, &v)),
             "allow-deprecated-apis" => {
@@ -371,6 +418,26 @@ pub fn parse(args: &[String]) -> Result<Cfg, String> {
         }
     }
     cfg.unknown.extend(unknown_cmd);
+    // lightningd also runs what is in <lightning-dir>/plugins (and one level
+    // of subdirectories), after the plugins named on the command line.
+    if default_dir {
+        let base = cfg.lightning_dir.join("plugins");
+        let mut dirs = vec![base.clone()];
+        if let Ok(rd) = std::fs::read_dir(&base) {
+            let mut subs: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect();
+            subs.sort();
+            dirs.extend(subs);
+        }
+        for d in dirs {
+            if let Ok(found) = plugins_in_dir(&d) {
+                cfg.plugins.extend(found.into_iter().map(|p| (p, false)));
+            }
+        }
+    }
     Ok(cfg)
 }
 
