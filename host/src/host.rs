@@ -8,7 +8,7 @@
 //! I/O happens in tasks that talk to it over channels), or write to stdout
 //! other than through the [`Link`].
 
-use crate::backend::InstanceEvent;
+use crate::backend::{wasm, BackendKind, InstanceEvent};
 use crate::framing::{preview, Frame, Kind, Message, RawId};
 use crate::init::CachedInit;
 use crate::jsonrpc::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
@@ -35,6 +35,8 @@ pub struct Config {
     pub stop_timeout: Duration,
     /// lightningd runs with `--developer`: pass it on.
     pub developer: bool,
+    /// Sandbox and compiler for wasm plugins.
+    pub wasm: wasm::Settings,
 }
 
 impl Default for Config {
@@ -44,6 +46,7 @@ impl Default for Config {
             settle: Duration::from_millis(50),
             stop_timeout: Duration::from_millis(1000),
             developer: false,
+            wasm: wasm::Settings::default(),
         }
     }
 }
@@ -61,6 +64,10 @@ pub enum Timer {
     StartTimeout,
     /// Try starting again (file busy, crash back-off).
     Retry,
+    /// A retiring generation's grace period is over: close its stdin.
+    RetireGrace(u64),
+    /// A retiring generation lingers: stop it.
+    RetireKill(u64),
 }
 
 /// Everything the event loop reacts to.
@@ -488,6 +495,54 @@ impl Host {
         if let Some(s) = ms("autoreload-settle-ms") {
             self.config.settle = s;
         }
+        if let Some(t) = ms("autoreload-wasm-request-timeout-ms") {
+            self.config.wasm.request_timeout = t;
+        }
+        if let Some(mb) = cached
+            .host_option("autoreload-wasm-max-memory-mb")
+            .and_then(Value::as_u64)
+        {
+            self.config.wasm.max_memory = usize::try_from(mb)
+                .unwrap_or(usize::MAX / 2)
+                .saturating_mul(1 << 20);
+        }
+        if let Some(c) = cached
+            .host_option("autoreload-wasm-compiler")
+            .and_then(Value::as_str)
+        {
+            match wasm::Compiler::parse(c) {
+                Some(c) => self.config.wasm.compiler = c,
+                None => self.link.log(
+                    Level::Warn,
+                    format!(
+                        "autoreload-wasm-compiler={c} is neither winch nor cranelift: using winch"
+                    ),
+                ),
+            }
+        }
+        let strings = |name| -> Vec<String> {
+            match cached.host_option(name) {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                Some(Value::String(s)) => vec![s.clone()],
+                _ => vec![],
+            }
+        };
+        self.config.wasm.dirs = strings("autoreload-wasm-dir")
+            .iter()
+            .map(|d| wasm::GrantedDir::parse(d))
+            .collect();
+        let allow = strings("autoreload-wasm-rpc-allow");
+        self.config.wasm.rpc_allow = (!allow.is_empty()).then_some(allow);
+        let conf = params.get("configuration");
+        let rpc_file = conf
+            .and_then(|c| c.get("rpc-file"))
+            .and_then(Value::as_str)
+            .unwrap_or("lightning-rpc");
+        // rpc-file is relative to lightningd's cwd, which is ours.
+        self.config.wasm.rpc_socket = std::env::current_dir().ok().map(|d| d.join(rpc_file));
         if let (Some(given), Some(located)) =
             (cached.host_option("autoreload-plugin"), &self.located)
         {
@@ -509,7 +564,11 @@ impl Host {
         self.startup = Startup::Init { id };
         self.start_watching();
         for p in 0..self.plugins.len() {
-            self.send_init(p);
+            if self.plugins[p].backend == BackendKind::Wasm {
+                self.restart_for_init(p);
+            } else {
+                self.send_init(p);
+            }
         }
         self.startup_progress();
     }
@@ -644,21 +703,7 @@ impl Host {
         self.shutting_down = true;
         self.watcher = None;
         for p in 0..self.plugins.len() {
-            let plugin = &mut self.plugins[p];
-            match std::mem::replace(
-                &mut plugin.phase,
-                Phase::Down {
-                    reason: "shutting down".into(),
-                },
-            ) {
-                Phase::Serving { gen }
-                | Phase::Draining { gen, .. }
-                | Phase::Starting { gen, .. } => self.stop(p, gen, None),
-                Phase::Stopping { gen, .. } => {
-                    self.plugins[p].phase = Phase::Stopping { gen, then: None }
-                }
-                down @ Phase::Down { .. } => self.plugins[p].phase = down,
-            }
+            self.shut_down(p);
         }
         let tx = self.events.clone();
         let deadline = self.config.stop_timeout * 3;

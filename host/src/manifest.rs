@@ -313,11 +313,21 @@ fn short(v: &Value) -> String {
 pub fn host_options() -> Vec<Value> {
     vec![
         json!({"name": "autoreload-plugin", "type": "string", "multi": true,
-               "description": "Path of a plugin to run and reload when its file changes (native executable); may be given several times"}),
+               "description": "Path of a plugin to run and reload when its file changes (an executable, or a .wasm module); may be given several times"}),
         json!({"name": "autoreload-grace-ms", "type": "int", "default": 2000,
                "description": "On reload, how long the old instance may take to finish requests in flight before it is stopped"}),
         json!({"name": "autoreload-settle-ms", "type": "int", "default": 50,
                "description": "How long a changed file must stay quiet before it is reloaded"}),
+        json!({"name": "autoreload-wasm-compiler", "type": "string", "default": "winch",
+               "description": "Compiler for .wasm plugins: winch (fast reloads) or cranelift (faster code)"}),
+        json!({"name": "autoreload-wasm-max-memory-mb", "type": "int", "default": 256,
+               "description": "Memory cap of a .wasm plugin instance, in MiB"}),
+        json!({"name": "autoreload-wasm-request-timeout-ms", "type": "int", "default": 10000,
+               "description": "A .wasm plugin computing this long without reading or writing is stopped, its request answered"}),
+        json!({"name": "autoreload-wasm-dir", "type": "string", "multi": true,
+               "description": "HOST[:GUEST] directory a .wasm plugin may use (none by default)"}),
+        json!({"name": "autoreload-wasm-rpc-allow", "type": "string", "multi": true,
+               "description": "lightningd methods a .wasm plugin may call (default: all)"}),
     ]
 }
 

@@ -171,6 +171,14 @@ impl Router {
         out
     }
 
+    /// How many requests one generation of a plugin has in flight.
+    pub fn count_generation(&self, plugin: PluginId, generation: u64) -> usize {
+        self.in_flight
+            .values()
+            .filter(|f| f.plugin == plugin && f.generation == generation)
+            .count()
+    }
+
     /// How many requests a plugin (any generation) has in flight.
     pub fn count(&self, plugin: PluginId) -> usize {
         self.per_plugin.get(&plugin).copied().unwrap_or(0)

@@ -2,16 +2,20 @@
 //! crash, back off, stop.
 //!
 //! Owns: each plugin's [`Phase`] and the transitions between phases, the
-//! queue of requests held while no generation can take them, and the
-//! figures `autoreload-status` reports. Must not: parse lightningd's
-//! traffic or decide routes; the host hands it requests and events.
+//! generations being retired, the queue of requests held while no
+//! generation can take them, and the figures `autoreload-status` reports.
+//! Must not: parse lightningd's traffic or decide routes; the host hands it
+//! requests and events.
 //!
 //! Native plugins reload break-before-make: the old process may hold
 //! something exclusive (a port, a lock), so it finishes its requests in
 //! flight (within the grace period), is stopped, and only then does the new
-//! one start. Requests that arrive meanwhile wait in the held queue.
+//! one start; requests that arrive meanwhile wait in the held queue.
+//! WebAssembly plugins reload make-before-break: the old instance serves
+//! until the new one has answered init, then retires, finishing what it has
+//! in flight; if the new one fails, the old one simply stays.
 
-use crate::backend::{native, BackendKind, Instance, InstanceEvent};
+use crate::backend::{native, wasm, BackendKind, Exit, Instance, InstanceEvent};
 use crate::framing::{preview, Kind, Message, RawId};
 use crate::host::{Event, Host, Timer};
 use crate::init::CachedInit;
@@ -48,7 +52,7 @@ impl Trigger {
     }
 }
 
-/// A reload on its way: what asked for it and since when.
+/// A (re)start on its way: what asked for it and since when.
 #[derive(Debug, Clone, Copy)]
 pub struct Pending {
     trigger: Trigger,
@@ -56,7 +60,7 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// A reload asked for now.
+    /// A (re)start asked for now.
     pub fn now(trigger: Trigger) -> Pending {
         Pending {
             trigger,
@@ -87,6 +91,10 @@ impl Generation {
     pub(crate) fn instance_kill(&self) {
         self.instance.kill();
     }
+
+    fn subscribes(&self, topic: &str) -> bool {
+        self.manifest.as_ref().is_some_and(|m| m.subscribes(topic))
+    }
 }
 
 /// Where a generation is in its start-up.
@@ -103,9 +111,10 @@ pub enum Step {
 /// What a managed plugin is doing.
 #[derive(Debug)]
 pub enum Phase {
-    /// Not running. Requests are answered on its behalf.
+    /// Not running. Requests are answered on its behalf (or held while a
+    /// restart is due shortly).
     Down { reason: String },
-    /// A generation is starting; requests are held.
+    /// A generation is starting and none serves; requests are held.
     Starting {
         gen: Generation,
         step: Step,
@@ -113,10 +122,17 @@ pub enum Phase {
     },
     /// A generation is serving; requests go to it.
     Serving { gen: Generation },
-    /// A reload was asked for; the generation finishes what it has in
+    /// (wasm) `gen` serves while `next` starts.
+    Swapping {
+        gen: Generation,
+        next: Generation,
+        step: Step,
+        pending: Pending,
+    },
+    /// (native) A reload was asked for; `gen` finishes what it has in
     /// flight while new requests are held.
     Draining { gen: Generation, pending: Pending },
-    /// The generation was told to stop; `then` says whether a new one
+    /// (native) `gen` was told to stop; `then` says whether a new one
     /// starts once it is gone.
     Stopping {
         gen: Generation,
@@ -130,31 +146,65 @@ impl Phase {
             Phase::Down { .. } => "down",
             Phase::Starting { .. } => "starting",
             Phase::Serving { .. } => "serving",
+            Phase::Swapping { .. } => "swapping",
             Phase::Draining { .. } => "draining",
             Phase::Stopping { .. } => "stopping",
         }
     }
 
-    /// The generation running now, if any.
+    /// The generation that serves (or last served) now, if any.
     pub fn generation(&self) -> Option<&Generation> {
         match self {
             Phase::Down { .. } => None,
             Phase::Starting { gen, .. }
             | Phase::Serving { gen }
+            | Phase::Swapping { gen, .. }
             | Phase::Draining { gen, .. }
             | Phase::Stopping { gen, .. } => Some(gen),
         }
     }
 
-    fn generation_mut(&mut self) -> Option<&mut Generation> {
+    /// The generation requests go to right now.
+    pub fn serving(&self) -> Option<&Generation> {
         match self {
-            Phase::Down { .. } => None,
-            Phase::Starting { gen, .. }
-            | Phase::Serving { gen }
-            | Phase::Draining { gen, .. }
-            | Phase::Stopping { gen, .. } => Some(gen),
+            Phase::Serving { gen } | Phase::Swapping { gen, .. } => Some(gen),
+            _ => None,
         }
     }
+
+    /// The generation in start-up, its step and why it starts.
+    fn starting(&mut self) -> Option<(&mut Generation, &mut Step, Pending)> {
+        match self {
+            Phase::Starting { gen, step, pending } => Some((gen, step, *pending)),
+            Phase::Swapping {
+                next,
+                step,
+                pending,
+                ..
+            } => Some((next, step, *pending)),
+            _ => None,
+        }
+    }
+
+    fn take(&mut self) -> Phase {
+        std::mem::replace(
+            self,
+            Phase::Down {
+                reason: String::new(),
+            },
+        )
+    }
+}
+
+/// Which of a plugin's generations an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The one in [`Phase::generation`].
+    Current,
+    /// The one starting in [`Phase::Swapping`].
+    Next,
+    /// One being retired, at this index.
+    Retiring(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +213,14 @@ struct ReloadRecord {
     generation: u64,
     duration: Duration,
     at: SystemTime,
+}
+
+/// A generation on its way out (wasm): it finishes its requests in flight,
+/// then its stdin is closed.
+#[derive(Debug)]
+pub struct Retiring {
+    gen: Generation,
+    closed: bool,
 }
 
 /// One plugin under cln-autoreload's care.
@@ -179,6 +237,7 @@ pub struct ManagedPlugin {
     /// Bumped on every phase change, so stale timers are ignored.
     pub epoch: u64,
     generations: u64,
+    retiring: Vec<Retiring>,
     /// The manifest lightningd registered for it, if any.
     pub registered: Option<Manifest>,
     /// Requests waiting for a generation that can take them.
@@ -188,6 +247,7 @@ pub struct ManagedPlugin {
     crashes: u64,
     recent_crashes: VecDeque<Instant>,
     last_reload: Option<ReloadRecord>,
+    last_compile: Option<(f64, bool)>,
     last_error: Option<String>,
     last_diff: Option<Diff>,
     /// Notifications that found no live generation.
@@ -211,6 +271,7 @@ impl ManagedPlugin {
             },
             epoch: 0,
             generations: 0,
+            retiring: vec![],
             registered: None,
             held: VecDeque::new(),
             restart_waiters: vec![],
@@ -218,6 +279,7 @@ impl ManagedPlugin {
             crashes: 0,
             recent_crashes: VecDeque::new(),
             last_reload: None,
+            last_compile: None,
             last_error: None,
             last_diff: None,
             dropped_notifications: 0,
@@ -225,7 +287,7 @@ impl ManagedPlugin {
         }
     }
 
-    /// The manifest of the generation running now, else the registered one.
+    /// The manifest of the generation serving now, else the registered one.
     pub fn current_manifest(&self) -> Option<&Manifest> {
         self.phase
             .generation()
@@ -249,9 +311,58 @@ impl ManagedPlugin {
         !matches!(self.phase, Phase::Starting { .. })
     }
 
+    /// Whether nothing of it runs any more.
+    pub fn stopped(&self) -> bool {
+        matches!(self.phase, Phase::Down { .. }) && self.retiring.is_empty()
+    }
+
     fn set_phase(&mut self, phase: Phase) {
         self.epoch += 1;
         self.phase = phase;
+    }
+
+    fn role(&self, number: u64) -> Option<Role> {
+        if self.phase.generation().is_some_and(|g| g.number == number) {
+            return Some(Role::Current);
+        }
+        if let Phase::Swapping { next, .. } = &self.phase {
+            if next.number == number {
+                return Some(Role::Next);
+            }
+        }
+        self.retiring
+            .iter()
+            .position(|r| r.gen.number == number)
+            .map(Role::Retiring)
+    }
+
+    fn gen_mut(&mut self, role: Role) -> Option<&mut Generation> {
+        match (role, &mut self.phase) {
+            (Role::Next, Phase::Swapping { next, .. }) => Some(next),
+            (Role::Next, _) => None,
+            (Role::Retiring(i), _) => self.retiring.get_mut(i).map(|r| &mut r.gen),
+            (Role::Current, phase) => match phase {
+                Phase::Down { .. } => None,
+                Phase::Starting { gen, .. }
+                | Phase::Serving { gen }
+                | Phase::Swapping { gen, .. }
+                | Phase::Draining { gen, .. }
+                | Phase::Stopping { gen, .. } => Some(gen),
+            },
+        }
+    }
+
+    /// Every generation still running, for shutdown.
+    pub fn all_generations(&self) -> impl Iterator<Item = &Generation> {
+        let next = match &self.phase {
+            Phase::Swapping { next, .. } => Some(next),
+            _ => None,
+        };
+        self.phase
+            .generation()
+            .into_iter()
+            .chain(next)
+            .chain(self.retiring.iter().map(|r| &r.gen))
     }
 
     /// The status entry for `autoreload-status`.
@@ -263,11 +374,12 @@ impl ManagedPlugin {
             "backend": self.backend.name(),
             "state": self.phase.name(),
             "generation": gen.map(|g| g.number),
-            "pid": gen.and_then(|g| g.instance.pid),
+            "pid": gen.and_then(|g| g.instance.pid()),
             "reloads": self.reloads,
             "crashes": self.crashes,
             "in_flight": in_flight,
             "held": self.held.len(),
+            "retiring": self.retiring.len(),
             "dropped_notifications": self.dropped_notifications,
             "registered": self.registered.is_some(),
             "last_error": self.last_error,
@@ -283,6 +395,9 @@ impl ManagedPlugin {
                 "at": r.at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             });
         }
+        if let Some((ms, cached)) = self.last_compile {
+            s["last_compile"] = json!({"duration_ms": ms, "cached": cached});
+        }
         if let Some(d) = &self.last_diff {
             s["manifest_changes"] = d.to_json();
         }
@@ -297,9 +412,11 @@ const CRASH_WINDOW: Duration = Duration::from_secs(30);
 const CRASH_LOOP: usize = 5;
 
 impl Host {
-    /// Starts a new generation of plugin `p` now.
+    /// Starts a new generation of plugin `p` now: the only one if none
+    /// serves, or next to the serving one (wasm).
     pub(crate) fn start(&mut self, p: PluginId, pending: Pending) {
         self.retry_pending[p] = None;
+        let settings = self.wasm_settings();
         let plugin = &mut self.plugins[p];
         let number = plugin.generations + 1;
         let tx = self.events.clone();
@@ -312,15 +429,18 @@ impl Host {
         };
         let spawned = match plugin.backend {
             BackendKind::Native => native::spawn(&plugin.path, self.config.developer, report),
+            BackendKind::Wasm => wasm::spawn(&plugin.path, &settings, report),
         };
         let instance = match spawned {
             Ok(i) => i,
             Err(e) if native::is_busy(&e) && plugin.busy_retries < BUSY_RETRIES => {
                 // Still open for writing (a compiler finishing): shortly.
                 plugin.busy_retries += 1;
-                plugin.set_phase(Phase::Down {
-                    reason: "file busy, retrying".into(),
-                });
+                if plugin.phase.serving().is_none() {
+                    plugin.set_phase(Phase::Down {
+                        reason: "file busy, retrying".into(),
+                    });
+                }
                 self.retry_pending[p] = Some(pending);
                 self.after(BUSY_RETRY, p, Timer::Retry);
                 return;
@@ -338,6 +458,9 @@ impl Host {
                     }
                     _ => format!("cannot start {}: {e}", plugin.path.display()),
                 };
+                if plugin.phase.serving().is_some() {
+                    return self.next_failed(p, why);
+                }
                 self.fail(p, why);
                 return;
             }
@@ -350,32 +473,42 @@ impl Host {
             "getmanifest",
             &self.getmanifest_params,
         ));
-        plugin.set_phase(Phase::Starting {
-            gen: Generation {
-                number,
-                instance,
-                manifest: None,
-                stderr_tail: VecDeque::new(),
+        let next = Generation {
+            number,
+            instance,
+            manifest: None,
+            stderr_tail: VecDeque::new(),
+        };
+        let phase = match plugin.phase.take() {
+            Phase::Serving { gen } => Phase::Swapping {
+                gen,
+                next,
+                step: Step::Manifest,
+                pending,
             },
-            step: Step::Manifest,
-            pending,
-        });
+            _ => Phase::Starting {
+                gen: next,
+                step: Step::Manifest,
+                pending,
+            },
+        };
+        plugin.set_phase(phase);
         self.after(STARTUP_TIMEOUT, p, Timer::StartTimeout);
     }
 
-    /// Asks for a new generation of `p` (file changed, restart). An
-    /// existing generation drains, then stops; the new one starts after.
+    /// Asks for a new generation of `p` (file changed, restart).
     pub(crate) fn reload(&mut self, p: PluginId, trigger: Trigger) {
         let pending = Pending::now(trigger);
+        let wasm = self.plugins[p].backend == BackendKind::Wasm;
         let plugin = &mut self.plugins[p];
-        match std::mem::replace(
-            &mut plugin.phase,
-            Phase::Down {
-                reason: String::new(),
-            },
-        ) {
+        match plugin.phase.take() {
             Phase::Down { .. } => {
                 plugin.recent_crashes.clear();
+                self.start(p, pending);
+            }
+            // Make before break: the new one starts beside it.
+            Phase::Serving { gen } if wasm => {
+                plugin.phase = Phase::Serving { gen };
                 self.start(p, pending);
             }
             Phase::Serving { gen } => {
@@ -386,31 +519,63 @@ impl Host {
                     self.after(self.config.grace, p, Timer::GraceOver);
                 }
             }
-            // A half-started generation is stale: stop it, start afresh.
+            // A half-started generation is stale: replace it.
+            Phase::Starting { gen, .. } if wasm => {
+                gen.instance.kill();
+                self.start(p, pending);
+            }
             Phase::Starting { gen, .. } => self.stop(p, gen, Some(pending)),
+            Phase::Swapping { gen, next, .. } => {
+                next.instance.kill();
+                plugin.phase = Phase::Serving { gen };
+                self.start(p, pending);
+            }
             // Already on the way to a new generation, which will read the
             // newest file.
-            phase @ (Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. }) => {
-                plugin.phase = phase
-            }
-            phase @ Phase::Stopping { then: None, .. } => plugin.phase = phase,
+            phase @ (Phase::Draining { .. } | Phase::Stopping { .. }) => plugin.phase = phase,
         }
     }
 
     /// Tells a generation to stop: shutdown notification (if it wants
     /// one), stdin closed, then SIGTERM and SIGKILL if it lingers.
     pub(crate) fn stop(&mut self, p: PluginId, mut gen: Generation, then: Option<Pending>) {
-        if gen
-            .manifest
-            .as_ref()
-            .is_some_and(|m| m.subscribes("shutdown"))
-        {
-            gen.instance
-                .send(jsonrpc::notification("shutdown", json!({"shutdown": {}})));
+        if gen.subscribes("shutdown") {
+            gen.send(jsonrpc::notification("shutdown", json!({"shutdown": {}})));
         }
         gen.instance.close_stdin();
         self.plugins[p].set_phase(Phase::Stopping { gen, then });
         self.after(self.config.stop_timeout, p, Timer::Terminate);
+    }
+
+    /// Moves the serving generation out (wasm): it finishes its requests in
+    /// flight within the grace period, then stops.
+    fn retire(&mut self, p: PluginId, gen: Generation) {
+        let number = gen.number;
+        self.plugins[p]
+            .retiring
+            .push(Retiring { gen, closed: false });
+        if self.router.count_generation(p, number) == 0 {
+            self.close_retiring(p, number);
+        } else {
+            self.after(self.config.grace, p, Timer::RetireGrace(number));
+        }
+    }
+
+    fn close_retiring(&mut self, p: PluginId, number: u64) {
+        let plugin = &mut self.plugins[p];
+        let Some(r) = plugin.retiring.iter_mut().find(|r| r.gen.number == number) else {
+            return;
+        };
+        if r.closed {
+            return;
+        }
+        r.closed = true;
+        if r.gen.subscribes("shutdown") {
+            r.gen
+                .send(jsonrpc::notification("shutdown", json!({"shutdown": {}})));
+        }
+        r.gen.instance.close_stdin();
+        self.after(self.config.stop_timeout, p, Timer::RetireKill(number));
     }
 
     /// Plugin `p` could not start (or crashed in a loop): it stays down
@@ -424,15 +589,41 @@ impl Host {
         plugin.set_phase(Phase::Down {
             reason: why.clone(),
         });
-        let waiters = std::mem::take(&mut plugin.restart_waiters);
-        for id in waiters {
-            self.link.send(jsonrpc::error(
-                &id,
-                PLUGIN_TERMINATED,
-                &format!("reload of {} failed: {why}", self.plugins[p].name),
-            ));
-        }
+        self.answer_waiters(p, Err(why));
         self.flush_held(p);
+    }
+
+    /// (wasm) The generation meant to replace the serving one failed: the
+    /// serving one stays.
+    fn next_failed(&mut self, p: PluginId, why: String) {
+        let plugin = &mut self.plugins[p];
+        if let Phase::Swapping { gen, next, .. } = plugin.phase.take() {
+            next.instance.kill();
+            plugin.set_phase(Phase::Serving { gen });
+        }
+        self.link.log(
+            Level::Warn,
+            format!(
+                "[{}] new version not started, the old one keeps serving: {why}",
+                plugin.name
+            ),
+        );
+        plugin.last_error = Some(why.clone());
+        self.answer_waiters(p, Err(why));
+    }
+
+    fn answer_waiters(&mut self, p: PluginId, outcome: Result<Value, String>) {
+        let plugin = &mut self.plugins[p];
+        for id in std::mem::take(&mut plugin.restart_waiters) {
+            self.link.send(match &outcome {
+                Ok(v) => jsonrpc::response(&id, v),
+                Err(why) => jsonrpc::error(
+                    &id,
+                    PLUGIN_TERMINATED,
+                    &format!("reload of {} failed: {why}", plugin.name),
+                ),
+            });
+        }
     }
 
     /// Answers every held request on the plugin's behalf, except those
@@ -465,59 +656,120 @@ impl Host {
         }
     }
 
-    /// Something the plugin's instance reported.
+    /// Something one of the plugin's instances reported.
     pub(crate) fn on_instance(&mut self, p: PluginId, number: u64, event: InstanceEvent) {
         let plugin = &mut self.plugins[p];
-        let current = plugin.phase.generation().map(|g| g.number) == Some(number);
+        let role = plugin.role(number);
+        let name = plugin.name.clone();
         match event {
-            InstanceEvent::Message(m) => {
-                if current {
-                    self.on_message(p, number, m);
-                } else if let Kind::Response { id } = &m.kind {
-                    // An old generation answering late: its requests were
-                    // already answered or handed to the new one.
-                    self.link.log(
-                        Level::Debug,
-                        format!(
-                            "[{}] late response {id} from generation {number} dropped",
-                            plugin.name
-                        ),
-                    );
+            InstanceEvent::Message(m) => match role {
+                Some(role) => self.on_message(p, role, number, m),
+                None => {
+                    if let Kind::Response { id } = &m.kind {
+                        // A stopped generation answering late: its requests
+                        // were already answered or handed on.
+                        self.link.log(
+                            Level::Debug,
+                            format!("[{name}] late response {id} from generation {number} dropped"),
+                        );
+                    }
                 }
-            }
-            InstanceEvent::Garbage { bytes, reason } => {
-                self.link.log(
-                    Level::Warn,
-                    format!(
-                        "[{}] wrote something that is not JSON-RPC to stdout ({reason}); lightningd would have killed it for this. Use stderr or a log notification: {}",
-                        plugin.name,
-                        preview(&bytes, 400)
-                    ),
-                );
-            }
+            },
+            InstanceEvent::Garbage { bytes, reason } => self.link.log(
+                Level::Warn,
+                format!(
+                    "[{name}] wrote something that is not JSON-RPC to stdout ({reason}); lightningd would have killed it for this. Use stderr or a log notification: {}",
+                    preview(&bytes, 400)
+                ),
+            ),
             InstanceEvent::Stderr(line) => {
-                if let Some(g) = plugin.phase.generation_mut().filter(|g| g.number == number) {
+                if let Some(g) = role.and_then(|r| plugin.gen_mut(r)) {
                     if g.stderr_tail.len() == 20 {
                         g.stderr_tail.pop_front();
                     }
                     g.stderr_tail.push_back(line.clone());
                 }
-                self.link
-                    .log(Level::Info, format!("[{}] {line}", plugin.name));
+                let level = if line.starts_with("trap: ") { Level::Warn } else { Level::Info };
+                self.link.log(level, format!("[{name}] {line}"));
             }
-            InstanceEvent::Exited(how) => {
-                if current {
-                    self.on_exit(p, how);
+            InstanceEvent::Warn(w) => self.link.log(Level::Warn, format!("[{name}] {w}")),
+            InstanceEvent::Compiled { millis, cached } => {
+                if role.is_some() {
+                    plugin.last_compile = Some((millis, cached));
                 }
+            }
+            InstanceEvent::Exited(exit) => match role {
+                Some(Role::Current) => self.on_exit(p, exit),
+                Some(Role::Next) => {
+                    let why = self.exit_reason(p, Role::Next, &exit, "during start-up");
+                    self.next_failed(p, why);
+                }
+                Some(Role::Retiring(i)) => {
+                    let r = self.plugins[p].retiring.remove(i);
+                    self.orphans(p, r.gen.number, &exit, true);
+                    self.shutdown_progress();
+                }
+                None => {}
+            },
+        }
+    }
+
+    /// How an exit reads in errors and logs, with its last stderr lines.
+    fn exit_reason(&mut self, p: PluginId, role: Role, exit: &Exit, when: &str) -> String {
+        let plugin = &mut self.plugins[p];
+        let Some(g) = plugin.gen_mut(role) else {
+            return exit.how.clone();
+        };
+        let mut w = format!("generation {} {} {when}", g.number, exit.how);
+        let tail: Vec<&str> = g
+            .stderr_tail
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.starts_with("trap: "))
+            .collect();
+        if !tail.is_empty() {
+            w.push_str(&format!("; its last stderr lines: {}", tail.join(" | ")));
+        }
+        w
+    }
+
+    /// Settles what a generation that ended never answered: rpc calls get
+    /// an error; hooks go to the next generation, unless it was stopped for
+    /// running away (then they continue: the hook would only run away
+    /// again).
+    fn orphans(&mut self, p: PluginId, number: u64, exit: &Exit, reloaded: bool) {
+        let name = self.plugins[p].name.clone();
+        for f in self.router.orphaned(p, number) {
+            match f.request.kind {
+                ReqKind::Hook(_) if exit.runaway && !f.request.kind.must_reach_plugin() => {
+                    self.link.send(jsonrpc::hook_continue(&f.request.id))
+                }
+                ReqKind::Hook(_) if reloaded => self.dispatch_to(p, f.request),
+                ReqKind::Hook(_) => self.plugins[p].held.push_back(f.request),
+                ReqKind::Rpc => self.link.send(jsonrpc::error(
+                    &f.request.id,
+                    PLUGIN_TERMINATED,
+                    &format!(
+                        "{name} {} before answering {}: generation {number} {}. Call again.",
+                        if reloaded { "was reloaded" } else { "crashed" },
+                        f.request.method,
+                        exit.how
+                    ),
+                )),
             }
         }
     }
 
-    fn on_message(&mut self, p: PluginId, number: u64, m: Message) {
+    fn on_message(&mut self, p: PluginId, role: Role, number: u64, m: Message) {
         if let Kind::Response { id } = &m.kind {
-            let step = match &self.plugins[p].phase {
-                Phase::Starting { step, .. } => Some(*step),
-                _ => None,
+            let starting = matches!(
+                (role, &self.plugins[p].phase),
+                (Role::Current, Phase::Starting { .. }) | (Role::Next, Phase::Swapping { .. })
+            );
+            let step = if starting {
+                self.plugins[p].phase.starting().map(|(_, s, _)| *s)
+            } else {
+                None
             };
             let expected = match step {
                 Some(Step::Manifest) => Some(format!("autoreload:getmanifest#{number}")),
@@ -535,6 +787,11 @@ impl Host {
             }
         }
         self.on_plugin_message(p, number, m);
+        if let Some(Role::Retiring(_)) = self.plugins[p].role(number) {
+            if self.router.count_generation(p, number) == 0 {
+                self.close_retiring(p, number);
+            }
+        }
     }
 
     fn on_manifest(&mut self, p: PluginId, m: &Message) {
@@ -550,11 +807,11 @@ impl Host {
                     .map_or_else(|| "no result".into(), Value::to_string)
             )),
         };
-        let plugin = &mut self.plugins[p];
         let (manifest, problems) = match parsed {
             Ok(x) => x,
             Err(why) => return self.start_failed(p, why),
         };
+        let plugin = &mut self.plugins[p];
         for problem in &problems {
             self.link.log(
                 Level::Warn,
@@ -566,7 +823,7 @@ impl Host {
         }
         if let Some(registered) = &plugin.registered {
             let diff = Diff::between(registered, &manifest);
-            if !diff.is_empty() {
+            if !diff.is_empty() && plugin.last_diff.as_ref() != Some(&diff) {
                 self.link.log(
                     Level::Info,
                     format!(
@@ -577,7 +834,7 @@ impl Host {
             }
             plugin.last_diff = Some(diff);
         }
-        let Phase::Starting { gen, step, .. } = &mut plugin.phase else {
+        let Some((gen, step, _)) = plugin.phase.starting() else {
             return;
         };
         gen.manifest = Some(manifest);
@@ -591,7 +848,8 @@ impl Host {
     pub(crate) fn send_init(&mut self, p: PluginId) {
         let Some(cached) = &self.init else { return };
         let plugin = &mut self.plugins[p];
-        let Phase::Starting { gen, step, .. } = &mut plugin.phase else {
+        let registered = plugin.registered.clone();
+        let Some((gen, step, _)) = plugin.phase.starting() else {
             return;
         };
         if *step != Step::WaitInit {
@@ -600,10 +858,28 @@ impl Host {
         let Some(manifest) = &gen.manifest else {
             return;
         };
-        let params = CachedInit::params_for(cached, plugin.registered.as_ref(), manifest);
+        let params = CachedInit::params_for(cached, registered.as_ref(), manifest);
         let id = RawId::from_string(&format!("autoreload:init#{}", gen.number));
-        gen.instance.send(jsonrpc::request(&id, "init", params));
+        gen.send(jsonrpc::request(&id, "init", params));
         *step = Step::Init;
+    }
+
+    /// (wasm) The generation that answered getmanifest at start-up ran
+    /// with default sandbox settings; now that init has told us the real
+    /// ones, a fresh instance of the same (cached) module takes its place.
+    pub(crate) fn restart_for_init(&mut self, p: PluginId) {
+        let plugin = &mut self.plugins[p];
+        match plugin.phase.take() {
+            Phase::Starting {
+                gen,
+                step: Step::WaitInit,
+                pending,
+            } => {
+                gen.instance.kill();
+                self.start(p, pending);
+            }
+            other => plugin.phase = other,
+        }
     }
 
     fn on_init_answer(&mut self, p: PluginId, m: &Message) {
@@ -615,13 +891,15 @@ impl Host {
             return self.start_failed(p, format!("it disabled itself in init: {why}"));
         }
         let plugin = &mut self.plugins[p];
-        let Phase::Starting { gen, pending, .. } = std::mem::replace(
-            &mut plugin.phase,
-            Phase::Down {
-                reason: String::new(),
-            },
-        ) else {
-            return;
+        let (gen, old, pending) = match plugin.phase.take() {
+            Phase::Starting { gen, pending, .. } => (gen, None, pending),
+            Phase::Swapping {
+                gen, next, pending, ..
+            } => (next, Some(gen), pending),
+            other => {
+                plugin.phase = other;
+                return;
+            }
         };
         let took = pending.since.elapsed();
         let number = gen.number;
@@ -645,15 +923,15 @@ impl Host {
             duration: took,
             at: SystemTime::now(),
         });
-        let waiters = std::mem::take(&mut plugin.restart_waiters);
         let answer = json!({
             "plugin": plugin.name,
             "generation": number,
             "duration_ms": took.as_secs_f64() * 1000.0,
             "manifest_changes": plugin.last_diff.as_ref().map(Diff::to_json),
         });
-        for id in waiters {
-            self.link.send(jsonrpc::response(&id, &answer));
+        self.answer_waiters(p, Ok(answer));
+        if let Some(old) = old {
+            self.retire(p, old);
         }
         let held = std::mem::take(&mut self.plugins[p].held);
         for req in held {
@@ -662,70 +940,63 @@ impl Host {
         self.startup_progress();
     }
 
+    /// The generation in start-up failed.
     fn start_failed(&mut self, p: PluginId, why: String) {
         let plugin = &mut self.plugins[p];
-        let Phase::Starting { gen, .. } = std::mem::replace(
-            &mut plugin.phase,
-            Phase::Down {
-                reason: String::new(),
-            },
-        ) else {
-            return;
-        };
-        gen.instance.kill();
-        self.fail(p, why);
-        self.startup_progress();
+        match plugin.phase.take() {
+            Phase::Starting { gen, .. } => {
+                gen.instance.kill();
+                self.fail(p, why);
+                self.startup_progress();
+            }
+            Phase::Swapping {
+                gen,
+                next,
+                step,
+                pending,
+            } => {
+                plugin.phase = Phase::Swapping {
+                    gen,
+                    next,
+                    step,
+                    pending,
+                };
+                self.next_failed(p, why);
+            }
+            other => plugin.phase = other,
+        }
     }
 
     /// The current generation ended.
-    fn on_exit(&mut self, p: PluginId, how: String) {
-        let plugin = &mut self.plugins[p];
-        let phase = std::mem::replace(
-            &mut plugin.phase,
-            Phase::Down {
-                reason: String::new(),
-            },
+    fn on_exit(&mut self, p: PluginId, exit: Exit) {
+        let starting = matches!(self.plugins[p].phase, Phase::Starting { .. });
+        let why = self.exit_reason(
+            p,
+            Role::Current,
+            &exit,
+            if starting { "during start-up" } else { "" },
         );
+        let why = why.trim_end().to_string();
+        let plugin = &mut self.plugins[p];
+        let phase = plugin.phase.take();
         plugin.epoch += 1;
         let Some(gen) = phase.generation() else {
             return;
         };
         let number = gen.number;
-        let tail: Vec<String> = gen.stderr_tail.iter().cloned().collect();
         // Make sure nothing it started outlives it.
         gen.instance.kill();
         let name = plugin.name.clone();
-        let expected = matches!(phase, Phase::Stopping { .. });
-        let why = if expected {
-            format!("generation {number} stopped for a reload")
-        } else {
-            let mut w = format!("generation {number} {how}");
-            if !tail.is_empty() {
-                w.push_str(&format!("; its last stderr lines: {}", tail.join(" | ")));
-            }
-            w
-        };
-        // Whatever it was asked and never answered.
-        for f in self.router.orphaned(p, number) {
-            match f.request.kind {
-                ReqKind::Hook(_) => self.plugins[p].held.push_back(f.request),
-                ReqKind::Rpc => self.link.send(jsonrpc::error(
-                    &f.request.id,
-                    PLUGIN_TERMINATED,
-                    &format!(
-                        "{name} {} before answering {}: {why}. Call again.",
-                        if expected { "was reloaded" } else { "crashed" },
-                        f.request.method
-                    ),
-                )),
-            }
-        }
         match phase {
             Phase::Stopping {
                 then: Some(pending),
                 ..
-            } => self.start(p, pending),
+            } => {
+                self.orphans(p, number, &exit, true);
+                self.start(p, pending);
+            }
             Phase::Stopping { then: None, .. } => {
+                self.orphans(p, number, &exit, true);
                 self.plugins[p].phase = Phase::Down {
                     reason: "stopped".into(),
                 };
@@ -734,14 +1005,32 @@ impl Host {
             }
             Phase::Starting { .. } => {
                 self.plugins[p].crashes += 1;
-                self.fail(p, format!("{why} (during start-up)"));
+                self.fail(p, why);
                 self.startup_progress();
+            }
+            Phase::Swapping {
+                next,
+                step,
+                pending,
+                ..
+            } => {
+                // The serving one died mid-swap: the next one carries on.
+                self.plugins[p].crashes += 1;
+                self.link.log(Level::Warn, format!("[{name}] {why}"));
+                self.plugins[p].phase = Phase::Starting {
+                    gen: next,
+                    step,
+                    pending,
+                };
+                self.orphans(p, number, &exit, false);
             }
             Phase::Serving { .. } | Phase::Draining { .. } => {
                 let plugin = &mut self.plugins[p];
                 plugin.crashes += 1;
                 plugin.last_error = Some(why.clone());
                 self.link.log(Level::Warn, format!("[{name}] {why}"));
+                self.orphans(p, number, &exit, false);
+                let plugin = &mut self.plugins[p];
                 let now = Instant::now();
                 plugin.recent_crashes.push_back(now);
                 while plugin
@@ -780,6 +1069,20 @@ impl Host {
 
     /// A timer set for plugin `p` went off.
     pub(crate) fn on_timer(&mut self, p: PluginId, epoch: u64, timer: Timer) {
+        match timer {
+            Timer::RetireGrace(number) => return self.close_retiring(p, number),
+            Timer::RetireKill(number) => {
+                if let Some(r) = self.plugins[p]
+                    .retiring
+                    .iter()
+                    .find(|r| r.gen.number == number)
+                {
+                    r.gen.instance.kill();
+                }
+                return;
+            }
+            _ => {}
+        }
         let plugin = &mut self.plugins[p];
         if plugin.epoch != epoch {
             return;
@@ -808,7 +1111,7 @@ impl Host {
                 }
             }
             Timer::StartTimeout => {
-                if let Phase::Starting { .. } = plugin.phase {
+                if plugin.phase.starting().is_some() {
                     let why = format!(
                         "no answer to getmanifest/init within {}s",
                         STARTUP_TIMEOUT.as_secs()
@@ -817,12 +1120,12 @@ impl Host {
                 }
             }
             Timer::Retry => {
-                if let (Phase::Down { .. }, Some(pending)) =
-                    (&plugin.phase, self.retry_pending[p].take())
-                {
+                let idle = matches!(plugin.phase, Phase::Down { .. } | Phase::Serving { .. });
+                if let (true, Some(pending)) = (idle, self.retry_pending[p].take()) {
                     self.start(p, pending);
                 }
             }
+            Timer::RetireGrace(_) | Timer::RetireKill(_) => {}
         }
     }
 
@@ -830,13 +1133,9 @@ impl Host {
     /// over): stop it and go on with the reload.
     pub(crate) fn drained(&mut self, p: PluginId) {
         let plugin = &mut self.plugins[p];
-        if let Phase::Draining { gen, pending } = std::mem::replace(
-            &mut plugin.phase,
-            Phase::Down {
-                reason: String::new(),
-            },
-        ) {
-            self.stop(p, gen, Some(pending));
+        match plugin.phase.take() {
+            Phase::Draining { gen, pending } => self.stop(p, gen, Some(pending)),
+            other => plugin.phase = other,
         }
     }
 
@@ -845,7 +1144,7 @@ impl Host {
         self.plugins[p].restart_waiters.push(id);
         let reloading = matches!(
             self.plugins[p].phase,
-            Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. }
+            Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. } | Phase::Swapping { .. }
         );
         if !reloading {
             self.reload(p, Trigger::Restart);
@@ -856,18 +1155,49 @@ impl Host {
     pub(crate) fn dispatch_to(&mut self, p: PluginId, req: Request) {
         let plugin = &mut self.plugins[p];
         match &plugin.phase {
-            Phase::Serving { gen } => {
-                gen.instance.send(req.raw.clone());
+            Phase::Serving { gen } | Phase::Swapping { gen, .. } => {
+                gen.send(req.raw.clone());
                 let number = gen.number;
                 self.router.sent(p, number, req);
             }
             Phase::Starting { .. }
             | Phase::Draining { .. }
             | Phase::Stopping { then: Some(_), .. } => plugin.held.push_back(req),
-            // The file is being written: the start is only postponed.
             // A restart is due shortly (file busy, crash back-off).
             Phase::Down { .. } if self.retry_pending[p].is_some() => plugin.held.push_back(req),
             Phase::Down { .. } | Phase::Stopping { then: None, .. } => self.unavailable(p, req),
         }
+    }
+
+    /// Stops everything of plugin `p` for good (shutdown).
+    pub(crate) fn shut_down(&mut self, p: PluginId) {
+        let numbers: Vec<u64> = self.plugins[p]
+            .retiring
+            .iter()
+            .map(|r| r.gen.number)
+            .collect();
+        for n in numbers {
+            self.close_retiring(p, n);
+        }
+        let plugin = &mut self.plugins[p];
+        match plugin.phase.take() {
+            Phase::Serving { gen } | Phase::Draining { gen, .. } | Phase::Starting { gen, .. } => {
+                self.stop(p, gen, None)
+            }
+            Phase::Swapping { gen, next, .. } => {
+                next.instance.kill();
+                self.stop(p, gen, None);
+            }
+            Phase::Stopping { gen, .. } => plugin.phase = Phase::Stopping { gen, then: None },
+            Phase::Down { reason } => plugin.phase = Phase::Down { reason },
+        }
+        self.retry_pending[p] = None;
+    }
+
+    /// The sandbox settings for new wasm instances.
+    pub(crate) fn wasm_settings(&self) -> wasm::Settings {
+        let mut s = self.config.wasm.clone();
+        s.developer = self.config.developer;
+        s
     }
 }

@@ -2,14 +2,31 @@
 //! every backend: an instance takes messages on a channel, reports what it
 //! says and when it ends as [`InstanceEvent`]s, and can be stopped.
 //!
-//! Owns: the seam between the supervisor and the ways of running a plugin.
-//! Must not: know about routing, manifests or lightningd.
+//! Owns: the seam between the supervisor and the ways of running a plugin,
+//! and the stdio pumps both backends share. Must not: know about routing,
+//! manifests or lightningd.
 
 pub mod native;
+pub mod wasm;
 
-use crate::framing::Message;
+use crate::framing::{Frame, Framer, Message};
 use bytes::Bytes;
-use tokio::sync::mpsc::UnboundedSender;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+/// How an instance ended.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    /// In words: "exited with status 3", "trapped: ...".
+    pub how: String,
+    /// It was stopped for running too long on one request: the request it
+    /// was working on must not be handed to the next instance.
+    pub runaway: bool,
+}
 
 /// What a running instance reports.
 #[derive(Debug)]
@@ -20,8 +37,12 @@ pub enum InstanceEvent {
     Garbage { bytes: Bytes, reason: String },
     /// One line it wrote to stderr.
     Stderr(String),
+    /// A wasm module was compiled (or taken from the cache) for it.
+    Compiled { millis: f64, cached: bool },
+    /// Something about it worth a warning (a refused rpc call, ...).
+    Warn(String),
     /// It ended; nothing more will come from it.
-    Exited(String),
+    Exited(Exit),
 }
 
 /// Which backend runs a plugin.
@@ -29,20 +50,36 @@ pub enum InstanceEvent {
 pub enum BackendKind {
     /// A child process.
     Native,
+    /// A WASI preview 1 module inside the host.
+    Wasm,
 }
 
 impl BackendKind {
-    /// The backend for a plugin file.
-    pub fn for_path(_path: &std::path::Path) -> BackendKind {
-        BackendKind::Native
+    /// The backend for a plugin file: `.wasm` runs in wasmtime.
+    pub fn for_path(path: &Path) -> BackendKind {
+        if path.extension().is_some_and(|e| e == "wasm") {
+            BackendKind::Wasm
+        } else {
+            BackendKind::Native
+        }
     }
 
     /// Its name in status and logs.
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Native => "native",
+            BackendKind::Wasm => "wasm",
         }
     }
+}
+
+/// How to stop an instance.
+#[derive(Debug)]
+enum Control {
+    /// A process group.
+    Native { pid: u32 },
+    /// A wasm instance on its own thread.
+    Wasm(Arc<wasm::Stop>),
 }
 
 /// A running instance of a plugin, as the supervisor holds it.
@@ -50,11 +87,18 @@ impl BackendKind {
 pub struct Instance {
     /// Messages to the instance; dropping it closes the instance's stdin.
     stdin: Option<UnboundedSender<Bytes>>,
-    /// The process id, for native instances.
-    pub pid: Option<u32>,
+    control: Control,
 }
 
 impl Instance {
+    /// The process id, for native instances.
+    pub fn pid(&self) -> Option<u32> {
+        match self.control {
+            Control::Native { pid } => Some(pid),
+            Control::Wasm(_) => None,
+        }
+    }
+
     /// Sends one message (the separator is added by the writer).
     pub fn send(&self, msg: Bytes) {
         if let Some(tx) = &self.stdin {
@@ -69,17 +113,100 @@ impl Instance {
         self.stdin = None;
     }
 
-    /// Asks the instance to terminate (SIGTERM to its process group).
+    /// Asks the instance to terminate (SIGTERM to its process group; a
+    /// wasm instance is simply stopped).
     pub fn terminate(&self) {
-        if let Some(pid) = self.pid {
-            native::signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+        match &self.control {
+            Control::Native { pid } => {
+                native::signal_group(*pid, nix::sys::signal::Signal::SIGTERM)
+            }
+            Control::Wasm(stop) => stop.stop(),
         }
     }
 
     /// Ends the instance now (SIGKILL to its process group).
     pub fn kill(&self) {
-        if let Some(pid) = self.pid {
-            native::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+        match &self.control {
+            Control::Native { pid } => {
+                native::signal_group(*pid, nix::sys::signal::Signal::SIGKILL)
+            }
+            Control::Wasm(stop) => stop.stop(),
         }
+    }
+}
+
+/// Writes queued messages, each followed by lightningd's `"\n\n"`,
+/// batching whatever is queued into one flush. Closes the writer when the
+/// sender is dropped.
+pub(crate) async fn write_messages<W: AsyncWrite + Unpin>(
+    out: W,
+    mut rx: UnboundedReceiver<Bytes>,
+) {
+    let mut w = BufWriter::with_capacity(64 * 1024, out);
+    while let Some(msg) = rx.recv().await {
+        let mut next = Some(msg);
+        while let Some(m) = next {
+            if w.write_all(&m).await.is_err() || w.write_all(b"\n\n").await.is_err() {
+                return;
+            }
+            next = rx.try_recv().ok();
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// Reports each stderr line of an instance.
+pub(crate) fn spawn_stderr_lines<R: AsyncRead + Unpin + Send + 'static>(
+    err: R,
+    report: impl Fn(InstanceEvent) + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(err);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match (&mut lines)
+                .take(64 * 1024)
+                .read_until(b'\n', &mut line)
+                .await
+            {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line);
+                    report(InstanceEvent::Stderr(text.trim_end().to_string()));
+                }
+            }
+        }
+    });
+}
+
+/// Reports every frame in `framer`.
+pub(crate) fn emit(framer: &mut Framer, report: &impl Fn(InstanceEvent)) {
+    while let Some(frame) = framer.next_frame() {
+        report(match frame {
+            Frame::Message(m) => InstanceEvent::Message(m),
+            Frame::Garbage { bytes, reason } => InstanceEvent::Garbage { bytes, reason },
+        });
+    }
+}
+
+/// Reads an instance's stdout to its end, reporting frames.
+pub(crate) async fn read_messages<R: AsyncRead + Unpin>(
+    mut out: R,
+    report: &impl Fn(InstanceEvent),
+) {
+    let mut framer = Framer::new();
+    loop {
+        framer.buffer().reserve(64 * 1024);
+        match out.read_buf(framer.buffer()).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => emit(&mut framer, report),
+        }
+    }
+    if let Some(Frame::Garbage { bytes, reason }) = framer.finish() {
+        report(InstanceEvent::Garbage { bytes, reason });
     }
 }

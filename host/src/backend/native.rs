@@ -4,17 +4,16 @@
 //! Owns: spawning the child, pumping its stdin/stdout/stderr, reaping it.
 //! Must not: interpret messages beyond framing.
 
-use super::{Instance, InstanceEvent};
+use super::{emit, spawn_stderr_lines, write_messages, Control, Exit, Instance, InstanceEvent};
 use crate::framing::{Frame, Framer};
-use bytes::Bytes;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::sync::mpsc::unbounded_channel;
 
 /// Sends `sig` to the process group led by `pid` (the plugin and anything
 /// it started).
@@ -55,50 +54,18 @@ pub fn spawn(
             _ => return Err(std::io::Error::other("child has no piped stdio")),
         };
     let (tx, rx) = unbounded_channel();
-    tokio::spawn(write_stdin(stdin, rx));
-    let r = report.clone();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match (&mut lines)
-                .take(64 * 1024)
-                .read_until(b'\n', &mut line)
-                .await
-            {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line);
-                    r(InstanceEvent::Stderr(text.trim_end().to_string()));
-                }
-            }
-        }
-    });
+    tokio::spawn(write_messages(stdin, rx));
+    spawn_stderr_lines(stderr, report.clone());
     tokio::spawn(read_stdout(child, stdout, report));
+    let Some(pid) = pid else {
+        return Err(std::io::Error::other(
+            "child exited before it could be watched",
+        ));
+    };
     Ok(Instance {
         stdin: Some(tx),
-        pid,
+        control: Control::Native { pid },
     })
-}
-
-async fn write_stdin(stdin: ChildStdin, mut rx: UnboundedReceiver<Bytes>) {
-    let mut w = BufWriter::with_capacity(64 * 1024, stdin);
-    while let Some(msg) = rx.recv().await {
-        let mut next = Some(msg);
-        // Batch whatever is queued into one flush.
-        while let Some(m) = next {
-            if w.write_all(&m).await.is_err() || w.write_all(b"\n\n").await.is_err() {
-                return;
-            }
-            next = rx.try_recv().ok();
-        }
-        if w.flush().await.is_err() {
-            return;
-        }
-    }
-    // Sender dropped: closing stdin is the polite way to stop a plugin.
-    let _ = w.shutdown().await;
 }
 
 async fn read_stdout(mut child: Child, mut stdout: ChildStdout, report: impl Fn(InstanceEvent)) {
@@ -142,16 +109,10 @@ async fn read_stdout(mut child: Child, mut stdout: ChildStdout, report: impl Fn(
         Ok(s) => describe(s),
         Err(e) => format!("could not be waited for: {e}"),
     };
-    report(InstanceEvent::Exited(how));
-}
-
-fn emit(framer: &mut Framer, report: &impl Fn(InstanceEvent)) {
-    while let Some(frame) = framer.next_frame() {
-        report(match frame {
-            Frame::Message(m) => InstanceEvent::Message(m),
-            Frame::Garbage { bytes, reason } => InstanceEvent::Garbage { bytes, reason },
-        });
-    }
+    report(InstanceEvent::Exited(Exit {
+        how,
+        runaway: false,
+    }));
 }
 
 fn describe(s: std::process::ExitStatus) -> String {
@@ -170,6 +131,3 @@ fn describe(s: std::process::ExitStatus) -> String {
 pub fn is_busy(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32)
 }
-
-#[allow(dead_code)]
-fn _assert_send(_: UnboundedSender<Bytes>) {}
