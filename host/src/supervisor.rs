@@ -125,7 +125,7 @@ pub enum Phase {
     /// (wasm) `gen` serves while `next` starts.
     Swapping {
         gen: Generation,
-        next: Generation,
+        next: Box<Generation>,
         step: Step,
         pending: Pending,
     },
@@ -355,7 +355,7 @@ impl ManagedPlugin {
     /// Every generation still running, for shutdown.
     pub fn all_generations(&self) -> impl Iterator<Item = &Generation> {
         let next = match &self.phase {
-            Phase::Swapping { next, .. } => Some(next),
+            Phase::Swapping { next, .. } => Some(&**next),
             _ => None,
         };
         self.phase
@@ -482,7 +482,7 @@ impl Host {
         let phase = match plugin.phase.take() {
             Phase::Serving { gen } => Phase::Swapping {
                 gen,
-                next,
+                next: Box::new(next),
                 step: Step::Manifest,
                 pending,
             },
@@ -895,7 +895,7 @@ impl Host {
             Phase::Starting { gen, pending, .. } => (gen, None, pending),
             Phase::Swapping {
                 gen, next, pending, ..
-            } => (next, Some(gen), pending),
+            } => (*next, Some(gen), pending),
             other => {
                 plugin.phase = other;
                 return;
@@ -1018,7 +1018,7 @@ impl Host {
                 self.plugins[p].crashes += 1;
                 self.link.log(Level::Warn, format!("[{name}] {why}"));
                 self.plugins[p].phase = Phase::Starting {
-                    gen: next,
+                    gen: *next,
                     step,
                     pending,
                 };

@@ -310,8 +310,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 
 /// The last module compiled for each plugin file, so a restart of the same
 /// content (a crash, `autoreload-restart`, a `touch`) skips compiling.
-fn cache() -> &'static Mutex<HashMap<PathBuf, (u64, Compiler, Module)>> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, (u64, Compiler, Module)>>> = OnceLock::new();
+type ModuleCache = Mutex<HashMap<PathBuf, (u64, Compiler, Module)>>;
+
+fn cache() -> &'static ModuleCache {
+    static CACHE: OnceLock<ModuleCache> = OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
