@@ -31,6 +31,9 @@ pub struct Cfg {
     pub developer: bool,
     pub log_file: Option<PathBuf>,
     pub deprecated_apis: bool,
+    /// `--help`: like lightningd, ask the plugins for their options, print
+    /// them, close the plugins' stdin without init, exit.
+    pub help: bool,
     /// Unknown options: config files first, then the command line.
     pub unknown: Vec<RawOpt>,
 }
@@ -366,6 +369,7 @@ pub fn parse(args: &[String]) -> Result<Cfg, String> {
         developer: false,
         log_file: None,
         deprecated_apis: false,
+        help: false,
         unknown: Vec::new(),
     };
 
@@ -404,10 +408,7 @@ pub fn parse(args: &[String]) -> Result<Cfg, String> {
                 cfg.plugins.clear();
                 default_dir = false;
             }
-            "help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
+            "help" => cfg.help = true,
             "developer" => cfg.developer = true,
             "log-file" => cfg.log_file = Some(abs_from(&launch_dir, &v)),
             "allow-deprecated-apis" => {

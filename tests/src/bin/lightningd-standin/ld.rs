@@ -92,6 +92,7 @@ pub struct OptDef {
     pub default: Option<OptVal>,
     pub dynamic: bool,
     pub deprecated: bool,
+    pub description: String,
 }
 
 #[derive(Clone, Debug)]
@@ -439,6 +440,26 @@ impl Ld {
         }
         self.log.flush();
         std::process::exit(code);
+    }
+
+    /// `lightningd --help`: plugins got getmanifest only; their stdin is
+    /// closed (no init) and they are given a moment to go by themselves.
+    pub async fn help_exit(self: &Arc<Self>) {
+        let gone: Vec<watch::Receiver<bool>> = {
+            let mut st = self.st();
+            st.plugins
+                .iter_mut()
+                .map(|p| {
+                    p.stdin = None;
+                    p.gone.clone()
+                })
+                .collect()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        for mut g in gone {
+            let _ = tokio::time::timeout_at(deadline, g.wait_for(|v| *v)).await;
+        }
+        self.shutdown(0, false, None).await;
     }
 
     /// Close every plugin's stdin, SIGKILL what is left, reap them all.

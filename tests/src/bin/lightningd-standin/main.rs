@@ -164,6 +164,20 @@ async fn run(cfg: cli::Cfg) {
         }
     }
     plugins::order_hooks(&ld);
+    if ld.cfg.help {
+        println!("{}", cli::USAGE);
+        for p in ld.st().plugins.iter().filter(|p| p.alive) {
+            for o in &p.m.options {
+                let arg = if o.typ == ld::OptType::Flag {
+                    ""
+                } else {
+                    " <arg>"
+                };
+                println!("--{}{arg}\t{}", o.name, o.description);
+            }
+        }
+        ld.help_exit().await;
+    }
     if let Err(e) = plugins::resolve_options(&ld, None) {
         ld.fatal(1, "lightningd", &e).await;
     }

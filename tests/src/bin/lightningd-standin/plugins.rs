@@ -449,7 +449,7 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
             Value::Object(map) => map.get(k),
             _ => None,
         };
-        let (Some(name), Some(typ), Some(_desc)) = (get("name"), get("type"), get("description"))
+        let (Some(name), Some(typ), Some(desc)) = (get("name"), get("type"), get("description"))
         else {
             return Err(kill(
                 "An option is missing either \"name\", \"description\" or \"type\"",
@@ -514,6 +514,7 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
             default,
             dynamic,
             deprecated,
+            description: strdup(desc),
         });
     }
 
