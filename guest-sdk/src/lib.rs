@@ -1,1 +1,271 @@
+//! Write Core Lightning plugins in Rust that run as WebAssembly under
+//! cln-autoreload — or natively, from the same source.
+//!
+//! A plugin is a program that lightningd talks to over stdin/stdout in
+//! JSON-RPC. This crate does that part: you declare options, rpc methods,
+//! hooks and subscriptions on a [`Builder`] with plain closures, and
+//! [`Builder::run`] answers lightningd until it goes away. No async
+//! runtime, one thread, one message at a time; the only dependencies are
+//! `serde` and `serde_json`.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use cln_autoreload_guest::{options::ConfigOption, param, Builder, Level};
+//! use serde_json::{json, Value};
+//!
+//! fn main() {
+//!     Builder::new()
+//!         .option(ConfigOption::string("hello-greeting", "Hello", "What to say"))
+//!         .rpcmethod("hello", "[name]", "Say hello", |p, params| {
+//!             let name = param(&params, "name", 0).and_then(Value::as_str).unwrap_or("world");
+//!             let greeting = p.option_str("hello-greeting").unwrap_or("Hello");
+//!             Ok(json!({"greeting": format!("{greeting}, {name}!")}))
+//!         })
+//!         .hook("peer_connected", |p, params| {
+//!             p.log(Level::Info, format!("peer {} connected", params["peer"]["id"]));
+//!             json!({"result": "continue"})
+//!         })
+//!         .run();
+//! }
+//! ```
+//!
+//! Build it for WebAssembly and let cln-autoreload run (and reload) it:
+//!
+//! ```text
+//! rustup target add wasm32-wasip1
+//! cargo build --release --target wasm32-wasip1
+//! lightningd --plugin=/path/to/cln-autoreload \
+//!     --autoreload-plugin=target/wasm32-wasip1/release/my-plugin.wasm
+//! ```
+//!
+//! A plain `cargo build` gives a native plugin for `--plugin=` as usual.
+//! `examples/hello-wasm` in the cln-autoreload repository is a complete,
+//! commented example.
+//!
+//! # The protocol, handled for you
+//!
+//! * `getmanifest` is answered from the builder ([`Builder::manifest`]),
+//!   with `nonnumericids: true`; `shutdown` is always subscribed to.
+//! * `init` stores the option values and configuration ([`Plugin::option`],
+//!   [`Plugin::configuration`]) and calls [`Builder::on_init`].
+//! * `setconfig` converts lightningd's string value to the option's type
+//!   and calls [`Builder::on_setconfig`].
+//! * Request ids are echoed byte for byte. An unknown method is answered
+//!   with error -32601; a hook without a handler with `{"result":"continue"}`.
+//! * Messages to lightningd are compact JSON followed by `"\n\n"`, flushed at
+//!   once. Nothing else is ever written to stdout: use [`Plugin::log`], or
+//!   `eprintln!` (stderr) for debugging.
+//! * End of stdin or the `shutdown` notification: [`Builder::run`] returns.
+//!
+//! # Calling lightningd
+//!
+//! [`Plugin::rpc`] makes one JSON-RPC call. Natively it uses lightningd's
+//! unix socket. In WebAssembly (WASI preview 1 has no sockets) it calls two
+//! functions the cln-autoreload host provides, in the import module `cln`:
+//! `rpc_call(req_ptr, req_len) -> i32` (performs the call, returns the
+//! response's length, negative on failure) and `rpc_result(buf_ptr,
+//! buf_len) -> i32` (copies the response). The host may restrict which
+//! methods a guest can call; a refusal is an ordinary [`RpcError`].
+//!
+//! # Panics and faults
+//!
+//! A handler that panics ends the plugin (in WebAssembly the instance
+//! traps); cln-autoreload notices and restarts it. Return an [`RpcError`]
+//! for anything that is the caller's fault.
+//!
+//! # Smaller `.wasm` files
+//!
+//! Sizes depend mostly on your release profile, which belongs to the
+//! workspace root. For a plugin in its own workspace, this typically
+//! halves the module:
+//!
+//! ```toml
+//! [profile.release]
+//! opt-level = "s"     # or "z"
+//! lto = true
+//! codegen-units = 1
+//! panic = "abort"
+//! strip = true
+//! ```
+//!
+//! Measured for `examples/hello-wasm` (Rust 1.95): with cln-autoreload's own
+//! profiles the module is about 6.1 MB in debug and 3.3 MB in release, but
+//! most of that is DWARF debug info in custom sections (the code and data
+//! are about 560 kB and 320 kB; `strip = true` alone gives the latter).
+//! With the profile above it is about 180 kB.
 
+#![warn(missing_docs)]
+
+mod builder;
+pub mod options;
+mod plugin;
+mod rpc;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use builder::{Builder, Hook};
+pub use plugin::Plugin;
+pub use serde_json;
+
+/// A log level, for [`Plugin::log`] and [`Plugin::message`].
+///
+/// ```
+/// use cln_autoreload_guest::Level;
+/// assert_eq!("warn".parse::<Level>(), Ok(Level::Warn));
+/// assert_eq!(Level::Unusual.to_string(), "unusual");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Very chatty detail.
+    Trace,
+    /// Detail for developers.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something odd, worth a look.
+    Unusual,
+    /// A warning.
+    Warn,
+    /// Something is broken.
+    Broken,
+    /// An error.
+    Error,
+}
+
+impl Level {
+    /// The name lightningd uses (`"info"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Unusual => "unusual",
+            Level::Warn => "warn",
+            Level::Broken => "broken",
+            Level::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Level {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "trace" => Level::Trace,
+            "debug" => Level::Debug,
+            "info" => Level::Info,
+            "unusual" => Level::Unusual,
+            "warn" => Level::Warn,
+            "broken" => Level::Broken,
+            "error" => Level::Error,
+            _ => return Err(format!("unknown log level '{s}'")),
+        })
+    }
+}
+
+/// A JSON-RPC error: what an rpc method answers when it fails (it reaches
+/// the caller unchanged), and what [`Plugin::rpc`] returns when lightningd
+/// answers one.
+///
+/// ```
+/// use cln_autoreload_guest::RpcError;
+/// use serde_json::json;
+///
+/// let e = RpcError::new(1234, "nope").with_data(json!({"x": 1}));
+/// assert_eq!(serde_json::to_value(&e).unwrap(), json!({"code": 1234, "message": "nope", "data": {"x": 1}}));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RpcError {
+    /// The error code (JSON-RPC's, lightningd's, or your own).
+    pub code: i64,
+    /// What went wrong, for a human.
+    pub message: String,
+    /// Anything else, for a program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    /// JSON-RPC's "invalid params" code.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// JSON-RPC's "method not found" code.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// The code [`Plugin::rpc`] uses when the call could not be made at all
+    /// (no socket, connection lost, not JSON).
+    pub const TRANSPORT: i64 = -32000;
+
+    /// An error with `code` and `message`, without data.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Adds `data` to the error.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// An "invalid params" error (-32602): the caller got something wrong.
+    ///
+    /// ```
+    /// use cln_autoreload_guest::RpcError;
+    /// assert_eq!(RpcError::invalid_params("name must be a string").code, -32602);
+    /// ```
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        RpcError::new(RpcError::INVALID_PARAMS, message)
+    }
+
+    pub(crate) fn transport(message: impl Into<String>) -> Self {
+        RpcError::new(RpcError::TRANSPORT, message)
+    }
+}
+
+impl fmt::Display for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for RpcError {}
+
+/// A request parameter, given by name (`{"name": "Alice"}`, from
+/// `lightning-cli -k` or other plugins) or by position (`["Alice"]`, from
+/// plain `lightning-cli`). A `null` counts as absent.
+///
+/// ```
+/// use cln_autoreload_guest::param;
+/// use serde_json::json;
+///
+/// assert_eq!(param(&json!({"name": "Alice"}), "name", 0), Some(&json!("Alice")));
+/// assert_eq!(param(&json!(["Alice"]), "name", 0), Some(&json!("Alice")));
+/// assert_eq!(param(&json!([]), "name", 0), None);
+/// assert_eq!(param(&json!({"name": null}), "name", 0), None);
+/// ```
+pub fn param<'a>(params: &'a Value, name: &str, index: usize) -> Option<&'a Value> {
+    let value = match params {
+        Value::Object(map) => map.get(name),
+        Value::Array(list) => list.get(index),
+        _ => None,
+    };
+    value.filter(|v| !v.is_null())
+}
+
+#[cfg(test)]
+mod tests;

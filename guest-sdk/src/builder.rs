@@ -1,0 +1,587 @@
+//! [`Builder`]: declare what the plugin offers, then [`Builder::run`] it.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+use crate::options::ConfigOption;
+use crate::plugin::{Current, Output};
+use crate::{Plugin, RpcError};
+
+type MethodFn<S> = Box<dyn FnMut(&mut Plugin<S>, Value) -> Result<Value, RpcError>>;
+type HookFn<S> = Box<dyn FnMut(&mut Plugin<S>, Value) -> Value>;
+type SubscriptionFn<S> = Box<dyn FnMut(&mut Plugin<S>, Value)>;
+type InitFn<S> = Box<dyn FnMut(&mut Plugin<S>) -> Result<(), String>>;
+type SetconfigFn<S> = Box<dyn FnMut(&mut Plugin<S>, &str, &Value) -> Result<(), String>>;
+
+/// The hooks lightningd v26.06 knows. A request for one of them that has
+/// no handler here is answered `{"result": "continue"}`: an error answer to
+/// a hook would make lightningd abort.
+const KNOWN_HOOKS: &[&str] = &[
+    "peer_connected",
+    "commitment_revocation",
+    "db_write",
+    "invoice_payment",
+    "openchannel",
+    "openchannel2",
+    "openchannel2_changed",
+    "openchannel2_sign",
+    "rbf_channel",
+    "htlc_accepted",
+    "rpc_command",
+    "custommsg",
+    "onion_message_recv",
+    "onion_message_recv_secret",
+    "recover",
+];
+
+/// A hook registration with ordering and filters, for
+/// [`Builder::hook_with`].
+///
+/// ```
+/// use cln_autoreload_guest::Hook;
+/// use serde_json::json;
+///
+/// let hook = Hook::new("rpc_command").filters(["getinfo"]).before(["other.py"]);
+/// assert_eq!(
+///     hook.to_json(),
+///     json!({"name": "rpc_command", "before": ["other.py"], "filters": ["getinfo"]})
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    name: String,
+    before: Vec<String>,
+    after: Vec<String>,
+    filters: Option<Vec<String>>,
+}
+
+impl Hook {
+    /// The hook `name` (e.g. `"peer_connected"`), no ordering, no filters.
+    pub fn new(name: impl Into<String>) -> Self {
+        Hook {
+            name: name.into(),
+            before: Vec::new(),
+            after: Vec::new(),
+            filters: None,
+        }
+    }
+
+    /// Run before these plugins (by file name) in the hook chain.
+    pub fn before<I: IntoIterator<Item = T>, T: Into<String>>(mut self, plugins: I) -> Self {
+        self.before.extend(plugins.into_iter().map(Into::into));
+        self
+    }
+
+    /// Run after these plugins (by file name) in the hook chain.
+    pub fn after<I: IntoIterator<Item = T>, T: Into<String>>(mut self, plugins: I) -> Self {
+        self.after.extend(plugins.into_iter().map(Into::into));
+        self
+    }
+
+    /// Only be called for these commands (`rpc_command`) or message types
+    /// (`custommsg`). lightningd refuses `filters` on any other hook (and
+    /// kills the plugin).
+    pub fn filters<I: IntoIterator<Item = T>, T: Into<String>>(mut self, filters: I) -> Self {
+        self.filters
+            .get_or_insert_with(Vec::new)
+            .extend(filters.into_iter().map(Into::into));
+        self
+    }
+
+    /// The hook's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The hook as a manifest entry.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(self.name));
+        if !self.before.is_empty() {
+            m.insert("before".into(), json!(self.before));
+        }
+        if !self.after.is_empty() {
+            m.insert("after".into(), json!(self.after));
+        }
+        if let Some(filters) = &self.filters {
+            m.insert("filters".into(), json!(filters));
+        }
+        Value::Object(m)
+    }
+}
+
+struct Method<S> {
+    name: String,
+    usage: String,
+    description: String,
+    handler: MethodFn<S>,
+}
+
+struct HookEntry<S> {
+    hook: Hook,
+    handler: HookFn<S>,
+}
+
+struct Subscription<S> {
+    topic: String,
+    handler: Option<SubscriptionFn<S>>,
+}
+
+/// Declares a plugin — options, rpc methods, hooks, subscriptions — and
+/// runs it.
+///
+/// The handlers are plain closures. Each gets the [`Plugin`] (option
+/// values, your state, logging, RPC) and the request's `params` exactly as
+/// lightningd sent them: an object (`lightning-cli -k`, other plugins) or an
+/// array (positional `lightning-cli` arguments); see [`param`](crate::param).
+///
+/// ```no_run
+/// use cln_autoreload_guest::{options::ConfigOption, param, Builder, Hook, Level, Plugin, RpcError};
+/// use serde_json::{json, Value};
+///
+/// fn main() {
+///     Builder::new()
+///         .option(ConfigOption::string("hello-greeting", "Hello", "What to say"))
+///         .option(ConfigOption::int("hello-limit", 3, "A dynamic limit").dynamic())
+///         .rpcmethod("hello", "[name]", "Say hello", |p: &mut Plugin, params: Value| {
+///             let name = param(&params, "name", 0).and_then(Value::as_str).unwrap_or("world");
+///             let greeting = p.option_str("hello-greeting").unwrap_or("Hello");
+///             Ok(json!({"greeting": format!("{greeting}, {name}!")}))
+///         })
+///         .hook("peer_connected", |p, params| {
+///             p.log(Level::Info, format!("peer {}", params["peer"]["id"]));
+///             json!({"result": "continue"})
+///         })
+///         .hook_with(Hook::new("rpc_command").filters(["getinfo"]), |_p, _params| {
+///             json!({"result": "continue"})
+///         })
+///         .subscribe("connect", |p, params| p.log(Level::Debug, params.to_string()))
+///         .notification("hello_said")
+///         .dynamic(true)
+///         .on_init(|p| match p.option_i64("hello-limit") {
+///             Some(n) if n < 0 => Err("hello-limit must not be negative".into()),
+///             _ => Ok(()),
+///         })
+///         .on_setconfig(|_p, name, value| {
+///             if name == "hello-limit" && value.as_i64() < Some(0) {
+///                 return Err("must not be negative".into());
+///             }
+///             Ok(())
+///         })
+///         .run();
+/// }
+/// ```
+pub struct Builder<S = ()> {
+    state: S,
+    options: Vec<ConfigOption>,
+    methods: Vec<Method<S>>,
+    hooks: Vec<HookEntry<S>>,
+    subscriptions: Vec<Subscription<S>>,
+    notifications: Vec<String>,
+    dynamic: bool,
+    on_init: Option<InitFn<S>>,
+    on_setconfig: Option<SetconfigFn<S>>,
+}
+
+impl Builder<()> {
+    /// A plugin without state of its own (`Plugin<()>`).
+    pub fn new() -> Self {
+        Builder::with_state(())
+    }
+}
+
+impl Default for Builder<()> {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl<S> Builder<S> {
+    /// A plugin whose handlers share `state`, reachable as
+    /// [`Plugin::state`] and [`Plugin::state_mut`].
+    ///
+    /// ```no_run
+    /// use cln_autoreload_guest::Builder;
+    /// use serde_json::json;
+    ///
+    /// #[derive(Default)]
+    /// struct Seen { connects: u64 }
+    ///
+    /// Builder::with_state(Seen::default())
+    ///     .subscribe("connect", |p, _params| p.state_mut().connects += 1)
+    ///     .rpcmethod("seen", "", "Connections seen", |p, _params| {
+    ///         Ok(json!({"connects": p.state().connects}))
+    ///     })
+    ///     .run();
+    /// ```
+    pub fn with_state(state: S) -> Self {
+        Builder {
+            state,
+            options: Vec::new(),
+            methods: Vec::new(),
+            hooks: Vec::new(),
+            subscriptions: Vec::new(),
+            notifications: Vec::new(),
+            dynamic: false,
+            on_init: None,
+            on_setconfig: None,
+        }
+    }
+
+    /// Adds an option (see [`ConfigOption`]).
+    pub fn option(mut self, option: ConfigOption) -> Self {
+        self.options.push(option);
+        self
+    }
+
+    /// Adds the rpc method `name`, shown by `lightning-cli help` with its
+    /// `usage` (e.g. `"name [amount]"`) and `description`. The handler gets
+    /// the request's params and answers a result, or an [`RpcError`] which
+    /// reaches the caller unchanged.
+    pub fn rpcmethod<F>(
+        mut self,
+        name: impl Into<String>,
+        usage: impl Into<String>,
+        description: impl Into<String>,
+        handler: F,
+    ) -> Self
+    where
+        F: FnMut(&mut Plugin<S>, Value) -> Result<Value, RpcError> + 'static,
+    {
+        self.methods.push(Method {
+            name: name.into(),
+            usage: usage.into(),
+            description: description.into(),
+            handler: Box::new(handler),
+        });
+        self
+    }
+
+    /// Registers for the hook `name`. The handler gets the hook's params and
+    /// returns the hook's answer, usually `json!({"result": "continue"})`.
+    /// There is deliberately no error answer: lightningd aborts on one.
+    pub fn hook<F>(self, name: impl Into<String>, handler: F) -> Self
+    where
+        F: FnMut(&mut Plugin<S>, Value) -> Value + 'static,
+    {
+        self.hook_with(Hook::new(name), handler)
+    }
+
+    /// Registers for a hook with ordering (`before`/`after`) or `filters`.
+    pub fn hook_with<F>(mut self, hook: Hook, handler: F) -> Self
+    where
+        F: FnMut(&mut Plugin<S>, Value) -> Value + 'static,
+    {
+        self.hooks.push(HookEntry {
+            hook,
+            handler: Box::new(handler),
+        });
+        self
+    }
+
+    /// Subscribes to the notification `topic` (`"connect"`,
+    /// `"invoice_payment"`, another plugin's custom notification, ...). The
+    /// handler gets its params (for a custom notification, the `params` the
+    /// sender gave).
+    ///
+    /// `shutdown` is always subscribed to: on it, after calling your
+    /// handler if you subscribed one, [`Builder::run`] returns.
+    pub fn subscribe<F>(mut self, topic: impl Into<String>, handler: F) -> Self
+    where
+        F: FnMut(&mut Plugin<S>, Value) + 'static,
+    {
+        self.subscriptions.push(Subscription {
+            topic: topic.into(),
+            handler: Some(Box::new(handler)),
+        });
+        self
+    }
+
+    /// Declares a custom notification this plugin may send with
+    /// [`Plugin::notify`]. lightningd refuses undeclared ones.
+    pub fn notification(mut self, method: impl Into<String>) -> Self {
+        self.notifications.push(method.into());
+        self
+    }
+
+    /// Whether the plugin may be stopped and started while lightningd runs
+    /// (`plugin stop`/`plugin start`). Default `false`.
+    pub fn dynamic(mut self, dynamic: bool) -> Self {
+        self.dynamic = dynamic;
+        self
+    }
+
+    /// Called on `init`, once the option values and the configuration are
+    /// known. `Err(reason)` disables the plugin (`init` answers
+    /// `{"disable": reason}` and lightningd stops it cleanly).
+    pub fn on_init<F>(mut self, handler: F) -> Self
+    where
+        F: FnMut(&mut Plugin<S>) -> Result<(), String> + 'static,
+    {
+        self.on_init = Some(Box::new(handler));
+        self
+    }
+
+    /// Called on `setconfig` for a dynamic option, with its name and its new
+    /// value converted to the option's type (lightningd sends it as a
+    /// string). [`Plugin::option`] still has the old value; `Ok` makes the
+    /// new one current, `Err(reason)` refuses it (the user sees the error).
+    /// Without a handler every well-typed value is accepted.
+    pub fn on_setconfig<F>(mut self, handler: F) -> Self
+    where
+        F: FnMut(&mut Plugin<S>, &str, &Value) -> Result<(), String> + 'static,
+    {
+        self.on_setconfig = Some(Box::new(handler));
+        self
+    }
+
+    /// The `getmanifest` answer this builder produces.
+    ///
+    /// ```
+    /// use cln_autoreload_guest::Builder;
+    /// use serde_json::json;
+    ///
+    /// let manifest = Builder::new()
+    ///     .rpcmethod("hi", "", "Says hi", |_p, _params| Ok(json!("hi")))
+    ///     .manifest();
+    /// assert_eq!(manifest["rpcmethods"][0]["name"], "hi");
+    /// assert_eq!(manifest["subscriptions"], json!(["shutdown"]));
+    /// assert_eq!(manifest["nonnumericids"], true);
+    /// ```
+    pub fn manifest(&self) -> Value {
+        let mut subscriptions: Vec<&str> = Vec::new();
+        for topic in self
+            .subscriptions
+            .iter()
+            .map(|s| s.topic.as_str())
+            .chain(["shutdown"])
+        {
+            if !subscriptions.contains(&topic) {
+                subscriptions.push(topic);
+            }
+        }
+        json!({
+            "options": self.options.iter().map(ConfigOption::to_json).collect::<Vec<_>>(),
+            "rpcmethods": self.methods.iter().map(|m| json!({
+                "name": m.name,
+                "usage": m.usage,
+                "description": m.description,
+            })).collect::<Vec<_>>(),
+            "hooks": self.hooks.iter().map(|h| h.hook.to_json()).collect::<Vec<_>>(),
+            "subscriptions": subscriptions,
+            "notifications": self.notifications.iter().map(|n| json!({"method": n})).collect::<Vec<_>>(),
+            "dynamic": self.dynamic,
+            "nonnumericids": true,
+        })
+    }
+
+    /// Runs the plugin on stdin/stdout until stdin ends or lightningd sends
+    /// `shutdown`, then returns (so `main` returns and the process exits 0).
+    ///
+    /// If stdin is not a JSON stream, or stdout is gone, it says so on
+    /// stderr and exits with status 1. A handler that panics ends the
+    /// process (in WebAssembly the instance traps): cln-autoreload restarts
+    /// it.
+    pub fn run(self) {
+        if let Err(e) = self.run_on(io::stdin().lock(), io::stdout()) {
+            stderr(format_args!("{e}"));
+            std::process::exit(1);
+        }
+    }
+
+    /// Runs the plugin reading lightningd's messages from `input` and writing
+    /// its own to `output`, which it gives back at the end; what
+    /// [`Builder::run`] does on stdin and stdout. Handy to test a plugin
+    /// without lightningd. Returns at the end of `input` or on `shutdown`;
+    /// fails if `input` is not a JSON stream or writing to `output` fails.
+    ///
+    /// ```
+    /// use cln_autoreload_guest::Builder;
+    /// use serde_json::json;
+    ///
+    /// let input = br#"{"jsonrpc":"2.0","id":"a","method":"hi","params":[]}"#;
+    /// let output = Builder::new()
+    ///     .rpcmethod("hi", "", "Says hi", |_p, _params| Ok(json!("hi")))
+    ///     .run_on(&input[..], Vec::new())
+    ///     .unwrap();
+    /// assert_eq!(output, b"{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"result\":\"hi\"}\n\n");
+    /// ```
+    pub fn run_on<W: Write + 'static>(self, input: impl Read, output: W) -> io::Result<W> {
+        let manifest = self.manifest();
+        let Builder {
+            state,
+            options,
+            mut methods,
+            mut hooks,
+            mut subscriptions,
+            notifications: _,
+            dynamic: _,
+            mut on_init,
+            mut on_setconfig,
+        } = self;
+        subscriptions.push(Subscription {
+            topic: "shutdown".into(),
+            handler: None,
+        });
+        let mut plugin = Plugin::new(state, options, Output::new(Box::new(output)));
+
+        let stream = serde_json::Deserializer::from_reader(input).into_iter::<Box<RawValue>>();
+        for raw in stream {
+            let raw = match raw {
+                Ok(raw) => raw,
+                // stdin closed in the middle of a message: lightningd is gone.
+                Err(e) if e.is_eof() => break,
+                Err(e) => return Err(e.into()),
+            };
+            // (Checked first: serde would also take an array for a struct.)
+            if !raw.get().trim_start().starts_with('{') {
+                stderr(format_args!("ignoring a message that is not a JSON object"));
+                continue;
+            }
+            let message: Incoming = match serde_json::from_str(raw.get()) {
+                Ok(message) => message,
+                Err(e) => {
+                    stderr(format_args!(
+                        "ignoring a message that is not a JSON object: {e}"
+                    ));
+                    continue;
+                }
+            };
+            let method = message.method.as_ref().and_then(Value::as_str);
+            let params = message.params.unwrap_or(Value::Null);
+
+            let Some(raw_id) = message.id else {
+                // A notification.
+                let Some(method) = method else { continue };
+                for sub in subscriptions.iter_mut().filter(|s| s.topic == method) {
+                    if let Some(handler) = &mut sub.handler {
+                        handler(&mut plugin, params.clone());
+                    }
+                }
+                if method == "shutdown" {
+                    return plugin.out.finish();
+                }
+                if let Some(e) = plugin.out.failed.take() {
+                    return Err(e);
+                }
+                continue;
+            };
+
+            let id = serde_json::from_str(raw_id.get()).unwrap_or(Value::Null);
+            plugin.current = Some(Current { raw_id, id });
+            let answer = match method {
+                None => Err(RpcError::new(-32600, "Invalid request: no method")),
+                Some("getmanifest") => Ok(manifest.clone()),
+                Some("init") => Ok(init(&mut plugin, params, on_init.as_mut())),
+                Some("setconfig") => setconfig(&mut plugin, params, on_setconfig.as_mut()),
+                Some(method) => {
+                    if let Some(m) = methods.iter_mut().find(|m| m.name == method) {
+                        (m.handler)(&mut plugin, params)
+                    } else if let Some(h) = hooks.iter_mut().find(|h| h.hook.name == method) {
+                        Ok((h.handler)(&mut plugin, params))
+                    } else if KNOWN_HOOKS.contains(&method) {
+                        Ok(json!({"result": "continue"}))
+                    } else {
+                        Err(RpcError::new(-32601, format!("Unknown method {method}")))
+                    }
+                }
+            };
+            if let Some(current) = plugin.current.take() {
+                let (result, error) = match &answer {
+                    Ok(result) => (Some(result), None),
+                    Err(error) => (None, Some(error)),
+                };
+                plugin.out.send(&Response {
+                    jsonrpc: "2.0",
+                    id: &current.raw_id,
+                    result,
+                    error,
+                });
+            }
+            if let Some(e) = plugin.out.failed.take() {
+                return Err(e);
+            }
+        }
+        plugin.out.finish()
+    }
+}
+
+/// A line on stderr (which lightningd passes through to its own). Unlike
+/// `eprintln!`, never panics when stderr is gone.
+fn stderr(message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr(), "plugin: {message}");
+}
+
+/// `init`: keep the options and configuration, ask the handler.
+fn init<S>(plugin: &mut Plugin<S>, params: Value, on_init: Option<&mut InitFn<S>>) -> Value {
+    let mut params = match params {
+        Value::Object(params) => params,
+        _ => Map::new(),
+    };
+    if let Some(Value::Object(options)) = params.remove("options") {
+        plugin.options = options;
+    }
+    if let Some(configuration) = params.remove("configuration") {
+        plugin.configuration = configuration;
+    }
+    match on_init.map(|handler| handler(plugin)) {
+        Some(Err(reason)) => json!({"disable": reason}),
+        _ => json!({}),
+    }
+}
+
+/// `setconfig {config, val}`: convert, ask the handler, keep.
+fn setconfig<S>(
+    plugin: &mut Plugin<S>,
+    params: Value,
+    on_setconfig: Option<&mut SetconfigFn<S>>,
+) -> Result<Value, RpcError> {
+    let name = crate::param(&params, "config", 0)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params("setconfig: config must be a string"))?;
+    let decl = plugin
+        .decls
+        .iter()
+        .find(|d| d.name() == name)
+        .ok_or_else(|| {
+            RpcError::invalid_params(format!("setconfig: {name} is not an option of this plugin"))
+        })?;
+    let value = decl
+        .parse_setconfig(crate::param(&params, "val", 1))
+        .map_err(RpcError::invalid_params)?;
+    if let Some(handler) = on_setconfig {
+        handler(plugin, name, &value).map_err(RpcError::invalid_params)?;
+    }
+    plugin.options.insert(name.to_owned(), value);
+    Ok(json!({}))
+}
+
+/// A message from lightningd, any shape. The id is kept raw, to be echoed
+/// byte for byte.
+#[derive(Deserialize)]
+struct Incoming {
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Box<RawValue>>,
+    #[serde(default)]
+    method: Option<Value>,
+    #[serde(default)]
+    params: Option<Value>,
+}
+
+/// `"id": null` is still an id (only a missing one makes a notification).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
+#[derive(Serialize)]
+struct Response<'a> {
+    jsonrpc: &'static str,
+    id: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a RpcError>,
+}
