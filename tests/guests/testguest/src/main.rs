@@ -1,0 +1,341 @@
+//! testguest: a WebAssembly guest plugin for cln-autoreload's end-to-end
+//! tests, with well-behaved methods and fault behaviours (spin, memory bomb,
+//! stack overflow, panic, sandbox probes).
+//!
+//! Build: `cargo build --target wasm32-wasip1 -p testguest` gives
+//! `target/wasm32-wasip1/debug/testguest.wasm` (a plain `cargo build` gives
+//! a native binary with the same behaviour, except the sandbox).
+//!
+//! Versions: `tg-version` reads its version from `VERSION_MARK`, 18 bytes
+//! in the data section, `TGVERSION:` then 8 bytes of version padded with
+//! `_`. The marker appears exactly once in the built `.wasm`, so a test
+//! makes "version 2" by replacing `TGVERSION:v1______` with
+//! `TGVERSION:v2______` in the file (same length), without a rebuild.
+//!
+//! Methods (params by name or by position, in the order shown):
+//!
+//! | method | answer |
+//! | --- | --- |
+//! | `tg-echo` | `{"version", "params", "id"}` |
+//! | `tg-version` | `{"version"}` |
+//! | `tg-spin` | never: loops forever without calling the host |
+//! | `tg-bomb [max_mib]` | allocates and touches 1 MiB after 1 MiB forever (natively too: pass `max_mib` there), or up to `max_mib`, then `{"allocated_mib"}` |
+//! | `tg-recurse` | never: unbounded recursion (stack overflow) |
+//! | `tg-trap` | never: panics |
+//! | `tg-read path` | `{"content"}`, or error -1 with the io error |
+//! | `tg-rpc method [params]` | lightningd's result, or its error |
+//! | `tg-big bytes` | `{"data": "xxx..."}` |
+//! | `tg-env` | `{"env": {...}, "args": [...]}` |
+//! | `tg-log [level] [message]` | `{}` after a `log` notification |
+//! | `tg-notify [method] [payload]` | `{}` after a notification |
+//! | `tg-progress` | `{}` after a `message` notification for this request |
+//! | `tg-state` | what it has seen (see [`State`]) |
+//!
+//! Options `tg-greeting` (string, "hi") and `tg-dyn` (int, 1, dynamic);
+//! hooks `peer_connected` and `db_write` (recorded, continue);
+//! subscriptions `connect`, `shutdown`, `tg_custom` (recorded); custom
+//! notification `tg_custom`.
+
+use cln_autoreload_guest::options::ConfigOption;
+use cln_autoreload_guest::serde_json::{json, Map, Value};
+use cln_autoreload_guest::{param, Builder, Level, Plugin, RpcError};
+use core::hint::black_box;
+
+/// The version, patched in the `.wasm` by the tests. Read only through
+/// `black_box`, so the bytes stay in the data section, in one piece.
+static VERSION_MARK: [u8; 18] = *b"TGVERSION:v1______";
+
+/// The version in `VERSION_MARK`, padding stripped (`"v1"`).
+fn version() -> String {
+    let mark: &[u8; 18] = black_box(&VERSION_MARK);
+    // Skip the 10-byte prefix by position: spelling it out here would put a
+    // second copy of the marker's text into the module.
+    let tail = &mark[10..];
+    let end = tail.iter().rposition(|&b| b != b'_').map_or(0, |i| i + 1);
+    String::from_utf8_lossy(&tail[..end]).into_owned()
+}
+
+/// Everything the guest has seen, for `tg-state`.
+#[derive(Default)]
+struct State {
+    /// `init`'s options as received.
+    init_options: Value,
+    /// Each hook request: `{"method", "id", "params"}`.
+    hooks: Vec<Value>,
+    /// Each subscribed notification: `{"method", "params"}`.
+    notifications: Vec<Value>,
+    /// Each accepted `setconfig`: `{"config", "val"}` (val converted to the
+    /// option's type).
+    setconfig: Vec<Value>,
+}
+
+type P = Plugin<State>;
+
+fn main() {
+    let mut builder = Builder::with_state(State::default())
+        .option(ConfigOption::string("tg-greeting", "hi", "a greeting"))
+        .option(ConfigOption::int("tg-dyn", 1, "a dynamic int").dynamic())
+        .notification("tg_custom")
+        .dynamic(true)
+        .on_init(|p| {
+            p.state_mut().init_options = Value::Object(p.options().clone());
+            Ok(())
+        })
+        .on_setconfig(|p, name, value| {
+            p.state_mut()
+                .setconfig
+                .push(json!({"config": name, "val": value}));
+            Ok(())
+        });
+
+    type Method = fn(&mut P, Value) -> Result<Value, RpcError>;
+    let methods: [(&str, &str, &str, Method); 14] = [
+        (
+            "tg-echo",
+            "[params]",
+            "returns its version, params and request id",
+            tg_echo,
+        ),
+        (
+            "tg-version",
+            "",
+            "returns the version patched into the module",
+            tg_version,
+        ),
+        (
+            "tg-spin",
+            "",
+            "loops forever without calling the host",
+            tg_spin,
+        ),
+        (
+            "tg-bomb",
+            "[max_mib]",
+            "allocates memory 1 MiB at a time, forever",
+            tg_bomb,
+        ),
+        (
+            "tg-recurse",
+            "",
+            "recurses until the stack overflows",
+            tg_recurse,
+        ),
+        ("tg-trap", "", "panics", tg_trap),
+        (
+            "tg-read",
+            "path",
+            "reads a file (the sandbox should refuse)",
+            tg_read,
+        ),
+        ("tg-rpc", "method [params]", "calls lightningd", tg_rpc),
+        (
+            "tg-big",
+            "bytes",
+            "returns a string of that many x's",
+            tg_big,
+        ),
+        (
+            "tg-env",
+            "",
+            "returns the environment and arguments",
+            tg_env,
+        ),
+        (
+            "tg-log",
+            "[level] [message]",
+            "sends a log notification",
+            tg_log,
+        ),
+        (
+            "tg-notify",
+            "[method] [payload]",
+            "sends a custom notification",
+            tg_notify,
+        ),
+        (
+            "tg-progress",
+            "",
+            "sends a message notification for this request",
+            tg_progress,
+        ),
+        (
+            "tg-state",
+            "",
+            "returns everything the guest has seen",
+            tg_state,
+        ),
+    ];
+    for (name, usage, description, handler) in methods {
+        builder = builder.rpcmethod(name, usage, description, handler);
+    }
+
+    builder
+        .hook("peer_connected", |p, params| {
+            record_hook(p, "peer_connected", params)
+        })
+        .hook("db_write", |p, params| record_hook(p, "db_write", params))
+        .subscribe("connect", |p, params| {
+            record_notification(p, "connect", params)
+        })
+        .subscribe("shutdown", |p, params| {
+            record_notification(p, "shutdown", params)
+        })
+        .subscribe("tg_custom", |p, params| {
+            record_notification(p, "tg_custom", params)
+        })
+        .run();
+}
+
+fn record_hook(p: &mut P, method: &str, params: Value) -> Value {
+    let id = p.request_id().cloned().unwrap_or(Value::Null);
+    p.state_mut()
+        .hooks
+        .push(json!({"method": method, "id": id, "params": params}));
+    json!({"result": "continue"})
+}
+
+fn record_notification(p: &mut P, method: &str, params: Value) {
+    p.state_mut()
+        .notifications
+        .push(json!({"method": method, "params": params}));
+}
+
+fn tg_echo(p: &mut P, params: Value) -> Result<Value, RpcError> {
+    Ok(json!({"version": version(), "params": params, "id": p.request_id()}))
+}
+
+fn tg_version(_p: &mut P, _params: Value) -> Result<Value, RpcError> {
+    Ok(json!({"version": version()}))
+}
+
+fn tg_spin(_p: &mut P, _params: Value) -> Result<Value, RpcError> {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n).wrapping_add(1);
+    }
+}
+
+fn tg_bomb(_p: &mut P, params: Value) -> Result<Value, RpcError> {
+    const MIB: usize = 1 << 20;
+    let max = param(&params, "max_mib", 0).and_then(Value::as_u64);
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        if max.is_some_and(|max| hoard.len() as u64 >= max) {
+            return Ok(json!({"allocated_mib": hoard.len()}));
+        }
+        let mut chunk = vec![0u8; MIB];
+        // Touch every page so the memory is really used.
+        for i in (0..MIB).step_by(4096) {
+            chunk[i] = 1;
+        }
+        hoard.push(black_box(chunk));
+    }
+}
+
+fn tg_recurse(_p: &mut P, _params: Value) -> Result<Value, RpcError> {
+    Ok(json!({"depth": recurse(0)}))
+}
+
+/// Recurses (in practice) forever, with a frame that cannot be optimised
+/// away or turned into a loop.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 32]);
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    let below = recurse(black_box(depth + 1));
+    black_box(below).wrapping_add(frame[depth as usize % 32])
+}
+
+fn tg_trap(_p: &mut P, _params: Value) -> Result<Value, RpcError> {
+    panic!("tg-trap asked for a panic")
+}
+
+fn tg_read(_p: &mut P, params: Value) -> Result<Value, RpcError> {
+    let path = param(&params, "path", 0)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params("path must be a string"))?;
+    match std::fs::read_to_string(path) {
+        Ok(content) => Ok(json!({"content": content})),
+        Err(e) => Err(RpcError::new(-1, format!("{path}: {e}"))),
+    }
+}
+
+fn tg_rpc(p: &mut P, params: Value) -> Result<Value, RpcError> {
+    let method = param(&params, "method", 0)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params("method must be a string"))?
+        .to_owned();
+    let call_params = param(&params, "params", 1)
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    p.rpc(&method, call_params)
+}
+
+fn tg_big(_p: &mut P, params: Value) -> Result<Value, RpcError> {
+    let bytes = param(&params, "bytes", 0)
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| RpcError::invalid_params("bytes must be a non-negative integer"))?;
+    Ok(json!({"data": "x".repeat(bytes)}))
+}
+
+fn tg_env(_p: &mut P, _params: Value) -> Result<Value, RpcError> {
+    let env: Map<String, Value> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                Value::String(v.to_string_lossy().into_owned()),
+            )
+        })
+        .collect();
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Ok(json!({"env": env, "args": args}))
+}
+
+fn tg_log(p: &mut P, params: Value) -> Result<Value, RpcError> {
+    let level = match param(&params, "level", 0).and_then(Value::as_str) {
+        None => Level::Info,
+        Some(level) => level.parse().map_err(RpcError::invalid_params)?,
+    };
+    let message = match param(&params, "message", 1) {
+        None => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    p.log(level, message);
+    Ok(json!({}))
+}
+
+fn tg_notify(p: &mut P, params: Value) -> Result<Value, RpcError> {
+    let method = param(&params, "method", 0)
+        .and_then(Value::as_str)
+        .unwrap_or("tg_custom")
+        .to_owned();
+    let payload = param(&params, "payload", 1)
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    p.notify(&method, payload);
+    Ok(json!({}))
+}
+
+fn tg_progress(p: &mut P, _params: Value) -> Result<Value, RpcError> {
+    p.message(Level::Info, "working");
+    Ok(json!({}))
+}
+
+fn tg_state(p: &mut P, _params: Value) -> Result<Value, RpcError> {
+    let s = p.state();
+    Ok(json!({
+        "version": version(),
+        "init_options": s.init_options,
+        "options": p.options(),
+        "configuration": p.configuration(),
+        "hooks": s.hooks,
+        "notifications": s.notifications,
+        "setconfig": s.setconfig,
+    }))
+}
