@@ -992,8 +992,10 @@ impl Host {
                 then: Some(pending),
                 ..
             } => {
-                self.orphans(p, number, &exit, true);
+                // Start first, so that hooks it never answered wait for
+                // the new generation instead of being answered for it.
                 self.start(p, pending);
+                self.orphans(p, number, &exit, true);
             }
             Phase::Stopping { then: None, .. } => {
                 self.orphans(p, number, &exit, true);

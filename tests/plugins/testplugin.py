@@ -152,7 +152,9 @@ def write_raw(data):
 
 
 def send(obj):
-    write_raw(json.dumps(obj, separators=(",", ":")).encode() + b"\n\n")
+    # ensure_ascii=False: lightningd matches a response id byte for byte,
+    # so a non-ASCII id must come back as it was sent, not \u-escaped.
+    write_raw(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n")
 
 
 def respond(req_id, result):

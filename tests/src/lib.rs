@@ -710,3 +710,55 @@ pub fn trace(name: &str) -> Option<Vec<u8>> {
         }
     }
 }
+
+/// Builds a workspace binary for wasm32-wasip1 (debug or release) and
+/// returns the .wasm path.
+pub fn wasm_bin(package: &str, release: bool) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "-q", "--target", "wasm32-wasip1", "-p", package])
+        .current_dir(root());
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "building {package} for wasm32-wasip1 failed (rustup target add wasm32-wasip1?)"
+    );
+    target_dir()
+        .join("wasm32-wasip1")
+        .join(if release { "release" } else { "debug" })
+        .join(format!("{package}.wasm"))
+}
+
+/// The test guest's module, built once per test process.
+pub fn testguest_wasm() -> Vec<u8> {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES
+        .get_or_init(|| std::fs::read(wasm_bin("testguest", false)).expect("testguest.wasm"))
+        .clone()
+}
+
+/// The test guest with its version marker set to `version` (up to 8
+/// bytes): a different module, as a rebuild would make.
+pub fn testguest_version(version: &str) -> Vec<u8> {
+    assert!(version.len() <= 8);
+    let mut bytes = testguest_wasm();
+    let marker = b"TGVERSION:";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the version marker is in testguest.wasm");
+    let mut v = version.as_bytes().to_vec();
+    v.resize(8, b'_');
+    bytes[at + marker.len()..at + marker.len() + 8].copy_from_slice(&v);
+    bytes
+}
+
+/// Writes bytes to `path` atomically (write + rename), like a build.
+pub fn write_atomically(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, bytes).expect("write");
+    std::fs::rename(&tmp, path).expect("rename into place");
+}
