@@ -1091,7 +1091,12 @@ mod wasm {
 
     #[tokio::test]
     async fn a_new_module_swaps_in_under_load_and_nothing_is_lost() {
-        let Some(Guest { node, module, .. }) = guest("v1", &[]).await else {
+        let Some(Guest {
+            node,
+            module,
+            _launch,
+        }) = guest("v1", &[]).await
+        else {
             return;
         };
         let node = Arc::new(node);
@@ -1144,7 +1149,12 @@ mod wasm {
 
     #[tokio::test]
     async fn a_module_that_does_not_compile_leaves_the_old_one_serving() {
-        let Some(Guest { node, module, .. }) = guest("v1", &[]).await else {
+        let Some(Guest {
+            node,
+            module,
+            _launch,
+        }) = guest("v1", &[]).await
+        else {
             return;
         };
         let gen = generation(&node).await;
@@ -1175,7 +1185,7 @@ mod wasm {
 
     #[tokio::test]
     async fn a_trap_is_logged_with_its_backtrace_and_answered() {
-        let Some(Guest { node, .. }) = guest("v1", &[]).await else {
+        let Some(Guest { node, _launch, .. }) = guest("v1", &[]).await else {
             return;
         };
         let err = node.call("tg-trap", json!({})).await.expect_err("trapped");
@@ -1189,7 +1199,7 @@ mod wasm {
 
     #[tokio::test]
     async fn runaway_guests_are_stopped_and_replaced() {
-        let Some(Guest { node, .. }) = guest(
+        let Some(Guest { node, _launch, .. }) = guest(
             "v1",
             &[
                 "--autoreload-wasm-request-timeout-ms=300",
@@ -1230,7 +1240,7 @@ mod wasm {
         let data = tempdir();
         std::fs::write(data.path().join("note.txt"), "granted").unwrap();
         let dir_arg = format!("--autoreload-wasm-dir={}:/data", data.path().display());
-        let Some(Guest { node, .. }) =
+        let Some(Guest { node, _launch, .. }) =
             guest("v1", &[&dir_arg, "--autoreload-wasm-rpc-allow=getinfo"]).await
         else {
             return;
@@ -1266,7 +1276,7 @@ mod wasm {
 
     #[tokio::test]
     async fn every_sdk_feature_round_trips() {
-        let Some(Guest { node, .. }) = guest("v1", &["--tg-greeting=yo"]).await else {
+        let Some(Guest { node, _launch, .. }) = guest("v1", &["--tg-greeting=yo"]).await else {
             return;
         };
         node.ok("setconfig", json!({"config": "tg-dyn", "val": 7}))
@@ -1298,10 +1308,8 @@ mod wasm {
         })
         .await;
         assert_eq!(state["init_options"]["tg-greeting"], "yo");
-        assert_eq!(
-            state["setconfig"],
-            json!([{"config": "tg-dyn", "val": "7"}])
-        );
+        // The SDK hands the handler the value typed as declared.
+        assert_eq!(state["setconfig"], json!([{"config": "tg-dyn", "val": 7}]));
         assert_eq!(state["hooks"][0]["params"]["peer"]["id"], "02bb");
         let methods: Vec<&str> = state["notifications"]
             .as_array()

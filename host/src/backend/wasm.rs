@@ -544,21 +544,24 @@ async fn run(
                 return fail(format!("exited with status {}", code.0));
             }
             if let Some(desired) = store.data().memory_refused {
-                report(InstanceEvent::Stderr(format!("trap: {e:?}")));
+                report(InstanceEvent::Stderr(format!("trap: {}", e.root_cause())));
                 return fail(format!(
                     "ran out of memory: it asked for {} MiB, autoreload-wasm-max-memory-mb allows {}",
                     desired >> 20,
                     settings.max_memory >> 20
                 ));
             }
-            // The whole trap, with its wasm backtrace, goes to the log.
-            for line in format!("{e:?}").lines() {
-                report(InstanceEvent::Stderr(format!("trap: {line}")));
+            // The trap with its wasm backtrace goes to the log (not the
+            // host's own Rust backtrace, which says nothing about the guest).
+            let cause = e.root_cause().to_string();
+            report(InstanceEvent::Stderr(format!("trap: {cause}")));
+            for context in e.chain().take_while(|c| c.to_string() != cause) {
+                for line in context.to_string().lines().filter(|l| !l.trim().is_empty()) {
+                    report(InstanceEvent::Stderr(format!("trap: {line}")));
+                }
             }
-            let first = format!("{e:#}");
-            let first = first.lines().next().unwrap_or("trapped").to_string();
             Exit {
-                how: format!("trapped: {first}"),
+                how: format!("trapped: {cause}"),
                 runaway: runaway.load(Ordering::SeqCst),
             }
         }
