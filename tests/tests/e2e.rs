@@ -1339,3 +1339,79 @@ mod wasm {
         }
     }
 }
+
+/// A real `cargo build` as the trigger.
+mod rebuild {
+    use super::*;
+
+    /// Copies examples/hello-wasm into its own crate, builds it, runs it
+    /// under the host, edits and rebuilds it: exactly one reload, and the
+    /// new code answers.
+    #[tokio::test]
+    async fn a_cargo_rebuild_of_the_example_reloads_once() {
+        let krate = tempdir();
+        let src = root().join("examples/hello-wasm");
+        std::fs::create_dir_all(krate.path().join("src")).unwrap();
+        let main_rs = std::fs::read_to_string(src.join("src/main.rs")).unwrap();
+        std::fs::write(krate.path().join("src/main.rs"), &main_rs).unwrap();
+        std::fs::write(
+            krate.path().join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"hello-wasm\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ncln-autoreload-guest = {{ path = {:?} }}\n\n[workspace]\n",
+                root().join("guest-sdk").canonicalize().unwrap()
+            ),
+        )
+        .unwrap();
+        // A target dir kept between runs, so only the first run compiles
+        // the dependencies.
+        let target = target_dir().join("rebuild-test");
+        let build = || {
+            let status = std::process::Command::new(
+                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            )
+            .args(["build", "-q", "--offline", "--target", "wasm32-wasip1"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(krate.path())
+            .status()
+            .expect("cargo runs");
+            assert!(status.success(), "cargo build of the copied example failed");
+        };
+        build();
+        let wasm = target.join("wasm32-wasip1/debug/hello-wasm.wasm");
+        let Some(node) = NodeBuilder::new()
+            .launch_dir(krate.path())
+            .arg(format!("--autoreload-plugin={}", wasm.display()))
+            .start()
+            .await
+            .expect("node starts")
+        else {
+            return;
+        };
+        assert_eq!(node.ok("hello", json!([])).await["version"], "1");
+        let gen = node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
+            .as_u64()
+            .unwrap();
+        std::fs::write(
+            krate.path().join("src/main.rs"),
+            main_rs.replace(
+                "const VERSION: &str = \"1\";",
+                "const VERSION: &str = \"2\";",
+            ),
+        )
+        .unwrap();
+        build();
+        let s = node
+            .wait_status("the rebuilt module serving", |s| {
+                s["generation"].as_u64().unwrap_or(0) > gen && s["state"] == "serving"
+            })
+            .await;
+        assert_eq!(node.ok("hello", json!([])).await["version"], "2");
+        let r = node.ok("autoreload-restart", json!({})).await;
+        assert_eq!(
+            r["generation"].as_u64(),
+            Some(s["generation"].as_u64().unwrap() + 1),
+            "the rebuild caused more than one reload: {r}"
+        );
+        assert_eq!(s["reloads"], 1);
+    }
+}
