@@ -762,3 +762,45 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) {
     std::fs::write(&tmp, bytes).expect("write");
     std::fs::rename(&tmp, path).expect("rename into place");
 }
+
+/// A copy of examples/hello-wasm as a crate of its own in `dir` (so it can
+/// be edited and rebuilt like a user's plugin); returns its main.rs text.
+pub fn copy_hello_wasm(dir: &Path) -> String {
+    let src = root().join("examples/hello-wasm");
+    std::fs::create_dir_all(dir.join("src")).expect("mkdir");
+    let main_rs = std::fs::read_to_string(src.join("src/main.rs")).expect("hello-wasm main.rs");
+    std::fs::write(dir.join("src/main.rs"), &main_rs).expect("write main.rs");
+    let sdk = root().join("guest-sdk").canonicalize().expect("guest-sdk");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"hello-wasm\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ncln-autoreload-guest = {{ path = {sdk:?} }}\n\n[workspace]\n"
+        ),
+    )
+    .expect("write Cargo.toml");
+    main_rs
+}
+
+/// `cargo build --target wasm32-wasip1` in a copied crate, into a target
+/// dir kept between runs; returns the .wasm path.
+pub fn build_copied_wasm(krate: &Path, release: bool) -> PathBuf {
+    let target = target_dir().join("example-copies");
+    let mut cmd =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "-q", "--offline", "--target", "wasm32-wasip1"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(krate);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "cargo build of {} failed",
+        krate.display()
+    );
+    target
+        .join("wasm32-wasip1")
+        .join(if release { "release" } else { "debug" })
+        .join("hello-wasm.wasm")
+}

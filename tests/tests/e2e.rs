@@ -1350,34 +1350,9 @@ mod rebuild {
     #[tokio::test]
     async fn a_cargo_rebuild_of_the_example_reloads_once() {
         let krate = tempdir();
-        let src = root().join("examples/hello-wasm");
-        std::fs::create_dir_all(krate.path().join("src")).unwrap();
-        let main_rs = std::fs::read_to_string(src.join("src/main.rs")).unwrap();
-        std::fs::write(krate.path().join("src/main.rs"), &main_rs).unwrap();
-        std::fs::write(
-            krate.path().join("Cargo.toml"),
-            format!(
-                "[package]\nname = \"hello-wasm\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ncln-autoreload-guest = {{ path = {:?} }}\n\n[workspace]\n",
-                root().join("guest-sdk").canonicalize().unwrap()
-            ),
-        )
-        .unwrap();
-        // A target dir kept between runs, so only the first run compiles
-        // the dependencies.
-        let target = target_dir().join("rebuild-test");
-        let build = || {
-            let status = std::process::Command::new(
-                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-            )
-            .args(["build", "-q", "--offline", "--target", "wasm32-wasip1"])
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(krate.path())
-            .status()
-            .expect("cargo runs");
-            assert!(status.success(), "cargo build of the copied example failed");
-        };
-        build();
-        let wasm = target.join("wasm32-wasip1/debug/hello-wasm.wasm");
+        let main_rs = copy_hello_wasm(krate.path());
+        let build = || build_copied_wasm(krate.path(), false);
+        let wasm = build();
         let Some(node) = NodeBuilder::new()
             .launch_dir(krate.path())
             .arg(format!("--autoreload-plugin={}", wasm.display()))
