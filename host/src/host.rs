@@ -131,11 +131,16 @@ impl Host {
     /// A host that will manage the plugins it finds once lightningd asks
     /// for the manifest. `argv` are plugin paths given on its command line.
     pub fn new(
-        config: Config,
+        mut config: Config,
         argv: Vec<PathBuf>,
         link: Link,
         events: UnboundedSender<Event>,
     ) -> Host {
+        // lightningd's default; init may name another (relative to its cwd,
+        // which is ours).
+        config.wasm.rpc_socket = std::env::current_dir()
+            .ok()
+            .map(|d| d.join("lightning-rpc"));
         Host {
             config,
             link,
@@ -565,7 +570,7 @@ impl Host {
         self.start_watching();
         for p in 0..self.plugins.len() {
             if self.plugins[p].backend == BackendKind::Wasm {
-                self.restart_for_init(p);
+                self.init_wasm(p);
             } else {
                 self.send_init(p);
             }

@@ -79,6 +79,8 @@ pub struct Generation {
     manifest: Option<Manifest>,
     /// Its last stderr lines, to explain a crash.
     stderr_tail: VecDeque<String>,
+    /// The sandbox it runs in (wasm).
+    sandbox: Option<wasm::Settings>,
 }
 
 impl Generation {
@@ -478,6 +480,7 @@ impl Host {
             instance,
             manifest: None,
             stderr_tail: VecDeque::new(),
+            sandbox: (plugin.backend == BackendKind::Wasm).then_some(settings),
         };
         let phase = match plugin.phase.take() {
             Phase::Serving { gen } => Phase::Swapping {
@@ -865,20 +868,24 @@ impl Host {
     }
 
     /// (wasm) The generation that answered getmanifest at start-up ran
-    /// with default sandbox settings; now that init has told us the real
-    /// ones, a fresh instance of the same (cached) module takes its place.
-    pub(crate) fn restart_for_init(&mut self, p: PluginId) {
+    /// with the default sandbox; if init asked for another one, a fresh
+    /// instance of the same (cached) module takes its place.
+    pub(crate) fn init_wasm(&mut self, p: PluginId) {
+        let settings = self.wasm_settings();
         let plugin = &mut self.plugins[p];
         match plugin.phase.take() {
             Phase::Starting {
                 gen,
                 step: Step::WaitInit,
                 pending,
-            } => {
+            } if gen.sandbox.as_ref() != Some(&settings) => {
                 gen.instance.kill();
                 self.start(p, pending);
             }
-            other => plugin.phase = other,
+            other => {
+                plugin.phase = other;
+                self.send_init(p);
+            }
         }
     }
 

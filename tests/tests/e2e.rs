@@ -1087,6 +1087,9 @@ mod wasm {
         let s = node.ok("autoreload-status", json!({})).await["plugins"][0].clone();
         assert_eq!(s["backend"], "wasm");
         assert_eq!(s["state"], "serving");
+        // The instance that answered getmanifest got init too: the default
+        // sandbox needed no fresh instance.
+        assert_eq!(s["generation"], 1);
     }
 
     #[tokio::test]
