@@ -89,10 +89,9 @@ async fn wasm_scene() -> Result<()> {
     let built = t.elapsed();
     let s = swapped(&node, before, t).await?;
     println!(
-        "cargo build took {:.1} s; the host noticed the new module, compiled it ({:.1} ms, {}), started it beside the old one and swapped: {:.1} ms from the file settling to generation {} serving",
+        "cargo build took {:.1} s; the host noticed the new module, compiled it ({:.1} ms, winch), started it beside the old one and swapped: {:.1} ms from the file settling to generation {} serving",
         built.as_secs_f64(),
         s["last_compile"]["duration_ms"].as_f64().unwrap_or(0.0),
-        "winch",
         s["last_reload"]["duration_ms"].as_f64().unwrap_or(0.0),
         s["generation"]
     );
