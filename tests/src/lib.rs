@@ -159,6 +159,12 @@ impl NodeBuilder {
         self
     }
 
+    /// Adds several arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
     /// Sets an environment variable for the node (and so its plugins).
     pub fn env(mut self, k: &str, v: impl Into<String>) -> Self {
         self.env.push((k.into(), v.into()));
@@ -690,7 +696,7 @@ impl Direct {
 
 /// getmanifest as lightningd v26.06 sends it.
 pub fn getmanifest_bytes(n: u32) -> Vec<u8> {
-    format!("{{\"jsonrpc\":\"2.0\",\"id\":\"cln:getmanifest#{n}\",\"method\":\"getmanifest\",\"params\":{{\"allow-deprecated-apis\":false}}}}\n\n").into_bytes()
+    format!("{{\"jsonrpc\":\"2.0\",\"id\":\"cln:getmanifest#{n}\",\"method\":\"getmanifest\",\"params\":{{\"allow-deprecated-apis\":true}}}}\n\n").into_bytes()
 }
 
 /// The trace file `name` from `../shared/cln-v26.06/traces`, or `None`

@@ -10,7 +10,7 @@ mod direct {
     use super::*;
 
     /// Splits a raw trace into its messages, each with its exact bytes.
-    fn messages(raw: &[u8]) -> Vec<(Vec<u8>, Value)> {
+    pub(crate) fn messages(raw: &[u8]) -> Vec<(Vec<u8>, Value)> {
         let mut out = vec![];
         let mut it = serde_json::Deserializer::from_slice(raw).into_iter::<Value>();
         let mut last = 0;
@@ -23,7 +23,7 @@ mod direct {
         out
     }
 
-    fn trace_plugin_config() -> Option<Value> {
+    pub(crate) fn trace_plugin_config() -> Option<Value> {
         let manifest: Value =
             serde_json::from_slice(&trace("static-plugin.manifest.json")?).ok()?;
         let mut methods: Vec<Value> = manifest["rpcmethods"].as_array()?.clone();
@@ -1197,6 +1197,9 @@ mod wasm {
         node.wait_log("tg-trap asked for a panic").await;
         node.wait_log("trap:").await;
         assert_eq!(version(&node).await, "v1");
+        // The replacement reused the module compiled before.
+        let s = node.ok("autoreload-status", json!({})).await["plugins"][0].clone();
+        assert_eq!(s["last_compile"]["cached"], true, "{s:#}");
         assert_eq!(node.host_entry().await["active"], true);
     }
 
@@ -1275,6 +1278,25 @@ mod wasm {
         assert!(err.message().contains("not allowed"), "{err}");
         node.wait_log("refused its call to lightningd's 'getlog'")
             .await;
+    }
+
+    #[tokio::test]
+    async fn cranelift_can_be_chosen() {
+        let Some(Guest {
+            node,
+            module,
+            _launch,
+        }) = guest("v1", &["--autoreload-wasm-compiler=cranelift"]).await
+        else {
+            return;
+        };
+        assert_eq!(version(&node).await, "v1");
+        write_atomically(&module, &testguest_version("v2"));
+        node.wait_status("v2", |s| s["reloads"] == 1).await;
+        assert_eq!(version(&node).await, "v2");
+        let s = node.ok("autoreload-status", json!({})).await["plugins"][0].clone();
+        assert_eq!(s["last_compile"]["cached"], false);
+        assert!(s["last_compile"]["duration_ms"].as_f64().is_some(), "{s:#}");
     }
 
     #[tokio::test]
@@ -1391,5 +1413,109 @@ mod rebuild {
             "the rebuild caused more than one reload: {r}"
         );
         assert_eq!(s["reloads"], 1);
+    }
+}
+
+/// The stand-in itself, checked against the recorded traces: what a plugin
+/// receives from it is what it receives from lightningd v26.06.
+mod standin {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_plugin_under_the_standin_sees_what_lightningd_sent() {
+        let (Some(raw), Some(config)) = (
+            trace("static-plugin.stdin.raw"),
+            direct::trace_plugin_config(),
+        ) else {
+            return;
+        };
+        if real_lightningd().is_some() {
+            eprintln!("skipped: checks the stand-in, not lightningd");
+            return;
+        }
+        let msgs = direct::messages(&raw);
+        let (gm, init) = (&msgs[0].1, &msgs[1].1);
+        let launch = tempdir();
+        write_testplugin(&launch.path().join("tracer.py"), &config);
+        let node = NodeBuilder::new()
+            .without_host()
+            .launch_dir(launch.path())
+            .arg("--plugin=tracer.py")
+            .args([
+                "--trace-str=hello",
+                "--trace-multi=a",
+                "--trace-multi=b",
+                "--trace-flag",
+                "--trace-int",
+                "42",
+            ])
+            .start()
+            .await
+            .expect("stand-in starts")
+            .expect("stand-in");
+        let state = node.ok("trace-state", json!([])).await;
+        assert_eq!(state["getmanifest"], gm["params"]);
+        assert_eq!(state["init"]["options"], init["params"]["options"]);
+        let (got, want) = (
+            &state["init"]["configuration"],
+            &init["params"]["configuration"],
+        );
+        let keys = |v: &Value| {
+            v.as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        assert_eq!(keys(got), keys(want));
+        for k in ["rpc-file", "startup", "network", "feature_set"] {
+            assert_eq!(got[k], want[k], "{k}");
+        }
+        assert!(got["lightning-dir"].as_str().unwrap().ends_with("/regtest"));
+        let env = &state["env"];
+        assert_eq!(env["LIGHTNINGD_PLUGIN"], "1");
+        assert_eq!(env["LIGHTNINGD_VERSION"], "v26.06.6");
+        // (PWD is not checked here: this Python may run through a shell
+        // shim, and shells reset a PWD that is not their cwd. The host reads
+        // PWD itself; the locator tests show it resolves against it.)
+        assert!(
+            state["cwd"].as_str().unwrap().ends_with("/regtest"),
+            "cwd is <lightning-dir>/regtest"
+        );
+        let argv0 = std::fs::canonicalize(launch.path().join("tracer.py")).unwrap();
+        assert_eq!(state["argv"], json!([argv0]));
+    }
+
+    /// A wrapper script is how to run the host with `plugin start`.
+    #[tokio::test]
+    async fn the_host_runs_from_a_wrapper_with_plugin_start() {
+        let launch = tempdir();
+        let plugin = launch.path().join("p.py");
+        write_testplugin(&plugin, &json!({"version": "started"}));
+        let wrapper = launch.path().join("autoreload-p");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec {} {} \"$@\"\n",
+                host_bin().display(),
+                plugin.display()
+            ),
+        )
+        .unwrap();
+        make_executable(&wrapper);
+        let Some(node) = NodeBuilder::new()
+            .without_host()
+            .launch_dir(launch.path())
+            .start()
+            .await
+            .expect("starts")
+        else {
+            return;
+        };
+        node.ok("plugin", json!({"subcommand": "start", "plugin": wrapper}))
+            .await;
+        assert_eq!(node.ok("tp-echo", json!({})).await["version"], "started");
+        write_testplugin(&plugin, &json!({"version": "edited"}));
+        node.wait_status("reloaded", |s| s["reloads"] == 1 && s["state"] == "serving")
+            .await;
+        assert_eq!(node.ok("tp-echo", json!({})).await["version"], "edited");
     }
 }

@@ -368,7 +368,8 @@ pub fn parse(args: &[String]) -> Result<Cfg, String> {
         disabled: Vec::new(),
         developer: false,
         log_file: None,
-        deprecated_apis: false,
+        // As in the traces: v26.06 allows deprecated apis unless told not to.
+        deprecated_apis: true,
         help: false,
         unknown: Vec::new(),
     };
