@@ -255,6 +255,7 @@ impl Host {
             method: method.clone(),
             raw: m.raw.clone(),
             kind,
+            chain: vec![],
         };
         match method.as_str() {
             "check" => {
@@ -310,17 +311,25 @@ impl Host {
                 }
             }
             _ => {
-                if let Some(p) = self.router.hook(&method) {
-                    let still = self.plugins[p]
-                        .current_manifest()
-                        .is_some_and(|m| m.hooks.contains_key(&method));
-                    if still || ReqKind::Hook(method.clone()).must_reach_plugin() {
-                        self.dispatch_to(p, req(ReqKind::Hook(method.clone())));
-                    } else {
-                        // Its new version dropped the hook: as if unhooked.
-                        self.link.send(jsonrpc::hook_continue(&id));
-                    }
-                    return;
+                let owners = self.router.hook(&method).to_vec();
+                if !owners.is_empty() {
+                    // Filters matter only for these two hooks.
+                    let filtered = matches!(method.as_str(), "rpc_command" | "custommsg");
+                    let hook_params = if filtered { params() } else { None };
+                    let must = ReqKind::Hook(method.clone()).must_reach_plugin();
+                    // The plugins whose current version still has the hook
+                    // and wants this call, in the order given.
+                    let chain: Vec<PluginId> = owners
+                        .into_iter()
+                        .filter(|&p| {
+                            must || self.plugins[p].current_manifest().is_some_and(|m| {
+                                manifest::hook_wants(m, &method, hook_params.as_ref())
+                            })
+                        })
+                        .collect();
+                    let mut r = req(ReqKind::Hook(method.clone()));
+                    r.chain = chain;
+                    return self.hook_continues(r);
                 }
                 match self.router.method(&method) {
                     Route::Plugin(p) => {
@@ -378,16 +387,23 @@ impl Host {
                     );
                 };
                 if let ReqKind::Hook(hook) = &f.request.kind {
-                    if !f.request.kind.must_reach_plugin() {
-                        let err = jsonrpc::parse(&m.raw).and_then(|v| v.get("error").cloned());
-                        if let Some(err) = err {
-                            self.link.log(
-                                Level::Warn,
-                                format!("[{name}] answered the {hook} hook with an error, which would make lightningd abort: answered continue instead. The error: {err}"),
-                            );
-                            self.link.send(jsonrpc::hook_continue(id));
-                            return self.check_drained(p);
-                        }
+                    let answer = jsonrpc::parse(&m.raw);
+                    let error = answer.as_ref().and_then(|v| v.get("error"));
+                    if let Some(err) = error.filter(|_| !f.request.kind.must_reach_plugin()) {
+                        self.link.log(
+                            Level::Warn,
+                            format!("[{name}] answered the {hook} hook with an error, which would make lightningd abort: taken as continue. The error: {err}"),
+                        );
+                        self.hook_continues(f.request);
+                        return self.check_drained(p);
+                    }
+                    let goes_on = answer
+                        .as_ref()
+                        .and_then(|v| v.pointer("/result/result"))
+                        .is_some_and(|r| r == "continue");
+                    if goes_on && !f.request.chain.is_empty() {
+                        self.hook_continues(f.request);
+                        return self.check_drained(p);
                     }
                 }
                 self.link.send(m.raw);
@@ -438,6 +454,16 @@ impl Host {
                 }
             }
         }
+    }
+
+    /// A hook goes on to the next plugin of its chain, or, at the end of
+    /// the chain, lightningd is told to continue.
+    pub(crate) fn hook_continues(&mut self, mut req: Request) {
+        if req.chain.is_empty() {
+            return self.link.send(jsonrpc::hook_continue(&req.id));
+        }
+        let next = req.chain.remove(0);
+        self.dispatch_to(next, req);
     }
 
     fn check_drained(&mut self, p: PluginId) {
@@ -613,9 +639,7 @@ impl Host {
                 if self.plugins.iter().all(ManagedPlugin::manifest_settled) =>
             {
                 let id = id.clone();
-                for p in &mut self.plugins {
-                    p.registered = p.current_manifest().cloned();
-                }
+                self.register_manifests();
                 let registered: Vec<Option<&Manifest>> =
                     self.plugins.iter().map(|p| p.registered.as_ref()).collect();
                 self.router = Router::new(&registered);
@@ -635,6 +659,38 @@ impl Host {
                 self.startup = Startup::Done;
             }
             _ => {}
+        }
+    }
+
+    /// Decides what lightningd registers: each plugin's manifest, unless
+    /// it declares a method or option an earlier plugin already has
+    /// (lightningd would refuse it); such a plugin is refused, with a
+    /// message naming both.
+    fn register_manifests(&mut self) {
+        let mut accepted: Vec<PluginId> = vec![];
+        for p in 0..self.plugins.len() {
+            let Some(m) = self.plugins[p].current_manifest().cloned() else {
+                continue;
+            };
+            let clashes: Vec<String> = accepted
+                .iter()
+                .filter_map(|&q| {
+                    let theirs = self.plugins[q].registered.as_ref()?;
+                    let c = manifest::conflicts(theirs, &m);
+                    (!c.is_empty())
+                        .then(|| format!("{} (already {}'s)", c.join(", "), self.plugins[q].name))
+                })
+                .collect();
+            if clashes.is_empty() {
+                self.plugins[p].registered = Some(m);
+                accepted.push(p);
+            } else {
+                let why = format!(
+                    "refused: it declares {}; lightningd allows each name once. Rename them in one of the plugins and restart lightningd",
+                    clashes.join("; ")
+                );
+                self.refuse(p, why);
+            }
         }
     }
 

@@ -376,13 +376,15 @@ pub fn merged(children: &[&Manifest]) -> Value {
                 .cloned()
                 .unwrap_or_default(),
         );
-        hooks.extend(
-            m.value
-                .get("hooks")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-        );
+        for h in m
+            .value
+            .get("hooks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            merge_hook(&mut hooks, h);
+        }
         for s in m
             .value
             .get("subscriptions")
@@ -422,6 +424,87 @@ pub fn merged(children: &[&Manifest]) -> Value {
         out.insert("notifications".into(), Value::Array(notes));
     }
     Value::Object(out)
+}
+
+/// Adds a hook registration to `hooks`, once per hook name: lightningd
+/// kills a plugin that registers a hook twice, so when several managed
+/// plugins want the same hook the host registers it once and chains them
+/// itself. Filters are the union (no filter if any of them has none).
+fn merge_hook(hooks: &mut Vec<Value>, h: &Value) {
+    let name = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        other => other.get("name").and_then(Value::as_str).map(str::to_owned),
+    };
+    let Some(n) = name(h) else { return };
+    let Some(existing) = hooks.iter_mut().find(|e| name(e).as_deref() == Some(&n)) else {
+        hooks.push(h.clone());
+        return;
+    };
+    let filters = |v: &Value| v.get("filters").and_then(Value::as_array).cloned();
+    let merged = match (filters(existing), filters(h)) {
+        (Some(mut a), Some(b)) => {
+            for f in b {
+                if !a.contains(&f) {
+                    a.push(f);
+                }
+            }
+            Some(a)
+        }
+        _ => None,
+    };
+    let mut decl = match &*existing {
+        Value::String(s) => json!({ "name": s }),
+        other => other.clone(),
+    };
+    if let Some(o) = decl.as_object_mut() {
+        match merged {
+            Some(f) => o.insert("filters".into(), Value::Array(f)),
+            None => o.remove("filters"),
+        };
+    }
+    *existing = decl;
+}
+
+/// Names two plugins both declare (methods, options, notifications), which
+/// lightningd would refuse.
+pub fn conflicts(a: &Manifest, b: &Manifest) -> Vec<String> {
+    let mut out = vec![];
+    for m in b.methods.keys().filter(|m| a.methods.contains_key(*m)) {
+        out.push(format!("method '{m}'"));
+    }
+    for o in b.options.iter().filter(|o| a.option(&o.name).is_some()) {
+        out.push(format!("option '{}'", o.name));
+    }
+    out
+}
+
+/// Whether a plugin's hook registration wants this call (its `filters`):
+/// rpc_command filters name methods, custommsg filters message types.
+pub fn hook_wants(manifest: &Manifest, hook: &str, params: Option<&Value>) -> bool {
+    let Some(decl) = manifest.hooks.get(hook) else {
+        return false;
+    };
+    let Some(filters) = decl.get("filters").and_then(Value::as_array) else {
+        return true;
+    };
+    let Some(params) = params else { return true };
+    match hook {
+        "rpc_command" => {
+            let method = params
+                .pointer("/rpc_command/method")
+                .and_then(Value::as_str);
+            method.is_none_or(|m| filters.iter().any(|f| f.as_str() == Some(m)))
+        }
+        "custommsg" => {
+            let ty = params
+                .get("payload")
+                .and_then(Value::as_str)
+                .and_then(|p| p.get(..4))
+                .and_then(|t| u64::from_str_radix(t, 16).ok());
+            ty.is_none_or(|t| filters.iter().any(|f| f.as_u64() == Some(t)))
+        }
+        _ => true,
+    }
 }
 
 /// What changed between the manifest lightningd knows and a new one.
@@ -583,6 +666,31 @@ mod tests {
         assert!(methods.iter().any(|o| o["name"] == "autoreload-status"));
         // "shutdown" already there: not added twice.
         assert_eq!(merged["subscriptions"], orig["subscriptions"]);
+    }
+
+    #[test]
+    fn several_plugins_register_each_hook_once_with_filters_merged() {
+        let a = json!({"options": [], "rpcmethods": [{"name": "a", "usage": ""}],
+                       "hooks": [{"name": "rpc_command", "filters": ["getinfo"]}, "peer_connected"]});
+        let b = json!({"options": [], "rpcmethods": [{"name": "b", "usage": ""}],
+                       "hooks": [{"name": "rpc_command", "filters": ["pay"]}, {"name": "peer_connected"}]});
+        let (a, _) = Manifest::from_result(&a).unwrap();
+        let (b, _) = Manifest::from_result(&b).unwrap();
+        let m = merged(&[&a, &b]);
+        assert_eq!(
+            m["hooks"],
+            json!([{"name": "rpc_command", "filters": ["getinfo", "pay"]}, {"name": "peer_connected"}])
+        );
+        assert_eq!(
+            m["rpcmethods"].as_array().unwrap().len(),
+            2 + host_methods().len()
+        );
+        assert!(conflicts(&a, &b).is_empty());
+        assert_eq!(conflicts(&a, &a), vec!["method 'a'".to_string()]);
+        let call = |m: &str| json!({"rpc_command": {"method": m}});
+        assert!(hook_wants(&a, "rpc_command", Some(&call("getinfo"))));
+        assert!(!hook_wants(&a, "rpc_command", Some(&call("pay"))));
+        assert!(hook_wants(&a, "peer_connected", None));
     }
 
     #[test]

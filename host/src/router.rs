@@ -42,6 +42,9 @@ pub struct Request {
     pub raw: Bytes,
     /// Rpc or hook.
     pub kind: ReqKind,
+    /// For a hook several plugins registered: those still to be asked,
+    /// in order, if this one answers `continue`.
+    pub chain: Vec<PluginId>,
 }
 
 /// A request a plugin generation has been sent and not answered yet.
@@ -70,7 +73,7 @@ pub enum Route {
 #[derive(Debug, Default)]
 pub struct Router {
     methods: HashMap<String, PluginId>,
-    hooks: HashMap<String, PluginId>,
+    hooks: HashMap<String, Vec<PluginId>>,
     options: HashMap<String, PluginId>,
     in_flight: HashMap<RawId, InFlight>,
     per_plugin: HashMap<PluginId, usize>,
@@ -88,7 +91,7 @@ impl Router {
                 r.methods.entry(name.clone()).or_insert(i);
             }
             for name in m.hooks.keys() {
-                r.hooks.entry(name.clone()).or_insert(i);
+                r.hooks.entry(name.clone()).or_default().push(i);
             }
             for o in &m.options {
                 r.options.entry(o.name.clone()).or_insert(i);
@@ -104,9 +107,10 @@ impl Router {
             .map_or(Route::Unknown, |&p| Route::Plugin(p))
     }
 
-    /// The plugin that registered a hook.
-    pub fn hook(&self, name: &str) -> Option<PluginId> {
-        self.hooks.get(name).copied()
+    /// The plugins that registered a hook, in the order given: lightningd
+    /// calls them as a chain.
+    pub fn hook(&self, name: &str) -> &[PluginId] {
+        self.hooks.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// The owner of an option.

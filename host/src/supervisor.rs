@@ -255,6 +255,8 @@ pub struct ManagedPlugin {
     /// Notifications that found no live generation.
     pub dropped_notifications: u64,
     busy_retries: u32,
+    /// Why it may not run at all (a name clash with another plugin).
+    refused: Option<String>,
 }
 
 impl ManagedPlugin {
@@ -286,6 +288,7 @@ impl ManagedPlugin {
             last_diff: None,
             dropped_notifications: 0,
             busy_retries: 0,
+            refused: None,
         }
     }
 
@@ -499,8 +502,26 @@ impl Host {
         self.after(STARTUP_TIMEOUT, p, Timer::StartTimeout);
     }
 
+    /// Keeps plugin `p` from running for good (until lightningd restarts).
+    pub(crate) fn refuse(&mut self, p: PluginId, why: String) {
+        self.retry_pending[p] = None;
+        let plugin = &mut self.plugins[p];
+        for g in plugin.all_generations() {
+            g.instance_kill();
+        }
+        self.link
+            .log(Level::Warn, format!("[{}] {why}", plugin.name));
+        plugin.refused = Some(why.clone());
+        plugin.last_error = Some(why.clone());
+        plugin.registered = None;
+        plugin.set_phase(Phase::Down { reason: why });
+    }
+
     /// Asks for a new generation of `p` (file changed, restart).
     pub(crate) fn reload(&mut self, p: PluginId, trigger: Trigger) {
+        if let Some(why) = self.plugins[p].refused.clone() {
+            return self.answer_waiters(p, Err(why));
+        }
         let pending = Pending::now(trigger);
         let wasm = self.plugins[p].backend == BackendKind::Wasm;
         let plugin = &mut self.plugins[p];
@@ -643,7 +664,7 @@ impl Host {
         let plugin = &mut self.plugins[p];
         match &req.kind {
             ReqKind::Hook(_) if req.kind.must_reach_plugin() => plugin.held.push_back(req),
-            ReqKind::Hook(_) => self.link.send(jsonrpc::hook_continue(&req.id)),
+            ReqKind::Hook(_) => self.hook_continues(req),
             ReqKind::Rpc => {
                 let why = match &plugin.phase {
                     Phase::Down { reason } => reason.clone(),
@@ -745,7 +766,7 @@ impl Host {
         for f in self.router.orphaned(p, number) {
             match f.request.kind {
                 ReqKind::Hook(_) if exit.runaway && !f.request.kind.must_reach_plugin() => {
-                    self.link.send(jsonrpc::hook_continue(&f.request.id))
+                    self.hook_continues(f.request)
                 }
                 ReqKind::Hook(_) if reloaded => self.dispatch_to(p, f.request),
                 ReqKind::Hook(_) => self.plugins[p].held.push_back(f.request),
@@ -1151,6 +1172,9 @@ impl Host {
     /// `autoreload-restart`: answer `id` once the new generation serves.
     pub(crate) fn restart(&mut self, p: PluginId, id: RawId) {
         self.plugins[p].restart_waiters.push(id);
+        if let Some(why) = self.plugins[p].refused.clone() {
+            return self.answer_waiters(p, Err(why));
+        }
         let reloading = matches!(
             self.plugins[p].phase,
             Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. } | Phase::Swapping { .. }

@@ -54,6 +54,8 @@ ignore_eof [=ignore_shutdown]
                          on stdin EOF keep running (sleep) instead of exit(0),
                          so a supervisor really has to SIGKILL the process
 init_disable [null]      if a string, answer init with {"disable": it}
+hook_result [null]       answer every hook with this result object instead of
+                         {"result":"continue"}
 hook_error [false]       answer every hook with an error (which makes lightningd
                          abort, unless something in between stops it)
 
@@ -106,7 +108,7 @@ KNOWN_KEYS = {
     "version", "methods_prefix", "options", "hooks", "hook_delay_ms",
     "subscriptions", "notifications", "manifest_extra", "crash_at",
     "print_at_start", "stderr_at_start", "ignore_shutdown", "ignore_eof",
-    "init_disable", "hook_error",
+    "init_disable", "hook_error", "hook_result",
 }
 
 VERSION = CFG.get("version", "v1")
@@ -407,7 +409,7 @@ def run_hook(req_id, method):
     if CFG.get("hook_error"):
         respond_error(req_id, {"code": 1, "message": "hook failed on purpose"})
     else:
-        respond(req_id, {"result": "continue"})
+        respond(req_id, CFG.get("hook_result") or {"result": "continue"})
 
 
 def spawn(target, *args):
