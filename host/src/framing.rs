@@ -153,6 +153,54 @@ fn classify(raw: &[u8]) -> Result<Kind, String> {
 #[derive(Default)]
 pub struct Framer {
     buf: BytesMut,
+    scan: Scan,
+}
+
+/// Where the top-level object in the buffer ends, found incrementally:
+/// nesting depth and string state over the bytes seen so far. It only
+/// decides *when* to ask serde, which decides what is valid; whenever the
+/// buffer has doubled since it last asked, serde is asked anyway, so that
+/// bytes which merely look unbalanced are found out in linear time.
+#[derive(Default, Debug)]
+struct Scan {
+    /// Bytes of the current message scanned so far (0: not started).
+    pos: usize,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    /// Buffer length at the last parse attempt that needed more bytes.
+    last_try: usize,
+}
+
+impl Scan {
+    /// Scans new bytes; returns the end of the top-level object once seen.
+    fn advance(&mut self, buf: &[u8]) -> Option<usize> {
+        while self.pos < buf.len() {
+            let b = buf[self.pos];
+            self.pos += 1;
+            if self.in_string {
+                match (self.escaped, b) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.depth == 0 {
+                        return Some(self.pos);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
 }
 
 impl Framer {
@@ -179,20 +227,32 @@ impl Framer {
 
     /// The next complete frame, or `None` if more bytes are needed.
     pub fn next_frame(&mut self) -> Option<Frame> {
-        let skip = self
-            .buf
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .unwrap_or(self.buf.len());
-        let _ = self.buf.split_to(skip);
-        let first = *self.buf.first()?;
-        if first != b'{' {
-            return Some(self.garbage_until_resync("not JSON"));
+        if self.scan.pos == 0 {
+            let skip = self
+                .buf
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(self.buf.len());
+            let _ = self.buf.split_to(skip);
+            let first = *self.buf.first()?;
+            if first != b'{' {
+                return Some(self.garbage_until_resync("not JSON"));
+            }
         }
+        // Where the object ends, if it has arrived: serde then parses it
+        // once. Without this, a large message arriving in many reads would
+        // be parsed from its start after every read.
+        let end = self.scan.advance(&self.buf);
+        let grown = self.buf.len() >= self.scan.last_try.saturating_mul(2);
+        if end.is_none() && !grown {
+            return None;
+        }
+        self.scan.last_try = self.buf.len();
         let mut stream = serde_json::Deserializer::from_slice(&self.buf).into_iter::<IgnoredAny>();
         match stream.next() {
             Some(Ok(_)) => {
                 let end = stream.byte_offset();
+                self.scan = Scan::default();
                 let raw = self.buf.split_to(end).freeze();
                 Some(match classify(&raw) {
                     Ok(kind) => Frame::Message(Message { raw, kind }),
@@ -209,6 +269,7 @@ impl Framer {
     /// or up to the next `{` on it, whichever comes first, so that a stray
     /// `print("hello")` right before a message costs the message nothing.
     fn garbage_until_resync(&mut self, reason: &str) -> Frame {
+        self.scan = Scan::default();
         let from = 1; // always make progress past the offending byte
         let end = self.buf[from..]
             .iter()
@@ -231,6 +292,7 @@ impl Framer {
 
     /// At end of stream: whatever is left is an incomplete message.
     pub fn finish(&mut self) -> Option<Frame> {
+        self.scan = Scan::default();
         let rest = self.buf.split().freeze();
         if rest.iter().all(|b| b.is_ascii_whitespace()) {
             return None;
@@ -321,6 +383,38 @@ mod tests {
         let frames = all(&mut f);
         assert!(matches!(&frames[0], Frame::Garbage { .. }));
         assert!(matches!(&frames.last(), Some(Frame::Message(_))));
+    }
+
+    #[test]
+    fn a_big_message_in_small_pieces_is_parsed_once_it_is_complete() {
+        let big = format!(
+            r#"{{"jsonrpc":"2.0","id":"b","result":{{"data":"{}","n":[1,{{"x":"}}\"]"}}]}}}}"#,
+            "x".repeat(5_000_000)
+        );
+        let mut f = Framer::new();
+        let mut got = None;
+        for chunk in big.as_bytes().chunks(4096) {
+            f.push(chunk);
+            if let Some(frame) = f.next_frame() {
+                got = Some(frame);
+            }
+        }
+        match got {
+            Some(Frame::Message(m)) => assert_eq!(m.raw.len(), big.len()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unbalanced_stray_brace_does_not_hide_the_messages_after_it() {
+        let mut f = Framer::new();
+        f.push(b"{{{ oops\n");
+        f.push(br#"{"jsonrpc":"2.0","id":"1","result":{}}"#);
+        let frames = all(&mut f);
+        assert!(
+            matches!(frames.last(), Some(Frame::Message(_))),
+            "{frames:?}"
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ use crate::jsonrpc::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::link::{Level, Link};
 use crate::locate::{self, Located};
 use crate::manifest::{self, Manifest};
+use crate::reregister;
 use crate::router::{PluginId, ReqKind, Request, Route, Router};
+use crate::rpc;
 use crate::supervisor::{ManagedPlugin, Pending, Phase, Trigger};
 use crate::watch;
 use serde_json::{json, Value};
@@ -37,6 +39,11 @@ pub struct Config {
     pub developer: bool,
     /// Sandbox and compiler for wasm plugins.
     pub wasm: wasm::Settings,
+    /// lightningd's rpc socket.
+    pub rpc_socket: Option<PathBuf>,
+    /// Re-register with lightningd by itself when a reload changed what
+    /// needs registering.
+    pub reregister_on_change: bool,
 }
 
 impl Default for Config {
@@ -47,6 +54,8 @@ impl Default for Config {
             stop_timeout: Duration::from_millis(1000),
             developer: false,
             wasm: wasm::Settings::default(),
+            rpc_socket: None,
+            reregister_on_change: false,
         }
     }
 }
@@ -93,6 +102,12 @@ pub enum Event {
     },
     /// Shutdown took too long: exit anyway.
     ShutdownDeadline,
+    /// The wrapper to re-register through was found and marked changed
+    /// (or why not).
+    Reregister {
+        caller: Option<RawId>,
+        outcome: Result<PathBuf, String>,
+    },
 }
 
 #[derive(Debug)]
@@ -119,6 +134,7 @@ pub struct Host {
     pub(crate) init: Option<CachedInit>,
     pub(crate) getmanifest_params: Value,
     pub(crate) retry_pending: Vec<Option<Pending>>,
+    reregistering: bool,
     startup: Startup,
     shutting_down: bool,
     exit: bool,
@@ -138,7 +154,7 @@ impl Host {
     ) -> Host {
         // lightningd's default; init may name another (relative to its cwd,
         // which is ours).
-        config.wasm.rpc_socket = std::env::current_dir()
+        config.rpc_socket = std::env::current_dir()
             .ok()
             .map(|d| d.join("lightning-rpc"));
         Host {
@@ -150,6 +166,7 @@ impl Host {
             init: None,
             getmanifest_params: json!({}),
             retry_pending: vec![],
+            reregistering: false,
             startup: Startup::NotStarted,
             shutting_down: false,
             exit: false,
@@ -201,6 +218,7 @@ impl Host {
                 epoch,
                 timer,
             } => self.on_timer(plugin, epoch, timer),
+            Event::Reregister { caller, outcome } => self.on_reregister(caller, outcome),
             Event::ShutdownDeadline => {
                 self.link
                     .log(Level::Warn, "plugins did not stop in time: killed");
@@ -241,6 +259,7 @@ impl Host {
             "init" => return self.on_init(id, &m),
             "autoreload-status" => return self.status(id, &m),
             "autoreload-restart" => return self.restart_method(id, &m),
+            "autoreload-reregister" => return self.reregister(Some(id)),
             _ => {}
         }
         if self.shutting_down {
@@ -573,7 +592,13 @@ impl Host {
             .and_then(Value::as_str)
             .unwrap_or("lightning-rpc");
         // rpc-file is relative to lightningd's cwd, which is ours.
-        self.config.wasm.rpc_socket = std::env::current_dir().ok().map(|d| d.join(rpc_file));
+        self.config.rpc_socket = std::env::current_dir().ok().map(|d| d.join(rpc_file));
+        if let Some(b) = cached
+            .host_option("autoreload-reregister-on-change")
+            .and_then(Value::as_bool)
+        {
+            self.config.reregister_on_change = b;
+        }
         if let (Some(given), Some(located)) =
             (cached.host_option("autoreload-plugin"), &self.located)
         {
@@ -690,6 +715,105 @@ impl Host {
                     clashes.join("; ")
                 );
                 self.refuse(p, why);
+            }
+        }
+    }
+
+    /// Makes lightningd register the plugins' current manifests, by
+    /// restarting the host through its wrapper (see [`reregister`]).
+    pub(crate) fn reregister(&mut self, caller: Option<RawId>) {
+        let refuse = |why: String| -> Result<PathBuf, String> { Err(why) };
+        let registered: Vec<&Manifest> = self
+            .plugins
+            .iter()
+            .filter_map(|p| p.registered.as_ref())
+            .collect();
+        let check = if self.reregistering {
+            refuse("a re-registration is already under way".into())
+        } else if manifest::merged(&registered)["dynamic"] != Value::Bool(true) {
+            refuse("lightningd keeps a non-dynamic plugin registered as it started: a plugin declares \"dynamic\": false. Restart lightningd".into())
+        } else if self.shutting_down {
+            refuse("shutting down".into())
+        } else {
+            self.config
+                .rpc_socket
+                .clone()
+                .ok_or_else(|| "lightningd's rpc socket is not known".to_string())
+        };
+        let socket = match check {
+            Ok(s) => s,
+            Err(why) => return self.on_reregister(caller, Err(why)),
+        };
+        self.reregistering = true;
+        let managed: Vec<PathBuf> = self.plugins.iter().map(|p| p.path.clone()).collect();
+        let tx = self.events.clone();
+        tokio::spawn(async move {
+            let outcome = async {
+                let list = rpc::call(&socket, "plugin", json!({"subcommand": "list"}))
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                let exe = std::env::current_exe()
+                    .map_err(|e| format!("cannot tell its own path: {e}"))?;
+                let wrapper = reregister::find_wrapper(&list, &exe, &managed)?;
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                reregister::mark_changed(&wrapper, stamp)
+                    .map_err(|e| format!("cannot change {}: {e}", wrapper.display()))?;
+                Ok(wrapper)
+            }
+            .await;
+            let _ = tx.send(Event::Reregister { caller, outcome });
+        });
+    }
+
+    fn on_reregister(&mut self, caller: Option<RawId>, outcome: Result<PathBuf, String>) {
+        match outcome {
+            Ok(wrapper) => {
+                let msg = format!(
+                    "re-registering: lightningd restarts cln-autoreload from {}, which registers the plugins' current manifests; calls in flight at that moment get error -4",
+                    wrapper.display()
+                );
+                self.link.log(Level::Info, &msg);
+                if let Some(id) = caller {
+                    self.link.send(jsonrpc::response(
+                        &id,
+                        json!({"wrapper": wrapper, "message": msg}),
+                    ));
+                }
+                let Some(socket) = self.config.rpc_socket.clone() else {
+                    return;
+                };
+                let tx = self.events.clone();
+                tokio::spawn(async move {
+                    // Let the answer above reach lightningd before it kills us.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let r = rpc::call(
+                        &socket,
+                        "plugin",
+                        json!({"subcommand": "start", "plugin": wrapper}),
+                    )
+                    .await;
+                    if let Err(e) = r {
+                        let _ = tx.send(Event::Reregister {
+                            caller: None,
+                            outcome: Err(format!("lightningd refused to restart it: {e:#}")),
+                        });
+                    }
+                });
+            }
+            Err(why) => {
+                self.reregistering = false;
+                self.link
+                    .log(Level::Warn, format!("cannot re-register: {why}"));
+                if let Some(id) = caller {
+                    self.link.send(jsonrpc::error(
+                        &id,
+                        jsonrpc::PLUGIN_TERMINATED,
+                        &format!("cannot re-register: {why}"),
+                    ));
+                }
             }
         }
     }

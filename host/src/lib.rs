@@ -9,6 +9,8 @@ pub mod jsonrpc;
 pub mod link;
 pub mod locate;
 pub mod manifest;
+pub mod reregister;
 pub mod router;
+pub mod rpc;
 pub mod supervisor;
 pub mod watch;

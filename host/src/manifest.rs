@@ -318,6 +318,8 @@ pub fn host_options() -> Vec<Value> {
                "description": "On reload, how long the old instance may take to finish requests in flight before it is stopped"}),
         json!({"name": "autoreload-settle-ms", "type": "int", "default": 50,
                "description": "How long a changed file must stay quiet before it is reloaded"}),
+        json!({"name": "autoreload-reregister-on-change", "type": "bool", "default": false,
+               "description": "When a reload adds methods, hooks or options, make lightningd re-register cln-autoreload (needs a wrapper script; see autoreload-reregister)"}),
         json!({"name": "autoreload-wasm-compiler", "type": "string", "default": "winch",
                "description": "Compiler for .wasm plugins: winch (fast reloads) or cranelift (faster code)"}),
         json!({"name": "autoreload-wasm-max-memory-mb", "type": "int", "default": 256,
@@ -336,6 +338,8 @@ pub fn host_methods() -> Vec<Value> {
     vec![
         json!({"name": "autoreload-restart", "usage": "[plugin]",
                "description": "Reload a managed plugin now; answers once the new version serves, or with why it could not start"}),
+        json!({"name": "autoreload-reregister", "usage": "",
+               "description": "Make lightningd register the plugins' current methods, hooks and options, without restarting lightningd (cln-autoreload must run from a wrapper script as a dynamic plugin)"}),
         json!({"name": "autoreload-status", "usage": "[plugin]",
                "description": "State of each plugin cln-autoreload manages: path, generation, pid, reloads, errors, requests in flight"}),
     ]
@@ -583,6 +587,18 @@ impl Diff {
                 self.removed.push((what, k.clone()));
             }
         }
+    }
+
+    /// Whether lightningd must re-read the manifest for the change to
+    /// work: something new to route, or a changed method or option.
+    pub fn needs_registering(&self) -> bool {
+        let relevant = |w: &str| {
+            matches!(
+                w,
+                "method" | "hook" | "subscription" | "notification" | "option"
+            )
+        };
+        self.added.iter().any(|(w, _)| relevant(w)) || self.changed.iter().any(|(w, _)| relevant(w))
     }
 
     /// True when nothing changed.

@@ -961,6 +961,16 @@ impl Host {
         if let Some(old) = old {
             self.retire(p, old);
         }
+        let needs_registering = self.plugins[p]
+            .last_diff
+            .as_ref()
+            .is_some_and(Diff::needs_registering);
+        if needs_registering
+            && self.config.reregister_on_change
+            && pending.trigger != Trigger::Startup
+        {
+            self.reregister(None);
+        }
         let held = std::mem::take(&mut self.plugins[p].held);
         for req in held {
             self.dispatch_to(p, req);
@@ -1231,6 +1241,7 @@ impl Host {
     pub(crate) fn wasm_settings(&self) -> wasm::Settings {
         let mut s = self.config.wasm.clone();
         s.developer = self.config.developer;
+        s.rpc_socket = self.config.rpc_socket.clone();
         s
     }
 }

@@ -369,6 +369,11 @@ impl Node {
                 bail!("connection closed without an answer");
             }
             buf.extend_from_slice(&chunk[..n]);
+            // A response ends with '}' (and whitespace): don't re-parse a
+            // big one from its start after every read.
+            if buf.iter().rev().find(|b| !b.is_ascii_whitespace()) != Some(&b'}') {
+                continue;
+            }
             let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
             match it.next() {
                 Some(Ok(v)) => {
@@ -442,12 +447,14 @@ impl Node {
     /// The host's entry in `plugin list`.
     pub async fn host_entry(&self) -> Value {
         let v = self.ok("plugin", json!({"subcommand": "list"})).await;
-        v["plugins"]
-            .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .find(|p| p["name"].as_str().is_some_and(|n| n.contains("autoreload")))
-            })
+        // The stand-in keeps killed plugins in the list (inactive): prefer
+        // a live entry.
+        let ours = |p: &&Value| p["name"].as_str().is_some_and(|n| n.contains("autoreload"));
+        let list = v["plugins"].as_array().cloned().unwrap_or_default();
+        list.iter()
+            .filter(ours)
+            .find(|p| p["active"] == true)
+            .or_else(|| list.iter().find(ours))
             .cloned()
             .unwrap_or(Value::Null)
     }

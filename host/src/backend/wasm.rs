@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use wasmtime::{
     Caller, Config, Engine, Linker, Module, ResourceLimiter, Store, Strategy, UpdateDeadline,
@@ -581,7 +581,7 @@ async fn rpc_call(mut caller: Caller<'_, State>, ptr: i32, len: i32) -> i32 {
     }
     let response = match check_rpc(caller.data(), &req) {
         Err(refused) => refused,
-        Ok(socket) => match call_socket(&socket, &req).await {
+        Ok(socket) => match crate::rpc::call_raw(&socket, &req).await {
             Ok(r) => r,
             Err(e) => rpc_error(
                 &req,
@@ -639,36 +639,4 @@ fn check_rpc(state: &State, req: &[u8]) -> Result<PathBuf, Vec<u8>> {
                 .into(),
         )
     })
-}
-
-async fn call_socket(socket: &Path, req: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut s = tokio::net::UnixStream::connect(socket)
-        .await
-        .with_context(|| format!("cannot connect to {}", socket.display()))?;
-    s.write_all(req).await?;
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            anyhow::bail!("lightningd closed the connection without answering");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut it =
-            serde_json::Deserializer::from_slice(&buf).into_iter::<serde::de::IgnoredAny>();
-        match it.next() {
-            Some(Ok(_)) => {
-                let end = it.byte_offset();
-                buf.truncate(end);
-                let start = buf
-                    .iter()
-                    .position(|b| !b.is_ascii_whitespace())
-                    .unwrap_or(0);
-                return Ok(buf.split_off(start));
-            }
-            Some(Err(e)) if e.is_eof() => continue,
-            None => continue,
-            Some(Err(e)) => anyhow::bail!("lightningd's answer is not JSON: {e}"),
-        }
-    }
 }
