@@ -359,7 +359,7 @@ impl Host {
                             self.dispatch_to(p, req(ReqKind::Rpc));
                         } else {
                             let msg = format!(
-                                "{method} was removed by the new version of {}; lightningd keeps it registered until lightningd (or cln-autoreload) restarts",
+                                "{method} was removed by the new version of {}; lightningd keeps it registered until it re-registers the plugin: call autoreload-reregister (or restart lightningd)",
                                 self.plugins[p].name
                             );
                             self.link.send(jsonrpc::error(&id, METHOD_NOT_FOUND, &msg));

@@ -851,7 +851,7 @@ impl Host {
                 self.link.log(
                     Level::Info,
                     format!(
-                        "[{}] manifest changed: {diff}. New methods, hooks and featurebits take a lightningd restart to register; removed methods answer an error until then",
+                        "[{}] manifest changed: {diff}. lightningd registers new methods, hooks and subscriptions after autoreload-reregister (or a restart); removed methods answer an error until then",
                         plugin.name
                     ),
                 );

@@ -749,7 +749,10 @@ mod node {
             "{line}"
         );
         let err = node.call("tp-echo", json!({})).await.expect_err("removed");
-        assert!(err.message().contains("removed"), "{err}");
+        assert!(
+            err.message().contains("removed") && err.message().contains("autoreload-reregister"),
+            "{err}"
+        );
         assert_eq!(node.ok("tp-sleep", json!([1])).await["version"], "v2");
         // The option the new version added got its default in init.
         let state = node.ok("tp-state", json!({})).await;
