@@ -9,6 +9,7 @@
 //! other than through the [`Link`].
 
 use crate::backend::{wasm, BackendKind, InstanceEvent};
+use crate::build;
 use crate::framing::{preview, Frame, Kind, Message, RawId};
 use crate::init::CachedInit;
 use crate::jsonrpc::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
@@ -21,7 +22,7 @@ use crate::rpc;
 use crate::supervisor::{ManagedPlugin, Pending, Phase, Trigger};
 use crate::watch;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
@@ -99,6 +100,18 @@ pub enum Event {
         plugin: PluginId,
         epoch: u64,
         timer: Timer,
+    },
+    /// A plugin's sources changed and settled.
+    SourcesChanged(PluginId),
+    /// What to build for a plugin was inferred (or why not).
+    BuildSpec {
+        plugin: PluginId,
+        spec: Result<build::Spec, String>,
+    },
+    /// A plugin's build ended.
+    BuildDone {
+        plugin: PluginId,
+        outcome: build::Outcome,
     },
     /// Shutdown took too long: exit anyway.
     ShutdownDeadline,
@@ -219,6 +232,9 @@ impl Host {
                 timer,
             } => self.on_timer(plugin, epoch, timer),
             Event::Reregister { caller, outcome } => self.on_reregister(caller, outcome),
+            Event::SourcesChanged(p) => self.on_sources_changed(p),
+            Event::BuildSpec { plugin, spec } => self.on_build_spec(plugin, spec),
+            Event::BuildDone { plugin, outcome } => self.on_build_done(plugin, outcome),
             Event::ShutdownDeadline => {
                 self.link
                     .log(Level::Warn, "plugins did not stop in time: killed");
@@ -584,6 +600,7 @@ impl Host {
             .iter()
             .map(|d| wasm::GrantedDir::parse(d))
             .collect();
+        let (builds, watches) = (strings("autoreload-build"), strings("autoreload-watch"));
         let allow = strings("autoreload-wasm-rpc-allow");
         self.config.wasm.rpc_allow = (!allow.is_empty()).then_some(allow);
         let conf = params.get("configuration");
@@ -619,6 +636,7 @@ impl Host {
         }
         self.startup = Startup::Init { id };
         self.start_watching();
+        self.setup_builds(&builds, &watches);
         for p in 0..self.plugins.len() {
             if self.plugins[p].backend == BackendKind::Wasm {
                 self.init_wasm(p);
@@ -627,6 +645,151 @@ impl Host {
             }
         }
         self.startup_progress();
+    }
+
+    /// Works out, for each plugin, what a change of its sources means: a
+    /// build (given, or inferred for a cargo artifact), or a reload (a
+    /// Python plugin's modules, or `autoreload-watch` without a build).
+    fn setup_builds(&mut self, builds: &[String], watches: &[String]) {
+        let names: Vec<String> = self.plugins.iter().map(|p| p.name.clone()).collect();
+        let (builds, w1) = build::bind(builds, &names);
+        let (watches, w2) = build::bind(watches, &names);
+        for w in w1.into_iter().chain(w2) {
+            self.link.log(Level::Warn, w);
+        }
+        for p in 0..self.plugins.len() {
+            let path = self.plugins[p].path.clone();
+            let command = builds[p].last().cloned().filter(|c| c != "none");
+            let explicit = command.is_some() || !watches[p].is_empty();
+            if builds[p].last().is_some_and(|c| c == "none") && watches[p].is_empty() {
+                continue;
+            }
+            if explicit {
+                let cwd = build::project_dir(&path);
+                let watch = if watches[p].is_empty() {
+                    vec![cwd.clone()]
+                } else {
+                    watches[p].iter().map(|w| cwd.join(w)).collect()
+                };
+                let spec = build::Spec {
+                    command,
+                    ignore: vec![cwd.join("target"), path.clone()],
+                    cwd,
+                    watch,
+                    extensions: vec![],
+                    inferred: false,
+                };
+                self.on_build_spec(p, Ok(spec));
+            } else if path.extension().is_some_and(|e| e == "py") {
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+                let spec = build::Spec {
+                    command: None,
+                    cwd: dir.clone(),
+                    watch: vec![dir],
+                    ignore: vec![path.clone()],
+                    extensions: vec!["py".into()],
+                    inferred: true,
+                };
+                self.on_build_spec(p, Ok(spec));
+            } else if let Some(artifact) = build::cargo_artifact(&path) {
+                let tx = self.events.clone();
+                tokio::spawn(async move {
+                    let spec = build::infer_cargo(&artifact).await;
+                    let _ = tx.send(Event::BuildSpec { plugin: p, spec });
+                });
+            }
+        }
+    }
+
+    fn on_build_spec(&mut self, p: PluginId, spec: Result<build::Spec, String>) {
+        let name = self.plugins[p].name.clone();
+        let spec = match spec {
+            Ok(s) => s,
+            Err(why) => {
+                return self.link.log(Level::Info, format!("[{name}] no build on save: {why}"));
+            }
+        };
+        let trees = spec
+            .watch
+            .iter()
+            .map(|dir| watch::Tree {
+                key: p,
+                dir: dir.clone(),
+                ignore: spec.ignore.clone(),
+                extensions: spec.extensions.clone(),
+            })
+            .collect();
+        let tx = self.events.clone();
+        match watch::watch_trees(trees, self.config.settle, move |p| {
+            let _ = tx.send(Event::SourcesChanged(p));
+        }) {
+            Ok((w, problems)) => {
+                for problem in problems {
+                    self.link.log(Level::Warn, format!("[{name}] {problem}"));
+                }
+                self.plugins[p].build.watcher = Some(w);
+            }
+            Err(e) => return self.link.log(Level::Warn, format!("[{name}] cannot watch its sources: {e}")),
+        }
+        let dirs: Vec<String> = spec.watch.iter().map(|d| d.display().to_string()).collect();
+        self.link.log(
+            Level::Info,
+            match &spec.command {
+                Some(c) => format!("[{name}] on a change in {}: {c} (in {})", dirs.join(", "), spec.cwd.display()),
+                None => format!("[{name}] a change in {} reloads it", dirs.join(", ")),
+            },
+        );
+        self.plugins[p].build.spec = Some(spec);
+    }
+
+    fn on_sources_changed(&mut self, p: PluginId) {
+        if self.shutting_down {
+            return;
+        }
+        let b = &mut self.plugins[p].build;
+        let Some(spec) = &b.spec else { return };
+        let Some(command) = spec.command.clone() else {
+            return self.reload(p, Trigger::FileChanged);
+        };
+        if b.running {
+            // One more build once this one is done, however many saves.
+            b.again = true;
+            return;
+        }
+        b.running = true;
+        b.count += 1;
+        let cwd = spec.cwd.clone();
+        self.link.log(Level::Info, format!("[{}] sources changed: {command}", self.plugins[p].name));
+        let tx = self.events.clone();
+        tokio::spawn(async move {
+            let outcome = build::run(&command, &cwd).await;
+            let _ = tx.send(Event::BuildDone { plugin: p, outcome });
+        });
+    }
+
+    fn on_build_done(&mut self, p: PluginId, outcome: build::Outcome) {
+        let name = self.plugins[p].name.clone();
+        let secs = outcome.duration.as_secs_f64();
+        if outcome.ok {
+            self.link.log(Level::Info, format!("[{name}] build succeeded in {secs:.1} s"));
+            for line in &outcome.lines {
+                self.link.log(Level::Debug, format!("[{name}] build: {line}"));
+            }
+        } else {
+            self.link.log(
+                Level::Warn,
+                format!("[{name}] build failed ({}) in {secs:.1} s; the running version keeps serving:", outcome.status),
+            );
+            for line in &outcome.lines {
+                self.link.log(Level::Warn, format!("[{name}] build: {line}"));
+            }
+        }
+        let b = &mut self.plugins[p].build;
+        b.running = false;
+        b.last = Some(outcome);
+        if std::mem::take(&mut b.again) {
+            self.on_sources_changed(p);
+        }
     }
 
     fn start_watching(&mut self) {

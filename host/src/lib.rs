@@ -2,6 +2,7 @@
 //! developing, forwards everything between them and lightningd, and reloads
 //! each one the moment its file changes.
 pub mod backend;
+pub mod build;
 pub mod framing;
 pub mod host;
 pub mod init;

@@ -16,6 +16,7 @@
 //! in flight; if the new one fails, the old one simply stays.
 
 use crate::backend::{native, wasm, BackendKind, Exit, Instance, InstanceEvent};
+use crate::{build, watch};
 use crate::framing::{preview, Kind, Message, RawId};
 use crate::host::{Event, Host, Timer};
 use crate::init::CachedInit;
@@ -257,6 +258,35 @@ pub struct ManagedPlugin {
     busy_retries: u32,
     /// Why it may not run at all (a name clash with another plugin).
     refused: Option<String>,
+    /// Build on save.
+    pub build: BuildState,
+}
+
+/// Build on save, for one plugin.
+#[derive(Default)]
+pub struct BuildState {
+    /// What to build and watch, if anything.
+    pub spec: Option<build::Spec>,
+    /// Keeps the source watch alive.
+    pub watcher: Option<watch::Watcher>,
+    /// A build is running.
+    pub running: bool,
+    /// Sources changed while it ran: build once more after it.
+    pub again: bool,
+    /// How the last build went.
+    pub last: Option<build::Outcome>,
+    /// Builds run.
+    pub count: u64,
+}
+
+impl std::fmt::Debug for BuildState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildState")
+            .field("spec", &self.spec)
+            .field("running", &self.running)
+            .field("count", &self.count)
+            .finish()
+    }
 }
 
 impl ManagedPlugin {
@@ -289,6 +319,7 @@ impl ManagedPlugin {
             dropped_notifications: 0,
             busy_retries: 0,
             refused: None,
+            build: BuildState::default(),
         }
     }
 
@@ -405,6 +436,13 @@ impl ManagedPlugin {
         }
         if let Some(d) = &self.last_diff {
             s["manifest_changes"] = d.to_json();
+        }
+        if let Some(spec) = &self.build.spec {
+            let mut b = spec.to_json();
+            b["state"] = json!(if self.build.running { "building" } else { "idle" });
+            b["builds"] = json!(self.build.count);
+            b["last"] = self.build.last.as_ref().map_or(Value::Null, build::Outcome::to_json);
+            s["build"] = b;
         }
         s
     }

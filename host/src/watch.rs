@@ -139,3 +139,104 @@ async fn settle_loop<K: Copy>(
         }
     }
 }
+
+/// A directory tree whose sources are watched for one key.
+#[derive(Debug, Clone)]
+pub struct Tree<K> {
+    /// Reported when something in the tree changed and settled.
+    pub key: K,
+    /// The directory, watched recursively.
+    pub dir: PathBuf,
+    /// Directories inside it whose changes do not count (build outputs).
+    pub ignore: Vec<PathBuf>,
+    /// Only files with these extensions count (empty: all).
+    pub extensions: Vec<String>,
+}
+
+/// Names that never count as a source change: version control, build and
+/// cache directories, and editors' temporary files.
+fn ignored_name(name: &str) -> bool {
+    matches!(name, ".git" | "target" | "__pycache__" | "node_modules" | ".hg" | "4913" | "Cargo.lock")
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.starts_with(".#")
+}
+
+/// Watches source trees: any change to a counted file in a tree reports its
+/// key once things have been quiet for `settle` (a save touching several
+/// files, or several saves in a row, count once).
+pub fn watch_trees<K: Copy + PartialEq + Send + Sync + 'static>(
+    trees: Vec<Tree<K>>,
+    settle: Duration,
+    changed: impl Fn(K) + Send + 'static,
+) -> notify::Result<(Watcher, Vec<String>)> {
+    let (tx, mut rx) = unbounded_channel::<notify::Result<notify::Event>>();
+    let mut inner = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        let _ = tx.send(ev);
+    })?;
+    let mut problems = vec![];
+    for t in &trees {
+        if let Err(e) = inner.watch(&t.dir, RecursiveMode::Recursive) {
+            problems.push(format!("cannot watch {}: {e}", t.dir.display()));
+        }
+    }
+    tokio::spawn(async move {
+        let mut due: Vec<(K, Instant)> = vec![];
+        loop {
+            let next = due.iter().map(|(_, at)| *at).min();
+            let ev = match next {
+                Some(at) => tokio::select! {
+                    ev = rx.recv() => ev,
+                    _ = tokio::time::sleep_until(at) => {
+                        let now = Instant::now();
+                        due.retain(|(k, at)| {
+                            if *at <= now {
+                                changed(*k);
+                                false
+                            } else {
+                                true
+                            }
+                        });
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            let Some(ev) = ev else { return };
+            let Ok(ev) = ev else { continue };
+            if matches!(ev.kind, EventKind::Access(_)) {
+                continue;
+            }
+            for path in &ev.paths {
+                for t in &trees {
+                    if !counts(t, path) {
+                        continue;
+                    }
+                    let at = Instant::now() + settle;
+                    match due.iter_mut().find(|(k, _)| *k == t.key) {
+                        Some(d) => d.1 = at,
+                        None => due.push((t.key, at)),
+                    }
+                }
+            }
+        }
+    });
+    Ok((Watcher { _inner: inner }, problems))
+}
+
+fn counts<K>(t: &Tree<K>, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(&t.dir) else {
+        return false;
+    };
+    if t.ignore.iter().any(|i| path.starts_with(i)) {
+        return false;
+    }
+    if rel.components().any(|c| ignored_name(&c.as_os_str().to_string_lossy())) {
+        return false;
+    }
+    t.extensions.is_empty()
+        || path
+            .extension()
+            .is_some_and(|e| t.extensions.iter().any(|x| e == x.as_str()))
+}
