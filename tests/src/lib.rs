@@ -15,7 +15,7 @@ use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 
 /// How long any single wait in a test may take before it fails.
-pub const BOUND: Duration = Duration::from_secs(30);
+pub const BOUND: Duration = Duration::from_secs(60);
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -281,7 +281,20 @@ impl NodeBuilder {
     async fn wait_ready(mut node: Node, deadline: Instant) -> Result<Option<Node>> {
         loop {
             if node.rpc.exists() && UnixStream::connect(&node.rpc).await.is_ok() {
-                return Ok(Some(node));
+                // The socket may open before plugins have answered init
+                // (lightningd's does); getinfo is answered only after.
+                let getinfo = br#"{"jsonrpc":"2.0","id":"ready","method":"getinfo","params":{}}"#;
+                let left = deadline.saturating_duration_since(Instant::now());
+                return match tokio::time::timeout(left, node.try_call_raw(getinfo)).await {
+                    Ok(Ok(_)) => Ok(Some(node)),
+                    Ok(Err(e)) => {
+                        bail!("the node did not answer getinfo: {e:#}: {}", node.stderr())
+                    }
+                    Err(_) => bail!(
+                        "the node did not answer getinfo within 60s: {}",
+                        node.stderr()
+                    ),
+                };
             }
             if let Some(status) = node.child.try_wait()? {
                 bail!(
