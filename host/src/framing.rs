@@ -4,7 +4,8 @@
 //! [`Frame`]s: whole JSON messages, with their raw bytes kept for byte-exact
 //! forwarding, and runs of bytes that are not JSON (a stray `print`, a
 //! truncated write) so the caller can log them instead of forwarding them.
-//! Must not: interpret messages beyond the JSON-RPC envelope, or do I/O.
+//! And the reverse: writing messages as lightningd does, each followed by
+//! `"\n\n"`. Must not: interpret messages beyond the JSON-RPC envelope.
 //!
 //! lightningd and plugins send a stream of JSON objects with no framing of
 //! their own (whitespace between them is optional), so parsing is the only
@@ -17,6 +18,8 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The raw JSON text of a request id, kept exactly as it was received so the
 /// response can echo it byte for byte.
@@ -302,6 +305,26 @@ impl Framer {
             reason: "stream ended in the middle of a message".into(),
         })
     }
+}
+
+/// Writes queued messages, each followed by lightningd's `"\n\n"`,
+/// batching whatever is queued into one flush. Closes the writer when the
+/// sender is dropped.
+pub async fn write_messages<W: AsyncWrite + Unpin>(out: W, mut rx: UnboundedReceiver<Bytes>) {
+    let mut w = BufWriter::with_capacity(64 * 1024, out);
+    while let Some(msg) = rx.recv().await {
+        let mut next = Some(msg);
+        while let Some(m) = next {
+            if w.write_all(&m).await.is_err() || w.write_all(b"\n\n").await.is_err() {
+                return;
+            }
+            next = rx.try_recv().ok();
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = w.shutdown().await;
 }
 
 /// Shows up to `max` bytes of `bytes` as text for a log line.

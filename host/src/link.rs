@@ -9,8 +9,8 @@ use crate::jsonrpc;
 use bytes::Bytes;
 use serde_json::json;
 use std::os::fd::AsFd;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 /// Log levels lightningd accepts in a `log` notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,24 +64,8 @@ pub fn writer<W: AsyncWrite + Unpin + Send + 'static>(
     out: W,
 ) -> (Link, tokio::task::JoinHandle<()>) {
     let (tx, rx) = unbounded_channel();
-    let task = tokio::spawn(write_loop(out, rx));
+    let task = tokio::spawn(crate::framing::write_messages(out, rx));
     (Link { tx }, task)
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(out: W, mut rx: UnboundedReceiver<Bytes>) {
-    let mut w = BufWriter::with_capacity(64 * 1024, out);
-    while let Some(msg) = rx.recv().await {
-        let mut next = Some(msg);
-        while let Some(m) = next {
-            if w.write_all(&m).await.is_err() || w.write_all(b"\n\n").await.is_err() {
-                return;
-            }
-            next = rx.try_recv().ok();
-        }
-        if w.flush().await.is_err() {
-            return;
-        }
-    }
 }
 
 /// Reads lightningd's stream, calling `on_frame` for each frame and

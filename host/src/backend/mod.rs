@@ -13,10 +13,8 @@ use crate::framing::{Frame, Framer, Message};
 use bytes::Bytes;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::io::{
-    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
-};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// How an instance ended.
 #[derive(Debug, Clone)]
@@ -133,29 +131,6 @@ impl Instance {
             Control::Wasm(stop) => stop.stop(),
         }
     }
-}
-
-/// Writes queued messages, each followed by lightningd's `"\n\n"`,
-/// batching whatever is queued into one flush. Closes the writer when the
-/// sender is dropped.
-pub(crate) async fn write_messages<W: AsyncWrite + Unpin>(
-    out: W,
-    mut rx: UnboundedReceiver<Bytes>,
-) {
-    let mut w = BufWriter::with_capacity(64 * 1024, out);
-    while let Some(msg) = rx.recv().await {
-        let mut next = Some(msg);
-        while let Some(m) = next {
-            if w.write_all(&m).await.is_err() || w.write_all(b"\n\n").await.is_err() {
-                return;
-            }
-            next = rx.try_recv().ok();
-        }
-        if w.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = w.shutdown().await;
 }
 
 /// Reports each stderr line of an instance.

@@ -4,8 +4,8 @@
 //! Owns: spawning the child, pumping its stdin/stdout/stderr, reaping it.
 //! Must not: interpret messages beyond framing.
 
-use super::{emit, spawn_stderr_lines, write_messages, Control, Exit, Instance, InstanceEvent};
-use crate::framing::{Frame, Framer};
+use super::{emit, spawn_stderr_lines, Control, Exit, Instance, InstanceEvent};
+use crate::framing::{write_messages, Frame, Framer};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::path::Path;

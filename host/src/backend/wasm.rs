@@ -13,9 +13,8 @@
 //! stdin or dropping the call stops it at once, and a guest computing away
 //! is interrupted by the epoch callback.
 
-use super::{
-    read_messages, spawn_stderr_lines, write_messages, Control, Exit, Instance, InstanceEvent,
-};
+use super::{read_messages, spawn_stderr_lines, Control, Exit, Instance, InstanceEvent};
+use crate::framing::write_messages;
 use anyhow::{anyhow, Context as _};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
