@@ -514,6 +514,19 @@ pub fn testplugin_text(config: &Value) -> String {
     format!("#!/usr/bin/env python3\nCONFIG = {literal}\n{body}")
 }
 
+/// A wrapper script running the host on `plugin` (how to start the host
+/// with `plugin start`, or several independent hosts).
+pub fn write_wrapper(path: &Path, plugin: &Path) -> PathBuf {
+    let text = format!(
+        "#!/bin/sh\nexec {} {} \"$@\"\n",
+        host_bin().display(),
+        plugin.display()
+    );
+    std::fs::write(path, text).expect("write wrapper");
+    make_executable(path);
+    path.to_path_buf()
+}
+
 /// chmod +x.
 pub fn make_executable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;

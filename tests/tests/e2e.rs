@@ -299,13 +299,7 @@ mod node {
             format!("autoreload-plugin={abs}\n"),
         )
         .unwrap();
-        let wrapper = launch.path().join("wrapper.sh");
-        std::fs::write(
-            &wrapper,
-            format!("#!/bin/sh\nexec {} {abs} \"$@\"\n", host_bin().display()),
-        )
-        .unwrap();
-        make_executable(&wrapper);
+        let wrapper = write_wrapper(&launch.path().join("wrapper.sh"), &plugin);
 
         let cases: Vec<(&str, NodeBuilder)> = vec![
             (
@@ -1493,17 +1487,7 @@ mod standin {
         let launch = tempdir();
         let plugin = launch.path().join("p.py");
         write_testplugin(&plugin, &json!({"version": "started"}));
-        let wrapper = launch.path().join("autoreload-p");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nexec {} {} \"$@\"\n",
-                host_bin().display(),
-                plugin.display()
-            ),
-        )
-        .unwrap();
-        make_executable(&wrapper);
+        let wrapper = write_wrapper(&launch.path().join("autoreload-p"), &plugin);
         let Some(node) = NodeBuilder::new()
             .without_host()
             .launch_dir(launch.path())
@@ -1728,17 +1712,7 @@ mod reregister {
         let launch = tempdir();
         let plugin = launch.path().join("p.py");
         write_testplugin(&plugin, &json!({}));
-        let wrapper = launch.path().join("autoreload-p");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nexec {} {} \"$@\"\n",
-                host_bin().display(),
-                plugin.display()
-            ),
-        )
-        .unwrap();
-        make_executable(&wrapper);
+        let wrapper = write_wrapper(&launch.path().join("autoreload-p"), &plugin);
         let Some(node) = NodeBuilder::new()
             .without_host()
             .launch_dir(launch.path())
@@ -1799,17 +1773,7 @@ mod reregister {
         let launch = tempdir();
         let plugin = launch.path().join("p.py");
         write_testplugin(&plugin, &json!({}));
-        let wrapper = launch.path().join("autoreload-p");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nexec {} {} \"$@\"\n",
-                host_bin().display(),
-                plugin.display()
-            ),
-        )
-        .unwrap();
-        make_executable(&wrapper);
+        let wrapper = write_wrapper(&launch.path().join("autoreload-p"), &plugin);
         let Some(node) = NodeBuilder::new()
             .launch_dir(launch.path())
             .without_host()
