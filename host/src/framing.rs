@@ -441,6 +441,34 @@ mod tests {
     }
 
     #[test]
+    fn half_a_message_then_whole_ones() {
+        let mut f = Framer::new();
+        f.push(br#"{"jsonrpc":"2.0","id":"half"#);
+        assert!(f.next_frame().is_none());
+        let mut frames = vec![];
+        for i in 0..5 {
+            f.push(
+                format!(r#"{{"jsonrpc":"2.0","id":"r{i}","result":{{"printed":true}}}}"#)
+                    .as_bytes(),
+            );
+            f.push(b"\n\n");
+            frames.extend(all(&mut f));
+        }
+        let ids: Vec<String> = frames
+            .iter()
+            .filter_map(|fr| match fr {
+                Frame::Message(m) => Some(m.kind.clone()),
+                _ => None,
+            })
+            .filter_map(|k| match k {
+                Kind::Response { id } => Some(id.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids.len(), 5, "{frames:?}");
+    }
+
+    #[test]
     fn object_without_jsonrpc_is_garbage() {
         let mut f = Framer::new();
         f.push(br#"{"id":"1","result":{}}"#);
