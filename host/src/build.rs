@@ -59,7 +59,10 @@ pub fn bind(values: &[String], names: &[String]) -> (Vec<Vec<String>>, Vec<Strin
     let mut warnings = vec![];
     for v in values {
         let bound = v.split_once(BIND).and_then(|(n, rest)| {
-            names.iter().position(|x| x == n).map(|i| (i, rest.to_string()))
+            names
+                .iter()
+                .position(|x| x == n)
+                .map(|i| (i, rest.to_string()))
         });
         match bound {
             Some((i, rest)) => out[i].push(rest),
@@ -94,7 +97,9 @@ pub struct CargoArtifact {
 
 /// Recognizes a cargo artifact path.
 pub fn cargo_artifact(plugin: &Path) -> Option<CargoArtifact> {
-    let target = plugin.ancestors().find(|a| a.file_name().is_some_and(|n| n == "target"))?;
+    let target = plugin
+        .ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == "target"))?;
     let root = target.parent()?;
     if !root.join("Cargo.toml").is_file() {
         return None;
@@ -124,7 +129,13 @@ pub fn cargo_artifact(plugin: &Path) -> Option<CargoArtifact> {
 /// watch (the package and its path dependencies).
 pub async fn infer_cargo(a: &CargoArtifact) -> Result<Spec, String> {
     let out = tokio::process::Command::new("cargo")
-        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
         .current_dir(&a.root)
         .stdin(Stdio::null())
         .output()
@@ -136,18 +147,32 @@ pub async fn infer_cargo(a: &CargoArtifact) -> Result<Spec, String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    let meta: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    let meta: Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
     let packages = meta["packages"].as_array().cloned().unwrap_or_default();
     let package = packages
         .iter()
         .find(|p| {
             p["targets"].as_array().into_iter().flatten().any(|t| {
-                t["name"] == a.bin.as_str() && t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"))
+                t["name"] == a.bin.as_str()
+                    && t["kind"]
+                        .as_array()
+                        .is_some_and(|k| k.iter().any(|k| k == "bin"))
             })
         })
-        .ok_or_else(|| format!("no package in {} builds a binary named {}", a.root.display(), a.bin))?;
+        .ok_or_else(|| {
+            format!(
+                "no package in {} builds a binary named {}",
+                a.root.display(),
+                a.bin
+            )
+        })?;
     let name = package["name"].as_str().unwrap_or_default();
-    let dir = |manifest: &Value| manifest.as_str().and_then(|m| Path::new(m).parent().map(Path::to_path_buf));
+    let dir = |manifest: &Value| {
+        manifest
+            .as_str()
+            .and_then(|m| Path::new(m).parent().map(Path::to_path_buf))
+    };
     let mut watch: Vec<PathBuf> = dir(&package["manifest_path"]).into_iter().collect();
     for dep in package["dependencies"].as_array().into_iter().flatten() {
         if let Some(p) = dep["path"].as_str().map(PathBuf::from) {
@@ -166,7 +191,10 @@ pub async fn infer_cargo(a: &CargoArtifact) -> Result<Spec, String> {
         other => command.push_str(&format!(" --profile {other}")),
     }
     command.push_str(&format!(" -p {name} --bin {}", a.bin));
-    let target_dir = meta["target_directory"].as_str().map(PathBuf::from).unwrap_or_else(|| a.root.join("target"));
+    let target_dir = meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| a.root.join("target"));
     Ok(Spec {
         command: Some(command),
         cwd: a.root.clone(),
@@ -181,7 +209,13 @@ pub async fn infer_cargo(a: &CargoArtifact) -> Result<Spec, String> {
 /// nearest ancestor (outside `target/`) with a project file, else the
 /// plugin's own directory.
 pub fn project_dir(plugin: &Path) -> PathBuf {
-    const MARKERS: &[&str] = &["Cargo.toml", "package.json", "Makefile", "go.mod", "pyproject.toml"];
+    const MARKERS: &[&str] = &[
+        "Cargo.toml",
+        "package.json",
+        "Makefile",
+        "go.mod",
+        "pyproject.toml",
+    ];
     let start = plugin
         .ancestors()
         .find(|a| a.file_name().is_some_and(|n| n == "target"))
@@ -252,12 +286,24 @@ pub async fn run(command: &str, cwd: &Path) -> Outcome {
         .spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(e) => return done(false, vec![], format!("cannot run it in {}: {e}", cwd.display())),
+        Err(e) => {
+            return done(
+                false,
+                vec![],
+                format!("cannot run it in {}: {e}", cwd.display()),
+            )
+        }
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     for out in [
-        child.stdout.take().map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        child.stderr.take().map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
     ]
     .into_iter()
     .flatten()
@@ -284,7 +330,11 @@ pub async fn run(command: &str, cwd: &Path) -> Outcome {
     match tokio::time::timeout(BUILD_TIMEOUT, collect).await {
         Ok((lines, Ok(s))) => done(s.success(), lines, s.to_string()),
         Ok((lines, Err(e))) => done(false, lines, format!("could not be waited for: {e}")),
-        Err(_) => done(false, vec![], format!("took longer than {}s: stopped", BUILD_TIMEOUT.as_secs())),
+        Err(_) => done(
+            false,
+            vec![],
+            format!("took longer than {}s: stopped", BUILD_TIMEOUT.as_secs()),
+        ),
     }
 }
 
@@ -295,8 +345,21 @@ mod tests {
     #[test]
     fn values_bind_to_plugins_by_name() {
         let names = vec!["a.wasm".to_string(), "b.py".to_string()];
-        let (b, w) = bind(&["b.py::make".into(), "cargo build".into(), "a.wasm::x::y".into()], &names);
-        assert_eq!(b, vec![vec!["cargo build".to_string(), "x::y".to_string()], vec!["make".to_string()]]);
+        let (b, w) = bind(
+            &[
+                "b.py::make".into(),
+                "cargo build".into(),
+                "a.wasm::x::y".into(),
+            ],
+            &names,
+        );
+        assert_eq!(
+            b,
+            vec![
+                vec!["cargo build".to_string(), "x::y".to_string()],
+                vec!["make".to_string()]
+            ]
+        );
         assert_eq!(w.len(), 1);
         let (b, w) = bind(&["cargo build".into()], &names[..1]);
         assert_eq!((b, w.len()), (vec![vec!["cargo build".to_string()]], 0));
@@ -313,7 +376,10 @@ mod tests {
             (Some("wasm32-wasip1"), "release", "hello-wasm")
         );
         let n = cargo_artifact(&root.join("target/debug/my-plugin")).unwrap();
-        assert_eq!((n.triple, n.profile.as_str(), n.bin.as_str()), (None, "debug", "my-plugin"));
+        assert_eq!(
+            (n.triple, n.profile.as_str(), n.bin.as_str()),
+            (None, "debug", "my-plugin")
+        );
         assert!(cargo_artifact(&root.join("plugin.py")).is_none());
         assert_eq!(project_dir(&root.join("target/debug/my-plugin")), root);
         let _ = std::fs::remove_dir_all(&root);

@@ -681,7 +681,10 @@ impl Host {
                 };
                 self.on_build_spec(p, Ok(spec));
             } else if path.extension().is_some_and(|e| e == "py") {
-                let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+                let dir = path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("/"));
                 let spec = build::Spec {
                     command: None,
                     cwd: dir.clone(),
@@ -706,7 +709,9 @@ impl Host {
         let spec = match spec {
             Ok(s) => s,
             Err(why) => {
-                return self.link.log(Level::Info, format!("[{name}] no build on save: {why}"));
+                return self
+                    .link
+                    .log(Level::Info, format!("[{name}] no build on save: {why}"));
             }
         };
         let trees = spec
@@ -729,13 +734,22 @@ impl Host {
                 }
                 self.plugins[p].build.watcher = Some(w);
             }
-            Err(e) => return self.link.log(Level::Warn, format!("[{name}] cannot watch its sources: {e}")),
+            Err(e) => {
+                return self.link.log(
+                    Level::Warn,
+                    format!("[{name}] cannot watch its sources: {e}"),
+                )
+            }
         }
         let dirs: Vec<String> = spec.watch.iter().map(|d| d.display().to_string()).collect();
         self.link.log(
             Level::Info,
             match &spec.command {
-                Some(c) => format!("[{name}] on a change in {}: {c} (in {})", dirs.join(", "), spec.cwd.display()),
+                Some(c) => format!(
+                    "[{name}] on a change in {}: {c} (in {})",
+                    dirs.join(", "),
+                    spec.cwd.display()
+                ),
                 None => format!("[{name}] a change in {} reloads it", dirs.join(", ")),
             },
         );
@@ -759,7 +773,10 @@ impl Host {
         b.running = true;
         b.count += 1;
         let cwd = spec.cwd.clone();
-        self.link.log(Level::Info, format!("[{}] sources changed: {command}", self.plugins[p].name));
+        self.link.log(
+            Level::Info,
+            format!("[{}] sources changed: {command}", self.plugins[p].name),
+        );
         let tx = self.events.clone();
         tokio::spawn(async move {
             let outcome = build::run(&command, &cwd).await;
@@ -771,17 +788,25 @@ impl Host {
         let name = self.plugins[p].name.clone();
         let secs = outcome.duration.as_secs_f64();
         if outcome.ok {
-            self.link.log(Level::Info, format!("[{name}] build succeeded in {secs:.1} s"));
+            self.link.log(
+                Level::Info,
+                format!("[{name}] build succeeded in {secs:.1} s"),
+            );
             for line in &outcome.lines {
-                self.link.log(Level::Debug, format!("[{name}] build: {line}"));
+                self.link
+                    .log(Level::Debug, format!("[{name}] build: {line}"));
             }
         } else {
             self.link.log(
                 Level::Warn,
-                format!("[{name}] build failed ({}) in {secs:.1} s; the running version keeps serving:", outcome.status),
+                format!(
+                    "[{name}] build failed ({}) in {secs:.1} s; the running version keeps serving:",
+                    outcome.status
+                ),
             );
             for line in &outcome.lines {
-                self.link.log(Level::Warn, format!("[{name}] build: {line}"));
+                self.link
+                    .log(Level::Warn, format!("[{name}] build: {line}"));
             }
         }
         let b = &mut self.plugins[p].build;

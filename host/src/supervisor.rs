@@ -16,7 +16,6 @@
 //! in flight; if the new one fails, the old one simply stays.
 
 use crate::backend::{native, wasm, BackendKind, Exit, Instance, InstanceEvent};
-use crate::{build, watch};
 use crate::framing::{preview, Kind, Message, RawId};
 use crate::host::{Event, Host, Timer};
 use crate::init::CachedInit;
@@ -24,6 +23,7 @@ use crate::jsonrpc::{self, PLUGIN_TERMINATED};
 use crate::link::Level;
 use crate::manifest::{Diff, Manifest};
 use crate::router::{PluginId, ReqKind, Request};
+use crate::{build, watch};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -439,9 +439,17 @@ impl ManagedPlugin {
         }
         if let Some(spec) = &self.build.spec {
             let mut b = spec.to_json();
-            b["state"] = json!(if self.build.running { "building" } else { "idle" });
+            b["state"] = json!(if self.build.running {
+                "building"
+            } else {
+                "idle"
+            });
             b["builds"] = json!(self.build.count);
-            b["last"] = self.build.last.as_ref().map_or(Value::Null, build::Outcome::to_json);
+            b["last"] = self
+                .build
+                .last
+                .as_ref()
+                .map_or(Value::Null, build::Outcome::to_json);
             s["build"] = b;
         }
         s

@@ -156,8 +156,10 @@ pub struct Tree<K> {
 /// Names that never count as a source change: version control, build and
 /// cache directories, and editors' temporary files.
 fn ignored_name(name: &str) -> bool {
-    matches!(name, ".git" | "target" | "__pycache__" | "node_modules" | ".hg" | "4913" | "Cargo.lock")
-        || name.ends_with('~')
+    matches!(
+        name,
+        ".git" | "target" | "__pycache__" | "node_modules" | ".hg" | "4913" | "Cargo.lock"
+    ) || name.ends_with('~')
         || name.ends_with(".swp")
         || name.ends_with(".swx")
         || name.starts_with(".#")
@@ -232,7 +234,10 @@ fn counts<K>(t: &Tree<K>, path: &Path) -> bool {
     if t.ignore.iter().any(|i| path.starts_with(i)) {
         return false;
     }
-    if rel.components().any(|c| ignored_name(&c.as_os_str().to_string_lossy())) {
+    if rel
+        .components()
+        .any(|c| ignored_name(&c.as_os_str().to_string_lossy()))
+    {
         return false;
     }
     t.extensions.is_empty()
