@@ -2191,8 +2191,10 @@ mod soak {
         for w in workers {
             w.await.unwrap();
         }
-        let tally = tally.lock().unwrap();
-        check(&tally, &["was reloaded", "crashed", "is not running"]);
+        check(
+            &tally.lock().unwrap(),
+            &["was reloaded", "crashed", "is not running"],
+        );
         let logs = node.logs().await.join("\n");
         assert!(
             !logs.contains("unknown id"),
@@ -2258,10 +2260,9 @@ mod soak {
         for w in workers {
             w.await.unwrap();
         }
-        let tally = tally.lock().unwrap();
         // Swaps are make-before-break: only the injected traps may cost a
         // call (the ones in flight in the trapping instance).
-        check(&tally, &["crashed", "trapped"]);
+        check(&tally.lock().unwrap(), &["crashed", "trapped"]);
         let logs = node.logs().await.join("\n");
         assert!(!logs.contains("unknown id"), "{logs}");
     }
