@@ -3,6 +3,7 @@
 //! each one the moment its file changes.
 pub mod backend;
 pub mod build;
+pub mod dev;
 pub mod framing;
 pub mod host;
 pub mod init;
