@@ -706,7 +706,7 @@ impl Host {
 
     fn on_build_spec(&mut self, p: PluginId, spec: Result<build::Spec, String>) {
         let name = self.plugins[p].name.clone();
-        let spec = match spec {
+        let mut spec = match spec {
             Ok(s) => s,
             Err(why) => {
                 return self
@@ -714,6 +714,14 @@ impl Host {
                     .log(Level::Info, format!("[{name}] no build on save: {why}"));
             }
         };
+        // Every managed plugin's own file is the file watcher's business:
+        // saving one plugin must not rebuild or reload another that lives
+        // in the same directory.
+        for other in &self.plugins {
+            if !spec.ignore.contains(&other.path) {
+                spec.ignore.push(other.path.clone());
+            }
+        }
         let trees = spec
             .watch
             .iter()
