@@ -1,0 +1,71 @@
+//! forwarder: the floor a plugin proxy is measured against.
+//!
+//! `forwarder PLUGIN [ARGS]...` runs PLUGIN with piped stdio and forwards
+//! both ways, one blocking thread per direction: each JSON message read is
+//! parsed into a `serde_json::Value`, serialized again and written with
+//! lightningd's `"\n\n"` separator, flushed at once. No routing, no
+//! reloads, no state: the least any proxy that understands the messages
+//! has to do. The benchmark compares what cln-autoreload adds to a round
+//! trip with what this adds.
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::process::{Command, ExitCode, Stdio};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("forwarder: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> io::Result<()> {
+    let mut args = std::env::args_os().skip(1);
+    let Some(plugin) = args.next() else {
+        return Err(io::Error::other("usage: forwarder PLUGIN [ARGS]..."));
+    };
+    let mut child = Command::new(&plugin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| io::Error::other(format!("starting {}: {e}", plugin.to_string_lossy())))?;
+    let (Some(child_in), Some(child_out)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(io::Error::other("the plugin has no piped stdio"));
+    };
+    let back = std::thread::spawn(move || pump(child_out, io::stdout()));
+    let forth = pump(io::stdin(), child_in);
+    // Our stdin ended (its writer end was dropped above): the plugin sees
+    // EOF and exits, which ends the other direction.
+    let status = child.wait()?;
+    let back = back
+        .join()
+        .map_err(|_| io::Error::other("the plugin→stdout thread panicked"))?;
+    forth?;
+    back?;
+    if !status.success() {
+        return Err(io::Error::other(format!("the plugin {status}")));
+    }
+    Ok(())
+}
+
+/// Parses each message from `from` and writes it again to `to`.
+fn pump(from: impl Read, to: impl Write) -> io::Result<()> {
+    let mut to = BufWriter::new(to);
+    let messages = serde_json::Deserializer::from_reader(BufReader::new(from))
+        .into_iter::<serde_json::Value>();
+    for message in messages {
+        let message = match message {
+            Ok(m) => m,
+            Err(e) if e.is_eof() => break,
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        };
+        serde_json::to_writer(&mut to, &message)?;
+        to.write_all(b"\n\n")?;
+        to.flush()?;
+    }
+    Ok(())
+}
