@@ -1,0 +1,215 @@
+//! Processes, files and the machine: /proc, atomic writes, facts.
+
+use anyhow::{bail, Context as _, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The parent of a process.
+fn stat(pid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = s.get(s.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The children of `parent` whose executable's file name is `exe`.
+pub fn children_named(parent: u32, exe: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| stat(pid) == Some(parent))
+        .filter(|&pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .is_some_and(|n| n == exe || n.starts_with(&format!("{exe} ")))
+        })
+        .collect()
+}
+
+/// The cln-autoreload process a node runs as its plugin.
+pub fn host_of(node_pid: u32) -> Result<u32> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(&pid) = children_named(node_pid, "cln-autoreload").first() {
+            return Ok(pid);
+        }
+        if Instant::now() > until {
+            anyhow::bail!("no cln-autoreload child of node {node_pid} found in /proc");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `kB` (KiB) field of /proc/<pid>/status, in MB (10^6 bytes).
+fn status_mb(pid: u32, field: &str) -> Result<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let line = s
+        .lines()
+        .find(|l| l.starts_with(field))
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+    let kb: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("bad line {line:?}"))?;
+    Ok(kb * 1024.0 / 1e6)
+}
+
+/// Resident memory now, MB.
+pub fn rss_mb(pid: u32) -> Result<f64> {
+    status_mb(pid, "VmRSS:")
+}
+
+/// Peak resident memory so far, MB.
+pub fn hwm_mb(pid: u32) -> Result<f64> {
+    status_mb(pid, "VmHWM:")
+}
+
+/// Writes `bytes` to `path` as a build would: a temporary file beside it,
+/// closed, then renamed over it. Returns the moment the rename is done.
+pub fn write_atomically(path: &Path, bytes: &[u8], executable: bool) -> Result<Instant> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_extension("bench-tmp~");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    if executable {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("chmod {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))?;
+    Ok(Instant::now())
+}
+
+/// Copies `from` into `dir` (same file name), executable.
+pub fn copy_into(from: &Path, dir: &Path) -> Result<PathBuf> {
+    let name = from
+        .file_name()
+        .with_context(|| format!("{} has no file name", from.display()))?;
+    let to = dir.join(name);
+    let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    write_atomically(&to, &bytes, true)?;
+    Ok(to)
+}
+
+fn command_line(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .current_dir(cln_autoreload_tests::root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The CPUs this process may run on (`Cpus_allowed_list`).
+fn allowed_cpus() -> Result<String> {
+    let s = std::fs::read_to_string("/proc/self/status")?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+        .context("no Cpus_allowed_list in /proc/self/status")
+}
+
+/// Sets the CPUs of every thread of this process (children started
+/// afterwards inherit them).
+fn set_cpus(list: &str) -> Result<()> {
+    let out = Command::new("taskset")
+        .args(["-a", "-p", "-c", list, &std::process::id().to_string()])
+        .output()
+        .context("running taskset (util-linux)")?;
+    if !out.status.success() {
+        bail!(
+            "taskset -a -p -c {list} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Runs `f` with this process (and so every process it starts meanwhile)
+/// on one core, the last one; restores the CPUs it had.
+pub fn on_one_core<T>(f: impl FnOnce(usize) -> Result<T>) -> Result<T> {
+    let all = allowed_cpus()?;
+    let cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    set_cpus(&cpu.to_string())?;
+    let r = f(cpu);
+    set_cpus(&all)?;
+    r
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// What the figures were measured on.
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu: String,
+    pub mem_gib: f64,
+    pub kernel: String,
+    pub date: String,
+    pub rustc: String,
+    pub commit: String,
+    pub lightningd: String,
+}
+
+impl Machine {
+    pub fn facts(real: Option<&Path>) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let mem_gib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("MemTotal:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+            .map_or(f64::NAN, |kb| kb / 1024.0 / 1024.0);
+        let mut commit = command_line("git", &["rev-parse", "--short=12", "HEAD"]);
+        let dirty = command_line(
+            "git",
+            &[
+                "status",
+                "--porcelain",
+                "--",
+                "host",
+                "tests/src/lib.rs",
+                "tests/src/bin",
+                "examples",
+                "guest-sdk",
+            ],
+        );
+        if !dirty.is_empty() && dirty != "unknown" {
+            commit.push_str(" (with uncommitted changes)");
+        }
+        let lightningd = match real {
+            Some(p) => {
+                let v = command_line(&p.display().to_string(), &["--version"]);
+                format!("{} ({v})", p.display())
+            }
+            None => "not set (LIGHTNINGD): the stand-in only".into(),
+        };
+        Machine {
+            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu,
+            mem_gib,
+            kernel: command_line("uname", &["-sr"]),
+            date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            rustc: command_line("rustc", &["--version"]),
+            commit,
+            lightningd,
+        }
+    }
+}

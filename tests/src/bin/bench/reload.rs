@@ -1,0 +1,463 @@
+//! Reload latency: from the moment the new file is complete (renamed into
+//! place) to the first request answered by the new version, polling in a
+//! tight loop; broken down with `autoreload-status`; compared with the
+//! child's own start-up, measured in the same rounds.
+
+use crate::client::{Conn, PipeProc};
+use crate::procs;
+use crate::socket::{rpc_path, start_node};
+use crate::{Bins, Counts, Pass};
+use anyhow::{anyhow, bail, Context as _, Result};
+use cln_autoreload_tests::Node;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RELOAD_BOUND: Duration = Duration::from_secs(30);
+
+/// The new versions a case alternates between.
+enum Versions {
+    /// The same binary written again: a new process (pid) is the new version.
+    Native(Vec<u8>),
+    /// Two texts of a script, answering `version` "a" and "b".
+    Script([Vec<u8>; 2]),
+    /// Two modules, answering `version` "1" and "2".
+    Wasm([Vec<u8>; 2]),
+}
+
+pub struct CaseResult {
+    pub key: String,
+    pub label: String,
+    pub backend: &'static str,
+    pub settle_ms: u64,
+    /// File renamed → first answer from the new version, ms.
+    pub total: Vec<f64>,
+    /// `last_reload.duration_ms`: settled trigger → new version serving.
+    pub host: Vec<f64>,
+    /// `last_compile.duration_ms` (wasm).
+    pub compile: Vec<f64>,
+    /// Compiles that came from the module cache (should be 0).
+    pub cached: usize,
+    /// Polls answered with an error meanwhile (should be 0).
+    pub poll_errors: usize,
+    /// Host RSS before and after the series, MB.
+    pub rss_before: Option<f64>,
+    pub rss_after: Option<f64>,
+}
+
+impl CaseResult {
+    /// total − host: detect (inotify + settle window) and the first answer.
+    pub fn detect(&self) -> Vec<f64> {
+        crate::stats::zip_with(&self.total, &self.host, |t, h| t - h)
+    }
+}
+
+pub struct StartupResult {
+    pub key: &'static str,
+    pub label: String,
+    /// spawn → getmanifest and init answered, ms.
+    pub ms: Vec<f64>,
+}
+
+pub struct ReloadResults {
+    pub cases: Vec<CaseResult>,
+    pub startups: Vec<StartupResult>,
+    pub rounds: usize,
+    pub pyln: Option<String>,
+}
+
+impl ReloadResults {
+    /// Not measured (`--only` without reload).
+    pub fn empty(counts: &Counts) -> ReloadResults {
+        ReloadResults {
+            cases: vec![],
+            startups: vec![],
+            rounds: counts.reload_rounds,
+            pyln: None,
+        }
+    }
+
+    pub fn case(&self, key: &str) -> Option<&CaseResult> {
+        self.cases.iter().find(|c| c.key == key)
+    }
+    pub fn startup(&self, key: &str) -> Option<&StartupResult> {
+        self.startups.iter().find(|c| c.key == key)
+    }
+}
+
+struct Case {
+    res: CaseResult,
+    node: Node,
+    file: PathBuf,
+    conn: Conn,
+    versions: Versions,
+    /// Index of the version on disk now.
+    current: usize,
+    method: &'static str,
+    host: Option<u32>,
+    _dir: tempfile::TempDir,
+}
+
+struct Startup {
+    key: &'static str,
+    label: String,
+    program: PathBuf,
+    options: &'static str,
+    ms: Vec<f64>,
+}
+
+/// What a version answers: (pid, version).
+fn tag(v: &Value) -> (Option<u64>, Option<String>) {
+    (
+        v.get("pid").and_then(Value::as_u64),
+        v.get("version").and_then(Value::as_str).map(str::to_owned),
+    )
+}
+
+impl Case {
+    fn params(&self) -> &'static str {
+        if self.method == "bench-pid" {
+            "[]"
+        } else {
+            "[\"bench\"]"
+        }
+    }
+
+    fn answer(&mut self) -> Result<Result<Value, String>> {
+        let (m, p) = (self.method, self.params());
+        self.conn.call(m, p)
+    }
+
+    /// One reload, measured.
+    fn measure(&mut self) -> Result<()> {
+        let label = self.res.label.clone();
+        let before = self
+            .answer()?
+            .map_err(|e| anyhow!("{label}: {e}"))
+            .map(|v| tag(&v))?;
+        let next = 1 - self.current;
+        let (bytes, expect): (&[u8], Option<&str>) = match &self.versions {
+            Versions::Native(b) => (b, None),
+            Versions::Script(t) => (&t[next], Some(["a", "b"][next])),
+            Versions::Wasm(m) => (&m[next], Some(["1", "2"][next])),
+        };
+        let executable = !matches!(self.versions, Versions::Wasm(_));
+        let t0 = procs::write_atomically(&self.file, bytes, executable)?;
+        self.current = next;
+        let t1 = loop {
+            match self.answer() {
+                Ok(Ok(v)) => {
+                    let now = tag(&v);
+                    let new = match expect {
+                        Some(want) => now.1.as_deref() == Some(want),
+                        None => now.0 != before.0,
+                    };
+                    if new {
+                        break Instant::now();
+                    }
+                }
+                Ok(Err(_)) => self.res.poll_errors += 1,
+                Err(e) => return Err(e.context(format!("{label}: polling during a reload"))),
+            }
+            if t0.elapsed() > RELOAD_BOUND {
+                bail!(
+                    "{label}: the new version did not answer within {RELOAD_BOUND:?}; node stderr: {}",
+                    self.node.stderr()
+                );
+            }
+        };
+        let total = (t1 - t0).as_secs_f64() * 1000.0;
+        let status = self.conn.ok("autoreload-status", "{}")?;
+        let s = &status["plugins"][0];
+        let r = &s["last_reload"];
+        if r["trigger"] != "file changed" || r["generation"] != s["generation"] {
+            bail!("{label}: the reload the status reports is not this one: {s}");
+        }
+        let host = r["duration_ms"]
+            .as_f64()
+            .ok_or_else(|| anyhow!("{label}: no last_reload.duration_ms in {s}"))?;
+        self.res.total.push(total);
+        self.res.host.push(host);
+        if let Some(c) = s["last_compile"]["duration_ms"].as_f64() {
+            self.res.compile.push(c);
+            if s["last_compile"]["cached"] == true {
+                self.res.cached += 1;
+            }
+        }
+        // Let the old generation go before the next measurement.
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.conn.ok("autoreload-status", "{}")?;
+            let s = &s["plugins"][0];
+            if s["state"] == "serving" && s["retiring"].as_u64().unwrap_or(0) == 0 {
+                break;
+            }
+            if Instant::now() > until {
+                bail!("{label}: the old generation did not retire within 10 s: {s}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+impl Startup {
+    fn measure(&mut self) -> Result<()> {
+        let dir = cln_autoreload_tests::tempdir();
+        let cwd = dir.path().join("regtest");
+        std::fs::create_dir_all(&cwd)?;
+        let mut cmd = Command::new(&self.program);
+        cmd.current_dir(&cwd)
+            .env("LIGHTNINGD_PLUGIN", "1")
+            .env("LIGHTNINGD_VERSION", "v26.06.6");
+        let t = Instant::now();
+        let mut p = PipeProc::spawn(&self.label, cmd)?;
+        p.handshake(dir.path(), self.options)?;
+        self.ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        p.finish();
+        Ok(())
+    }
+}
+
+/// hello.py with `hello` answering `"version": v` (and its pid).
+fn pyln_text(src: &str, v: &str) -> Result<Vec<u8>> {
+    let from = "return {\"greeting\": \"{}, {}!\".format(greeting, name)}";
+    if !src.contains(from) {
+        bail!("examples/hello-py/hello.py no longer has the line {from:?} to edit");
+    }
+    let to = format!(
+        "return {{\"greeting\": \"{{}}, {{}}!\".format(greeting, name), \"version\": \"{v}\", \"pid\": __import__(\"os\").getpid()}}"
+    );
+    Ok(src.replace(from, &to).into_bytes())
+}
+
+/// Whether pyln-client can be imported; the reason if not.
+pub fn pyln_missing() -> Option<String> {
+    match Command::new("python3")
+        .args(["-c", "import pyln.client"])
+        .output()
+    {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "pyln-client is not importable: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("python3 cannot run: {e}")),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn case(
+    pass: &Pass,
+    key: &str,
+    label: &str,
+    backend: &'static str,
+    first: &Path,
+    versions: Versions,
+    method: &'static str,
+    settle_ms: u64,
+    extra: &[&str],
+) -> Result<Case> {
+    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    if settle_ms != 50 {
+        args.push(format!("--autoreload-settle-ms={settle_ms}"));
+    }
+    let (node, file, dir) = start_node(pass, first, true, &args)?;
+    let host = node.pid().map(procs::host_of).transpose()?;
+    let conn = Conn::connect(&rpc_path(&node), crate::socket::CALL_BOUND)?;
+    Ok(Case {
+        res: CaseResult {
+            key: key.to_string(),
+            label: label.to_string(),
+            backend,
+            settle_ms,
+            total: vec![],
+            host: vec![],
+            compile: vec![],
+            cached: 0,
+            poll_errors: 0,
+            rss_before: None,
+            rss_after: None,
+        },
+        node,
+        file,
+        conn,
+        versions,
+        current: 0,
+        method,
+        host,
+        _dir: dir,
+    })
+}
+
+/// The example's module with `VERSION` = "1" and "2", debug and release.
+pub struct WasmVersions {
+    pub release: [Vec<u8>; 2],
+    pub debug: [Vec<u8>; 2],
+    /// Where the first versions were copied aside (a case starts with them).
+    pub release_1: PathBuf,
+    pub debug_1: PathBuf,
+    pub sizes: (usize, usize),
+}
+
+pub fn build_wasm_versions(keep: &Path) -> Result<WasmVersions> {
+    let krate = keep.join("hello-wasm-copy");
+    let main_rs = cln_autoreload_tests::copy_hello_wasm(&krate);
+    let marker = "const VERSION: &str = \"1\";";
+    if !main_rs.contains(marker) {
+        bail!("examples/hello-wasm/src/main.rs no longer has {marker:?} to edit");
+    }
+    let mut out: Vec<Vec<u8>> = vec![];
+    let mut first = vec![];
+    for v in ["1", "2"] {
+        let text = main_rs.replace(marker, &format!("const VERSION: &str = \"{v}\";"));
+        std::fs::write(krate.join("src/main.rs"), text).context("writing the copy's main.rs")?;
+        for release in [true, false] {
+            // Both versions build to the same path: copy each aside.
+            let built = cln_autoreload_tests::build_copied_wasm(&krate, release);
+            let bytes =
+                std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+            let kind = if release { "release" } else { "debug" };
+            let aside = keep.join(format!("v{v}-{kind}"));
+            std::fs::create_dir_all(&aside)?;
+            let path = aside.join("hello-wasm.wasm");
+            std::fs::write(&path, &bytes)?;
+            if v == "1" {
+                first.push(path);
+            }
+            out.push(bytes);
+        }
+    }
+    let [r1, d1, r2, d2]: [Vec<u8>; 4] = out
+        .try_into()
+        .map_err(|_| anyhow!("expected four builds"))?;
+    let sizes = (r1.len(), d1.len());
+    Ok(WasmVersions {
+        release: [r1, r2],
+        debug: [d1, d2],
+        release_1: first[0].clone(),
+        debug_1: first[1].clone(),
+        sizes,
+    })
+}
+
+pub fn run(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<ReloadResults> {
+    let w = &bins.wasm_versions;
+    let native_bytes = std::fs::read(&bins.bench_plugin)?;
+    let pyln = pyln_missing();
+    let mut cases = vec![];
+    let mut startups = vec![Startup {
+        key: "native-rust",
+        label: "bench-plugin (Rust), own start-up".into(),
+        program: bins.bench_plugin.clone(),
+        options: "{}",
+        ms: vec![],
+    }];
+    for settle in [50, 5] {
+        cases.push(case(
+            pass,
+            &format!("native-rust-s{settle}"),
+            &format!("native: bench-plugin (Rust), settle {settle} ms"),
+            "native",
+            &bins.bench_plugin,
+            Versions::Native(native_bytes.clone()),
+            "bench-pid",
+            settle,
+            &[],
+        )?);
+    }
+    let py_keep = cln_autoreload_tests::tempdir();
+    if pyln.is_none() {
+        let src = std::fs::read_to_string(
+            cln_autoreload_tests::root().join("examples/hello-py/hello.py"),
+        )
+        .context("reading examples/hello-py/hello.py")?;
+        let texts = [pyln_text(&src, "a")?, pyln_text(&src, "b")?];
+        let first = py_keep.path().join("hello.py");
+        procs::write_atomically(&first, &texts[0], true)?;
+        startups.push(Startup {
+            key: "pyln",
+            label: "hello.py (pyln-client), own start-up".into(),
+            program: first.clone(),
+            options: "{\"hello-greeting\":\"Hello\"}",
+            ms: vec![],
+        });
+        for settle in [50, 5] {
+            cases.push(case(
+                pass,
+                &format!("pyln-s{settle}"),
+                &format!("native: hello.py (pyln-client), settle {settle} ms"),
+                "native",
+                &first,
+                Versions::Script(texts.clone()),
+                "hello",
+                settle,
+                &[],
+            )?);
+        }
+    }
+    let wasm_cases: [(&str, bool, &str, u64); 6] = [
+        ("release", true, "winch", 50),
+        ("release", true, "cranelift", 50),
+        ("debug", false, "winch", 50),
+        ("debug", false, "cranelift", 50),
+        ("release", true, "winch", 5),
+        ("release", true, "cranelift", 5),
+    ];
+    for (kind, release, compiler, settle) in wasm_cases {
+        let (first, versions) = if release {
+            (&w.release_1, w.release.clone())
+        } else {
+            (&w.debug_1, w.debug.clone())
+        };
+        let flag = format!("--autoreload-wasm-compiler={compiler}");
+        cases.push(case(
+            pass,
+            &format!("wasm-{kind}-{compiler}-s{settle}"),
+            &format!("wasm: hello-wasm {kind} build, {compiler}, settle {settle} ms"),
+            "wasm",
+            first,
+            Versions::Wasm(versions),
+            "hello",
+            settle,
+            &[flag.as_str()],
+        )?);
+    }
+    for c in &mut cases {
+        c.res.rss_before = c.host.and_then(|h| procs::rss_mb(h).ok());
+    }
+    // One reload (or start-up) of each case per round, in rotating order.
+    let n = cases.len() + startups.len();
+    for r in 0..counts.reload_rounds {
+        for k in 0..n {
+            let i = (k + r) % n;
+            if i < cases.len() {
+                cases[i].measure()?;
+            } else {
+                startups[i - cases.len()].measure()?;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    let mut out = vec![];
+    for mut c in cases {
+        c.res.rss_after = c.host.and_then(|h| procs::rss_mb(h).ok());
+        out.push(c.res);
+        drop(c.conn);
+        let _ = pass.rt.block_on(c.node.stop());
+    }
+    Ok(ReloadResults {
+        cases: out,
+        startups: startups
+            .into_iter()
+            .map(|s| StartupResult {
+                key: s.key,
+                label: s.label,
+                ms: s.ms,
+            })
+            .collect(),
+        rounds: counts.reload_rounds,
+        pyln,
+    })
+}
