@@ -36,15 +36,13 @@ fn run() -> io::Result<()> {
     let (Some(child_in), Some(child_out)) = (child.stdin.take(), child.stdout.take()) else {
         return Err(io::Error::other("the plugin has no piped stdio"));
     };
-    let back = std::thread::spawn(move || pump(child_out, io::stdout()));
-    let forth = pump(io::stdin(), child_in);
-    // Our stdin ended (its writer end was dropped above): the plugin sees
-    // EOF and exits, which ends the other direction.
+    // lightningd → plugin on a thread of its own; plugin → lightningd here.
+    // When our stdin ends, the plugin's stdin is closed (the pump drops it)
+    // and the plugin exits; when the plugin exits (say on `shutdown`), we
+    // exit too, without waiting for lightningd to close our stdin.
+    let _forth = std::thread::spawn(move || pump(io::stdin(), child_in));
+    let back = pump(child_out, io::stdout());
     let status = child.wait()?;
-    let back = back
-        .join()
-        .map_err(|_| io::Error::other("the plugin→stdout thread panicked"))?;
-    forth?;
     back?;
     if !status.success() {
         return Err(io::Error::other(format!("the plugin {status}")));
