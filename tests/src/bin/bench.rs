@@ -158,7 +158,10 @@ struct Opts {
 fn opts() -> Result<Opts> {
     let mut o = Opts {
         quick: false,
-        out: cln_autoreload_tests::root().join("BENCHMARKS.md"),
+        out: {
+            let root = cln_autoreload_tests::root();
+            root.canonicalize().unwrap_or(root).join("BENCHMARKS.md")
+        },
         only: vec![],
     };
     let mut args = std::env::args().skip(1);

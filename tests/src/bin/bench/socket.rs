@@ -158,6 +158,40 @@ fn arm(
     })
 }
 
+/// hello-native behind the minimal forwarder, loaded by the node directly
+/// (through a wrapper script that execs `forwarder hello-native`).
+fn forwarder_arm(pass: &Pass, bins: &Bins) -> Result<Arm> {
+    let dir = cln_autoreload_tests::tempdir();
+    let plugin = procs::copy_into(&bins.hello_native, dir.path())?;
+    let wrapper = dir.path().join("hello-native-forwarded");
+    let text = format!(
+        "#!/bin/sh\nexec {} {}\n",
+        bins.forwarder.display(),
+        plugin.display()
+    );
+    procs::write_atomically(&wrapper, text.as_bytes(), true)?;
+    let node = pass
+        .rt
+        .block_on(
+            NodeBuilder::new()
+                .without_host()
+                .arg(format!("--plugin={}", wrapper.display()))
+                .start(),
+        )
+        .context("starting a node with hello-native behind the forwarder")?
+        .ok_or_else(|| anyhow!("the node did not start (skipped?)"))?;
+    Ok(Arm {
+        key: "native-forwarder",
+        label: "hello-native via the minimal forwarder".into(),
+        rpc: rpc_path(&node),
+        node,
+        host: None,
+        method: "hello-native",
+        params: "[\"bench\"]",
+        _plugin_dir: dir,
+    })
+}
+
 fn calls(c: &mut Conn, method: &str, params: &str, n: usize) -> Result<Vec<f64>> {
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
@@ -292,6 +326,7 @@ fn run_epoch(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<Vec<ArmResult>
             "hello-native",
             "[\"bench\"]",
         )?,
+        forwarder_arm(pass, bins)?,
         arm(
             pass,
             "native-host",
