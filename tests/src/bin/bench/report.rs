@@ -875,15 +875,21 @@ impl Report<'_> {
             let steady = Summary::of(&st.steady);
             let before = st.per_reload.iter().filter(|w| w.2 < -1.0).count();
             let per: Vec<f64> = st.per_reload.iter().map(|w| w.0).collect();
-            let began: Vec<f64> = st.per_reload.iter().map(|w| w.1).collect();
+            let began: Vec<f64> = st
+                .per_reload
+                .iter()
+                .filter(|w| w.2 < -1.0)
+                .map(|w| w.1)
+                .collect();
             let _ = writeln!(
                 s,
                 "- **a stall of at most 5 ms during a wasm swap, through {}** (longest wait \
                  {} ms; p99 during reloads {} ms against {} ms steady). In {before} of {} \
                  reloads the longest wait ended more than 1 ms before the swap, answered \
                  by the old instance while the new module was being compiled; those waits \
-                 began a median {} ms after the rename, when the settle window ends and \
-                 the compile starts. The swap itself does not stall: the compile does. It \
+                 began a median {} ms after the rename, i.e. during the compile, which \
+                 starts when the settle window ends. The swap itself does not stall: the \
+                 compile does. It \
                  runs at the same priority as everything that serves calls, and in \
                  parallel: wasmtime's `parallel-compilation` feature (host/Cargo.toml) \
                  spreads it over rayon's pool, one thread per core, so on this 2-core \
