@@ -2086,6 +2086,43 @@ mod soak {
         }
     }
 
+    /// Six callers in a closed loop until [`Load::finish`].
+    struct Load {
+        stop: Arc<AtomicBool>,
+        tally: Arc<Mutex<Tally>>,
+        workers: Vec<tokio::task::JoinHandle<()>>,
+    }
+
+    impl Load {
+        fn start(node: &Arc<Node>, calls: Vec<(&'static str, Value)>) -> Load {
+            let stop = Arc::new(AtomicBool::new(false));
+            let tally = Arc::new(Mutex::new(Tally::default()));
+            let workers = (0..6)
+                .map(|_| {
+                    tokio::spawn(load(
+                        node.clone(),
+                        stop.clone(),
+                        tally.clone(),
+                        calls.clone(),
+                    ))
+                })
+                .collect();
+            Load {
+                stop,
+                tally,
+                workers,
+            }
+        }
+
+        async fn finish(self, allowed: &[&str]) {
+            self.stop.store(true, Ordering::SeqCst);
+            for w in self.workers {
+                w.await.unwrap();
+            }
+            check(&self.tally.lock().unwrap(), allowed);
+        }
+    }
+
     fn check(tally: &Tally, allowed: &[&str]) {
         eprintln!("soak: {tally:?}");
         assert!(tally.sent > 0 && tally.ok > 0, "{tally:?}");
@@ -2122,8 +2159,6 @@ mod soak {
             return;
         };
         let node = Arc::new(node);
-        let stop = Arc::new(AtomicBool::new(false));
-        let tally = Arc::new(Mutex::new(Tally::default()));
         let calls = vec![
             ("tp-echo", json!({"x": 1})),
             (
@@ -2136,16 +2171,7 @@ mod soak {
                 json!({"topic": "connect", "payload": {"id": "02dd"}}),
             ),
         ];
-        let workers: Vec<_> = (0..6)
-            .map(|_| {
-                tokio::spawn(load(
-                    node.clone(),
-                    stop.clone(),
-                    tally.clone(),
-                    calls.clone(),
-                ))
-            })
-            .collect();
+        let load = Load::start(&node, calls);
         let mut gen = node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
             .as_u64()
             .unwrap();
@@ -2187,14 +2213,8 @@ mod soak {
                 gen = s["generation"].as_u64().unwrap();
             }
         }
-        stop.store(true, Ordering::SeqCst);
-        for w in workers {
-            w.await.unwrap();
-        }
-        check(
-            &tally.lock().unwrap(),
-            &["was reloaded", "crashed", "is not running"],
-        );
+        load.finish(&["was reloaded", "crashed", "is not running"])
+            .await;
         let logs = node.logs().await.join("\n");
         assert!(
             !logs.contains("unknown id"),
@@ -2219,8 +2239,6 @@ mod soak {
             return;
         };
         let node = Arc::new(node);
-        let stop = Arc::new(AtomicBool::new(false));
-        let tally = Arc::new(Mutex::new(Tally::default()));
         let calls = vec![
             ("tg-echo", json!({"x": 1})),
             (
@@ -2232,16 +2250,7 @@ mod soak {
                 json!({"topic": "connect", "payload": {"id": "02ee"}}),
             ),
         ];
-        let workers: Vec<_> = (0..6)
-            .map(|_| {
-                tokio::spawn(load(
-                    node.clone(),
-                    stop.clone(),
-                    tally.clone(),
-                    calls.clone(),
-                ))
-            })
-            .collect();
+        let load = Load::start(&node, calls);
         for round in 0..10 {
             let before = node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
                 .as_u64()
@@ -2256,13 +2265,9 @@ mod soak {
             })
             .await;
         }
-        stop.store(true, Ordering::SeqCst);
-        for w in workers {
-            w.await.unwrap();
-        }
         // Swaps are make-before-break: only the injected traps may cost a
         // call (the ones in flight in the trapping instance).
-        check(&tally.lock().unwrap(), &["crashed", "trapped"]);
+        load.finish(&["crashed", "trapped"]).await;
         let logs = node.logs().await.join("\n");
         assert!(!logs.contains("unknown id"), "{logs}");
     }
