@@ -118,17 +118,26 @@ struct Envelope<'a> {
     params: Option<IgnoredAny>,
 }
 
-/// Classifies one complete JSON text.
-fn classify(raw: &[u8]) -> Result<Kind, String> {
+/// Why a text is not a usable message.
+enum Unusable {
+    /// Not (exactly one) JSON value: resynchronize on what follows.
+    NotJson(String),
+    /// Valid JSON, but not a JSON-RPC message: drop exactly this value.
+    NotJsonRpc(String),
+}
+
+/// Parses and classifies one complete JSON text, in a single pass.
+fn classify(raw: &[u8]) -> Result<Kind, Unusable> {
     let env: Envelope = serde_json::from_slice(raw).map_err(|e| {
         if e.classify() == serde_json::error::Category::Data {
-            "not a JSON object".to_string()
+            Unusable::NotJsonRpc("not a JSON object".to_string())
         } else {
-            format!("not JSON: {e}")
+            Unusable::NotJson(format!("not JSON: {e}"))
         }
     })?;
+    let bad = |r: &str| Err(Unusable::NotJsonRpc(r.to_string()));
     if env.jsonrpc.is_none() {
-        return Err("a JSON object without \"jsonrpc\"".into());
+        return bad("a JSON object without \"jsonrpc\"");
     }
     let id = match env.id {
         // `"id": null` is a notification in JSON-RPC 2.0.
@@ -144,7 +153,7 @@ fn classify(raw: &[u8]) -> Result<Kind, String> {
             method: method.into_owned(),
         }),
         (Some(id), None) => Ok(Kind::Response { id }),
-        (None, None) => Err("a JSON-RPC object with neither \"id\" nor \"method\"".into()),
+        (None, None) => bad("a JSON-RPC object with neither \"id\" nor \"method\""),
     }
 }
 
@@ -246,6 +255,16 @@ impl Framer {
         // once. Without this, a large message arriving in many reads would
         // be parsed from its start after every read.
         let end = self.scan.advance(&self.buf);
+        if let Some(end) = end {
+            // The usual case: one parse validates and classifies it.
+            match classify(&self.buf[..end]) {
+                Ok(kind) => return Some(self.take(end, Ok(kind))),
+                Err(Unusable::NotJsonRpc(reason)) => return Some(self.take(end, Err(reason))),
+                // Balanced but not JSON: let the stream parser below say
+                // where it goes wrong, and resynchronize.
+                Err(Unusable::NotJson(_)) => {}
+            }
+        }
         let grown = self.buf.len() >= self.scan.last_try.saturating_mul(2);
         if end.is_none() && !grown {
             return None;
@@ -255,16 +274,24 @@ impl Framer {
         match stream.next() {
             Some(Ok(_)) => {
                 let end = stream.byte_offset();
-                self.scan = Scan::default();
-                let raw = self.buf.split_to(end).freeze();
-                Some(match classify(&raw) {
-                    Ok(kind) => Frame::Message(Message { raw, kind }),
-                    Err(reason) => Frame::Garbage { bytes: raw, reason },
-                })
+                let kind = classify(&self.buf[..end]).map_err(|u| match u {
+                    Unusable::NotJson(r) | Unusable::NotJsonRpc(r) => r,
+                });
+                Some(self.take(end, kind))
             }
             Some(Err(e)) if e.is_eof() => None,
             Some(Err(e)) => Some(self.garbage_until_resync(&format!("not JSON: {e}"))),
             None => None,
+        }
+    }
+
+    /// Takes the first `end` bytes as one frame.
+    fn take(&mut self, end: usize, kind: Result<Kind, String>) -> Frame {
+        self.scan = Scan::default();
+        let raw = self.buf.split_to(end).freeze();
+        match kind {
+            Ok(kind) => Frame::Message(Message { raw, kind }),
+            Err(reason) => Frame::Garbage { bytes: raw, reason },
         }
     }
 
