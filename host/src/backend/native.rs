@@ -71,6 +71,9 @@ pub fn spawn(
 async fn read_stdout(mut child: Child, mut stdout: ChildStdout, report: impl Fn(InstanceEvent)) {
     let mut framer = Framer::new();
     let mut status = None;
+    // Set once the child has exited: a grandchild may hold its stdout
+    // open, so take what is already in the pipe, then stop waiting.
+    let mut drain: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         framer.buffer().reserve(64 * 1024);
         tokio::select! {
@@ -80,22 +83,14 @@ async fn read_stdout(mut child: Child, mut stdout: ChildStdout, report: impl Fn(
             },
             s = child.wait(), if status.is_none() => {
                 status = Some(s);
-                // The child is gone but a grandchild may hold its stdout
-                // open: take what is already in the pipe, then stop waiting.
-                let deadline = tokio::time::sleep(Duration::from_millis(200));
-                tokio::pin!(deadline);
-                loop {
-                    framer.buffer().reserve(64 * 1024);
-                    tokio::select! {
-                        n = stdout.read_buf(framer.buffer()) => match n {
-                            Ok(0) | Err(_) => break,
-                            Ok(_) => emit(&mut framer, &report),
-                        },
-                        _ = &mut deadline => break,
-                    }
-                }
-                break;
+                drain = Some(Box::pin(tokio::time::sleep(Duration::from_millis(200))));
             }
+            _ = async {
+                match drain.as_mut() {
+                    Some(d) => d.await,
+                    None => std::future::pending().await,
+                }
+            } => break,
         }
     }
     if let Some(Frame::Garbage { bytes, reason }) = framer.finish() {
