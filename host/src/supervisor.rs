@@ -167,6 +167,17 @@ impl Phase {
         }
     }
 
+    fn generation_mut(&mut self) -> Option<&mut Generation> {
+        match self {
+            Phase::Down { .. } => None,
+            Phase::Starting { gen, .. }
+            | Phase::Serving { gen }
+            | Phase::Swapping { gen, .. }
+            | Phase::Draining { gen, .. }
+            | Phase::Stopping { gen, .. } => Some(gen),
+        }
+    }
+
     /// The generation requests go to right now.
     pub fn serving(&self) -> Option<&Generation> {
         match self {
@@ -377,14 +388,7 @@ impl ManagedPlugin {
             (Role::Next, Phase::Swapping { next, .. }) => Some(next),
             (Role::Next, _) => None,
             (Role::Retiring(i), _) => self.retiring.get_mut(i).map(|r| &mut r.gen),
-            (Role::Current, phase) => match phase {
-                Phase::Down { .. } => None,
-                Phase::Starting { gen, .. }
-                | Phase::Serving { gen }
-                | Phase::Swapping { gen, .. }
-                | Phase::Draining { gen, .. }
-                | Phase::Stopping { gen, .. } => Some(gen),
-            },
+            (Role::Current, phase) => phase.generation_mut(),
         }
     }
 
