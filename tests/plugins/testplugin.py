@@ -65,6 +65,8 @@ tp-echo               {"version","pid","params","id"} (params and id as received
 tp-sleep [ms]         sleeps, then {"version","slept":ms}; {"ms":N} or [N]
 tp-never              never answers
 tp-crash              os._exit(7) without answering
+tp-crash-half         writes the first half of its answer to stdout, then
+                      os._exit(7)
 tp-print [text]       writes text raw to stdout (stray print), then {"printed":true}
 tp-big [bytes]        {"data": "x" * bytes}
 tp-stderr [text]      writes text + "\\n" to stderr, then {}
@@ -203,6 +205,7 @@ def manifest():
             method("sleep", "[ms]", "sleeps ms milliseconds, then answers"),
             method("never", "", "never answers"),
             method("crash", "", "exits with status 7 without answering"),
+            method("crash-half", "", "writes half an answer, then exits with status 7"),
             method("print", "[text]", "writes text raw to stdout"),
             method("big", "[bytes]", "returns a string of bytes x's"),
             method("stderr", "[text]", "writes text to stderr"),
@@ -270,6 +273,13 @@ def do_never(req_id, params):
 
 
 def do_crash(req_id, params):
+    os._exit(7)
+
+
+def do_crash_half(req_id, params):
+    whole = json.dumps({"jsonrpc": "2.0", "id": req_id,
+                        "result": {"version": VERSION, "half": True}}).encode()
+    write_raw(whole[: len(whole) // 2])
     os._exit(7)
 
 
@@ -383,7 +393,7 @@ def do_spawn_grandchild(req_id, params):
 
 METHODS = {m(name): fn for name, fn in [
     ("echo", do_echo), ("sleep", do_sleep), ("never", do_never),
-    ("crash", do_crash), ("print", do_print), ("big", do_big),
+    ("crash", do_crash), ("crash-half", do_crash_half), ("print", do_print), ("big", do_big),
     ("stderr", do_stderr), ("log", do_log), ("notify", do_notify),
     ("progress", do_progress), ("error", do_error), ("state", do_state),
     ("rpc", do_rpc), ("spawn-grandchild", do_spawn_grandchild),
