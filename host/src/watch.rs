@@ -8,6 +8,13 @@
 //! creation (a hard link from `cargo build`), metadata (`touch`, `chmod`).
 //! A data write in progress disarms until the writer closes the file.
 //!
+//! Two events say the file is complete by construction, and fire at once
+//! instead of after the settle window: a rename onto the path (the atomic
+//! save of editors and build tools) and a new hard link to a file that has
+//! other names (how cargo puts an artifact in place). The settle window
+//! then still follows them, but only to fold in a trailing `chmod` or
+//! `touch` of the same save, which must not count as a second change.
+//!
 //! Owns: file system events and the settle window. Must not: start or stop
 //! plugins; it only reports "this plugin's file changed".
 
@@ -69,6 +76,26 @@ struct FileState {
     deadline: Option<Instant>,
     /// A write is in progress (data modified, not yet closed).
     writing: bool,
+    /// It fired at once on a complete file; metadata events until then
+    /// belong to the same save.
+    quiet_until: Option<Instant>,
+}
+
+/// What an event on a watched file means for it.
+enum Effect {
+    /// The file is complete now: report at once.
+    Complete,
+    /// The file may be complete: report once it has settled.
+    Arm,
+    /// Nothing to report (yet).
+    Nothing,
+}
+
+/// Whether a newly created name is a hard link to a file written
+/// elsewhere (cargo's uplift), rather than a file about to be written.
+fn is_extra_link(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.nlink() > 1 && m.len() > 0)
 }
 
 async fn settle_loop<K: Copy>(
@@ -105,36 +132,60 @@ async fn settle_loop<K: Copy>(
                 continue;
             }
             let s = state.entry(path.clone()).or_default();
-            let arms = match ev.kind {
+            let now = Instant::now();
+            let quiet = s.quiet_until.is_some_and(|q| now < q);
+            let effect = match ev.kind {
                 EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
                     s.writing = false;
-                    true
+                    Effect::Arm
                 }
                 EventKind::Modify(ModifyKind::Data(_)) => {
                     s.writing = true;
-                    false
+                    Effect::Nothing
                 }
-                EventKind::Modify(ModifyKind::Name(RenameMode::From)) => false,
+                // `Both` repeats a `To` that was already reported (with
+                // the source path first), so it must not count again.
+                EventKind::Modify(ModifyKind::Name(RenameMode::From | RenameMode::Both)) => {
+                    Effect::Nothing
+                }
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                    s.writing = false;
+                    Effect::Complete
+                }
+                EventKind::Create(_) if is_extra_link(path) => {
+                    s.writing = false;
+                    Effect::Complete
+                }
                 EventKind::Modify(ModifyKind::Name(_)) | EventKind::Create(_) => {
                     s.writing = false;
-                    true
+                    Effect::Arm
                 }
-                EventKind::Modify(ModifyKind::Metadata(_)) => !s.writing,
+                EventKind::Modify(ModifyKind::Metadata(_)) if quiet => Effect::Nothing,
+                EventKind::Modify(ModifyKind::Metadata(_)) if !s.writing => Effect::Arm,
                 EventKind::Remove(_) => {
                     s.writing = false;
                     s.deadline = None;
-                    false
+                    Effect::Nothing
                 }
-                _ => false,
+                _ => Effect::Nothing,
             };
-            let deadline = Instant::now() + settle;
-            if arms {
-                s.deadline = Some(deadline);
-            } else if s.writing {
-                s.deadline = None;
-            } else if s.deadline.is_some() {
+            let deadline = now + settle;
+            match effect {
+                Effect::Complete => {
+                    s.deadline = None;
+                    s.quiet_until = Some(deadline);
+                    if let Some(k) = targets.get(path) {
+                        changed(*k);
+                    }
+                }
+                Effect::Arm => {
+                    s.quiet_until = None;
+                    s.deadline = Some(deadline);
+                }
+                Effect::Nothing if s.writing => s.deadline = None,
                 // More activity on an armed file: wait for it to settle.
-                s.deadline = Some(deadline);
+                Effect::Nothing if s.deadline.is_some() => s.deadline = Some(deadline),
+                Effect::Nothing => {}
             }
         }
     }

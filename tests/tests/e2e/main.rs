@@ -375,6 +375,24 @@ mod node {
         std::fs::copy(&other, &plugin).unwrap();
         gen = reloaded(&node, gen).await["generation"].as_u64().unwrap();
         assert_eq!(version(&node).await, v);
+        // A new hard link to a finished file, as cargo puts an artifact in
+        // place: the old name removed, then linked.
+        let (v, c) = next("link");
+        let built = launch.path().join("built.py");
+        std::fs::write(&built, testplugin_text(&c)).unwrap();
+        make_executable(&built);
+        std::fs::remove_file(&plugin).unwrap();
+        std::fs::hard_link(&built, &plugin).unwrap();
+        gen = reloaded(&node, gen).await["generation"].as_u64().unwrap();
+        assert_eq!(version(&node).await, v);
+        // Renamed into place, then chmod: one save, one reload.
+        let (v, c) = next("rename-chmod");
+        let tmp = launch.path().join("plugin.py.tmp");
+        std::fs::write(&tmp, testplugin_text(&c)).unwrap();
+        std::fs::rename(&tmp, &plugin).unwrap();
+        make_executable(&plugin);
+        gen = reloaded(&node, gen).await["generation"].as_u64().unwrap();
+        assert_eq!(version(&node).await, v);
         // touch: same content, a deliberate reload.
         let pid_before = node.ok("tp-echo", json!({})).await["pid"].clone();
         let st = std::process::Command::new("touch")
@@ -412,8 +430,39 @@ mod node {
             "extra reloads happened: {r}"
         );
         let s = node.ok("autoreload-status", json!({})).await;
-        assert_eq!(s["plugins"][0]["reloads"], json!(6));
+        assert_eq!(s["plugins"][0]["reloads"], json!(8));
         node.wait_log("reloaded (file changed): generation").await;
+    }
+
+    /// A file renamed into place or hard-linked is complete by construction:
+    /// it reloads without waiting for the settle window (here ten minutes,
+    /// so only that path can reload within the test's bound).
+    #[tokio::test]
+    async fn a_renamed_or_linked_file_does_not_wait_for_the_settle_window() {
+        let Some(Setup {
+            launch,
+            plugin,
+            node,
+        }) = setup_with(
+            json!({"version": "v0"}),
+            &["--autoreload-settle-ms=600000"],
+            false,
+        )
+        .await
+        else {
+            return;
+        };
+        let gen = generation(&node).await;
+        write_testplugin(&plugin, &json!({"version": "renamed"}));
+        let gen = reloaded(&node, gen).await["generation"].as_u64().unwrap();
+        assert_eq!(version(&node).await, "renamed");
+        let built = launch.path().join("built.py");
+        std::fs::write(&built, testplugin_text(&json!({"version": "linked"}))).unwrap();
+        make_executable(&built);
+        std::fs::remove_file(&plugin).unwrap();
+        std::fs::hard_link(&built, &plugin).unwrap();
+        reloaded(&node, gen).await;
+        assert_eq!(version(&node).await, "linked");
     }
 
     #[tokio::test]
