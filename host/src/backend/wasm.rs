@@ -340,14 +340,14 @@ fn module_for(
     if !bytes.starts_with(b"\0asm") {
         anyhow::bail!("{} is not a wasm module (no \\0asm header)", path.display());
     }
-    let (module, used) = match Module::new(&engines(compiler)?.engine, &bytes) {
+    let (module, used) = match compile(&engines(compiler)?.engine, &bytes) {
         Ok(m) => (m, compiler),
         // Winch does not support every proposal: fall back, and say so.
         Err(e) if compiler == Compiler::Winch => {
             report(InstanceEvent::Warn(format!(
                 "Winch cannot compile it ({e:#}); using Cranelift"
             )));
-            let m = Module::new(&engines(Compiler::Cranelift)?.engine, &bytes)
+            let m = compile(&engines(Compiler::Cranelift)?.engine, &bytes)
                 .map_err(|e| anyhow!("{e:#}"))?;
             (m, Compiler::Cranelift)
         }
@@ -361,6 +361,54 @@ fn module_for(
         c.insert(path.to_path_buf(), (hash, compiler, module.clone()));
     }
     Ok((module, used))
+}
+
+/// Compiles a module on a thread of its own at the lowest CPU priority
+/// (and wasmtime spreads the functions over rayon's pool, whose threads
+/// are lowered too, see [`compile_pool`]): while a new version compiles,
+/// the old one is still serving, and its calls must not wait for the
+/// compiler. On an idle machine this costs nothing; on a busy one the
+/// swap comes later instead of every call stalling.
+fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+    compile_pool();
+    std::thread::scope(|scope| {
+        let compiling = std::thread::Builder::new()
+            .name("wasm-compile".into())
+            .spawn_scoped(scope, || {
+                lower_priority();
+                Module::new(engine, bytes)
+            });
+        match compiling {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(wasmtime::Error::msg("the compiler panicked"))),
+            // No thread to be had: compile here rather than not at all.
+            Err(_) => Module::new(engine, bytes),
+        }
+    })
+}
+
+/// Makes rayon's global pool, which wasmtime's parallel compilation uses,
+/// out of low-priority threads (once; if something else made the pool
+/// first, it stays as it is).
+fn compile_pool() {
+    static POOL: OnceLock<()> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("wasm-compile-{i}"))
+            .start_handler(|_| lower_priority())
+            .build_global();
+    });
+}
+
+/// Sets the calling thread's nice value to 19. On Linux a thread has a
+/// nice value of its own, so this leaves the rest of the host alone. A
+/// failure only costs the priority, so it is ignored.
+fn lower_priority() {
+    // SAFETY: setpriority takes no pointers; `who` = 0 is the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
 }
 
 /// Starts `path` as a wasm instance with `settings`, reporting through
