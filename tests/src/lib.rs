@@ -803,7 +803,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) {
 }
 
 /// A copy of examples/hello-wasm as a crate of its own in `dir` (so it can
-/// be edited and rebuilt like a user's plugin); returns its main.rs text.
+/// be edited and rebuilt like a user's plugin), with the release profile
+/// the README recommends for wasm plugins; returns its main.rs text.
 pub fn copy_hello_wasm(dir: &Path) -> String {
     let src = root().join("examples/hello-wasm");
     std::fs::create_dir_all(dir.join("src")).expect("mkdir");
@@ -813,12 +814,17 @@ pub fn copy_hello_wasm(dir: &Path) -> String {
     std::fs::write(
         dir.join("Cargo.toml"),
         format!(
-            "[package]\nname = \"hello-wasm\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ncln-autoreload-guest = {{ path = {sdk:?} }}\n\n[workspace]\n"
+            "[package]\nname = \"hello-wasm\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ncln-autoreload-guest = {{ path = {sdk:?} }}\n\n[workspace]\n\n{WASM_RELEASE_PROFILE}"
         ),
     )
     .expect("write Cargo.toml");
     main_rs
 }
+
+/// The release profile the README recommends for a wasm plugin: a module
+/// half the size, which Winch compiles in about half the time.
+pub const WASM_RELEASE_PROFILE: &str =
+    "[profile.release]\nlto = true\nopt-level = \"s\"\ncodegen-units = 1\n";
 
 /// `cargo build --target wasm32-wasip1` in a copied crate, into a target
 /// dir kept between runs; returns the .wasm path.

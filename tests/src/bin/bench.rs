@@ -6,7 +6,7 @@
 //!
 //! `--quick`: small counts, a smoke run (under a minute once built).
 //! `--out PATH`: where BENCHMARKS.md goes (default: the workspace root).
-//! `--only stdio,socket,reload,stall`: some sections only, for profiling.
+//! `--only stdio,socket,reload,stall,edit`: some sections only, for profiling.
 //!
 //! Builds what it measures (release), then measures, every comparison side
 //! by side in the same run with the arms taking turns in short rounds
@@ -21,7 +21,9 @@
 //!    own start-up;
 //! 3. the stall of calls during reloads under steady load, and whether any
 //!    call is lost;
-//! 4. the host's memory.
+//! 4. the host's memory;
+//! 5. edit to live: a source file of examples/hello-wasm saved → the new
+//!    behaviour answering (build on save), debug and release.
 //!
 //! The node is the project's lightningd stand-in; with `LIGHTNINGD` set,
 //! the node-based measurements run a second time against that lightningd.
@@ -29,6 +31,8 @@
 
 #[path = "bench/client.rs"]
 mod client;
+#[path = "bench/edit.rs"]
+mod edit;
 #[path = "bench/procs.rs"]
 mod procs;
 #[path = "bench/reload.rs"]
@@ -87,6 +91,8 @@ pub struct Counts {
     pub stall_callers: usize,
     pub stall_reloads: usize,
     pub stall_gap: Duration,
+    /// Saves of hello-wasm's source per build kind (edit to live).
+    pub edit_rounds: usize,
 }
 
 impl Counts {
@@ -108,6 +114,7 @@ impl Counts {
             stall_callers: 6,
             stall_reloads: 20,
             stall_gap: Duration::from_millis(300),
+            edit_rounds: 6,
         }
     }
 
@@ -126,6 +133,7 @@ impl Counts {
             reload_rounds: 2,
             stall_reloads: 2,
             stall_gap: Duration::from_millis(200),
+            edit_rounds: 1,
             ..Counts::full()
         }
     }
@@ -146,6 +154,7 @@ pub struct PassResults {
     pub socket: socket::SocketResults,
     pub reload: reload::ReloadResults,
     pub stall: Vec<stall::StallResult>,
+    pub edit: Vec<edit::EditResult>,
 }
 
 struct Opts {
@@ -170,7 +179,7 @@ fn opts() -> Result<Opts> {
             "--quick" => o.quick = true,
             "--only" => match args.next() {
                 Some(list) => o.only = list.split(',').map(str::to_owned).collect(),
-                None => bail!("--only needs a list: stdio,socket,reload,stall"),
+                None => bail!("--only needs a list: stdio,socket,reload,stall,edit"),
             },
             "--out" => match args.next() {
                 Some(p) => o.out = PathBuf::from(p),
@@ -178,7 +187,7 @@ fn opts() -> Result<Opts> {
             },
             s if s.starts_with("--out=") => o.out = PathBuf::from(&s["--out=".len()..]),
             "-h" | "--help" => {
-                println!("usage: cargo run --release -p cln-autoreload-tests --bin bench -- [--quick] [--out PATH] [--only stdio,socket,reload,stall]");
+                println!("usage: cargo run --release -p cln-autoreload-tests --bin bench -- [--quick] [--out PATH] [--only stdio,socket,reload,stall,edit]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (--quick, --out PATH, --only LIST)"),
@@ -187,9 +196,9 @@ fn opts() -> Result<Opts> {
     if let Some(bad) = o
         .only
         .iter()
-        .find(|s| !["stdio", "socket", "reload", "stall"].contains(&s.as_str()))
+        .find(|s| !["stdio", "socket", "reload", "stall", "edit"].contains(&s.as_str()))
     {
-        bail!("--only: unknown section {bad:?} (stdio, socket, reload, stall)");
+        bail!("--only: unknown section {bad:?} (stdio, socket, reload, stall, edit)");
     }
     Ok(o)
 }
@@ -267,12 +276,20 @@ fn run_pass(
         stall = stall::run(&pass, bins, counts).context("stall")?;
         step(&format!("  {:.0} s", t.elapsed().as_secs_f64()));
     }
+    let mut edit = vec![];
+    if opts.runs("edit") {
+        step(&format!("edit to live, through {}", pass.name));
+        let t = Instant::now();
+        edit = edit::run(&pass, counts).context("edit to live")?;
+        step(&format!("  {:.0} s", t.elapsed().as_secs_f64()));
+    }
     Ok(PassResults {
         name: pass.name,
         real: pass.real,
         socket,
         reload,
         stall,
+        edit,
     })
 }
 
@@ -314,7 +331,9 @@ fn main() -> Result<()> {
         step(&format!("  {:.0} s", t.elapsed().as_secs_f64()));
     }
 
-    let node_sections = ["socket", "reload", "stall"].iter().any(|s| opts.runs(s));
+    let node_sections = ["socket", "reload", "stall", "edit"]
+        .iter()
+        .any(|s| opts.runs(s));
     let mut passes = vec![];
     if node_sections {
         passes.push(run_pass(

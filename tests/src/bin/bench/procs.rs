@@ -82,6 +82,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8], executable: bool) -> Result<I
     Ok(Instant::now())
 }
 
+/// Rewrites `path` in place (truncate, write, close), as many editors save;
+/// returns when it is closed.
+pub fn write_in_place(path: &Path, bytes: &[u8]) -> Result<Instant> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {} in place", path.display()))?;
+    Ok(Instant::now())
+}
+
 /// Copies `from` into `dir` (same file name), executable.
 pub fn copy_into(from: &Path, dir: &Path) -> Result<PathBuf> {
     let name = from

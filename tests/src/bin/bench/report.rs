@@ -93,10 +93,10 @@ struct Goals {
     /// Per stdio mode.
     stdio: Vec<StdioGoal>,
     socket_tput: Vec<(String, Spread, Spread)>,
-    /// (pass, settle 50 total, settle 5 total, compile)
+    /// (pass, renamed over: total, rewritten in place: total, compile)
     wasm_reload: Vec<(String, Summary, Option<Summary>, Summary)>,
-    /// (pass, reload−startup settle 50, settle 5, host-side − startup)
-    native_extra: Vec<(String, Spread, Option<Spread>, Spread)>,
+    /// (pass, reload − startup, host-side − startup)
+    native_extra: Vec<(String, Spread, Spread)>,
     /// (pass, max, p99 during, steady p99)
     wasm_stall: Vec<(String, f64, f64, f64)>,
     lost: usize,
@@ -157,22 +157,20 @@ impl Report<'_> {
                 ));
             }
             let r = &p.reload;
-            if let Some(c50) = r.case("wasm-release-winch-s50") {
+            if let Some(c) = r.case("wasm-release-winch") {
                 g.wasm_reload.push((
                     p.name.clone(),
-                    Summary::of(&c50.total),
-                    r.case("wasm-release-winch-s5")
+                    Summary::of(&c.total),
+                    r.case("wasm-release-winch-inplace")
                         .map(|c| Summary::of(&c.total)),
-                    Summary::of(&c50.compile),
+                    Summary::of(&c.compile),
                 ));
             }
-            if let (Some(c50), Some(su)) = (r.case("native-rust-s50"), r.startup("native-rust")) {
+            if let (Some(c), Some(su)) = (r.case("native-rust"), r.startup("native-rust")) {
                 g.native_extra.push((
                     p.name.clone(),
-                    Spread::of(&added(&su.ms, &c50.total)),
-                    r.case("native-rust-s5")
-                        .map(|c| Spread::of(&added(&su.ms, &c.total))),
-                    Spread::of(&added(&su.ms, &c50.host)),
+                    Spread::of(&added(&su.ms, &c.total)),
+                    Spread::of(&added(&su.ms, &c.host)),
                 ));
             }
             for s in &p.stall {
@@ -329,10 +327,10 @@ impl Report<'_> {
                 file.to_string(),
                 bars(
                     title,
-                    "file renamed into place → first answer from the new version; segments: medians; whisker: p10–p90 of the total",
+                    "new file complete (renamed into place, or closed) → first answer from the new version; segments: medians; whisker: p10–p90 of the total",
                     "ms",
                     &[
-                        "detect: inotify, settle window, first answer",
+                        "detect: inotify (and for an in-place write the settle window), first answer",
                         "compile (wasm)",
                         "the rest of trigger → serving: stop old (native), start, getmanifest, init",
                         "the child's own start-up, no host",
@@ -428,6 +426,9 @@ impl Report<'_> {
         {
             self.memory_section(&mut s);
         }
+        for p in self.passes.iter().filter(|p| !p.edit.is_empty()) {
+            edit_section(&mut s, p, self.counts);
+        }
         self.analysis(&mut s, &g);
         s
     }
@@ -482,30 +483,32 @@ impl Report<'_> {
                 verdict(Some(t.p50 >= 50_000.0))
             );
         }
-        for (name, t50, t5, c) in &g.wasm_reload {
-            let five = t5
-                .map(|t| format!("; with `--autoreload-settle-ms=5`: {} ms", f1(t.p50)))
+        for (name, t, inplace, c) in &g.wasm_reload {
+            let inplace = inplace
+                .map(|t| {
+                    format!(
+                        "; rewritten in place instead (so the 50 ms settle window applies): {} ms",
+                        f1(t.p50)
+                    )
+                })
                 .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "| a wasm file change serves within 50 ms (release, Winch; {name}) | {} ms p50 ({}–{}) with the default 50 ms settle window, of which compiling {} ms{five} | {} |",
-                f1(t50.p50),
-                f1(t50.p10),
-                f1(t50.p90),
+                "| a wasm file change serves within 50 ms (release, Winch; {name}) | renamed into place → the new version answering: {} ms p50 ({}–{}), of which compiling {} ms{inplace} | {} |",
+                f1(t.p50),
+                f1(t.p10),
+                f1(t.p90),
                 f1(c.p50),
-                verdict(Some(t50.p50 <= 50.0))
+                verdict(Some(t.p50 <= 50.0))
             );
         }
-        for (name, e50, e5, host) in &g.native_extra {
-            let five = e5
-                .map(|e| format!("; settle 5 ms: +{} ms", e.show(1)))
-                .unwrap_or_default();
+        for (name, extra, host) in &g.native_extra {
             let _ = writeln!(
                 s,
-                "| a native reload adds ≤ 10 ms to the child's own start-up ({name}) | file renamed → new pid answering, minus the child's own start-up: +{} ms with the default settle window{five}; trigger → serving minus start-up: +{} ms | {} |",
-                e50.show(1),
+                "| a native reload adds ≤ 10 ms to the child's own start-up ({name}) | file renamed → new pid answering, minus the child's own start-up: +{} ms; trigger → serving minus start-up: +{} ms | {} |",
+                extra.show(1),
                 host.show(1),
-                verdict(Some(e50.p50 <= 10.0))
+                verdict(Some(extra.p50 <= 10.0))
             );
         }
         for (name, max, p99, steady) in &g.wasm_stall {
@@ -773,7 +776,7 @@ impl Report<'_> {
             );
         }
         for p in self.passes {
-            let Some(c) = p.reload.case("wasm-release-winch-s50") else {
+            let Some(c) = p.reload.case("wasm-release-winch") else {
                 continue;
             };
             let t = Summary::of(&c.total);
@@ -784,38 +787,16 @@ impl Report<'_> {
             let detect = median(&c.detect());
             let compile = median(&c.compile);
             let rest = median(&c.host) - compile;
-            let five = p
-                .reload
-                .case("wasm-release-winch-s5")
-                .map(|c5| {
-                    format!(
-                        " With `--autoreload-settle-ms=5` it took {} ms, of which {} ms compiling.",
-                        f1(Summary::of(&c5.total).p50),
-                        f1(median(&c5.compile))
-                    )
-                })
-                .unwrap_or_default();
             let _ = writeln!(
                 s,
                 "- **a wasm change serving within 50 ms, through {}** (measured {} ms p50): \
-                 {} ms of detect (the settle window is 50 ms by default and starts only \
-                 when the rename is seen), then {} ms compiling the {} kB module with \
-                 Winch (~57 ms on an idle core, see the profile notes; here it shares the \
-                 2 cores with the tight polling loop and the node), then {} ms to \
-                 instantiate it and answer getmanifest and init.{five} \
-                 So the settle window alone spends the budget, and Winch's compile of \
-                 this module takes about as much again. What would bring it within \
-                 50 ms, in the host: (a) host/src/watch.rs `settle_loop` arms the same \
-                 settle deadline for every arming event, but a rename onto the path \
-                 (`Modify(Name(To))`, i.e. IN_MOVED_TO) means the file is complete by \
-                 construction: fire at once (or after a couple of ms, to fold a chmod in); \
-                 (b) compile speculatively at the first arming event, during the settle \
-                 window, and discard the module if the file changes again (the module \
-                 cache in backend/wasm.rs `module_for` is keyed by content hash already); \
-                 (c) in the example: its release build has no LTO; with `lto = true`, \
-                 `opt-level = \"s\"`, `panic = \"abort\"` the module shrinks from 380 kB \
-                 to 178 kB and Winch compiles it in ~33 ms instead of ~57 ms (measured by \
-                 hand, see the profile notes).\n",
+                 {} ms from the rename to the reload starting (inotify, and the first \
+                 answer), {} ms compiling the {} kB module with Winch (on threads at nice \
+                 19, sharing the 2 cores with the tight polling loop and the node), then \
+                 {} ms to instantiate it and answer getmanifest and init. Winch's compile \
+                 is the bound: its time grows with the module's size, which is why the \
+                 example is built with the README's release profile (`lto`, \
+                 `opt-level = \"s\"`).\n",
                 p.name,
                 f1(t.p50),
                 f1(detect),
@@ -826,7 +807,7 @@ impl Report<'_> {
         }
         for p in self.passes {
             let (Some(c), Some(su)) = (
-                p.reload.case("native-rust-s50"),
+                p.reload.case("native-rust"),
                 p.reload.startup("native-rust"),
             ) else {
                 continue;
@@ -837,25 +818,14 @@ impl Report<'_> {
             }
             any = true;
             let host_extra = Spread::of(&added(&su.ms, &c.host));
-            let five = p
-                .reload
-                .case("native-rust-s5")
-                .map(|c5| {
-                    format!(
-                        " With `--autoreload-settle-ms=5` a reload adds {} ms to the start-up.",
-                        f1(Spread::of(&added(&su.ms, &c5.total)).p50)
-                    )
-                })
-                .unwrap_or_default();
             let _ = writeln!(
                 s,
                 "- **a native reload within 10 ms of the child's start-up, through {}** \
-                 (measured +{} ms): {} ms of it is detect, i.e. the 50 ms settle window; \
-                 from the end of the window to the new process answering init, the host \
-                 adds {} ms to the child's own {} ms start-up (stopping the old process: \
-                 shutdown notification, stdin closed, waiting for its exit, then the \
-                 spawn).{five} The bound is the settle window: the same fix (a) as for \
-                 wasm applies.\n",
+                 (measured +{} ms): {} ms of it from the rename to the reload starting \
+                 (inotify, and the first answer); from then to the new process answering \
+                 init, the host adds {} ms to the child's own {} ms start-up (stopping the \
+                 old process: shutdown notification, stdin closed, waiting for its exit, \
+                 then the spawn).\n",
                 p.name,
                 f1(extra.p50),
                 f1(median(&c.detect())),
@@ -887,24 +857,14 @@ impl Report<'_> {
                  {} ms; p99 during reloads {} ms against {} ms steady). In {before} of {} \
                  reloads the longest wait ended more than 1 ms before the swap, answered \
                  by the old instance while the new module was being compiled; those waits \
-                 began a median {} ms after the rename, i.e. during the compile, which \
-                 starts when the settle window ends. The swap itself does not stall: the \
-                 compile does. It \
-                 runs at the same priority as everything that serves calls, and in \
-                 parallel: wasmtime's `parallel-compilation` feature (host/Cargo.toml) \
-                 spreads it over rayon's pool, one thread per core, so on this 2-core \
-                 machine it takes both cores from the host's event loop, the serving \
-                 instance's thread and the node for the {} ms it lasts (a median {} ms \
-                 per reload was the longest wait). Measured by hand with the host patched \
-                 outside the repository (same machine, same load): \
-                 `Config::parallel_compilation(false)` in backend/wasm.rs `make_engines` \
-                 lowered the p99 during reloads from ~4.3 to ~2.4–3.1 ms and the longest \
-                 wait to ~6 ms; compiling on a thread of its own at nice 19 brought the \
-                 p99 during reloads down to the steady-state p99 (0.6–0.9 ms), at the \
-                 price of a compile 2–3× slower while the machine is busy. Whatever is \
-                 done, the single longest call is bounded by the machine: the longest \
-                 steady-state wait in this run was {} ms (other work shares these 2 \
-                 cores; see the load average above).\n",
+                 began a median {} ms after the rename, i.e. during the compile. The swap \
+                 itself does not stall. The compile ({} ms here) runs on threads at nice \
+                 19 (backend/wasm.rs `compile`), so the calls' threads win the CPU from \
+                 it, but on 2 cores a compile thread that is already running still delays \
+                 a wake-up by up to a scheduler slice (a median {} ms per reload was the \
+                 longest wait). The single longest call is bounded by the machine: the \
+                 longest steady-state wait in this run was {} ms (other work shares \
+                 these 2 cores; see the load average above).\n",
                 p.name,
                 f1(d.max / 1000.0),
                 f1(d.p99 / 1000.0),
@@ -912,8 +872,8 @@ impl Report<'_> {
                 st.per_reload.len(),
                 f0(median(&began)),
                 p.reload
-                    .case("wasm-release-winch-s50")
-                    .map_or("~100".into(), |c| f0(median(&c.compile))),
+                    .case("wasm-release-winch")
+                    .map_or("~50".into(), |c| f0(median(&c.compile))),
                 f1(median(&per)),
                 f1(steady.max / 1000.0)
             );
@@ -956,12 +916,10 @@ regenerated by the bench: re-check them after changing the host.
   (`Scan::advance`), then parsed by serde_json twice, once as `IgnoredAny`
   to find where it ends and once more by `classify` into `Envelope` (which
   also runs UTF-8 validation over it), and its id copied with
-  `RawValue::to_owned`. Once the scan has found the end, `classify` alone
-  on `buf[..end]` would validate and classify in one parse: about a quarter
-  of the host's instructions per call. The rest is the event loop, the
-  router's `HashMap`s (SipHash, ~900 instructions per call) and the writes.
-  Not a missed goal here (latency within the forwarder floor, throughput
-  well above 50 000 calls/s), but it is the cost that remains.
+  `RawValue::to_owned`. Since then (commit 1182d7e) a message whose end the
+  scan found is parsed once, by `classify` alone: about a quarter of the
+  host's instructions per call. The rest is the event loop, the router's
+  `HashMap`s (SipHash, ~900 instructions per call) and the writes.
 - **Winch compile time**: `Module::new` with Winch on hello-wasm's release
   build (380 kB, 3 720 functions) executes ~444 M instructions, ~57 ms on an
   idle core here. 29 % of them are `memcpy` inside winch-codegen
@@ -969,16 +927,20 @@ regenerated by the bench: re-check them after changing the host.
   21 % compiling trampolines with Cranelift. `parallel_compilation` made no
   difference on 2 cores; `generate_address_map(false)` a few percent. The
   module's size is what we control: the same source with `lto = true`,
-  `codegen-units = 1`, `opt-level = "s"`, `panic = "abort"` is 178 kB and
-  compiles in ~33 ms (opt-level 3 with LTO: 250 kB, ~44 ms).
+  `codegen-units = 1`, `opt-level = "s"` is about half the size and
+  compiles in ~33 ms (opt-level 3 with LTO: 250 kB, ~44 ms); the README
+  recommends that profile and the bench builds the example with it.
 - **Cranelift reloads**: wasmtime's `incremental-cache` feature
   (`Config::enable_incremental_compilation` with an in-memory `CacheStore`)
   caches compiled functions by their body: recompiling the other version of
   hello-wasm (one constant changed) took ~90 ms instead of ~375 ms cold.
   Winch has no such cache.
-- **The stall during a wasm swap** happens when the compile starts (the end
-  of the settle window), not at the swap: see the stall entry above for the
-  experiments (serial compile; compile at nice 19).
+- **The stall during a wasm swap** happens while the next module compiles,
+  not at the swap. Measured by hand before the change: a serial compile
+  (`Config::parallel_compilation(false)`) lowered the p99 during reloads
+  from ~4.3 to ~2.4–3.1 ms; compiling at nice 19 brought it down to the
+  steady-state p99. The host now compiles on a nice-19 thread and a nice-19
+  rayon pool (backend/wasm.rs `compile`).
 - **Host memory across wasm reloads** (section 4) grows over the first
   reloads and then stays: 80 reloads of hello-wasm (release, Winch) in one
   host went from 25.2 MB to 33.3 MB after 10 and 33.7 MB after 80, with 6
@@ -1108,17 +1070,21 @@ fn reload_section(s: &mut String, p: &PassResults) {
     let _ = writeln!(
         s,
         "Each case is its own node; one reload of every case per round, {} rounds, in \
-         rotating order. The new file is written beside the old and renamed over it; \
-         **total** runs from the rename to the first answer from the new version (a new \
-         pid, or the new `version`), polling the method over one connection in a tight \
-         loop. **trigger → serving** is `autoreload-status`'s `last_reload.duration_ms` \
-         (from the end of the settle window to the new version answering init); \
-         **compile** is `last_compile.duration_ms`; **detect** is total − trigger → \
-         serving: inotify, the settle window (`--autoreload-settle-ms`, 50 ms by default) \
-         and the first answer. wasm versions alternate between two builds of a copy of \
-         examples/hello-wasm with `VERSION` \"1\" and \"2\", so no compile comes from the \
-         module cache; native versions are the same binary written again (a new pid), or \
-         a copy of examples/hello-py/hello.py alternating between two edits.\n",
+         rotating order. The new file is either written beside the old and renamed over \
+         it (how cargo and most editors save), or rewritten in place (truncate, write, \
+         close); **total** runs from the rename, or the close, to the first answer from \
+         the new version (a new pid, or the new `version`), polling the method over one \
+         connection in a tight loop. **trigger → serving** is `autoreload-status`'s \
+         `last_reload.duration_ms` (from the change being reported to the new version \
+         answering init); **compile** is `last_compile.duration_ms`; **detect** is total \
+         − trigger → serving: inotify, for an in-place write the settle window \
+         (`--autoreload-settle-ms`, 50 ms by default; a renamed file is complete when it \
+         appears and does not wait for it), and the first answer. wasm versions \
+         alternate between two builds of a copy of examples/hello-wasm with `VERSION` \
+         \"1\" and \"2\" (release builds with the README's release profile: `lto`, \
+         `opt-level = \"s\"`), so no compile comes from the module cache; native \
+         versions are the same binary written again (a new pid), or a copy of \
+         examples/hello-py/hello.py alternating between two edits.\n",
         r.rounds
     );
     if let Some(why) = &r.pyln {
@@ -1173,10 +1139,9 @@ fn reload_section(s: &mut String, p: &PassResults) {
         "\nWhat a native reload adds to the child's own start-up (per round, p10–p90):\n\n| case | total − start-up ms | trigger → serving − start-up ms |\n| --- | ---: | ---: |"
     );
     for (case, su) in [
-        ("native-rust-s50", "native-rust"),
-        ("native-rust-s5", "native-rust"),
-        ("pyln-s50", "pyln"),
-        ("pyln-s5", "pyln"),
+        ("native-rust", "native-rust"),
+        ("pyln", "pyln"),
+        ("pyln-inplace", "pyln"),
     ] {
         if let (Some(c), Some(st)) = (r.case(case), r.startup(su)) {
             let _ = writeln!(
@@ -1189,12 +1154,8 @@ fn reload_section(s: &mut String, p: &PassResults) {
         }
     }
     let pairs = [
-        (
-            "release",
-            "wasm-release-winch-s50",
-            "wasm-release-cranelift-s50",
-        ),
-        ("debug", "wasm-debug-winch-s50", "wasm-debug-cranelift-s50"),
+        ("release", "wasm-release-winch", "wasm-release-cranelift"),
+        ("debug", "wasm-debug-winch", "wasm-debug-cranelift"),
     ];
     let mut first = true;
     for (kind, w, c) in pairs {
@@ -1228,12 +1189,54 @@ fn reload_section(s: &mut String, p: &PassResults) {
     s.push('\n');
 }
 
+fn edit_section(s: &mut String, p: &PassResults, counts: &Counts) {
+    let _ = writeln!(s, "## 5. Edit to live, through {}\n", p.name);
+    let _ = writeln!(
+        s,
+        "A developer's loop with build on save: `src/main.rs` of a copy of \
+         examples/hello-wasm (a crate of its own, kept between runs so its builds are \
+         warm) is saved in place with a new `VERSION`, and `hello` is called every \
+         millisecond until it answers with it. Nothing is run by hand: the host infers \
+         `cargo build --target wasm32-wasip1 [--release] -p hello-wasm` from the \
+         module's path, runs it on the save, and the rebuilt module reloads (Winch). Each \
+         build kind has its own copy and node; they take turns, {} save(s) each. The \
+         release build uses the README's release profile (`lto`, `opt-level = \"s\"`, \
+         `codegen-units = 1`): a smaller module that compiles faster, for a longer \
+         build. **rest** is total − build − reload: the sources' settle window (50 ms), \
+         starting cargo, the first answer; it can be shorter than the settle window, \
+         because the new module is noticed the moment cargo links it into place, before \
+         cargo itself has exited, so the build and the reload overlap.\n",
+        counts.edit_rounds
+    );
+    let _ = writeln!(
+        s,
+        "| build | module kB | total p10 ms | p50 ms | p90 ms | cargo build p50 ms | compile p50 ms | reload p50 ms | rest p50 ms |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for e in &p.edit {
+        let t = Summary::of(&e.total);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            e.label,
+            e.module_kb,
+            f0(t.p10),
+            f0(t.p50),
+            f0(t.p90),
+            f0(median(&e.build)),
+            f1(median(&e.compile)),
+            f1(median(&e.reload)),
+            f1(median(&e.rest()))
+        );
+    }
+    s.push('\n');
+}
+
 fn stall_section(s: &mut String, name: &str, st: &[StallResult], counts: &Counts) {
     let _ = writeln!(s, "## 3. Stall during reloads under load, through {name}\n");
     let _ = writeln!(
         s,
         "{} callers, each on its own connection, call in a closed loop while the plugin \
-         is reloaded {} times, {} ms apart (default settle window). A reload window runs \
+         is reloaded {} times, {} ms apart (renamed into place). A reload window runs \
          from the rename to the first answer from the new version; a call overlapping a \
          window counts as *during*, a call clear of every window by 100 ms as *steady*. \
          **Stall** is the longest any call waited during a reload. A call with no answer \
