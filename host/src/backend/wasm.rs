@@ -544,11 +544,16 @@ async fn run(
             }
             if let Some(desired) = store.data().memory_refused {
                 report(InstanceEvent::Stderr(format!("trap: {}", e.root_cause())));
-                return fail(format!(
-                    "ran out of memory: it asked for {} MiB, autoreload-wasm-max-memory-mb allows {}",
-                    desired >> 20,
-                    settings.max_memory >> 20
-                ));
+                // Stopped by the sandbox, like a runaway: the hook it was
+                // on continues rather than bombing the next instance.
+                return Exit {
+                    how: format!(
+                        "ran out of memory: it asked for {} MiB, autoreload-wasm-max-memory-mb allows {}",
+                        desired >> 20,
+                        settings.max_memory >> 20
+                    ),
+                    runaway: true,
+                };
             }
             // The trap with its wasm backtrace goes to the log (not the
             // host's own Rust backtrace, which says nothing about the guest).
