@@ -30,9 +30,13 @@
 //! | `tg-notify [method] [payload]` | `{}` after a notification |
 //! | `tg-progress` | `{}` after a `message` notification for this request |
 //! | `tg-state` | what it has seen (see [`State`]) |
+//! | `tg-spew bytes` | writes that many x's straight to stdout (1 MiB writes, no newline), then `{"spewed"}` |
+//! | `tg-alloc mib` | never: one allocation of `mib` MiB (past the cap: out of memory) |
 //!
 //! Options `tg-greeting` (string, "hi") and `tg-dyn` (int, 1, dynamic);
-//! hooks `peer_connected` and `db_write` (recorded, continue);
+//! hooks `peer_connected` and `db_write` (recorded, continue; a
+//! `peer_connected` whose `peer.id` is `spin`, `bomb` or `recurse` behaves
+//! like the method of that name instead);
 //! subscriptions `connect`, `shutdown`, `tg_custom` (recorded); custom
 //! notification `tg_custom`.
 
@@ -70,6 +74,7 @@ struct State {
 }
 
 type P = Plugin<State>;
+type Method = fn(&mut P, Value) -> Result<Value, RpcError>;
 
 fn main() {
     let mut builder = Builder::with_state(State::default())
@@ -88,8 +93,7 @@ fn main() {
             Ok(())
         });
 
-    type Method = fn(&mut P, Value) -> Result<Value, RpcError>;
-    let methods: [(&str, &str, &str, Method); 14] = [
+    let methods: [(&str, &str, &str, Method); 16] = [
         (
             "tg-echo",
             "[params]",
@@ -164,6 +168,18 @@ fn main() {
             "returns everything the guest has seen",
             tg_state,
         ),
+        (
+            "tg-spew",
+            "bytes",
+            "writes that many x's straight to stdout",
+            tg_spew,
+        ),
+        (
+            "tg-alloc",
+            "mib",
+            "allocates that many MiB at once",
+            tg_alloc,
+        ),
     ];
     for (name, usage, description, handler) in methods {
         builder = builder.rpcmethod(name, usage, description, handler);
@@ -187,6 +203,16 @@ fn main() {
 }
 
 fn record_hook(p: &mut P, method: &str, params: Value) -> Value {
+    let runaway: Option<Method> = match params["peer"]["id"].as_str() {
+        Some("spin") => Some(tg_spin),
+        Some("bomb") => Some(tg_bomb),
+        Some("recurse") => Some(tg_recurse),
+        _ => None,
+    };
+    if let Some(run) = runaway {
+        // None of these returns.
+        let _ = run(p, json!({}));
+    }
     let id = p.request_id().cloned().unwrap_or(Value::Null);
     p.state_mut()
         .hooks
@@ -338,4 +364,36 @@ fn tg_state(p: &mut P, _params: Value) -> Result<Value, RpcError> {
         "notifications": s.notifications,
         "setconfig": s.setconfig,
     }))
+}
+
+fn tg_spew(_p: &mut P, params: Value) -> Result<Value, RpcError> {
+    use std::io::Write;
+    let bytes = param(&params, "bytes", 0)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| RpcError::invalid_params("bytes must be a non-negative integer"))?;
+    let chunk = vec![b'x'; 1 << 20];
+    let mut out = std::io::stdout().lock();
+    let mut left = bytes;
+    while left > 0 {
+        let n = usize::try_from(left.min(chunk.len() as u64)).unwrap_or(chunk.len());
+        out.write_all(&chunk[..n])
+            .map_err(|e| RpcError::new(-1, format!("stdout: {e}")))?;
+        left -= n as u64;
+    }
+    out.flush()
+        .map_err(|e| RpcError::new(-1, format!("stdout: {e}")))?;
+    Ok(json!({"spewed": bytes}))
+}
+
+fn tg_alloc(_p: &mut P, params: Value) -> Result<Value, RpcError> {
+    let mib = param(&params, "mib", 0)
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .and_then(|n| n.checked_mul(1 << 20))
+        .ok_or_else(|| RpcError::invalid_params("mib must be a non-negative integer"))?;
+    let mut block = vec![0u8; mib];
+    for i in (0..block.len()).step_by(4096) {
+        block[i] = 1;
+    }
+    Ok(json!({"allocated_mib": black_box(block).len() >> 20}))
 }
