@@ -212,6 +212,10 @@ async fn native_huge_output_without_newline_or_end_is_contained() {
         warned <= 25,
         "{warned} warnings for one spew: the log is flooded"
     );
+    eprintln!(
+        "{} MiB of non-JSON without a newline: {warned} warnings",
+        HUGE >> 20
+    );
 
     // 32 MiB of a message that never ends, then the plugin exits: the
     // call is answered, the rest logged once, the plugin restarted.
@@ -307,6 +311,7 @@ async fn a_notification_flood_leaves_the_host_responsive() {
         "'tp_undeclared' that its registered manifest does not declare",
     );
     assert!(warned >= 1);
+    eprintln!("{undeclared} undeclared notifications: {warned} warnings");
     assert!(
         (warned as u64) < undeclared / 10,
         "{warned} warnings for {undeclared} undeclared notifications"
@@ -443,6 +448,7 @@ async fn wasm_runaway_hooks_one_huge_allocation_and_giant_output_are_contained()
     let logs = node.logs().await;
     let warned = count(&logs, "not JSON-RPC");
     assert!((1..=25).contains(&warned), "{warned} warnings for one spew");
+    eprintln!("100 MB of non-JSON from a guest: {warned} warnings");
     lightningd_view_is_valid(&node).await;
     node.wait_log("hook was in flight when generation").await;
     // spin and bomb: once each; the trap: once more when the hook was
@@ -520,7 +526,15 @@ async fn wasm_files_outside_the_granted_dir_stay_out_of_reach() {
     assert_eq!(err.code(), -4);
     assert!(err.message().contains("ran out of memory"), "{err}");
     serves(&node).await;
+    // An answer of 200 MB does not fit in the guest's 256 MiB.
+    let err = node
+        .call("tg-big", json!({"bytes": 200_000_000}))
+        .await
+        .expect_err("too big to make");
+    assert_eq!(err.code(), -4);
+    assert!(err.message().contains("ran out of memory"), "{err}");
+    serves(&node).await;
     lightningd_view_is_valid(&node).await;
     let s = node.ok("autoreload-status", json!({})).await["plugins"][0].clone();
-    assert_eq!(s["crashes"], 1, "{s:#}");
+    assert_eq!(s["crashes"], 2, "{s:#}");
 }
