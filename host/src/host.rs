@@ -229,7 +229,9 @@ impl Host {
             } => {
                 if matches!(
                     event,
-                    InstanceEvent::Message(_) | InstanceEvent::Garbage { .. }
+                    InstanceEvent::Message(_)
+                        | InstanceEvent::Garbage { .. }
+                        | InstanceEvent::Stderr(_)
                 ) {
                     crate::backend::backlog().handled();
                 }

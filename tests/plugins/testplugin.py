@@ -93,7 +93,8 @@ tp-spew bytes [prefix] [then]
                       (os._exit(9) without answering)
 tp-flood [method]     starts a thread sending notifications as fast as it can
                       until tp-flood-stop: "log" (default) {"level":"info",
-                      "message":"flood N"}, or method with {"n": N}; {"started":true}
+                      "message":"flood N"}, or method with {"n": N}, or, for
+                      "stderr", lines "stderr flood N" on stderr; {"started":true}
 tp-flood-status       {"sent": notifications sent so far}
 tp-flood-stop         stops the flood thread; {"sent": notifications sent}
 
@@ -428,9 +429,15 @@ def flood(method):
                        "params": {"level": "info", "message": "flood %d" % n}}
             else:
                 msg = {"jsonrpc": "2.0", "method": method, "params": {"n": n}}
-            batch.append(json.dumps(msg, separators=(",", ":")).encode() + b"\n\n")
+            if method == "stderr":
+                batch.append(b"stderr flood %d\n" % n)
+            else:
+                batch.append(json.dumps(msg, separators=(",", ":")).encode() + b"\n\n")
             n += 1
-        write_raw(b"".join(batch))
+        if method == "stderr":
+            os.write(2, b"".join(batch))
+        else:
+            write_raw(b"".join(batch))
         FLOOD["sent"] = n
         # Python's locks are not fair: without a pause with the stdout lock
         # released, the answers of other requests would starve.

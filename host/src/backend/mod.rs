@@ -144,6 +144,7 @@ pub(crate) fn spawn_stderr_lines<R: AsyncRead + Unpin + Send + 'static>(
         let mut lines = BufReader::new(err);
         let mut line = Vec::new();
         loop {
+            room().await;
             line.clear();
             match (&mut lines)
                 .take(64 * 1024)
@@ -153,6 +154,7 @@ pub(crate) fn spawn_stderr_lines<R: AsyncRead + Unpin + Send + 'static>(
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let text = String::from_utf8_lossy(&line);
+                    backlog().added();
                     report(InstanceEvent::Stderr(text.trim_end().to_string()));
                 }
             }
@@ -164,8 +166,10 @@ pub(crate) fn spawn_stderr_lines<R: AsyncRead + Unpin + Send + 'static>(
 /// stop reading while there are [`BACKLOG_MAX`] of them: a plugin writing
 /// faster than the host forwards (a flood of notifications) must neither
 /// grow the host's memory without bound nor hold up lightningd's requests
-/// queued behind its frames. The host calls [`Backlog::handled`] for each
-/// [`InstanceEvent::Message`] and [`InstanceEvent::Garbage`].
+/// queued behind its frames, nor can a flood of stderr lines. The host
+/// calls [`Backlog::handled`] for each [`InstanceEvent::Message`],
+/// [`InstanceEvent::Garbage`] and [`InstanceEvent::Stderr`] (one it was
+/// not counted for, a wasm trap's, only lets a reader go on sooner).
 #[derive(Debug, Default)]
 pub struct Backlog {
     pending: AtomicUsize,

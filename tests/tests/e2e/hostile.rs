@@ -288,6 +288,30 @@ async fn a_notification_flood_leaves_the_host_responsive() {
         peak_rss_mib(host).unwrap_or(0)
     );
 
+    // Lines on stderr, as fast as it can: logged, all of them, while calls
+    // are answered.
+    node.ok("tp-flood", json!({"method": "stderr"})).await;
+    loop {
+        let sent = node.ok("tp-flood-status", json!({})).await["sent"]
+            .as_u64()
+            .unwrap_or(0);
+        node.ok("tp-echo", json!({})).await;
+        if sent >= FLOOD / 5 {
+            break;
+        }
+    }
+    let lines = node.ok("tp-flood-stop", json!({})).await["sent"]
+        .as_u64()
+        .expect("sent");
+    node.wait_log(&format!("[plugin.py] stderr flood {}", lines - 1))
+        .await;
+    let logs = node.logs().await;
+    assert_eq!(count(&logs, "[plugin.py] stderr flood ") as u64, lines);
+    eprintln!(
+        "{lines} stderr lines; host peak RSS {} MiB",
+        peak_rss_mib(host).unwrap_or(0)
+    );
+
     // Notifications nobody declared: dropped, and said so without
     // burying the log.
     node.ok("tp-flood", json!({"method": "tp_undeclared"}))
