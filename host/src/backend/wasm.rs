@@ -585,7 +585,7 @@ async fn rpc_call(mut caller: Caller<'_, State>, ptr: i32, len: i32) -> i32 {
     }
     let response = match check_rpc(caller.data(), &req) {
         Err(refused) => refused,
-        Ok(socket) => match crate::rpc::call_raw(&socket, &req).await {
+        Ok((socket, checked)) => match crate::rpc::call_raw(&socket, &checked).await {
             Ok(r) => r,
             Err(e) => rpc_error(
                 &req,
@@ -609,8 +609,10 @@ fn rpc_error(req: &[u8], message: String) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// Where to send the guest's call, or the error response that refuses it.
-fn check_rpc(state: &State, req: &[u8]) -> Result<PathBuf, Vec<u8>> {
+/// Where to send the guest's call and what to send (the request as it was
+/// checked: with a key given twice, serde keeps the last `"method"` and
+/// lightningd would run the first), or the error response that refuses it.
+fn check_rpc(state: &State, req: &[u8]) -> Result<(PathBuf, Vec<u8>), Vec<u8>> {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(req).ok();
     let Some(method) = parsed
         .as_ref()
@@ -636,11 +638,16 @@ fn check_rpc(state: &State, req: &[u8]) -> Result<PathBuf, Vec<u8>> {
             ));
         }
     }
-    state.rpc_socket.clone().ok_or_else(|| {
+    let socket = state.rpc_socket.clone().ok_or_else(|| {
         rpc_error(
             req,
             "cln-autoreload: lightningd's rpc socket is not known yet (init has not happened)"
                 .into(),
         )
-    })
+    })?;
+    let checked = match &parsed {
+        Some(v) if state.rpc_allow.is_some() => serde_json::to_vec(v).unwrap_or_default(),
+        _ => req.to_vec(),
+    };
+    Ok((socket, checked))
 }
