@@ -541,6 +541,11 @@ async fn wasm_files_outside_the_granted_dir_stay_out_of_reach() {
         .ok("tg-rpc", json!({"method": "getinfo", "params": {}}))
         .await;
     assert_eq!(info["alias"], "standin");
+    // "method" twice, bypassing the SDK: the allow-list must judge what
+    // lightningd runs (lightningd takes the first key, serde the last).
+    let twice = r#"{"jsonrpc":"2.0","id":"twice","method":"stop","method":"getinfo","params":{}}"#;
+    let r = node.ok("tg-rpc-raw", json!({"request": twice})).await;
+    assert_eq!(r["result"]["alias"], "standin", "{r}");
     serves(&node).await;
     // One allocation of 1 GiB at once, past the (default 256 MiB) cap.
     let err = node

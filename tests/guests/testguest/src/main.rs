@@ -32,6 +32,7 @@
 //! | `tg-state` | what it has seen (see [`State`]) |
 //! | `tg-spew bytes` | writes that many x's straight to stdout (1 MiB writes, no newline), then `{"spewed"}` |
 //! | `tg-alloc mib` | never: one allocation of `mib` MiB (past the cap: out of memory) |
+//! | `tg-rpc-raw request` | the whole response to `request` (a string, sent byte for byte through `cln.rpc_call`, bypassing the SDK; wasm only) |
 //!
 //! Options `tg-greeting` (string, "hi") and `tg-dyn` (int, 1, dynamic);
 //! hooks `peer_connected` and `db_write` (recorded, continue; a
@@ -93,7 +94,7 @@ fn main() {
             Ok(())
         });
 
-    let methods: [(&str, &str, &str, Method); 16] = [
+    let methods: [(&str, &str, &str, Method); 17] = [
         (
             "tg-echo",
             "[params]",
@@ -179,6 +180,12 @@ fn main() {
             "mib",
             "allocates that many MiB at once",
             tg_alloc,
+        ),
+        (
+            "tg-rpc-raw",
+            "request",
+            "sends raw bytes as a call to lightningd",
+            tg_rpc_raw,
         ),
     ];
     for (name, usage, description, handler) in methods {
@@ -396,4 +403,33 @@ fn tg_alloc(_p: &mut P, params: Value) -> Result<Value, RpcError> {
         block[i] = 1;
     }
     Ok(json!({"allocated_mib": black_box(block).len() >> 20}))
+}
+
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "cln")]
+extern "C" {
+    fn rpc_call(req_ptr: *const u8, req_len: usize) -> i32;
+    fn rpc_result(buf_ptr: *mut u8, buf_len: usize) -> i32;
+}
+
+#[cfg(target_arch = "wasm32")]
+fn tg_rpc_raw(_p: &mut P, params: Value) -> Result<Value, RpcError> {
+    let request = param(&params, "request", 0)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params("request must be a string"))?;
+    // SAFETY: the host reads exactly `request.len()` bytes from a live slice.
+    let len = unsafe { rpc_call(request.as_ptr(), request.len()) };
+    let len = usize::try_from(len).map_err(|_| RpcError::new(-1, format!("rpc_call: {len}")))?;
+    let mut buf = vec![0u8; len];
+    // SAFETY: the host writes at most `buf.len()` bytes into a live buffer.
+    let got = unsafe { rpc_result(buf.as_mut_ptr(), buf.len()) };
+    let got = usize::try_from(got).map_err(|_| RpcError::new(-1, format!("rpc_result: {got}")))?;
+    buf.truncate(got);
+    cln_autoreload_guest::serde_json::from_slice(&buf)
+        .map_err(|e| RpcError::new(-1, format!("not JSON: {e}")))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn tg_rpc_raw(_p: &mut P, _params: Value) -> Result<Value, RpcError> {
+    Err(RpcError::new(-1, "tg-rpc-raw needs the wasm host"))
 }
