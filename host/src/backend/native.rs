@@ -17,6 +17,9 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::mpsc::unbounded_channel;
 
+/// How long a child that closed its stdout may take to exit.
+const STDOUT_CLOSED_GRACE: Duration = Duration::from_millis(1000);
+
 /// Sends `sig` to the process group led by `pid` (the plugin and anything
 /// it started).
 pub fn signal_group(pid: u32, sig: Signal) {
@@ -102,11 +105,28 @@ async fn read_stdout(mut child: Child, mut stdout: ChildStdout, report: impl Fn(
         }
     }
     finish(&mut framer, &report);
+    // Its stdout is closed: nothing it does can answer anything any more.
+    // lightningd takes that for death; so does the host, killing one that
+    // lingers, so that its calls are answered rather than waiting for it.
+    let mut killed = false;
     let status = match status {
         Some(s) => s,
-        None => child.wait().await,
+        None => match tokio::time::timeout(STDOUT_CLOSED_GRACE, child.wait()).await {
+            Ok(s) => s,
+            Err(_) => {
+                if let Some(pid) = child.id() {
+                    signal_group(pid, Signal::SIGKILL);
+                }
+                killed = true;
+                child.wait().await
+            }
+        },
     };
     let how = match status {
+        Ok(_) if killed => format!(
+            "closed its stdout but did not exit within {} ms: killed",
+            STDOUT_CLOSED_GRACE.as_millis()
+        ),
         Ok(s) => describe(s),
         Err(e) => format!("could not be waited for: {e}"),
     };
