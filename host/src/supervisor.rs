@@ -771,7 +771,14 @@ impl Host {
                     "[{name}] wrote something that is not JSON-RPC to stdout ({reason}); lightningd would have killed it for this. Use stderr or a log notification: {}",
                     preview(&bytes, 400)
                 );
-                self.plugin_warn(p, "garbage", w);
+                // What its output ended with matters more than one more
+                // piece of a flood: it is not counted with the others.
+                let kind = if reason.starts_with("stream ended") {
+                    "truncated"
+                } else {
+                    "garbage"
+                };
+                self.plugin_warn(p, kind, w);
             }
             InstanceEvent::Stderr(line) => {
                 if let Some(g) = role.and_then(|r| plugin.gen_mut(r)) {
