@@ -95,6 +95,7 @@ tp-flood [method]     starts a thread sending notifications as fast as it can
                       until tp-flood-stop: "log" (default) {"level":"info",
                       "message":"flood N"}, or method with {"n": N}, or, for
                       "stderr", lines "stderr flood N" on stderr; {"started":true}
+tp-close-stdout       closes its stdout and goes on running (never answers)
 tp-flood-status       {"sent": notifications sent so far}
 tp-flood-stop         stops the flood thread; {"sent": notifications sent}
 
@@ -235,6 +236,7 @@ def manifest():
             method("flood", "[method]", "starts sending notifications as fast as it can"),
             method("flood-status", "", "how many notifications the flood sent"),
             method("flood-stop", "", "stops the flood"),
+            method("close-stdout", "", "closes stdout and goes on running"),
         ],
         "subscriptions": CFG.get("subscriptions", []),
         "hooks": CFG.get("hooks", []),
@@ -453,6 +455,12 @@ def do_flood(req_id, params):
     return {"started": True}
 
 
+def do_close_stdout(req_id, params):
+    with STDOUT_LOCK:
+        os.close(1)
+    return NO_ANSWER
+
+
 def do_flood_status(req_id, params):
     return {"sent": FLOOD["sent"]}
 
@@ -487,6 +495,7 @@ METHODS = {m(name): fn for name, fn in [
     ("rpc", do_rpc), ("spawn-grandchild", do_spawn_grandchild),
     ("raw", do_raw), ("spew", do_spew), ("flood", do_flood),
     ("flood-status", do_flood_status), ("flood-stop", do_flood_stop),
+    ("close-stdout", do_close_stdout),
 ]}
 
 

@@ -237,6 +237,21 @@ async fn native_huge_output_without_newline_or_end_is_contained() {
         "{}",
         logs.join("\n")
     );
+
+    // Closing stdout and lingering: the call is answered all the same.
+    let before = pid(&node).await;
+    let err = node
+        .call("tp-close-stdout", json!({}))
+        .await
+        .expect_err("it can no longer answer");
+    assert_eq!(err.code(), -4);
+    assert!(err.message().contains("closed its stdout"), "{err}");
+    assert_ne!(pid(&node).await, before);
+    wait_for("the lingering process to be gone", || {
+        (!alive(before as u32)).then_some(())
+    })
+    .await;
+
     lightningd_view_is_valid(&node).await;
     let peak = peak_rss_mib(host).expect("the host's memory");
     eprintln!(
