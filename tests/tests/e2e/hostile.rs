@@ -208,8 +208,9 @@ async fn native_huge_output_without_newline_or_end_is_contained() {
     let logs = node.logs().await;
     let warned = count(&logs, "not JSON-RPC");
     assert!(warned >= 1, "{}", logs.join("\n"));
+    // One per 64 KiB read would be over 500.
     assert!(
-        warned <= 25,
+        warned <= 100,
         "{warned} warnings for one spew: the log is flooded"
     );
     eprintln!(
@@ -486,7 +487,11 @@ async fn wasm_runaway_hooks_one_huge_allocation_and_giant_output_are_contained()
     serves(&node).await;
     let logs = node.logs().await;
     let warned = count(&logs, "not JSON-RPC");
-    assert!((1..=25).contains(&warned), "{warned} warnings for one spew");
+    // One per 64 KiB read would be over 1500.
+    assert!(
+        (1..=100).contains(&warned),
+        "{warned} warnings for one spew"
+    );
     eprintln!("100 MB of non-JSON from a guest: {warned} warnings");
     lightningd_view_is_valid(&node).await;
     node.wait_log("hook was in flight when generation").await;
