@@ -91,8 +91,9 @@ tp-spew bytes [prefix] [then]
                       writes prefix, then bytes x's in 1 MiB writes, no newline;
                       then "answer" (default: {"spewed": bytes}) or "exit"
                       (os._exit(9) without answering)
-tp-flood [method]     starts a thread sending notifications as fast as it can
-                      until tp-flood-stop: "log" (default) {"level":"info",
+tp-flood [method] [count]
+                      starts a thread sending notifications as fast as it can
+                      until it sent count (if given) or tp-flood-stop: "log" (default) {"level":"info",
                       "message":"flood N"}, or method with {"n": N}, or, for
                       "stderr", lines "stderr flood N" on stderr; {"started":true}
 tp-close-stdout       closes its stdout and goes on running (never answers)
@@ -233,7 +234,7 @@ def manifest():
             method("spawn-grandchild", "", "starts a sleep 1000 child process"),
             method("raw", "hex [answer]", "writes raw bytes to stdout"),
             method("spew", "bytes [prefix] [then]", "writes a huge output without a newline"),
-            method("flood", "[method]", "starts sending notifications as fast as it can"),
+            method("flood", "[method] [count]", "starts sending notifications as fast as it can"),
             method("flood-status", "", "how many notifications the flood sent"),
             method("flood-stop", "", "stops the flood"),
             method("close-stdout", "", "closes stdout and goes on running"),
@@ -421,11 +422,11 @@ def do_spew(req_id, params):
 FLOOD = {"sent": 0, "stop": threading.Event(), "thread": None}
 
 
-def flood(method):
+def flood(method, count):
     n = 0
-    while not FLOOD["stop"].is_set():
+    while not FLOOD["stop"].is_set() and (count is None or n < count):
         batch = []
-        for _ in range(100):
+        for _ in range(100 if count is None else min(100, count - n)):
             if method == "log":
                 msg = {"jsonrpc": "2.0", "method": "log",
                        "params": {"level": "info", "message": "flood %d" % n}}
@@ -449,7 +450,8 @@ def flood(method):
 def do_flood(req_id, params):
     FLOOD["stop"].clear()
     FLOOD["sent"] = 0
-    t = threading.Thread(target=flood, args=(param(params, "method", 0, "log"),), daemon=True)
+    args = (param(params, "method", 0, "log"), param(params, "count", 1))
+    t = threading.Thread(target=flood, args=args, daemon=True)
     FLOOD["thread"] = t
     t.start()
     return {"started": True}
