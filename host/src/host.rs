@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
+/// The log levels lightningd accepts in a plugin's `log` notification.
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
+
 /// Settings, from the command line first and lightningd's init after.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -78,6 +81,9 @@ pub enum Timer {
     RetireGrace(u64),
     /// A retiring generation lingers: stop it.
     RetireKill(u64),
+    /// A second of a plugin's warnings of this kind is over: say how many
+    /// were not logged.
+    QuietOver(&'static str),
 }
 
 /// Everything the event loop reacts to.
@@ -220,7 +226,17 @@ impl Host {
                 plugin,
                 generation,
                 event,
-            } => self.on_instance(plugin, generation, event),
+            } => {
+                if matches!(
+                    event,
+                    InstanceEvent::Message(_)
+                        | InstanceEvent::Garbage { .. }
+                        | InstanceEvent::Stderr(_)
+                ) {
+                    crate::backend::backlog().handled();
+                }
+                self.on_instance(plugin, generation, event)
+            }
             Event::FileChanged(p) => {
                 if !self.shutting_down {
                     self.reload(p, Trigger::FileChanged);
@@ -291,6 +307,7 @@ impl Host {
             raw: m.raw.clone(),
             kind,
             chain: vec![],
+            crashes: 0,
         };
         match method.as_str() {
             "check" => {
@@ -416,10 +433,8 @@ impl Host {
         match &m.kind {
             Kind::Response { id } => {
                 let Some(f) = self.router.answered(p, number, id) else {
-                    return self.link.log(
-                        Level::Warn,
-                        format!("[{name}] answered {id}, which nobody asked it (or it answered twice): dropped"),
-                    );
+                    let w = format!("[{name}] answered {id}, which nobody asked it (or it answered twice): dropped");
+                    return self.plugin_warn(p, "response", w);
                 };
                 if let ReqKind::Hook(hook) = &f.request.kind {
                     let answer = jsonrpc::parse(&m.raw);
@@ -444,44 +459,60 @@ impl Host {
                 self.link.send(m.raw);
                 self.check_drained(p);
             }
-            Kind::Notification { method } => match method.as_str() {
-                "log" => {
-                    let v = jsonrpc::parse(&m.raw).unwrap_or(Value::Null);
-                    let params = v.get("params");
-                    let level = params
-                        .and_then(|p| p.get("level"))
-                        .cloned()
-                        .unwrap_or(json!("info"));
-                    let text = params
-                        .and_then(|p| p.get("message"))
-                        .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned))
-                        .unwrap_or_default();
-                    self.link.send(jsonrpc::notification(
-                        "log",
-                        json!({"level": level, "message": format!("[{name}] {text}")}),
-                    ));
-                }
-                "message" | "progress" => self.link.send(m.raw),
-                custom => {
-                    let declared = self.plugins[p]
-                        .registered
-                        .as_ref()
-                        .is_some_and(|r| r.notifications.iter().any(|n| n == custom));
-                    if declared {
-                        self.link.send(m.raw);
-                    } else {
-                        self.link.log(
-                            Level::Warn,
-                            format!("[{name}] sent notification '{custom}' that its registered manifest does not declare: dropped"),
-                        );
+            Kind::Notification { method } => {
+                // lightningd kills a plugin for a notification it cannot
+                // use (no params, a log level it does not know, a message
+                // for no request): such a one is logged here instead.
+                let v = jsonrpc::parse(&m.raw).unwrap_or(Value::Null);
+                let params = v.get("params").filter(|p| p.is_object());
+                let Some(params) = params else {
+                    let w = format!("[{name}] sent a '{method}' notification without \"params\" object (lightningd would have killed it for this): dropped: {}", preview(&m.raw, 200));
+                    return self.plugin_warn(p, "notification", w);
+                };
+                match method.as_str() {
+                    "log" => {
+                        let text = params
+                            .get("message")
+                            .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned))
+                            .unwrap_or_default();
+                        let (level, text) = match params.get("level") {
+                            None => ("info", text),
+                            Some(Value::String(l)) if LOG_LEVELS.contains(&l.as_str()) => (l.as_str(), text),
+                            Some(Value::String(l)) if l == "unusual" => ("warn", text),
+                            Some(Value::String(l)) if l == "broken" => ("error", text),
+                            Some(Value::String(l)) if l == "io" => ("debug", text),
+                            Some(l) => (
+                                "warn",
+                                format!("(log level {l} is not one of {}: lightningd would have killed it for this) {text}", LOG_LEVELS.join(", ")),
+                            ),
+                        };
+                        self.link.send(jsonrpc::notification(
+                            "log",
+                            json!({"level": level, "message": format!("[{name}] {text}")}),
+                        ));
+                    }
+                    "message" | "progress" if params.get("id").is_none() => {
+                        let w = format!("[{name}] sent a '{method}' notification without \"params.id\" (the request it is about; lightningd would have killed it for this): dropped");
+                        self.plugin_warn(p, "notification", w)
+                    }
+                    "message" | "progress" => self.link.send(m.raw),
+                    custom => {
+                        let declared = self.plugins[p]
+                            .registered
+                            .as_ref()
+                            .is_some_and(|r| r.notifications.iter().any(|n| n == custom));
+                        if declared {
+                            self.link.send(m.raw);
+                        } else {
+                            let w = format!("[{name}] sent notification '{custom}' that its registered manifest does not declare: dropped");
+                            self.plugin_warn(p, "notification", w);
+                        }
                     }
                 }
-            },
+            }
             Kind::Request { id, method } => {
-                self.link.log(
-                    Level::Warn,
-                    format!("[{name}] sent a request ({method}) on stdout; plugins call lightningd over its rpc socket instead"),
-                );
+                let w = format!("[{name}] sent a request ({method}) on stdout; plugins call lightningd over its rpc socket instead");
+                self.plugin_warn(p, "request", w);
                 let msg =
                     "plugins cannot send requests on stdout: use lightningd's lightning-rpc socket";
                 if let Some(g) = self.plugins[p].phase.generation() {

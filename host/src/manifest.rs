@@ -32,6 +32,206 @@ pub const KNOWN_HOOKS: &[&str] = &[
 ];
 
 const OPTION_TYPES: &[&str] = &["string", "int", "bool", "flag", "string-conceal"];
+
+/// lightningd v26.06's own rpc commands (not its built-in plugins'): a
+/// plugin declaring one gets killed, so the host would be.
+const BUILTIN_METHODS: &[&str] = &[
+    "help",
+    "stop",
+    "getinfo",
+    "check",
+    "plugin",
+    "getlog",
+    "setconfig",
+    "listconfigs",
+    "notifications",
+    "batching",
+    "deprecations",
+    "listpeers",
+    "listpeerchannels",
+    "listfunds",
+    "connect",
+    "disconnect",
+    "ping",
+    "invoice",
+    "listinvoices",
+    "delinvoice",
+    "waitinvoice",
+    "waitanyinvoice",
+    "createinvoice",
+    "sendpay",
+    "waitsendpay",
+    "sendonion",
+    "createonion",
+    "listsendpays",
+    "delpay",
+    "listforwards",
+    "delforward",
+    "listhtlcs",
+    "newaddr",
+    "listaddresses",
+    "fundpsbt",
+    "utxopsbt",
+    "reserveinputs",
+    "unreserveinputs",
+    "signpsbt",
+    "sendpsbt",
+    "setpsbtversion",
+    "listtransactions",
+    "fundchannel_start",
+    "fundchannel_complete",
+    "fundchannel_cancel",
+    "close",
+    "setchannel",
+    "listclosedchannels",
+    "openchannel_init",
+    "openchannel_update",
+    "openchannel_signed",
+    "openchannel_abort",
+    "openchannel_bump",
+    "datastore",
+    "deldatastore",
+    "listdatastore",
+    "datastoreusage",
+    "signmessage",
+    "checkmessage",
+    "createrune",
+    "showrunes",
+    "blacklistrune",
+    "checkrune",
+    "wait",
+    "waitblockheight",
+    "feerates",
+    "parsefeerate",
+    "makesecret",
+    "sendcustommsg",
+    "staticbackup",
+    "getemergencyrecoverdata",
+    "upgradewallet",
+    "splice_init",
+    "splice_update",
+    "splice_signed",
+    "addgossip",
+];
+
+/// lightningd v26.06's own options: a plugin declaring one is killed, and
+/// at start-up lightningd exits.
+const BUILTIN_OPTIONS: &[&str] = &[
+    "conf",
+    "lightning-dir",
+    "network",
+    "mainnet",
+    "testnet",
+    "testnet4",
+    "signet",
+    "regtest",
+    "allow-deprecated-apis",
+    "help",
+    "version",
+    "developer",
+    "rpc-file",
+    "rpc-file-mode",
+    "log-level",
+    "log-prefix",
+    "log-file",
+    "log-timestamps",
+    "alias",
+    "rgb",
+    "addr",
+    "bind-addr",
+    "announce-addr",
+    "offline",
+    "autolisten",
+    "proxy",
+    "always-use-proxy",
+    "tor-service-password",
+    "daemon",
+    "pid-file",
+    "plugin",
+    "plugin-dir",
+    "clear-plugins",
+    "disable-plugin",
+    "important-plugin",
+    "database-upgrade",
+    "wallet",
+    "fee-base",
+    "fee-per-satoshi",
+    "min-capacity-sat",
+    "ignore-fee-limits",
+    "cltv-delta",
+    "cltv-final",
+    "htlc-minimum-msat",
+    "htlc-maximum-msat",
+    "max-concurrent-htlcs",
+    "max-dust-htlc-exposure-msat",
+    "watchtime-blocks",
+    "funding-confirms",
+    "max-locktime-blocks",
+    "commit-time",
+    "large-channels",
+    "encrypted-hsm",
+    "subdaemon",
+    "force-feerates",
+    "experimental-offers",
+    "experimental-dual-fund",
+    "experimental-splicing",
+    "experimental-peer-storage",
+    "require-confirmed-inputs",
+];
+
+/// Notification topics only lightningd may send; declaring one gets a
+/// plugin killed.
+const NATIVE_TOPICS: &[&str] = &[
+    "channel_opened",
+    "channel_open_failed",
+    "channel_state_changed",
+    "connect",
+    "disconnect",
+    "invoice_payment",
+    "invoice_creation",
+    "warning",
+    "forward_event",
+    "sendpay_success",
+    "sendpay_failure",
+    "coin_movement",
+    "balance_snapshot",
+    "openchannel_peer_sigs",
+    "onionmessage_forward_fail",
+    "shutdown",
+    "log",
+    "plugin_started",
+    "plugin_stopped",
+    "block_added",
+    "custommsg",
+];
+
+/// Why lightningd would refuse an option declaration, if it would.
+fn bad_option(name: &str, ty: &str, o: &Value) -> Option<String> {
+    if BUILTIN_OPTIONS.contains(&name) {
+        return Some("lightningd has an option of that name".into());
+    }
+    if name.contains('|') {
+        return Some("lightningd does not allow '|' in option names".into());
+    }
+    for k in ["multi", "dynamic", "deprecated"] {
+        if o.get(k).is_some_and(|v| !v.is_boolean()) {
+            return Some(format!("\"{k}\" must be true or false"));
+        }
+    }
+    if o.get("multi") == Some(&Value::Bool(true)) && matches!(ty, "bool" | "flag") {
+        return Some(format!("a {ty} option cannot be multi"));
+    }
+    let default = o.get("default").filter(|d| !d.is_null() && ty != "flag")?;
+    let text = default
+        .as_str()
+        .map_or_else(|| default.to_string(), str::to_owned);
+    let fits = match ty {
+        "int" => text.parse::<i64>().is_ok(),
+        "bool" => matches!(text.as_str(), "true" | "false"),
+        _ => true,
+    };
+    (!fits).then(|| format!("its default {default} is not a valid {ty}"))
+}
 const FILTERABLE_HOOKS: &[&str] = &["rpc_command", "custommsg"];
 
 /// One option a plugin declares.
@@ -101,6 +301,18 @@ impl Manifest {
                 ));
                 continue;
             }
+            if BUILTIN_METHODS.contains(&name.as_str()) {
+                problems.push(format!(
+                    "rpc method '{name}' dropped: lightningd has a command of that name"
+                ));
+                continue;
+            }
+            if m.get("description").is_some_and(|d| !d.is_string()) {
+                problems.push(format!(
+                    "rpc method '{name}' dropped: its \"description\" is not a string"
+                ));
+                continue;
+            }
             if methods.contains_key(&name) {
                 problems.push(format!(
                     "rpc method '{name}' declared twice; the second dropped"
@@ -141,6 +353,10 @@ impl Manifest {
                 problems.push(format!(
                     "option '{name}' dropped: names starting with '{HOST_PREFIX}' belong to cln-autoreload"
                 ));
+                continue;
+            }
+            if let Some(why) = bad_option(&name, &ty, &o) {
+                problems.push(format!("option '{name}' dropped: {why}"));
                 continue;
             }
             if options.iter().any(|d| d.name == name) {
@@ -206,15 +422,26 @@ impl Manifest {
         }
 
         let subscriptions = strings(&value, "subscriptions");
-        let notifications = value
-            .get("notifications")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|n| n.get("method").and_then(Value::as_str).map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut notifications = vec![];
+        if let Some(list) = value.remove("notifications") {
+            let mut kept = vec![];
+            for n in as_list(list, "notifications", &mut problems) {
+                match n.get("method").and_then(Value::as_str) {
+                    None => problems.push(format!(
+                        "notification without a \"method\" dropped: {}",
+                        short(&n)
+                    )),
+                    Some(m) if NATIVE_TOPICS.contains(&m) => problems.push(format!(
+                        "notification '{m}' dropped: only lightningd may send it"
+                    )),
+                    Some(m) => {
+                        notifications.push(m.to_owned());
+                        kept.push(n);
+                    }
+                }
+            }
+            value.insert("notifications".into(), Value::Array(kept));
+        }
 
         if let Some(v) = value.get("nonnumericids") {
             if v != &Value::Bool(true) {

@@ -45,6 +45,9 @@ pub struct Request {
     /// For a hook several plugins registered: those still to be asked,
     /// in order, if this one answers `continue`.
     pub chain: Vec<PluginId>,
+    /// How many generations crashed while it was in flight: a hook that
+    /// kills every generation it reaches is not handed on for ever.
+    pub crashes: u8,
 }
 
 /// A request a plugin generation has been sent and not answered yet.

@@ -25,7 +25,7 @@ use crate::manifest::{Diff, Manifest};
 use crate::router::{PluginId, ReqKind, Request};
 use crate::{build, watch};
 use serde_json::{json, Value};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -271,6 +271,18 @@ pub struct ManagedPlugin {
     refused: Option<String>,
     /// Build on save.
     pub build: BuildState,
+    /// Its warnings of each kind in the current second, to keep a plugin
+    /// that misbehaves in a loop from burying lightningd's log.
+    noise: HashMap<&'static str, Noise>,
+}
+
+/// How many of a plugin's warnings of one kind were logged, and not, in
+/// the current window.
+#[derive(Debug)]
+struct Noise {
+    since: Instant,
+    logged: u32,
+    suppressed: u64,
 }
 
 /// Build on save, for one plugin.
@@ -331,6 +343,7 @@ impl ManagedPlugin {
             busy_retries: 0,
             refused: None,
             build: BuildState::default(),
+            noise: HashMap::new(),
         }
     }
 
@@ -465,6 +478,10 @@ const BUSY_RETRY: Duration = Duration::from_millis(20);
 const BUSY_RETRIES: u32 = 100;
 const CRASH_WINDOW: Duration = Duration::from_secs(30);
 const CRASH_LOOP: usize = 5;
+/// At most this many warnings of one kind about one plugin per
+/// [`NOISE_WINDOW`]; the rest are counted, and the count logged.
+const NOISE_MAX: u32 = 10;
+const NOISE_WINDOW: Duration = Duration::from_secs(1);
 
 impl Host {
     /// Starts a new generation of plugin `p` now: the only one if none
@@ -749,13 +766,20 @@ impl Host {
                     }
                 }
             },
-            InstanceEvent::Garbage { bytes, reason } => self.link.log(
-                Level::Warn,
-                format!(
+            InstanceEvent::Garbage { bytes, reason } => {
+                let w = format!(
                     "[{name}] wrote something that is not JSON-RPC to stdout ({reason}); lightningd would have killed it for this. Use stderr or a log notification: {}",
                     preview(&bytes, 400)
-                ),
-            ),
+                );
+                // What its output ended with matters more than one more
+                // piece of a flood: it is not counted with the others.
+                let kind = if reason.starts_with("stream ended") {
+                    "truncated"
+                } else {
+                    "garbage"
+                };
+                self.plugin_warn(p, kind, w);
+            }
             InstanceEvent::Stderr(line) => {
                 if let Some(g) = role.and_then(|r| plugin.gen_mut(r)) {
                     if g.stderr_tail.len() == 20 {
@@ -763,10 +787,14 @@ impl Host {
                     }
                     g.stderr_tail.push_back(line.clone());
                 }
-                let level = if line.starts_with("trap: ") { Level::Warn } else { Level::Info };
+                let level = if line.starts_with("trap: ") {
+                    Level::Warn
+                } else {
+                    Level::Info
+                };
                 self.link.log(level, format!("[{name}] {line}"));
             }
-            InstanceEvent::Warn(w) => self.link.log(Level::Warn, format!("[{name}] {w}")),
+            InstanceEvent::Warn(w) => self.plugin_warn(p, "warn", format!("[{name}] {w}")),
             InstanceEvent::Compiled { millis, cached } => {
                 if role.is_some() {
                     plugin.last_compile = Some((millis, cached));
@@ -819,7 +847,21 @@ impl Host {
                     self.hook_continues(f.request)
                 }
                 ReqKind::Hook(_) if reloaded => self.dispatch_to(p, f.request),
-                ReqKind::Hook(_) => self.plugins[p].held.push_back(f.request),
+                ReqKind::Hook(ref hook)
+                    if f.request.crashes > 0 && !f.request.kind.must_reach_plugin() =>
+                {
+                    let w = format!(
+                        "[{name}] the {hook} hook was in flight when generation {number} {} too: answered continue (as lightningd does when a plugin dies in a hook) rather than sent to the next generation",
+                        exit.how
+                    );
+                    self.plugin_warn(p, "hook", w);
+                    self.hook_continues(f.request);
+                }
+                ReqKind::Hook(_) => {
+                    let mut req = f.request;
+                    req.crashes = req.crashes.saturating_add(1);
+                    self.plugins[p].held.push_back(req);
+                }
                 ReqKind::Rpc => self.link.send(jsonrpc::error(
                     &f.request.id,
                     PLUGIN_TERMINATED,
@@ -1161,6 +1203,7 @@ impl Host {
     pub(crate) fn on_timer(&mut self, p: PluginId, epoch: u64, timer: Timer) {
         match timer {
             Timer::RetireGrace(number) => return self.close_retiring(p, number),
+            Timer::QuietOver(kind) => return self.quiet_over(p, kind),
             Timer::RetireKill(number) => {
                 if let Some(r) = self.plugins[p]
                     .retiring
@@ -1215,7 +1258,7 @@ impl Host {
                     self.start(p, pending);
                 }
             }
-            Timer::RetireGrace(_) | Timer::RetireKill(_) => {}
+            Timer::RetireGrace(_) | Timer::RetireKill(_) | Timer::QuietOver(_) => {}
         }
     }
 
@@ -1285,6 +1328,49 @@ impl Host {
             Phase::Down { reason } => plugin.phase = Phase::Down { reason },
         }
         self.retry_pending[p] = None;
+    }
+
+    /// Logs a warning about something plugin `p` did, unless it already
+    /// had [`NOISE_MAX`] of this `kind` within the last [`NOISE_WINDOW`]:
+    /// those are counted and summed up when the window is over.
+    pub(crate) fn plugin_warn(&mut self, p: PluginId, kind: &'static str, text: String) {
+        let now = Instant::now();
+        let noise = self.plugins[p].noise.entry(kind).or_insert(Noise {
+            since: now,
+            logged: 0,
+            suppressed: 0,
+        });
+        if now.duration_since(noise.since) >= NOISE_WINDOW && noise.suppressed == 0 {
+            noise.since = now;
+            noise.logged = 0;
+        }
+        if noise.logged < NOISE_MAX {
+            noise.logged += 1;
+            return self.link.log(Level::Warn, text);
+        }
+        noise.suppressed += 1;
+        if noise.suppressed == 1 {
+            let left = NOISE_WINDOW.saturating_sub(now.duration_since(noise.since));
+            self.after(left, p, Timer::QuietOver(kind));
+        }
+    }
+
+    /// The window of `kind` warnings is over: log how many were not.
+    fn quiet_over(&mut self, p: PluginId, kind: &'static str) {
+        let plugin = &mut self.plugins[p];
+        let Some(noise) = plugin.noise.get_mut(kind) else {
+            return;
+        };
+        let n = std::mem::take(&mut noise.suppressed);
+        noise.since = Instant::now();
+        noise.logged = 0;
+        if n > 0 {
+            let name = &plugin.name;
+            self.link.log(
+                Level::Warn,
+                format!("[{name}] {n} more warnings about {name} like the ones above were not logged (at most {NOISE_MAX} of a kind a second are)"),
+            );
+        }
     }
 
     /// The sandbox settings for new wasm instances.

@@ -83,6 +83,22 @@ tp-rpc method [params]  one JSON-RPC call on the init's rpc-file socket
                       (relative to cwd); returns its result, or its error
 tp-spawn-grandchild   starts `sleep 1000` (stdin/stdout on /dev/null, same
                       process group) and returns {"pid": its pid}
+tp-raw hex [answer]   writes the bytes hex encodes raw to stdout, each "@ID@" in
+                      them replaced by this request's id as JSON (so they can
+                      hold answers to it: twice, with invalid UTF-8, ...); then
+                      answers {"raw": bytes written} unless answer is false
+tp-spew bytes [prefix] [then]
+                      writes prefix, then bytes x's in 1 MiB writes, no newline;
+                      then "answer" (default: {"spewed": bytes}) or "exit"
+                      (os._exit(9) without answering)
+tp-flood [method] [count]
+                      starts a thread sending notifications as fast as it can
+                      until it sent count (if given) or tp-flood-stop: "log" (default) {"level":"info",
+                      "message":"flood N"}, or method with {"n": N}, or, for
+                      "stderr", lines "stderr flood N" on stderr; {"started":true}
+tp-close-stdout       closes its stdout and goes on running (never answers)
+tp-flood-status       {"sent": notifications sent so far}
+tp-flood-stop         stops the flood thread; {"sent": notifications sent}
 
 Other requests: getmanifest, init, setconfig (recorded, answers {}), check
 (answers {"checked": params}), any request whose method is a hook name (in the
@@ -216,6 +232,12 @@ def manifest():
             method("state", "", "returns everything the plugin has received"),
             method("rpc", "method [params]", "calls lightningd over its socket"),
             method("spawn-grandchild", "", "starts a sleep 1000 child process"),
+            method("raw", "hex [answer]", "writes raw bytes to stdout"),
+            method("spew", "bytes [prefix] [then]", "writes a huge output without a newline"),
+            method("flood", "[method] [count]", "starts sending notifications as fast as it can"),
+            method("flood-status", "", "how many notifications the flood sent"),
+            method("flood-stop", "", "stops the flood"),
+            method("close-stdout", "", "closes stdout and goes on running"),
         ],
         "subscriptions": CFG.get("subscriptions", []),
         "hooks": CFG.get("hooks", []),
@@ -376,6 +398,82 @@ def do_rpc(req_id, params):
     return resp.get("result")
 
 
+def do_raw(req_id, params):
+    data = bytes.fromhex(param(params, "hex", 0, ""))
+    data = data.replace(b"@ID@", json.dumps(req_id, ensure_ascii=False).encode())
+    write_raw(data)
+    if param(params, "answer", 1, True) is False:
+        return NO_ANSWER
+    return {"raw": len(data)}
+
+
+def do_spew(req_id, params):
+    left = int(param(params, "bytes", 0, 0))
+    write_raw(str(param(params, "prefix", 1, "")).encode())
+    chunk = b"x" * (1 << 20)
+    while left > 0:
+        write_raw(chunk[:left])
+        left -= len(chunk)
+    if param(params, "then", 2, "answer") == "exit":
+        exit_now(9)
+    return {"spewed": int(param(params, "bytes", 0, 0))}
+
+
+FLOOD = {"sent": 0, "stop": threading.Event(), "thread": None}
+
+
+def flood(method, count):
+    n = 0
+    while not FLOOD["stop"].is_set() and (count is None or n < count):
+        batch = []
+        for _ in range(100 if count is None else min(100, count - n)):
+            if method == "log":
+                msg = {"jsonrpc": "2.0", "method": "log",
+                       "params": {"level": "info", "message": "flood %d" % n}}
+            else:
+                msg = {"jsonrpc": "2.0", "method": method, "params": {"n": n}}
+            if method == "stderr":
+                batch.append(b"stderr flood %d\n" % n)
+            else:
+                batch.append(json.dumps(msg, separators=(",", ":")).encode() + b"\n\n")
+            n += 1
+        if method == "stderr":
+            os.write(2, b"".join(batch))
+        else:
+            write_raw(b"".join(batch))
+        FLOOD["sent"] = n
+        # Python's locks are not fair: without a pause with the stdout lock
+        # released, the answers of other requests would starve.
+        time.sleep(0.0002)
+
+
+def do_flood(req_id, params):
+    FLOOD["stop"].clear()
+    FLOOD["sent"] = 0
+    args = (param(params, "method", 0, "log"), param(params, "count", 1))
+    t = threading.Thread(target=flood, args=args, daemon=True)
+    FLOOD["thread"] = t
+    t.start()
+    return {"started": True}
+
+
+def do_close_stdout(req_id, params):
+    with STDOUT_LOCK:
+        os.close(1)
+    return NO_ANSWER
+
+
+def do_flood_status(req_id, params):
+    return {"sent": FLOOD["sent"]}
+
+
+def do_flood_stop(req_id, params):
+    FLOOD["stop"].set()
+    if FLOOD["thread"] is not None:
+        FLOOD["thread"].join()
+    return {"sent": FLOOD["sent"]}
+
+
 def do_spawn_grandchild(req_id, params):
     # posix_spawn rather than subprocess so that SIGTERM (ignored by us when
     # ignore_shutdown) and SIGPIPE (ignored by Python) are back to default in
@@ -397,6 +495,9 @@ METHODS = {m(name): fn for name, fn in [
     ("stderr", do_stderr), ("log", do_log), ("notify", do_notify),
     ("progress", do_progress), ("error", do_error), ("state", do_state),
     ("rpc", do_rpc), ("spawn-grandchild", do_spawn_grandchild),
+    ("raw", do_raw), ("spew", do_spew), ("flood", do_flood),
+    ("flood-status", do_flood_status), ("flood-stop", do_flood_stop),
+    ("close-stdout", do_close_stdout),
 ]}
 
 

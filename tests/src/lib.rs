@@ -849,3 +849,36 @@ pub fn build_copied_wasm(krate: &Path, release: bool) -> PathBuf {
         .join(if release { "release" } else { "debug" })
         .join("hello-wasm.wasm")
 }
+
+/// The parent of process `pid`.
+pub fn ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The pid of the host (cln-autoreload) running under `node`.
+pub fn host_pid(node: &Node) -> Option<u32> {
+    let parent = node.pid()?;
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| ppid(pid) == Some(parent))
+        .find(|&pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|exe| exe.file_name().is_some_and(|n| n == "cln-autoreload"))
+        })
+}
+
+/// The most memory process `pid` has had resident so far (`VmHWM`), in
+/// MiB.
+pub fn peak_rss_mib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}

@@ -12,9 +12,11 @@ pub mod wasm;
 use crate::framing::{Frame, Framer, Message};
 use bytes::Bytes;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Notify;
 
 /// How an instance ended.
 #[derive(Debug, Clone)]
@@ -142,6 +144,7 @@ pub(crate) fn spawn_stderr_lines<R: AsyncRead + Unpin + Send + 'static>(
         let mut lines = BufReader::new(err);
         let mut line = Vec::new();
         loop {
+            room().await;
             line.clear();
             match (&mut lines)
                 .take(64 * 1024)
@@ -151,6 +154,7 @@ pub(crate) fn spawn_stderr_lines<R: AsyncRead + Unpin + Send + 'static>(
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let text = String::from_utf8_lossy(&line);
+                    backlog().added();
                     report(InstanceEvent::Stderr(text.trim_end().to_string()));
                 }
             }
@@ -158,13 +162,156 @@ pub(crate) fn spawn_stderr_lines<R: AsyncRead + Unpin + Send + 'static>(
     });
 }
 
+/// Frames read from instances that the host has not handled yet. Readers
+/// stop reading while there are [`BACKLOG_MAX`] of them: a plugin writing
+/// faster than the host forwards (a flood of notifications) must neither
+/// grow the host's memory without bound nor hold up lightningd's requests
+/// queued behind its frames, nor can a flood of stderr lines. The host
+/// calls [`Backlog::handled`] for each [`InstanceEvent::Message`],
+/// [`InstanceEvent::Garbage`] and [`InstanceEvent::Stderr`] (one it was
+/// not counted for, a wasm trap's, only lets a reader go on sooner).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    pending: AtomicUsize,
+    room: Notify,
+}
+
+/// How many frames may wait for the host before readers pause.
+const BACKLOG_MAX: usize = 4096;
+
+/// The backlog of this process's host.
+pub fn backlog() -> &'static Backlog {
+    static BACKLOG: OnceLock<Backlog> = OnceLock::new();
+    BACKLOG.get_or_init(Backlog::default)
+}
+
+impl Backlog {
+    fn added(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The host handled one frame.
+    pub fn handled(&self) {
+        let before = self
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            })
+            .unwrap_or(0);
+        // Readers wait until half the backlog is gone, not one frame.
+        if before == BACKLOG_MAX / 2 + 1 {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Waits while the backlog is full.
+    async fn room(&self) {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.pending.load(Ordering::Relaxed) < BACKLOG_MAX {
+                return;
+            }
+            room.await;
+        }
+    }
+}
+
+/// Reports one frame, counted in the [`backlog`].
+fn report_frame(frame: Frame, report: &impl Fn(InstanceEvent)) {
+    backlog().added();
+    report(match frame {
+        Frame::Message(m) => InstanceEvent::Message(m),
+        Frame::Garbage { bytes, reason } => InstanceEvent::Garbage { bytes, reason },
+    });
+}
+
 /// Reports every frame in `framer`.
 pub(crate) fn emit(framer: &mut Framer, report: &impl Fn(InstanceEvent)) {
     while let Some(frame) = framer.next_frame() {
-        report(match frame {
-            Frame::Message(m) => InstanceEvent::Message(m),
-            Frame::Garbage { bytes, reason } => InstanceEvent::Garbage { bytes, reason },
-        });
+        report_frame(frame, report);
+    }
+}
+
+/// Waits until the host has room for more frames (see [`Backlog`]).
+pub(crate) async fn room() {
+    backlog().room().await
+}
+
+/// Reports what is left in `framer` at the end of a stream.
+pub(crate) fn finish(framer: &mut Framer, report: &impl Fn(InstanceEvent)) {
+    if let Some(frame) = framer.finish() {
+        report_frame(frame, report);
+    }
+}
+
+/// Replaces invalid UTF-8 in what an instance writes with U+FFFD as it
+/// arrives. lightningd only speaks UTF-8 JSON and the framer refuses
+/// anything else: without this, an answer with one bad byte in a string
+/// would be dropped as garbage, and its caller would wait forever.
+#[derive(Default)]
+pub(crate) struct Utf8Repair {
+    /// Bytes at the end of the buffer that may begin a character the next
+    /// read completes.
+    carry: usize,
+}
+
+impl Utf8Repair {
+    /// Before a read: where the bytes to check will begin.
+    pub(crate) fn mark(&mut self, framer: &Framer) -> usize {
+        // Frames taken since may have consumed part of the carry.
+        self.carry = self.carry.min(framer.pending());
+        framer.pending() - self.carry
+    }
+
+    /// After a read: checks the buffer from `from`, repairing it in place
+    /// (U+FFFD is never shorter than what it replaces, and neither is
+    /// ASCII, so the framer's scan position stays valid). Reports once per
+    /// read that needed it.
+    pub(crate) fn check(
+        &mut self,
+        framer: &mut Framer,
+        from: usize,
+        report: &impl Fn(InstanceEvent),
+    ) {
+        let buf = framer.buffer();
+        let Some(tail) = buf.get(from..) else { return };
+        let mut rest = tail;
+        let mut fixed = Vec::new();
+        let mut replaced = false;
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(_) => {
+                    self.carry = 0;
+                    break;
+                }
+                Err(e) => {
+                    let (good, bad) = rest.split_at(e.valid_up_to());
+                    match e.error_len() {
+                        Some(n) => {
+                            fixed.extend_from_slice(good);
+                            fixed.extend_from_slice("\u{fffd}".as_bytes());
+                            rest = &bad[n..];
+                            replaced = true;
+                        }
+                        None => {
+                            self.carry = bad.len();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if !replaced {
+            return;
+        }
+        fixed.extend_from_slice(rest);
+        buf.truncate(from);
+        buf.extend_from_slice(&fixed);
+        report(InstanceEvent::Warn(
+            "wrote invalid UTF-8 to stdout: replaced with U+FFFD (lightningd's JSON is UTF-8; it would have dropped or garbled this)".into(),
+        ));
     }
 }
 
@@ -174,14 +321,18 @@ pub(crate) async fn read_messages<R: AsyncRead + Unpin>(
     report: &impl Fn(InstanceEvent),
 ) {
     let mut framer = Framer::new();
+    let mut utf8 = Utf8Repair::default();
     loop {
+        room().await;
         framer.buffer().reserve(64 * 1024);
+        let from = utf8.mark(&framer);
         match out.read_buf(framer.buffer()).await {
             Ok(0) | Err(_) => break,
-            Ok(_) => emit(&mut framer, report),
+            Ok(_) => {
+                utf8.check(&mut framer, from, report);
+                emit(&mut framer, report)
+            }
         }
     }
-    if let Some(Frame::Garbage { bytes, reason }) = framer.finish() {
-        report(InstanceEvent::Garbage { bytes, reason });
-    }
+    finish(&mut framer, report);
 }

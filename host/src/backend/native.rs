@@ -4,8 +4,10 @@
 //! Owns: spawning the child, pumping its stdin/stdout/stderr, reaping it.
 //! Must not: interpret messages beyond framing.
 
-use super::{emit, spawn_stderr_lines, Control, Exit, Instance, InstanceEvent};
-use crate::framing::{write_messages, Frame, Framer};
+use super::{
+    emit, finish, room, spawn_stderr_lines, Control, Exit, Instance, InstanceEvent, Utf8Repair,
+};
+use crate::framing::{write_messages, Framer};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::path::Path;
@@ -14,6 +16,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::mpsc::unbounded_channel;
+
+/// How long a child that closed its stdout may take to exit.
+const STDOUT_CLOSED_GRACE: Duration = Duration::from_millis(1000);
 
 /// Sends `sig` to the process group led by `pid` (the plugin and anything
 /// it started).
@@ -74,12 +79,18 @@ async fn read_stdout(mut child: Child, mut stdout: ChildStdout, report: impl Fn(
     // Set once the child has exited: a grandchild may hold its stdout
     // open, so take what is already in the pipe, then stop waiting.
     let mut drain: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    let mut utf8 = Utf8Repair::default();
     loop {
+        room().await;
         framer.buffer().reserve(64 * 1024);
+        let from = utf8.mark(&framer);
         tokio::select! {
             n = stdout.read_buf(framer.buffer()) => match n {
                 Ok(0) | Err(_) => break,
-                Ok(_) => emit(&mut framer, &report),
+                Ok(_) => {
+                    utf8.check(&mut framer, from, &report);
+                    emit(&mut framer, &report)
+                }
             },
             s = child.wait(), if status.is_none() => {
                 status = Some(s);
@@ -93,14 +104,29 @@ async fn read_stdout(mut child: Child, mut stdout: ChildStdout, report: impl Fn(
             } => break,
         }
     }
-    if let Some(Frame::Garbage { bytes, reason }) = framer.finish() {
-        report(InstanceEvent::Garbage { bytes, reason });
-    }
+    finish(&mut framer, &report);
+    // Its stdout is closed: nothing it does can answer anything any more.
+    // lightningd takes that for death; so does the host, killing one that
+    // lingers, so that its calls are answered rather than waiting for it.
+    let mut killed = false;
     let status = match status {
         Some(s) => s,
-        None => child.wait().await,
+        None => match tokio::time::timeout(STDOUT_CLOSED_GRACE, child.wait()).await {
+            Ok(s) => s,
+            Err(_) => {
+                if let Some(pid) = child.id() {
+                    signal_group(pid, Signal::SIGKILL);
+                }
+                killed = true;
+                child.wait().await
+            }
+        },
     };
     let how = match status {
+        Ok(_) if killed => format!(
+            "closed its stdout but did not exit within {} ms: killed",
+            STDOUT_CLOSED_GRACE.as_millis()
+        ),
         Ok(s) => describe(s),
         Err(e) => format!("could not be waited for: {e}"),
     };

@@ -592,11 +592,16 @@ async fn run(
             }
             if let Some(desired) = store.data().memory_refused {
                 report(InstanceEvent::Stderr(format!("trap: {}", e.root_cause())));
-                return fail(format!(
-                    "ran out of memory: it asked for {} MiB, autoreload-wasm-max-memory-mb allows {}",
-                    desired >> 20,
-                    settings.max_memory >> 20
-                ));
+                // Stopped by the sandbox, like a runaway: the hook it was
+                // on continues rather than bombing the next instance.
+                return Exit {
+                    how: format!(
+                        "ran out of memory: it asked for {} MiB, autoreload-wasm-max-memory-mb allows {}",
+                        desired >> 20,
+                        settings.max_memory >> 20
+                    ),
+                    runaway: true,
+                };
             }
             // The trap with its wasm backtrace goes to the log (not the
             // host's own Rust backtrace, which says nothing about the guest).
@@ -628,7 +633,7 @@ async fn rpc_call(mut caller: Caller<'_, State>, ptr: i32, len: i32) -> i32 {
     }
     let response = match check_rpc(caller.data(), &req) {
         Err(refused) => refused,
-        Ok(socket) => match crate::rpc::call_raw(&socket, &req).await {
+        Ok((socket, checked)) => match crate::rpc::call_raw(&socket, &checked).await {
             Ok(r) => r,
             Err(e) => rpc_error(
                 &req,
@@ -652,8 +657,10 @@ fn rpc_error(req: &[u8], message: String) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// Where to send the guest's call, or the error response that refuses it.
-fn check_rpc(state: &State, req: &[u8]) -> Result<PathBuf, Vec<u8>> {
+/// Where to send the guest's call and what to send (the request as it was
+/// checked: with a key given twice, serde keeps the last `"method"` and
+/// lightningd would run the first), or the error response that refuses it.
+fn check_rpc(state: &State, req: &[u8]) -> Result<(PathBuf, Vec<u8>), Vec<u8>> {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(req).ok();
     let Some(method) = parsed
         .as_ref()
@@ -679,11 +686,16 @@ fn check_rpc(state: &State, req: &[u8]) -> Result<PathBuf, Vec<u8>> {
             ));
         }
     }
-    state.rpc_socket.clone().ok_or_else(|| {
+    let socket = state.rpc_socket.clone().ok_or_else(|| {
         rpc_error(
             req,
             "cln-autoreload: lightningd's rpc socket is not known yet (init has not happened)"
                 .into(),
         )
-    })
+    })?;
+    let checked = match &parsed {
+        Some(v) if state.rpc_allow.is_some() => serde_json::to_vec(v).unwrap_or_default(),
+        _ => req.to_vec(),
+    };
+    Ok((socket, checked))
 }

@@ -2081,6 +2081,7 @@ mod build_on_save {
     }
 }
 
+mod hostile;
 /// A short soak: steady mixed load while the plugin is reloaded and crashed
 /// again and again. Nothing hangs, nothing is answered twice, and every
 /// error says why. (The long version is the bench target's job.)

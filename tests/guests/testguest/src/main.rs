@@ -30,9 +30,14 @@
 //! | `tg-notify [method] [payload]` | `{}` after a notification |
 //! | `tg-progress` | `{}` after a `message` notification for this request |
 //! | `tg-state` | what it has seen (see [`State`]) |
+//! | `tg-spew bytes` | writes that many x's straight to stdout (1 MiB writes, no newline), then `{"spewed"}` |
+//! | `tg-alloc mib` | never: one allocation of `mib` MiB (past the cap: out of memory) |
+//! | `tg-rpc-raw request` | the whole response to `request` (a string, sent byte for byte through `cln.rpc_call`, bypassing the SDK; wasm only) |
 //!
 //! Options `tg-greeting` (string, "hi") and `tg-dyn` (int, 1, dynamic);
-//! hooks `peer_connected` and `db_write` (recorded, continue);
+//! hooks `peer_connected` and `db_write` (recorded, continue; a
+//! `peer_connected` whose `peer.id` is `spin`, `bomb` or `recurse` behaves
+//! like the method of that name instead);
 //! subscriptions `connect`, `shutdown`, `tg_custom` (recorded); custom
 //! notification `tg_custom`.
 
@@ -70,6 +75,7 @@ struct State {
 }
 
 type P = Plugin<State>;
+type Method = fn(&mut P, Value) -> Result<Value, RpcError>;
 
 fn main() {
     let mut builder = Builder::with_state(State::default())
@@ -88,8 +94,7 @@ fn main() {
             Ok(())
         });
 
-    type Method = fn(&mut P, Value) -> Result<Value, RpcError>;
-    let methods: [(&str, &str, &str, Method); 14] = [
+    let methods: [(&str, &str, &str, Method); 17] = [
         (
             "tg-echo",
             "[params]",
@@ -164,6 +169,24 @@ fn main() {
             "returns everything the guest has seen",
             tg_state,
         ),
+        (
+            "tg-spew",
+            "bytes",
+            "writes that many x's straight to stdout",
+            tg_spew,
+        ),
+        (
+            "tg-alloc",
+            "mib",
+            "allocates that many MiB at once",
+            tg_alloc,
+        ),
+        (
+            "tg-rpc-raw",
+            "request",
+            "sends raw bytes as a call to lightningd",
+            tg_rpc_raw,
+        ),
     ];
     for (name, usage, description, handler) in methods {
         builder = builder.rpcmethod(name, usage, description, handler);
@@ -187,6 +210,16 @@ fn main() {
 }
 
 fn record_hook(p: &mut P, method: &str, params: Value) -> Value {
+    let runaway: Option<Method> = match params["peer"]["id"].as_str() {
+        Some("spin") => Some(tg_spin),
+        Some("bomb") => Some(tg_bomb),
+        Some("recurse") => Some(tg_recurse),
+        _ => None,
+    };
+    if let Some(run) = runaway {
+        // None of these returns.
+        let _ = run(p, json!({}));
+    }
     let id = p.request_id().cloned().unwrap_or(Value::Null);
     p.state_mut()
         .hooks
@@ -338,4 +371,65 @@ fn tg_state(p: &mut P, _params: Value) -> Result<Value, RpcError> {
         "notifications": s.notifications,
         "setconfig": s.setconfig,
     }))
+}
+
+fn tg_spew(_p: &mut P, params: Value) -> Result<Value, RpcError> {
+    use std::io::Write;
+    let bytes = param(&params, "bytes", 0)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| RpcError::invalid_params("bytes must be a non-negative integer"))?;
+    let chunk = vec![b'x'; 1 << 20];
+    let mut out = std::io::stdout().lock();
+    let mut left = bytes;
+    while left > 0 {
+        let n = usize::try_from(left.min(chunk.len() as u64)).unwrap_or(chunk.len());
+        out.write_all(&chunk[..n])
+            .map_err(|e| RpcError::new(-1, format!("stdout: {e}")))?;
+        left -= n as u64;
+    }
+    out.flush()
+        .map_err(|e| RpcError::new(-1, format!("stdout: {e}")))?;
+    Ok(json!({"spewed": bytes}))
+}
+
+fn tg_alloc(_p: &mut P, params: Value) -> Result<Value, RpcError> {
+    let mib = param(&params, "mib", 0)
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+        .and_then(|n| n.checked_mul(1 << 20))
+        .ok_or_else(|| RpcError::invalid_params("mib must be a non-negative integer"))?;
+    let mut block = vec![0u8; mib];
+    for i in (0..block.len()).step_by(4096) {
+        block[i] = 1;
+    }
+    Ok(json!({"allocated_mib": black_box(block).len() >> 20}))
+}
+
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "cln")]
+extern "C" {
+    fn rpc_call(req_ptr: *const u8, req_len: usize) -> i32;
+    fn rpc_result(buf_ptr: *mut u8, buf_len: usize) -> i32;
+}
+
+#[cfg(target_arch = "wasm32")]
+fn tg_rpc_raw(_p: &mut P, params: Value) -> Result<Value, RpcError> {
+    let request = param(&params, "request", 0)
+        .and_then(Value::as_str)
+        .ok_or_else(|| RpcError::invalid_params("request must be a string"))?;
+    // SAFETY: the host reads exactly `request.len()` bytes from a live slice.
+    let len = unsafe { rpc_call(request.as_ptr(), request.len()) };
+    let len = usize::try_from(len).map_err(|_| RpcError::new(-1, format!("rpc_call: {len}")))?;
+    let mut buf = vec![0u8; len];
+    // SAFETY: the host writes at most `buf.len()` bytes into a live buffer.
+    let got = unsafe { rpc_result(buf.as_mut_ptr(), buf.len()) };
+    let got = usize::try_from(got).map_err(|_| RpcError::new(-1, format!("rpc_result: {got}")))?;
+    buf.truncate(got);
+    cln_autoreload_guest::serde_json::from_slice(&buf)
+        .map_err(|e| RpcError::new(-1, format!("not JSON: {e}")))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn tg_rpc_raw(_p: &mut P, _params: Value) -> Result<Value, RpcError> {
+    Err(RpcError::new(-1, "tg-rpc-raw needs the wasm host"))
 }
