@@ -447,6 +447,16 @@ impl Host {
                         self.hook_continues(f.request);
                         return self.check_drained(p);
                     }
+                    if !f.request.kind.must_reach_plugin() {
+                        if let Some(why) = answer.as_ref().and_then(|v| bad_hook_result(v)) {
+                            self.link.log(
+                                Level::Warn,
+                                format!("[{name}] answered the {hook} hook with {why}, which lightningd would reject (it aborts on most hooks): taken as continue. A hook answers {{\"result\": \"continue\"}} or one of the hook's own verbs. The answer: {}", preview(&m.raw, 300)),
+                            );
+                            self.hook_continues(f.request);
+                            return self.check_drained(p);
+                        }
+                    }
                     let goes_on = answer
                         .as_ref()
                         .and_then(|v| v.pointer("/result/result"))
@@ -1136,5 +1146,42 @@ impl Host {
         {
             self.exit = true;
         }
+    }
+}
+
+/// What is wrong with a hook's answer that lightningd cannot act on, if
+/// anything: every hook's answer is an object with a `result` verb
+/// (`rpc_command` may instead `replace` the command or `return` an answer).
+/// Unknown verbs are left to lightningd: which verbs a hook takes is its
+/// business, and a newer lightningd may know more.
+fn bad_hook_result(answer: &Value) -> Option<String> {
+    let Some(result) = answer.get("result") else {
+        return Some("neither \"result\" nor \"error\"".into());
+    };
+    let Some(obj) = result.as_object() else {
+        return Some(format!(
+            "a result that is not an object ({})",
+            kind_of(result)
+        ));
+    };
+    match obj.get("result") {
+        Some(Value::String(_)) => None,
+        Some(other) => Some(format!(
+            "a \"result\" verb that is not a string ({})",
+            kind_of(other)
+        )),
+        None if obj.contains_key("replace") || obj.contains_key("return") => None,
+        None => Some("no \"result\" verb in its result".into()),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }

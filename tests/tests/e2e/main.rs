@@ -756,6 +756,61 @@ mod node {
         node.wait_log("would make lightningd abort").await;
     }
 
+    /// A hook answer lightningd cannot act on (no verb, not an object)
+    /// becomes `continue` with a warning; a real verb passes untouched.
+    #[tokio::test]
+    async fn a_hook_answered_without_a_verb_does_not_abort_lightningd() {
+        let Some(Setup {
+            node,
+            plugin,
+            launch: _launch,
+        }) = setup_with(json!({"hooks": ["peer_connected"]}), &[], true).await
+        else {
+            return;
+        };
+        let cases = [
+            (
+                json!({"verdict": "continue"}),
+                json!({"result": "continue"}),
+                "no \"result\" verb",
+            ),
+            (
+                json!({"result": 1}),
+                json!({"result": "continue"}),
+                "not a string (a number)",
+            ),
+            (
+                json!("continue"),
+                json!({"result": "continue"}),
+                "not an object (a string)",
+            ),
+            (
+                json!({"result": "disconnect", "error_message": "go away"}),
+                json!({"result": "disconnect", "error_message": "go away"}),
+                "",
+            ),
+        ];
+        for (answer, seen, warning) in cases {
+            let gen = generation(&node).await;
+            write_testplugin(
+                &plugin,
+                &json!({"hooks": ["peer_connected"], "hook_result": answer}),
+            );
+            reloaded(&node, gen).await;
+            let h = node
+                .ok(
+                    "dev-hook",
+                    json!({"hook": "peer_connected", "payload": {"peer": {}}}),
+                )
+                .await;
+            assert_eq!(h["results"], json!([seen]), "answering {answer}");
+            if !warning.is_empty() {
+                let line = node.wait_log(warning).await;
+                assert!(line.contains("taken as continue"), "{line}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_changed_manifest_is_reported_and_removed_methods_say_so() {
         let Some(Setup {
