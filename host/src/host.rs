@@ -448,7 +448,7 @@ impl Host {
                         return self.check_drained(p);
                     }
                     if !f.request.kind.must_reach_plugin() {
-                        if let Some(why) = answer.as_ref().and_then(|v| bad_hook_result(v)) {
+                        if let Some(why) = answer.as_ref().and_then(bad_hook_result) {
                             self.link.log(
                                 Level::Warn,
                                 format!("[{name}] answered the {hook} hook with {why}, which lightningd would reject (it aborts on most hooks): taken as continue. A hook answers {{\"result\": \"continue\"}} or one of the hook's own verbs. The answer: {}", preview(&m.raw, 300)),
