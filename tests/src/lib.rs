@@ -843,3 +843,6 @@ pub fn build_copied_wasm(krate: &Path, release: bool) -> PathBuf {
         .join(if release { "release" } else { "debug" })
         .join("hello-wasm.wasm")
 }
+
+/// The mixed soak and the resource-hygiene measurement.
+pub mod soak;
