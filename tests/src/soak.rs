@@ -154,6 +154,8 @@ pub struct Report {
     pub flavor: &'static str,
     /// The seed of the chaos task.
     pub seed: u64,
+    /// Concurrent rpc callers.
+    pub callers: usize,
     /// How long the load ran.
     pub elapsed: Duration,
     /// rpc calls to the plugin's methods.
@@ -667,6 +669,7 @@ pub async fn run(settings: &Settings) -> Report {
     let report = Report {
         flavor: settings.flavor.name(),
         seed: settings.seed,
+        callers: settings.callers,
         elapsed,
         rpc: take(&rpc),
         hooks: take(&hooks),

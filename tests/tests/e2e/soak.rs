@@ -118,3 +118,42 @@ async fn wasm_notifications_reach_the_serving_instance_during_swaps() {
     assert!(sent > 0);
     assert_eq!(s["plugins"][0]["dropped_notifications"], 0, "{s:#}");
 }
+
+/// The soak's "answered twice" figure is the stand-in's count of responses
+/// to an id nothing waits for: a plugin loaded directly that writes one
+/// shows up in it (so a zero from the soak means none came).
+#[tokio::test]
+async fn the_standin_counts_responses_to_an_id_nothing_waits_for() {
+    use cln_autoreload_tests::*;
+    use serde_json::json;
+    let launch = tempdir();
+    let plugin = launch.path().join("direct.py");
+    write_testplugin(&plugin, &json!({"version": "d1"}));
+    let Some(node) = NodeBuilder::new()
+        .without_host()
+        .launch_dir(launch.path())
+        .arg(format!("--plugin={}", plugin.display()))
+        .standin_only()
+        .start()
+        .await
+        .expect("starts")
+    else {
+        return;
+    };
+    assert_eq!(
+        node.ok("dev-counters", json!({})).await["unknown_id_responses"],
+        0
+    );
+    node.ok("tp-echo", json!({})).await;
+    node.ok(
+        "tp-print",
+        json!({"text": "{\"jsonrpc\":\"2.0\",\"id\":\"nobody\",\"result\":{}}\n\n"}),
+    )
+    .await;
+    // The stray response came on the same stdout before tp-print's own:
+    // it has been seen by now.
+    assert_eq!(
+        node.ok("dev-counters", json!({})).await["unknown_id_responses"],
+        1
+    );
+}
