@@ -61,7 +61,7 @@ fn args() -> Result<Args> {
             other => bail!("unknown argument {other:?} (see the doc comment of src/bin/soak.rs)"),
         }
     }
-    if a.reloads == 0 || !(a.minutes > 0.0) {
+    if a.reloads == 0 || a.minutes.is_nan() || a.minutes <= 0.0 {
         bail!("--minutes and --reloads must be positive");
     }
     Ok(a)
