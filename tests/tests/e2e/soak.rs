@@ -17,7 +17,7 @@ fn seed() -> u64 {
 async fn mixed(flavor: Flavor) {
     let report = soak::run(&Settings {
         flavor,
-        duration: Duration::from_secs(8),
+        duration: Duration::from_secs(6),
         seed: seed(),
         callers: 4,
         chaos_pause_ms: (20, 250),
@@ -102,7 +102,7 @@ async fn wasm_notifications_reach_the_serving_instance_during_swaps() {
             sent
         })
     };
-    for round in 1..=5 {
+    for round in 1..=3 {
         let before = node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
             .as_u64()
             .unwrap_or(0);
