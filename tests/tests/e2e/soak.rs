@@ -30,8 +30,13 @@ async fn mixed(flavor: Flavor) {
         report.summary(),
         report.seed
     );
-    // The soak must have actually reloaded under load, not just idled.
-    assert!(report.generations >= 3, "{}", report.summary());
+    // Every chaos action ended with a new generation serving, under load.
+    let actions: u64 = report.chaos.values().sum();
+    assert!(
+        actions > 0 && report.generations >= actions,
+        "{}",
+        report.summary()
+    );
 }
 
 #[tokio::test]
