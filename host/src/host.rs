@@ -419,8 +419,13 @@ impl Host {
             {
                 continue;
             }
+            // While a wasm swap starts the next instance, the old one
+            // still serves: it gets them (the next one has not finished
+            // init, when lightningd would not send it any either).
             match &plugin.phase {
-                Phase::Serving { gen } | Phase::Draining { gen, .. } => gen.send(m.raw.clone()),
+                Phase::Serving { gen }
+                | Phase::Swapping { gen, .. }
+                | Phase::Draining { gen, .. } => gen.send(m.raw.clone()),
                 _ => plugin.dropped_notifications += 1,
             }
         }

@@ -861,19 +861,6 @@ pub fn ppid(pid: u32) -> Option<u32> {
         .ok()
 }
 
-/// The pid of the host (cln-autoreload) running under `node`.
-pub fn host_pid(node: &Node) -> Option<u32> {
-    let parent = node.pid()?;
-    std::fs::read_dir("/proc")
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| ppid(pid) == Some(parent))
-        .find(|&pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe"))
-                .is_ok_and(|exe| exe.file_name().is_some_and(|n| n == "cln-autoreload"))
-        })
-}
-
 /// The most memory process `pid` has had resident so far (`VmHWM`), in
 /// MiB.
 pub fn peak_rss_mib(pid: u32) -> Option<u64> {
@@ -882,3 +869,7 @@ pub fn peak_rss_mib(pid: u32) -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024)
 }
+
+/// The mixed soak and the resource-hygiene measurement.
+pub mod soak;
+pub use soak::host_pid;

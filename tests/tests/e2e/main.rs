@@ -1070,16 +1070,6 @@ mod node {
         }
     }
 
-    fn ppid(pid: u32) -> Option<u32> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit(')')
-            .next()?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    }
-
     #[allow(dead_code)]
     fn _unused(_: &Path) {}
 }

@@ -175,6 +175,10 @@ pub struct Ld {
     counter: AtomicU64,
     st: Mutex<State>,
     exiting: AtomicBool,
+    /// Responses from plugins to ids nothing waits for: answered twice, or
+    /// to a request never sent (lightningd drops them silently; the soak
+    /// counts them through `dev-counters`).
+    pub unknown_responses: AtomicU64,
     pub ready: watch::Sender<bool>,
 }
 
@@ -197,6 +201,7 @@ impl Ld {
             counter: AtomicU64::new(20),
             st: Mutex::new(State::default()),
             exiting: AtomicBool::new(false),
+            unknown_responses: AtomicU64::new(0),
             ready: watch::channel(false).0,
         }
     }
@@ -262,6 +267,7 @@ impl Ld {
                 let _ = p.tx.send(Reply::Msg(msg));
             }
             None => {
+                self.unknown_responses.fetch_add(1, Ordering::SeqCst);
                 let src = st
                     .plugins
                     .get(idx)

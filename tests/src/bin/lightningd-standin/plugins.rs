@@ -45,6 +45,7 @@ pub const BUILTIN_METHODS: &[&str] = &[
     "notifications",
     "dev-hook",
     "dev-notify",
+    "dev-counters",
 ];
 
 /// Notification topics only lightningd may send.

@@ -320,6 +320,14 @@ async fn dispatch(ld: &Arc<Ld>, tx: &mpsc::UnboundedSender<Out>, req: &Req) -> O
         "notifications" => ok_response(id, "{}"),
         "dev-hook" => dev_hook(ld, req).await,
         "dev-notify" => dev_notify(ld, req),
+        "dev-counters" => ok_response(
+            id,
+            &format!(
+                "{{\"unknown_id_responses\":{}}}",
+                ld.unknown_responses
+                    .load(std::sync::atomic::Ordering::SeqCst)
+            ),
+        ),
         m => match ld.owner_of(m) {
             Some(idx) => forward(ld, req, idx, m).await,
             None => error_response(id, -32601, &format!("Unknown command '{m}'")),
@@ -722,6 +730,11 @@ const BUILTIN_USAGE: &[(&str, &str, &str)] = &[
         "dev-notify",
         "topic payload",
         "Stand-in only: send a notification to subscribed plugins.",
+    ),
+    (
+        "dev-counters",
+        "",
+        "Stand-in only: how many plugin responses went to an unknown id.",
     ),
 ];
 
