@@ -157,6 +157,19 @@ fn classify(raw: &[u8]) -> Result<Kind, Unusable> {
     }
 }
 
+/// Whether a parse error is at the very end of the buffer. serde_json
+/// reports a number cut short after its `-`, `.` or `e` as an invalid
+/// number rather than as the end of input, yet the next read may complete
+/// it: a message must not be lost because a read ended there.
+fn error_at_end(buf: &[u8], e: &serde_json::Error) -> bool {
+    let line_start: usize = buf
+        .split_inclusive(|&b| b == b'\n')
+        .take(e.line().saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum();
+    line_start + e.column() >= buf.len()
+}
+
 /// Turns a byte stream into [`Frame`]s.
 ///
 /// Feed it with [`Framer::push`], then take frames with [`Framer::next_frame`]
@@ -279,7 +292,7 @@ impl Framer {
                 });
                 Some(self.take(end, kind))
             }
-            Some(Err(e)) if e.is_eof() => None,
+            Some(Err(e)) if e.is_eof() || error_at_end(&self.buf, &e) => None,
             Some(Err(e)) => Some(self.garbage_until_resync(&format!("not JSON: {e}"))),
             None => None,
         }
@@ -493,6 +506,36 @@ mod tests {
             })
             .collect();
         assert_eq!(ids.len(), 5, "{frames:?}");
+    }
+
+    // Found by fuzzing: a message whose read ended right after a number's
+    // `-` (or `.`, or `e`) was reported as garbage, and its end too.
+    #[test]
+    fn a_message_split_inside_a_number_survives() {
+        let msg = br#"{"jsonrpc":"2.0","id":"1","result":{"a":-49,"b":1.5,"c":2e-3,"d":-0.1E+2}}"#;
+        for split in 1..msg.len() {
+            let mut f = Framer::new();
+            f.push(&msg[..split]);
+            let mut frames = all(&mut f);
+            f.push(&msg[split..]);
+            frames.extend(all(&mut f));
+            match frames.as_slice() {
+                [Frame::Message(m)] => assert_eq!(&m.raw[..], &msg[..]),
+                other => panic!("split at {split}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_number_is_still_garbage() {
+        let mut f = Framer::new();
+        f.push(b"{\"jsonrpc\":\"2.0\",\"id\":-x}\n{\"jsonrpc\":\"2.0\",\"method\":\"ok\"}");
+        let frames = all(&mut f);
+        assert!(matches!(&frames[0], Frame::Garbage { .. }), "{frames:?}");
+        assert!(
+            matches!(frames.last(), Some(Frame::Message(m)) if m.kind == Kind::Notification{method:"ok".into()}),
+            "{frames:?}"
+        );
     }
 
     #[test]
