@@ -136,6 +136,11 @@ fn classify(raw: &[u8]) -> Result<Kind, Unusable> {
         }
     })?;
     let bad = |r: &str| Err(Unusable::NotJsonRpc(r.to_string()));
+    // Parsing skips the params without decoding them, so invalid UTF-8
+    // there would pass: JSON is UTF-8, and a peer may refuse anything else.
+    if std::str::from_utf8(raw).is_err() {
+        return bad("not valid UTF-8");
+    }
     if env.jsonrpc.is_none() {
         return bad("a JSON object without \"jsonrpc\"");
     }
@@ -556,6 +561,23 @@ mod tests {
         assert!(matches!(&frames[0], Frame::Garbage { .. }));
         assert!(
             matches!(frames.last(), Some(Frame::Message(m)) if m.kind == Kind::Notification{method:"ok".into()})
+        );
+    }
+
+    // Found by fuzzing: invalid UTF-8 in the params or result, which the
+    // envelope parse skips, was passed on as a message.
+    #[test]
+    fn invalid_utf8_anywhere_is_garbage() {
+        let mut f = Framer::new();
+        f.push(b"{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"result\":{\"k\x97\":\"v\xff\"}}\n{\"jsonrpc\":\"2.0\",\"method\":\"ok\"}");
+        let frames = all(&mut f);
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert!(
+            matches!(&frames[0], Frame::Garbage { reason, .. } if reason.contains("UTF-8")),
+            "{frames:?}"
+        );
+        assert!(
+            matches!(&frames[1], Frame::Message(m) if m.kind == Kind::Notification{method:"ok".into()})
         );
     }
 
