@@ -129,7 +129,13 @@ enum Unusable {
 /// Parses and classifies one complete JSON text, in a single pass.
 fn classify(raw: &[u8]) -> Result<Kind, Unusable> {
     let env: Envelope = serde_json::from_slice(raw).map_err(|e| {
-        if e.classify() == serde_json::error::Category::Data {
+        // serde stops at the first error: a data error (an array, a
+        // duplicate field) says nothing about the bytes after it, which
+        // must be valid JSON for the value to be dropped whole. Otherwise
+        // a message after the error would be dropped with it.
+        if e.classify() == serde_json::error::Category::Data
+            && serde_json::from_slice::<IgnoredAny>(raw).is_ok()
+        {
             Unusable::NotJsonRpc("not a JSON object".to_string())
         } else {
             Unusable::NotJson(format!("not JSON: {e}"))
@@ -562,6 +568,30 @@ mod tests {
         assert!(
             matches!(frames.last(), Some(Frame::Message(m)) if m.kind == Kind::Notification{method:"ok".into()})
         );
+    }
+
+    // Found by fuzzing: braces balanced over a broken object that had a
+    // duplicate field and a whole message inside: the duplicate (a data
+    // error) made it one value to drop, the message with it, unless the
+    // bytes arrived in pieces.
+    #[test]
+    fn a_data_error_in_broken_json_does_not_swallow_what_follows() {
+        let stream = b"{\"jsonrpc\":1,\"jsonrpc\":2 oops\n{\"jsonrpc\":\"2.0\",\"method\":\"ok\"}}";
+        let mut f = Framer::new();
+        f.push(stream);
+        let frames = all(&mut f);
+        assert!(
+            frames.iter().any(
+                |fr| matches!(fr, Frame::Message(m) if m.kind == Kind::Notification{method:"ok".into()})
+            ),
+            "{frames:?}"
+        );
+        // Valid JSON that is not a message is still dropped whole.
+        let mut f = Framer::new();
+        f.push(br#"{"jsonrpc":1,"jsonrpc":2,"x":{"jsonrpc":"2.0","method":"no"}}"#);
+        let frames = all(&mut f);
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert!(matches!(&frames[0], Frame::Garbage { .. }));
     }
 
     // Found by fuzzing: invalid UTF-8 in the params or result, which the

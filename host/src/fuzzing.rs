@@ -399,8 +399,11 @@ fn hook_decl(inp: &mut Input) -> Value {
     }
 }
 
+/// Makes one entry of a manifest list from fuzz input.
+type Make = fn(&mut Input) -> Value;
+
 /// An array of `make`'s entries, sometimes missing or not an array.
-fn list(inp: &mut Input, make: fn(&mut Input) -> Value) -> Option<Value> {
+fn list(inp: &mut Input, make: Make) -> Option<Value> {
     match inp.below(8) {
         0 => None,
         1 => Some(inp.value(1)),
@@ -414,7 +417,7 @@ fn manifest_result(inp: &mut Input) -> Value {
         return inp.value(2);
     }
     let mut o = Map::new();
-    let lists: [(&str, fn(&mut Input) -> Value); 3] = [
+    let lists: [(&str, Make); 3] = [
         ("options", option_decl),
         ("rpcmethods", method_decl),
         ("hooks", hook_decl),
@@ -578,6 +581,17 @@ pub fn manifest(data: &[u8]) {
         assert_eq!(m2, m, "checking a checked manifest changed it");
         assert!(Diff::between(&m, &m).is_empty(), "diff(a, a) is not empty");
         check_registrable(&manifest::merged(&[&m]));
+        // Routing a hook call by the registration's filters never panics,
+        // whatever the call's params.
+        let payload = String::from_utf8_lossy(inp.bytes(6)).into_owned();
+        let call = match inp.below(3) {
+            0 => json!({"rpc_command": {"method": inp.name(&["getinfo", "pay"])}}),
+            1 => json!({ "payload": payload }),
+            _ => inp.value(2),
+        };
+        for hook in ["rpc_command", "custommsg", "peer_connected"] {
+            manifest::hook_wants(&m, hook, Some(&call));
+        }
         if accepted
             .iter()
             .all(|a| manifest::conflicts(a, &m).is_empty())
