@@ -206,7 +206,22 @@ struct Scan {
     escaped: bool,
     /// Buffer length at the last parse attempt that needed more bytes.
     last_try: usize,
+    /// The last byte outside a string was a newline.
+    line_start: bool,
+    /// Seen since the last parse attempt: a sign that the buffer is not one
+    /// message (a raw newline in a string, which JSON forbids, or a `{`
+    /// opening a line inside an object, as a message after a broken one
+    /// does). Worth asking serde before the buffer doubles: otherwise a
+    /// message after a broken, unclosed object waits for bytes that may
+    /// never come.
+    hint: bool,
+    /// Early parse attempts made for hints, capped by [`MAX_HINTS`] so that
+    /// a message written with unindented lines stays linear to parse.
+    hints: u8,
 }
+
+/// Parse attempts per message made early because of a [`Scan::hint`].
+const MAX_HINTS: u8 = 8;
 
 impl Scan {
     /// Scans new bytes; returns the end of the top-level object once seen.
@@ -215,6 +230,13 @@ impl Scan {
             let b = buf[self.pos];
             self.pos += 1;
             if self.in_string {
+                if b == b'\n' {
+                    self.in_string = false;
+                    self.escaped = false;
+                    self.hint = true;
+                    self.line_start = true;
+                    continue;
+                }
                 match (self.escaped, b) {
                     (true, _) => self.escaped = false,
                     (false, b'\\') => self.escaped = true,
@@ -223,9 +245,13 @@ impl Scan {
                 }
                 continue;
             }
+            let line_start = std::mem::replace(&mut self.line_start, b == b'\n');
             match b {
                 b'"' => self.in_string = true,
-                b'{' | b'[' => self.depth += 1,
+                b'{' | b'[' => {
+                    self.hint |= b == b'{' && line_start && self.depth > 0;
+                    self.depth += 1;
+                }
                 b'}' | b']' => {
                     self.depth = self.depth.saturating_sub(1);
                     if self.depth == 0 {
@@ -290,8 +316,12 @@ impl Framer {
             }
         }
         let grown = self.buf.len() >= self.scan.last_try.saturating_mul(2);
-        if end.is_none() && !grown {
+        let hinted = std::mem::take(&mut self.scan.hint) && self.scan.hints < MAX_HINTS;
+        if end.is_none() && !grown && !hinted {
             return None;
+        }
+        if hinted && !grown {
+            self.scan.hints += 1;
         }
         self.scan.last_try = self.buf.len();
         let mut stream = serde_json::Deserializer::from_slice(&self.buf).into_iter::<IgnoredAny>();
@@ -592,6 +622,32 @@ mod tests {
         let frames = all(&mut f);
         assert_eq!(frames.len(), 1, "{frames:?}");
         assert!(matches!(&frames[0], Frame::Garbage { .. }));
+    }
+
+    // Found by fuzzing: after a broken object that never closes, a message
+    // on its own line waited for the buffer to double before the framer
+    // looked again, so it was lost at end of stream, or late.
+    #[test]
+    fn a_message_after_an_unclosed_broken_object_comes_without_more_bytes() {
+        // The start is a valid prefix when the framer first looks; what
+        // breaks it arrives with the next read.
+        let start = br#"{"jsonrpc":"2.0","id":"1","result":{"a":"b""#;
+        for broken in [&b",}\n"[..], b"\"cut\n", b"\n"] {
+            let mut f = Framer::new();
+            f.push(start);
+            let mut frames = all(&mut f);
+            assert!(frames.is_empty(), "{frames:?}");
+            f.push(broken);
+            frames.extend(all(&mut f));
+            for chunk in br#"{"jsonrpc":"2.0","method":"ok"}"#.chunks(5) {
+                f.push(chunk);
+                frames.extend(all(&mut f));
+            }
+            assert!(
+                matches!(frames.last(), Some(Frame::Message(m)) if m.kind == Kind::Notification{method:"ok".into()}),
+                "{frames:?}"
+            );
+        }
     }
 
     // Found by fuzzing: invalid UTF-8 in the params or result, which the
