@@ -220,6 +220,10 @@ struct Scan {
     hints: u8,
 }
 
+/// Up to this many bytes, an incomplete message is parsed after every
+/// read instead of when the buffer has doubled.
+const EAGER_PARSE_MAX: usize = 64 * 1024;
+
 /// Parse attempts per message made early because of a [`Scan::hint`].
 const MAX_HINTS: u8 = 8;
 
@@ -315,7 +319,13 @@ impl Framer {
                 Err(Unusable::NotJson(_)) => {}
             }
         }
-        let grown = self.buf.len() >= self.scan.last_try.saturating_mul(2);
+        // A small buffer is cheap to parse, so it is parsed after every
+        // read: broken bytes after a valid start are found as they arrive,
+        // and a message after them is not held back. A large one (a big
+        // message in many reads) only when it has doubled, to stay linear.
+        let len = self.buf.len();
+        let grown = (len <= EAGER_PARSE_MAX && len > self.scan.last_try)
+            || len >= self.scan.last_try.saturating_mul(2);
         let hinted = std::mem::take(&mut self.scan.hint) && self.scan.hints < MAX_HINTS;
         if end.is_none() && !grown && !hinted {
             return None;
@@ -648,6 +658,21 @@ mod tests {
                 "{frames:?}"
             );
         }
+    }
+
+    // Found by fuzzing: the same with the error on the same line, which
+    // gives no hint.
+    #[test]
+    fn a_message_after_a_broken_start_on_the_same_line_comes_without_more_bytes() {
+        let mut f = Framer::new();
+        f.push(br#"{"jsonrpc":"2.0","id":"1","result":{"a":"b""#);
+        let mut frames = all(&mut f);
+        f.push(br#" oops {"jsonrpc":"2.0","method":"ok"}"#);
+        frames.extend(all(&mut f));
+        assert!(
+            matches!(frames.last(), Some(Frame::Message(m)) if m.kind == Kind::Notification{method:"ok".into()}),
+            "{frames:?}"
+        );
     }
 
     // Found by fuzzing: invalid UTF-8 in the params or result, which the
