@@ -129,13 +129,24 @@ enum Unusable {
 /// Parses and classifies one complete JSON text, in a single pass.
 fn classify(raw: &[u8]) -> Result<Kind, Unusable> {
     let env: Envelope = serde_json::from_slice(raw).map_err(|e| {
-        if e.classify() == serde_json::error::Category::Data {
+        // serde stops at the first error: a data error (an array, a
+        // duplicate field) says nothing about the bytes after it, which
+        // must be valid JSON for the value to be dropped whole. Otherwise
+        // a message after the error would be dropped with it.
+        if e.classify() == serde_json::error::Category::Data
+            && serde_json::from_slice::<IgnoredAny>(raw).is_ok()
+        {
             Unusable::NotJsonRpc("not a JSON object".to_string())
         } else {
             Unusable::NotJson(format!("not JSON: {e}"))
         }
     })?;
     let bad = |r: &str| Err(Unusable::NotJsonRpc(r.to_string()));
+    // Parsing skips the params without decoding them, so invalid UTF-8
+    // there would pass: JSON is UTF-8, and a peer may refuse anything else.
+    if std::str::from_utf8(raw).is_err() {
+        return bad("not valid UTF-8");
+    }
     if env.jsonrpc.is_none() {
         return bad("a JSON object without \"jsonrpc\"");
     }
@@ -155,6 +166,19 @@ fn classify(raw: &[u8]) -> Result<Kind, Unusable> {
         (Some(id), None) => Ok(Kind::Response { id }),
         (None, None) => bad("a JSON-RPC object with neither \"id\" nor \"method\""),
     }
+}
+
+/// Whether a parse error is at the very end of the buffer. serde_json
+/// reports a number cut short after its `-`, `.` or `e` as an invalid
+/// number rather than as the end of input, yet the next read may complete
+/// it: a message must not be lost because a read ended there.
+fn error_at_end(buf: &[u8], e: &serde_json::Error) -> bool {
+    let line_start: usize = buf
+        .split_inclusive(|&b| b == b'\n')
+        .take(e.line().saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum();
+    line_start + e.column() >= buf.len()
 }
 
 /// Turns a byte stream into [`Frame`]s.
@@ -182,7 +206,26 @@ struct Scan {
     escaped: bool,
     /// Buffer length at the last parse attempt that needed more bytes.
     last_try: usize,
+    /// The last byte outside a string was a newline.
+    line_start: bool,
+    /// Seen since the last parse attempt: a sign that the buffer is not one
+    /// message (a raw newline in a string, which JSON forbids, or a `{`
+    /// opening a line inside an object, as a message after a broken one
+    /// does). Worth asking serde before the buffer doubles: otherwise a
+    /// message after a broken, unclosed object waits for bytes that may
+    /// never come.
+    hint: bool,
+    /// Early parse attempts made for hints, capped by [`MAX_HINTS`] so that
+    /// a message written with unindented lines stays linear to parse.
+    hints: u8,
 }
+
+/// Up to this many bytes, an incomplete message is parsed after every
+/// read instead of when the buffer has doubled.
+const EAGER_PARSE_MAX: usize = 64 * 1024;
+
+/// Parse attempts per message made early because of a [`Scan::hint`].
+const MAX_HINTS: u8 = 8;
 
 impl Scan {
     /// Scans new bytes; returns the end of the top-level object once seen.
@@ -191,6 +234,13 @@ impl Scan {
             let b = buf[self.pos];
             self.pos += 1;
             if self.in_string {
+                if b == b'\n' {
+                    self.in_string = false;
+                    self.escaped = false;
+                    self.hint = true;
+                    self.line_start = true;
+                    continue;
+                }
                 match (self.escaped, b) {
                     (true, _) => self.escaped = false,
                     (false, b'\\') => self.escaped = true,
@@ -199,9 +249,13 @@ impl Scan {
                 }
                 continue;
             }
+            let line_start = std::mem::replace(&mut self.line_start, b == b'\n');
             match b {
                 b'"' => self.in_string = true,
-                b'{' | b'[' => self.depth += 1,
+                b'{' | b'[' => {
+                    self.hint |= b == b'{' && line_start && self.depth > 0;
+                    self.depth += 1;
+                }
                 b'}' | b']' => {
                     self.depth = self.depth.saturating_sub(1);
                     if self.depth == 0 {
@@ -265,9 +319,19 @@ impl Framer {
                 Err(Unusable::NotJson(_)) => {}
             }
         }
-        let grown = self.buf.len() >= self.scan.last_try.saturating_mul(2);
-        if end.is_none() && !grown {
+        // A small buffer is cheap to parse, so it is parsed after every
+        // read: broken bytes after a valid start are found as they arrive,
+        // and a message after them is not held back. A large one (a big
+        // message in many reads) only when it has doubled, to stay linear.
+        let len = self.buf.len();
+        let grown = (len <= EAGER_PARSE_MAX && len > self.scan.last_try)
+            || len >= self.scan.last_try.saturating_mul(2);
+        let hinted = std::mem::take(&mut self.scan.hint) && self.scan.hints < MAX_HINTS;
+        if end.is_none() && !grown && !hinted {
             return None;
+        }
+        if hinted && !grown {
+            self.scan.hints += 1;
         }
         self.scan.last_try = self.buf.len();
         let mut stream = serde_json::Deserializer::from_slice(&self.buf).into_iter::<IgnoredAny>();
@@ -279,7 +343,7 @@ impl Framer {
                 });
                 Some(self.take(end, kind))
             }
-            Some(Err(e)) if e.is_eof() => None,
+            Some(Err(e)) if e.is_eof() || error_at_end(&self.buf, &e) => None,
             Some(Err(e)) => Some(self.garbage_until_resync(&format!("not JSON: {e}"))),
             None => None,
         }
@@ -495,6 +559,36 @@ mod tests {
         assert_eq!(ids.len(), 5, "{frames:?}");
     }
 
+    // Found by fuzzing: a message whose read ended right after a number's
+    // `-` (or `.`, or `e`) was reported as garbage, and its end too.
+    #[test]
+    fn a_message_split_inside_a_number_survives() {
+        let msg = br#"{"jsonrpc":"2.0","id":"1","result":{"a":-49,"b":1.5,"c":2e-3,"d":-0.1E+2}}"#;
+        for split in 1..msg.len() {
+            let mut f = Framer::new();
+            f.push(&msg[..split]);
+            let mut frames = all(&mut f);
+            f.push(&msg[split..]);
+            frames.extend(all(&mut f));
+            match frames.as_slice() {
+                [Frame::Message(m)] => assert_eq!(&m.raw[..], &msg[..]),
+                other => panic!("split at {split}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_number_is_still_garbage() {
+        let mut f = Framer::new();
+        f.push(b"{\"jsonrpc\":\"2.0\",\"id\":-x}\n{\"jsonrpc\":\"2.0\",\"method\":\"ok\"}");
+        let frames = all(&mut f);
+        assert!(matches!(&frames[0], Frame::Garbage { .. }), "{frames:?}");
+        assert!(
+            matches!(frames.last(), Some(Frame::Message(m)) if m.kind == Kind::Notification{method:"ok".into()}),
+            "{frames:?}"
+        );
+    }
+
     #[test]
     fn object_without_jsonrpc_is_garbage() {
         let mut f = Framer::new();
@@ -513,6 +607,88 @@ mod tests {
         assert!(matches!(&frames[0], Frame::Garbage { .. }));
         assert!(
             matches!(frames.last(), Some(Frame::Message(m)) if m.kind == Kind::Notification{method:"ok".into()})
+        );
+    }
+
+    // Found by fuzzing: braces balanced over a broken object that had a
+    // duplicate field and a whole message inside: the duplicate (a data
+    // error) made it one value to drop, the message with it, unless the
+    // bytes arrived in pieces.
+    #[test]
+    fn a_data_error_in_broken_json_does_not_swallow_what_follows() {
+        let stream = b"{\"jsonrpc\":1,\"jsonrpc\":2 oops\n{\"jsonrpc\":\"2.0\",\"method\":\"ok\"}}";
+        let mut f = Framer::new();
+        f.push(stream);
+        let frames = all(&mut f);
+        assert!(
+            frames.iter().any(
+                |fr| matches!(fr, Frame::Message(m) if m.kind == Kind::Notification{method:"ok".into()})
+            ),
+            "{frames:?}"
+        );
+        // Valid JSON that is not a message is still dropped whole.
+        let mut f = Framer::new();
+        f.push(br#"{"jsonrpc":1,"jsonrpc":2,"x":{"jsonrpc":"2.0","method":"no"}}"#);
+        let frames = all(&mut f);
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert!(matches!(&frames[0], Frame::Garbage { .. }));
+    }
+
+    // Found by fuzzing: after a broken object that never closes, a message
+    // on its own line waited for the buffer to double before the framer
+    // looked again, so it was lost at end of stream, or late.
+    #[test]
+    fn a_message_after_an_unclosed_broken_object_comes_without_more_bytes() {
+        // The start is a valid prefix when the framer first looks; what
+        // breaks it arrives with the next read.
+        let start = br#"{"jsonrpc":"2.0","id":"1","result":{"a":"b""#;
+        for broken in [&b",}\n"[..], b"\"cut\n", b"\n"] {
+            let mut f = Framer::new();
+            f.push(start);
+            let mut frames = all(&mut f);
+            assert!(frames.is_empty(), "{frames:?}");
+            f.push(broken);
+            frames.extend(all(&mut f));
+            for chunk in br#"{"jsonrpc":"2.0","method":"ok"}"#.chunks(5) {
+                f.push(chunk);
+                frames.extend(all(&mut f));
+            }
+            assert!(
+                matches!(frames.last(), Some(Frame::Message(m)) if m.kind == Kind::Notification{method:"ok".into()}),
+                "{frames:?}"
+            );
+        }
+    }
+
+    // Found by fuzzing: the same with the error on the same line, which
+    // gives no hint.
+    #[test]
+    fn a_message_after_a_broken_start_on_the_same_line_comes_without_more_bytes() {
+        let mut f = Framer::new();
+        f.push(br#"{"jsonrpc":"2.0","id":"1","result":{"a":"b""#);
+        let mut frames = all(&mut f);
+        f.push(br#" oops {"jsonrpc":"2.0","method":"ok"}"#);
+        frames.extend(all(&mut f));
+        assert!(
+            matches!(frames.last(), Some(Frame::Message(m)) if m.kind == Kind::Notification{method:"ok".into()}),
+            "{frames:?}"
+        );
+    }
+
+    // Found by fuzzing: invalid UTF-8 in the params or result, which the
+    // envelope parse skips, was passed on as a message.
+    #[test]
+    fn invalid_utf8_anywhere_is_garbage() {
+        let mut f = Framer::new();
+        f.push(b"{\"jsonrpc\":\"2.0\",\"id\":\"1\",\"result\":{\"k\x97\":\"v\xff\"}}\n{\"jsonrpc\":\"2.0\",\"method\":\"ok\"}");
+        let frames = all(&mut f);
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert!(
+            matches!(&frames[0], Frame::Garbage { reason, .. } if reason.contains("UTF-8")),
+            "{frames:?}"
+        );
+        assert!(
+            matches!(&frames[1], Frame::Message(m) if m.kind == Kind::Notification{method:"ok".into()})
         );
     }
 

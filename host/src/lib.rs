@@ -5,6 +5,8 @@ pub mod backend;
 pub mod build;
 pub mod dev;
 pub mod framing;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 pub mod host;
 pub mod init;
 pub mod jsonrpc;

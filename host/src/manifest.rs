@@ -451,11 +451,13 @@ impl Manifest {
                 value.remove("nonnumericids");
             }
         }
-        if value.get("dynamic") == Some(&Value::Bool(true))
-            && value
-                .get("featurebits")
-                .is_some_and(|f| f.as_object().is_some_and(|o| !o.is_empty()))
-        {
+        if let Some(v) = value.get("dynamic").filter(|v| !v.is_boolean()) {
+            problems.push(format!(
+                "\"dynamic\": {v} removed (lightningd kills a plugin whose \"dynamic\" is not a boolean)"
+            ));
+            value.remove("dynamic");
+        }
+        if value.get("dynamic") == Some(&Value::Bool(true)) && has_featurebits(&value) {
             problems.push(
                 "\"dynamic\" set to false: lightningd refuses featurebits from a dynamic plugin"
                     .into(),
@@ -493,6 +495,14 @@ impl Manifest {
     pub fn option(&self, name: &str) -> Option<&OptionDecl> {
         self.options.iter().find(|o| o.name == name)
     }
+}
+
+/// Whether a manifest sets featurebits, which lightningd refuses from a
+/// dynamic plugin.
+fn has_featurebits(value: &Map<String, Value>) -> bool {
+    value
+        .get("featurebits")
+        .is_some_and(|f| f.as_object().is_some_and(|o| !o.is_empty()))
 }
 
 fn take_array(value: &mut Map<String, Value>, key: &str, problems: &mut Vec<String>) -> Vec<Value> {
@@ -648,7 +658,14 @@ pub fn merged(children: &[&Manifest]) -> Value {
     options.extend(host_options());
     methods.extend(host_methods());
     out.remove("disable");
-    out.entry("dynamic").or_insert(Value::Bool(true));
+    // lightningd kills a dynamic plugin that sets featurebits: when any
+    // child sets them (only the first's are kept, and its "dynamic" may
+    // not be the one kept), the host must not be dynamic either.
+    if has_featurebits(&out) {
+        out.insert("dynamic".into(), Value::Bool(false));
+    } else {
+        out.entry("dynamic").or_insert(Value::Bool(true));
+    }
     out.insert("options".into(), Value::Array(options));
     out.insert("rpcmethods".into(), Value::Array(methods));
     if !hooks.is_empty() {
@@ -985,6 +1002,36 @@ mod tests {
                 "no problem mentions {needle}: {text}"
             );
         }
+    }
+
+    // Found by fuzzing: the host registered itself as dynamic (its default)
+    // while passing on a child's featurebits, and lightningd kills that.
+    #[test]
+    fn featurebits_make_the_merged_manifest_non_dynamic() {
+        let plain = json!({"options": [], "rpcmethods": [], "dynamic": true});
+        let feat = json!({"options": [], "rpcmethods": [], "featurebits": {"node": "0100"}});
+        let (plain, _) = Manifest::from_result(&plain).unwrap();
+        let (feat, _) = Manifest::from_result(&feat).unwrap();
+        for children in [vec![&feat], vec![&plain, &feat], vec![&feat, &plain]] {
+            let m = merged(&children);
+            assert_eq!(m["featurebits"], json!({"node": "0100"}));
+            assert_eq!(m["dynamic"], false, "{m}");
+        }
+        assert_eq!(merged(&[&plain])["dynamic"], true);
+    }
+
+    // Found by fuzzing: lightningd kills a plugin whose "dynamic" is not a
+    // boolean, and the checks passed any value on.
+    #[test]
+    fn a_dynamic_that_is_not_a_boolean_is_removed() {
+        let (m, problems) =
+            Manifest::from_result(&json!({"options": [], "rpcmethods": [], "dynamic": 1})).unwrap();
+        assert!(m.value.get("dynamic").is_none());
+        assert!(
+            problems.iter().any(|p| p.contains("dynamic")),
+            "{problems:?}"
+        );
+        assert_eq!(merged(&[&m])["dynamic"], true);
     }
 
     #[test]
