@@ -662,8 +662,8 @@ pub fn init(data: &[u8]) {
         Some(Value::Object(o)) => o.clone(),
         _ => Map::new(),
     };
-    // The plugin declares every option lightningd sent (the host's are
-    // dropped by the checks), and some others.
+    // The plugin declares every option lightningd sent (the host's, and
+    // names lightningd refuses, are dropped by the checks), and some others.
     let mut decls: Vec<Value> = given
         .keys()
         .map(|k| json!({"name": k, "type": "string", "description": "d"}))
@@ -685,8 +685,12 @@ pub fn init(data: &[u8]) {
         if k.starts_with(HOST_PREFIX) {
             assert!(!out.contains_key(k), "host option '{k}' kept: {stripped}");
             assert_eq!(cached.host_option(k), Some(v), "host option '{k}' lost");
-        } else {
+        } else if m.option(k).is_some() {
             assert_eq!(out.get(k), Some(v), "option '{k}' not kept as it was");
+        } else {
+            // The manifest checks dropped its declaration (a name
+            // lightningd refuses): lightningd never sends it.
+            assert!(!out.contains_key(k), "option '{k}' passed on undeclared");
         }
     }
     for k in out.keys() {
