@@ -406,13 +406,18 @@ impl Manifest {
                     ));
                     continue;
                 }
-                if !FILTERABLE_HOOKS.contains(&name.as_str()) {
-                    if let Some(o) = decl.as_object_mut() {
+                if let Some(o) = decl.as_object_mut() {
+                    if !FILTERABLE_HOOKS.contains(&name.as_str()) {
                         if o.remove("filters").is_some() {
                             problems.push(format!(
                                 "hook '{name}': \"filters\" removed (only rpc_command and custommsg take filters)"
                             ));
                         }
+                    } else if o.get("filters").is_some_and(|f| !f.is_array()) {
+                        o.remove("filters");
+                        problems.push(format!(
+                            "hook '{name}': \"filters\" is not an array, removed (the hook gets every call)"
+                        ));
                     }
                 }
                 hooks.insert(name, decl.clone());
@@ -969,7 +974,8 @@ mod tests {
             "rpcmethods": [{"name": "ok", "usage": ""}, {"name": "nousage"}, {"usage": "x"},
                            {"name": "ok", "usage": "dup"}, {"name": "autoreload-status", "usage": ""}],
             "options": [{"name": "o", "type": "float", "description": "d"}, {"name": "p", "type": "int"}],
-            "hooks": ["peer_connected", "no_such_hook", "peer_connected", {"name": "db_write", "filters": ["x"]}],
+            "hooks": ["peer_connected", "no_such_hook", "peer_connected", {"name": "db_write", "filters": ["x"]},
+                      {"name": "rpc_command", "filters": "getinfo"}],
             "nonnumericids": false,
             "featurebits": {"node": "0100"},
             "dynamic": true
@@ -979,9 +985,10 @@ mod tests {
         assert!(m.options.is_empty());
         assert_eq!(
             m.hooks.keys().collect::<Vec<_>>(),
-            vec!["db_write", "peer_connected"]
+            vec!["db_write", "peer_connected", "rpc_command"]
         );
         assert!(m.hooks["db_write"].get("filters").is_none());
+        assert!(m.hooks["rpc_command"].get("filters").is_none());
         assert!(m.value.get("nonnumericids").is_none());
         assert_eq!(m.value["dynamic"], false);
         let text = problems.join("\n");
@@ -993,6 +1000,7 @@ mod tests {
             "no_such_hook",
             "twice",
             "filters",
+            "not an array",
             "nonnumericids",
             "featurebits",
             "autoreload-status",
