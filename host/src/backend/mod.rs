@@ -207,6 +207,11 @@ impl Backlog {
     /// Waits while the backlog is full.
     async fn room(&self) {
         loop {
+            // The usual case, without registering a waiter (a lock) on
+            // every read.
+            if self.pending.load(Ordering::Relaxed) < BACKLOG_MAX {
+                return;
+            }
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
