@@ -85,22 +85,8 @@ fn loadavg() -> String {
 }
 
 fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    let mem_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0 / 1024.0);
+    let cpu = cln_autoreload_tests::cpu_model();
+    let mem_gib = cln_autoreload_tests::mem_gib();
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
         "{nproc} × {cpu}, {mem_gib:.0} GiB, {}; shared with other jobs",

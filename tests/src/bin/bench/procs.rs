@@ -168,22 +168,8 @@ pub struct Machine {
 
 impl Machine {
     pub fn facts(real: Option<&Path>) -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu = cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        let mem_gib = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| {
-                m.lines()
-                    .find(|l| l.starts_with("MemTotal:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<f64>().ok())
-            })
-            .map_or(f64::NAN, |kb| kb / 1024.0 / 1024.0);
+        let cpu = cln_autoreload_tests::cpu_model();
+        let mem_gib = cln_autoreload_tests::mem_gib();
         let mut commit = command_line("git", &["rev-parse", "--short=12", "HEAD"]);
         let dirty = command_line(
             "git",
