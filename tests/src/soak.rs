@@ -403,6 +403,16 @@ impl Subject {
         );
     }
 
+    /// A wasm module that traps at `at` ("getmanifest" or "init").
+    fn write_trapping(&mut self, at: &str) {
+        self.version += 1;
+        let v = match at {
+            "getmanifest" => format!("tgm{}", self.version % 10_000),
+            _ => format!("tin{}", self.version % 10_000),
+        };
+        write_atomically(&self.path, &testguest_version(&v));
+    }
+
     /// A wasm module cut in half: it does not compile.
     fn write_broken(&mut self) {
         let bytes = self.next_version();
@@ -501,7 +511,7 @@ async fn chaos_step(
 ) {
     let before = generation(&status(node).await);
     let p = subject.prefix();
-    let action: &'static str = match (subject.flavor, rng.range(0, 6)) {
+    let action: &'static str = match (subject.flavor, rng.range(0, 7)) {
         (_, 0) => "new version, renamed into place",
         (_, 1) => "new version, written in place",
         (_, 2) => "autoreload-restart",
@@ -509,7 +519,9 @@ async fn chaos_step(
         (Flavor::Native, 4) => "version crashing in init, then a good one",
         (Flavor::Native, 5) => "crash mid-request",
         (Flavor::Native, _) => "crash halfway through a response",
-        (Flavor::Wasm, 3 | 4) => "module that does not compile, then a good one",
+        (Flavor::Wasm, 3) => "module that does not compile, then a good one",
+        (Flavor::Wasm, 4) => "module trapping before answering getmanifest, then a good one",
+        (Flavor::Wasm, 5) => "module trapping in init, then a good one",
         (Flavor::Wasm, _) => "trap mid-request",
     };
     *chaos.entry(action).or_default() += 1;
@@ -532,9 +544,17 @@ async fn chaos_step(
                 .await;
             subject.write_atomic();
         }
-        "module that does not compile, then a good one" => {
+        "module that does not compile, then a good one"
+        | "module trapping before answering getmanifest, then a good one"
+        | "module trapping in init, then a good one" => {
+            // The old instance keeps serving a new module that fails to
+            // start (make-before-break): wait for the refusal.
             let failed = count_log(node, "unusual", "new version not started").await;
-            subject.write_broken();
+            match action {
+                "module that does not compile, then a good one" => subject.write_broken(),
+                a if a.contains("getmanifest") => subject.write_trapping("getmanifest"),
+                _ => subject.write_trapping("init"),
+            }
             let start = Instant::now();
             while count_log(node, "unusual", "new version not started").await <= failed {
                 assert!(

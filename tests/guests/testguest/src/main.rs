@@ -11,6 +11,8 @@
 //! `_`. The marker appears exactly once in the built `.wasm`, so a test
 //! makes "version 2" by replacing `TGVERSION:v1______` with
 //! `TGVERSION:v2______` in the file (same length), without a rebuild.
+//! A version starting with `tgm` traps before answering getmanifest, one
+//! starting with `tin` traps in init.
 //!
 //! Methods (params by name or by position, in the order shown):
 //!
@@ -78,12 +80,24 @@ type P = Plugin<State>;
 type Method = fn(&mut P, Value) -> Result<Value, RpcError>;
 
 fn main() {
+    // Versions that fail at start-up, for the soak: "tgm…" traps before
+    // answering getmanifest (which the host has sent by then), "tin…" in
+    // init.
+    if version().starts_with("tgm") {
+        panic!(
+            "testguest {}: trapping before answering getmanifest, as told",
+            version()
+        );
+    }
     let mut builder = Builder::with_state(State::default())
         .option(ConfigOption::string("tg-greeting", "hi", "a greeting"))
         .option(ConfigOption::int("tg-dyn", 1, "a dynamic int").dynamic())
         .notification("tg_custom")
         .dynamic(true)
         .on_init(|p| {
+            if version().starts_with("tin") {
+                panic!("testguest {}: trapping in init, as told", version());
+            }
             p.state_mut().init_options = Value::Object(p.options().clone());
             Ok(())
         })
