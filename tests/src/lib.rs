@@ -870,30 +870,8 @@ pub fn peak_rss_mib(pid: u32) -> Option<u64> {
     Some(kib / 1024)
 }
 
+/// What the bench and the soak reports say about the machine and commit.
+pub mod facts;
 /// The mixed soak and the resource-hygiene measurement.
 pub mod soak;
 pub use soak::host_pid;
-
-/// The CPU's model name, for the reports (`/proc/cpuinfo`).
-pub fn cpu_model() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The machine's memory in GiB, for the reports (`/proc/meminfo`).
-pub fn mem_gib() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0 / 1024.0)
-}

@@ -320,7 +320,7 @@ fn main() -> Result<()> {
     let bins = build(keep.path())?;
     let build_secs = started.elapsed().as_secs_f64();
     let machine = procs::Machine::facts(real.as_deref());
-    let load_before = procs::loadavg();
+    let load_before = cln_autoreload_tests::facts::loadavg();
     let measuring = Instant::now();
 
     let mut stdio = stdio::StdioResults::empty(&counts);
@@ -356,7 +356,7 @@ fn main() -> Result<()> {
         )?);
     }
     let measure_secs = measuring.elapsed().as_secs_f64();
-    let load_after = procs::loadavg();
+    let load_after = cln_autoreload_tests::facts::loadavg();
 
     let out_dir = opts
         .out

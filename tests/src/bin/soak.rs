@@ -22,7 +22,7 @@
 
 use anyhow::{bail, Context as _, Result};
 use cln_autoreload_tests::soak::{self, Flavor, Hygiene, Report, Settings, Tally};
-use cln_autoreload_tests::{built_bin, host_bin, root};
+use cln_autoreload_tests::{built_bin, facts, host_bin, root};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -67,51 +67,18 @@ fn args() -> Result<Args> {
     Ok(a)
 }
 
-fn command_line(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd)
-        .args(args)
-        .current_dir(root())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 fn machine() -> String {
-    let cpu = cln_autoreload_tests::cpu_model();
-    let mem_gib = cln_autoreload_tests::mem_gib();
+    let cpu = facts::cpu_model();
+    let mem_gib = facts::mem_gib();
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
         "{nproc} × {cpu}, {mem_gib:.0} GiB, {}; shared with other jobs",
-        command_line("uname", &["-sr"])
+        facts::command_line("uname", &["-sr"])
     )
 }
 
 fn commit() -> String {
-    let mut c = command_line("git", &["rev-parse", "--short=12", "HEAD"]);
-    let dirty = command_line(
-        "git",
-        &[
-            "status",
-            "--porcelain",
-            "--",
-            "host",
-            "tests/src",
-            "tests/plugins",
-            "tests/guests",
-        ],
-    );
-    if !dirty.is_empty() && dirty != "unknown" {
-        c.push_str(" (with uncommitted changes)");
-    }
-    c
+    facts::commit(&["host", "tests/src", "tests/plugins", "tests/guests"])
 }
 
 fn errors(t: &Tally) -> String {
@@ -292,8 +259,8 @@ async fn main() -> Result<()> {
     built_bin("cln-autoreload-tests", "lightningd-standin");
     host_bin();
     let commit = commit();
-    let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
-    let load_before = loadavg();
+    let date = facts::command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let load_before = facts::loadavg();
     let half = Duration::from_secs_f64(a.minutes * 60.0 / 2.0);
     let mut reports = Vec::new();
     let soaks = if a.soak {
@@ -313,7 +280,7 @@ async fn main() -> Result<()> {
             .await,
         );
     }
-    let load_mid = loadavg();
+    let load_mid = facts::loadavg();
     let mut hygiene = Vec::new();
     let hygienes = if a.hygiene {
         &[Flavor::Native, Flavor::Wasm][..]
@@ -325,7 +292,7 @@ async fn main() -> Result<()> {
         eprintln!("{h:?}");
         hygiene.push(h);
     }
-    let load_after = loadavg();
+    let load_after = facts::loadavg();
 
     let mut table =
         String::from("| what was tried | how often | what held |\n| --- | --- | --- |\n");

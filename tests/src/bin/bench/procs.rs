@@ -1,6 +1,7 @@
 //! Processes, files and the machine: /proc, atomic writes, facts.
 
 use anyhow::{bail, Context as _, Result};
+use cln_autoreload_tests::facts;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -100,17 +101,6 @@ pub fn copy_into(from: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(to)
 }
 
-fn command_line(cmd: &str, args: &[&str]) -> String {
-    std::process::Command::new(cmd)
-        .args(args)
-        .current_dir(cln_autoreload_tests::root())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// The CPUs this process may run on (`Cpus_allowed_list`).
 fn allowed_cpus() -> Result<String> {
     let s = std::fs::read_to_string("/proc/self/status")?;
@@ -147,13 +137,6 @@ pub fn on_one_core<T>(f: impl FnOnce(usize) -> Result<T>) -> Result<T> {
     r
 }
 
-/// The 1, 5 and 15 minute load averages.
-pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 /// What the figures were measured on.
 pub struct Machine {
     pub nproc: usize,
@@ -168,28 +151,18 @@ pub struct Machine {
 
 impl Machine {
     pub fn facts(real: Option<&Path>) -> Machine {
-        let cpu = cln_autoreload_tests::cpu_model();
-        let mem_gib = cln_autoreload_tests::mem_gib();
-        let mut commit = command_line("git", &["rev-parse", "--short=12", "HEAD"]);
-        let dirty = command_line(
-            "git",
-            &[
-                "status",
-                "--porcelain",
-                "--",
-                "host",
-                "tests/src/lib.rs",
-                "tests/src/bin",
-                "examples",
-                "guest-sdk",
-            ],
-        );
-        if !dirty.is_empty() && dirty != "unknown" {
-            commit.push_str(" (with uncommitted changes)");
-        }
+        let cpu = facts::cpu_model();
+        let mem_gib = facts::mem_gib();
+        let commit = facts::commit(&[
+            "host",
+            "tests/src/lib.rs",
+            "tests/src/bin",
+            "examples",
+            "guest-sdk",
+        ]);
         let lightningd = match real {
             Some(p) => {
-                let v = command_line(&p.display().to_string(), &["--version"]);
+                let v = facts::command_line(&p.display().to_string(), &["--version"]);
                 format!("{} ({v})", p.display())
             }
             None => "not set (LIGHTNINGD): the stand-in only".into(),
@@ -198,9 +171,9 @@ impl Machine {
             nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
             cpu,
             mem_gib,
-            kernel: command_line("uname", &["-sr"]),
-            date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            rustc: command_line("rustc", &["--version"]),
+            kernel: facts::command_line("uname", &["-sr"]),
+            date: facts::command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            rustc: facts::command_line("rustc", &["--version"]),
             commit,
             lightningd,
         }
