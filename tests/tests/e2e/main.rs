@@ -1845,12 +1845,18 @@ mod reregister {
             Ok(r) => assert_eq!(r["wrapper"], json!(wrapper), "{r}"),
             Err(e) => assert_eq!(e.code(), -4, "{e}"),
         }
+        tp_new_reaches_the_plugin(&node).await;
+        assert_eq!(node.ok("tp-echo", json!({})).await["version"], "v2");
+        assert_eq!(node.host_entry().await["active"], true);
+    }
+
+    /// Waits until lightningd passes `tp-new` on to the plugin, which says
+    /// it has no such method (the test plugin only declares it).
+    async fn tp_new_reaches_the_plugin(node: &Node) {
         let start = std::time::Instant::now();
         loop {
-            // The plugin itself now gets tp-new (and says it has no such
-            // method: the test plugin only declares it).
             match node.call("tp-new", json!({})).await {
-                Err(e) if e.message().contains("unknown method tp-new") => break,
+                Err(e) if e.message().contains("unknown method tp-new") => return,
                 other => assert!(
                     start.elapsed() < BOUND,
                     "tp-new never registered: {other:?}"
@@ -1858,8 +1864,6 @@ mod reregister {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(node.ok("tp-echo", json!({})).await["version"], "v2");
-        assert_eq!(node.host_entry().await["active"], true);
     }
 
     #[tokio::test]
@@ -1889,17 +1893,7 @@ mod reregister {
             &plugin,
             &json!({"version": "v2", "manifest_extra": {"rpcmethods": methods, "dynamic": true}}),
         );
-        let start = std::time::Instant::now();
-        loop {
-            match node.call("tp-new", json!({})).await {
-                Err(e) if e.message().contains("unknown method tp-new") => break,
-                other => assert!(
-                    start.elapsed() < BOUND,
-                    "tp-new never registered: {other:?}"
-                ),
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        tp_new_reaches_the_plugin(&node).await;
         node.wait_log("re-registering: lightningd restarts cln-autoreload")
             .await;
     }
