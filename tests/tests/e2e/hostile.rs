@@ -6,6 +6,7 @@
 //! log says what was wrong, every request gets exactly one answer, and the
 //! plugin serves again afterwards.
 
+use super::wasm::{guest, Guest};
 use super::*;
 use std::path::PathBuf;
 
@@ -433,39 +434,20 @@ async fn manifests_lightningd_would_kill_for_are_cleaned_and_said_so() {
     }
 }
 
-/// The test guest under a node, with `extra` arguments.
-struct Guest {
-    _launch: tempfile::TempDir,
-    node: Node,
-}
-
-async fn guest(extra: &[&str]) -> Option<Guest> {
-    let launch = tempdir();
-    write_atomically(&launch.path().join("guest.wasm"), &testguest_version("v1"));
-    let mut b = NodeBuilder::new()
-        .launch_dir(launch.path())
-        .arg("--autoreload-plugin=guest.wasm")
-        .standin_only();
-    for a in extra {
-        b = b.arg(*a);
-    }
-    let node = b.start().await.expect("node starts")?;
-    Some(Guest {
-        _launch: launch,
-        node,
-    })
-}
-
+/// The guest (version v1) still answers.
 async fn serves(node: &Node) {
     assert_eq!(node.ok("tg-version", json!({})).await["version"], "v1");
 }
 
 #[tokio::test]
 async fn wasm_runaway_hooks_one_huge_allocation_and_giant_output_are_contained() {
-    let Some(Guest { node, _launch }) = guest(&[
-        "--autoreload-wasm-request-timeout-ms=2000",
-        "--autoreload-wasm-max-memory-mb=16",
-    ])
+    let Some(Guest { node, _launch, .. }) = guest(
+        "v1",
+        &[
+            "--autoreload-wasm-request-timeout-ms=2000",
+            "--autoreload-wasm-max-memory-mb=16",
+        ],
+    )
     .await
     else {
         return;
@@ -517,8 +499,8 @@ async fn wasm_files_outside_the_granted_dir_stay_out_of_reach() {
     std::fs::write(data.path().join("note.txt"), "granted").unwrap();
     std::os::unix::fs::symlink("/etc/passwd", data.path().join("passwd-link")).unwrap();
     let dir_arg = format!("--autoreload-wasm-dir={}:/data", data.path().display());
-    let Some(Guest { node, _launch }) =
-        guest(&[&dir_arg, "--autoreload-wasm-rpc-allow=getinfo"]).await
+    let Some(Guest { node, _launch, .. }) =
+        guest("v1", &[&dir_arg, "--autoreload-wasm-rpc-allow=getinfo"]).await
     else {
         return;
     };

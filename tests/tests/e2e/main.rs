@@ -1114,13 +1114,14 @@ mod wasm {
     use super::*;
     use std::sync::Arc;
 
-    struct Guest {
-        _launch: tempfile::TempDir,
-        module: std::path::PathBuf,
-        node: Node,
+    /// The test guest at `version` under a node, with `extra` arguments.
+    pub(crate) struct Guest {
+        pub(crate) _launch: tempfile::TempDir,
+        pub(crate) module: std::path::PathBuf,
+        pub(crate) node: Node,
     }
 
-    async fn guest(version: &str, extra: &[&str]) -> Option<Guest> {
+    pub(crate) async fn guest(version: &str, extra: &[&str]) -> Option<Guest> {
         let launch = tempdir();
         let module = launch.path().join("guest.wasm");
         write_atomically(&module, &testguest_version(version));
