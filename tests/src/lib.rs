@@ -829,12 +829,22 @@ pub const WASM_RELEASE_PROFILE: &str =
 /// `cargo build --target wasm32-wasip1` in a copied crate, into a target
 /// dir kept between runs; returns the .wasm path.
 pub fn build_copied_wasm(krate: &Path, release: bool) -> PathBuf {
-    let target = target_dir().join("example-copies");
+    build_wasm_crate(krate, release, Some(&target_dir().join("example-copies")))
+}
+
+/// `cargo build --target wasm32-wasip1 [--release]` in `krate`, into
+/// `target`, or into the crate's own `target/` (as a user's crate builds,
+/// which is what the host's build inference recognizes); returns the
+/// hello-wasm module's path.
+pub fn build_wasm_crate(krate: &Path, release: bool, target: Option<&Path>) -> PathBuf {
     let mut cmd =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args(["build", "-q", "--offline", "--target", "wasm32-wasip1"])
-        .env("CARGO_TARGET_DIR", &target)
         .current_dir(krate);
+    match target {
+        Some(t) => cmd.env("CARGO_TARGET_DIR", t),
+        None => cmd.env_remove("CARGO_TARGET_DIR"),
+    };
     if release {
         cmd.arg("--release");
     }
@@ -845,6 +855,7 @@ pub fn build_copied_wasm(krate: &Path, release: bool) -> PathBuf {
         krate.display()
     );
     target
+        .map_or_else(|| krate.join("target"), Path::to_path_buf)
         .join("wasm32-wasip1")
         .join(if release { "release" } else { "debug" })
         .join("hello-wasm.wasm")

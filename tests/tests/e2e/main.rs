@@ -2068,17 +2068,7 @@ mod build_on_save {
         let main_rs = copy_hello_wasm(krate.path());
         // Its own target dir, as a user's crate has: that is what the
         // inference recognizes.
-        let status =
-            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "-q", "--offline", "--target", "wasm32-wasip1"])
-                .env_remove("CARGO_TARGET_DIR")
-                .current_dir(krate.path())
-                .status()
-                .unwrap();
-        assert!(status.success());
-        let wasm = krate
-            .path()
-            .join("target/wasm32-wasip1/debug/hello-wasm.wasm");
+        let wasm = build_wasm_crate(krate.path(), false, None);
         let Some(node) = NodeBuilder::new()
             .launch_dir(krate.path())
             .arg(format!("--autoreload-plugin={}", wasm.display()))

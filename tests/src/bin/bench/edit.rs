@@ -14,8 +14,7 @@ use crate::socket::{rpc_path, CALL_BOUND};
 use crate::{Counts, Pass};
 use anyhow::{anyhow, bail, Context as _, Result};
 use cln_autoreload_tests::{Node, NodeBuilder};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Bound on one edit going live (a cold release build with LTO included).
@@ -60,22 +59,6 @@ struct Arm {
 
 const MARKER: &str = "const VERSION: &str = \"1\";";
 
-/// The crate's own `cargo build`, as its developer ran it once before.
-fn first_build(krate: &Path, release: bool) -> Result<()> {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "-q", "--offline", "--target", "wasm32-wasip1"])
-        .env_remove("CARGO_TARGET_DIR")
-        .current_dir(krate);
-    if release {
-        cmd.arg("--release");
-    }
-    let st = cmd.status().context("running cargo")?;
-    if !st.success() {
-        bail!("cargo build in {} failed: {st}", krate.display());
-    }
-    Ok(())
-}
-
 fn arm(pass: &Pass, kind: &str, release: bool) -> Result<Arm> {
     let krate = cln_autoreload_tests::target_dir()
         .join("bench-edit")
@@ -84,11 +67,8 @@ fn arm(pass: &Pass, kind: &str, release: bool) -> Result<Arm> {
     if !main_rs.contains(MARKER) {
         bail!("examples/hello-wasm/src/main.rs no longer has {MARKER:?} to edit");
     }
-    first_build(&krate, release)?;
-    let wasm = krate
-        .join("target/wasm32-wasip1")
-        .join(kind)
-        .join("hello-wasm.wasm");
+    // Built once by hand first, as its developer would have.
+    let wasm = cln_autoreload_tests::build_wasm_crate(&krate, release, None);
     let node = pass
         .rt
         .block_on(
