@@ -186,6 +186,22 @@ impl Phase {
         }
     }
 
+    /// The generation a request goes to now, if one can take it:
+    /// the serving one, or, while lightningd has not sent its init
+    /// (`before_init`), one that has answered getmanifest and waits for
+    /// that init like lightningd's own plugins do.
+    fn takes_requests(&self, before_init: bool) -> Option<&Generation> {
+        match self {
+            Phase::Serving { gen } | Phase::Swapping { gen, .. } => Some(gen),
+            Phase::Starting {
+                gen,
+                step: Step::WaitInit,
+                ..
+            } if before_init => Some(gen),
+            _ => None,
+        }
+    }
+
     /// The generation in start-up, its step and why it starts.
     fn starting(&mut self) -> Option<(&mut Generation, &mut Step, Pending)> {
         match self {
@@ -611,10 +627,7 @@ impl Host {
                 }
             }
             // A half-started generation is stale: replace it.
-            Phase::Starting { gen, .. } if wasm => {
-                gen.instance.kill();
-                self.start(p, pending);
-            }
+            Phase::Starting { gen, .. } if wasm => self.replace_starting(p, gen, pending),
             Phase::Starting { gen, .. } => self.stop(p, gen, Some(pending)),
             Phase::Swapping { gen, next, .. } => {
                 next.instance.kill();
@@ -625,6 +638,21 @@ impl Host {
             // newest file.
             phase @ (Phase::Draining { .. } | Phase::Stopping { .. }) => plugin.phase = phase,
         }
+    }
+
+    /// (wasm) Kills a generation in start-up and starts a new one in its
+    /// place. What it had in flight (before lightningd's init it takes
+    /// requests) is handed on as after a reload: hooks to the new one.
+    fn replace_starting(&mut self, p: PluginId, gen: Generation, pending: Pending) {
+        gen.instance.kill();
+        let number = gen.number;
+        // Start first, so that the hooks wait for the new generation.
+        self.start(p, pending);
+        let exit = Exit {
+            how: "was replaced during start-up".into(),
+            runaway: false,
+        };
+        self.orphans(p, number, &exit, true);
     }
 
     /// Tells a generation to stop: shutdown notification (if it wants
@@ -956,7 +984,21 @@ impl Host {
         gen.manifest = Some(manifest);
         *step = Step::WaitInit;
         self.send_init(p);
+        if self.init.is_none() {
+            // lightningd may be waiting on a request held for this plugin
+            // (a `db_write` before its init): it goes through now.
+            self.release_held(p);
+        }
         self.startup_progress();
+    }
+
+    /// Hands every held request to the generation that can take them now
+    /// (or holds them again, in order, if none can).
+    fn release_held(&mut self, p: PluginId) {
+        let held = std::mem::take(&mut self.plugins[p].held);
+        for req in held {
+            self.dispatch_to(p, req);
+        }
     }
 
     /// Sends init to a generation waiting for it, once lightningd's init
@@ -978,6 +1020,10 @@ impl Host {
         let id = RawId::from_string(&format!("autoreload:init#{}", gen.number));
         gen.send(jsonrpc::request(&id, "init", params));
         *step = Step::Init;
+        // The time spent waiting for lightningd's init was not the
+        // plugin's: its init gets the whole start-up timeout.
+        plugin.epoch += 1;
+        self.after(STARTUP_TIMEOUT, p, Timer::StartTimeout);
     }
 
     /// (wasm) The generation that answered getmanifest at start-up ran
@@ -991,10 +1037,7 @@ impl Host {
                 gen,
                 step: Step::WaitInit,
                 pending,
-            } if gen.sandbox.as_ref() != Some(&settings) => {
-                gen.instance.kill();
-                self.start(p, pending);
-            }
+            } if gen.sandbox.as_ref() != Some(&settings) => self.replace_starting(p, gen, pending),
             other => {
                 plugin.phase = other;
                 self.send_init(p);
@@ -1063,10 +1106,7 @@ impl Host {
         {
             self.reregister(None);
         }
-        let held = std::mem::take(&mut self.plugins[p].held);
-        for req in held {
-            self.dispatch_to(p, req);
-        }
+        self.release_held(p);
         self.startup_progress();
     }
 
@@ -1135,6 +1175,13 @@ impl Host {
                 self.flush_held(p);
                 self.shutdown_progress();
             }
+            // Before lightningd's init, a generation that answered
+            // getmanifest serves (lightningd may be waiting on its answer
+            // to a db_write): it is restarted like a serving one.
+            Phase::Starting {
+                step: Step::WaitInit,
+                ..
+            } if self.init.is_none() => self.crashed(p, number, &exit, why),
             Phase::Starting { .. } => {
                 self.plugins[p].crashes += 1;
                 self.fail(p, why);
@@ -1156,46 +1203,52 @@ impl Host {
                 };
                 self.orphans(p, number, &exit, false);
             }
-            Phase::Serving { .. } | Phase::Draining { .. } => {
-                let plugin = &mut self.plugins[p];
-                plugin.crashes += 1;
-                plugin.last_error = Some(why.clone());
-                self.link.log(Level::Warn, format!("[{name}] {why}"));
-                self.orphans(p, number, &exit, false);
-                let plugin = &mut self.plugins[p];
-                let now = Instant::now();
-                plugin.recent_crashes.push_back(now);
-                while plugin
-                    .recent_crashes
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
-                {
-                    plugin.recent_crashes.pop_front();
-                }
-                let pending = Pending {
-                    trigger: Trigger::Crash,
-                    since: now,
-                };
-                let n = plugin.recent_crashes.len();
-                if n >= CRASH_LOOP {
-                    let reason = format!(
-                        "crash loop: {n} crashes within {}s; it stays down until its file changes or autoreload-restart. Last: {why}",
-                        CRASH_WINDOW.as_secs()
-                    );
-                    self.fail(p, reason);
-                } else if n == 1 {
-                    self.start(p, pending);
-                } else {
-                    // Back off a little: calls wait meanwhile.
-                    let delay = Duration::from_millis(100 << (n - 2));
-                    plugin.set_phase(Phase::Down {
-                        reason: format!("restarting in {} ms after a crash", delay.as_millis()),
-                    });
-                    self.retry_pending[p] = Some(pending);
-                    self.after(delay, p, Timer::Retry);
-                }
-            }
+            Phase::Serving { .. } | Phase::Draining { .. } => self.crashed(p, number, &exit, why),
             Phase::Down { .. } => {}
+        }
+    }
+
+    /// The generation that served crashed: answer what it had in flight,
+    /// then restart it at once, after a back-off, or not at all (a crash
+    /// loop).
+    fn crashed(&mut self, p: PluginId, number: u64, exit: &Exit, why: String) {
+        let plugin = &mut self.plugins[p];
+        plugin.crashes += 1;
+        plugin.last_error = Some(why.clone());
+        self.link
+            .log(Level::Warn, format!("[{}] {why}", plugin.name));
+        self.orphans(p, number, exit, false);
+        let plugin = &mut self.plugins[p];
+        let now = Instant::now();
+        plugin.recent_crashes.push_back(now);
+        while plugin
+            .recent_crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > CRASH_WINDOW)
+        {
+            plugin.recent_crashes.pop_front();
+        }
+        let pending = Pending {
+            trigger: Trigger::Crash,
+            since: now,
+        };
+        let n = plugin.recent_crashes.len();
+        if n >= CRASH_LOOP {
+            let reason = format!(
+                "crash loop: {n} crashes within {}s; it stays down until its file changes or autoreload-restart. Last: {why}",
+                CRASH_WINDOW.as_secs()
+            );
+            self.fail(p, reason);
+        } else if n == 1 {
+            self.start(p, pending);
+        } else {
+            // Back off a little: calls wait meanwhile.
+            let delay = Duration::from_millis(100 << (n - 2));
+            plugin.set_phase(Phase::Down {
+                reason: format!("restarting in {} ms after a crash", delay.as_millis()),
+            });
+            self.retry_pending[p] = Some(pending);
+            self.after(delay, p, Timer::Retry);
         }
     }
 
@@ -1244,7 +1297,13 @@ impl Host {
                 }
             }
             Timer::StartTimeout => {
-                if plugin.phase.starting().is_some() {
+                // A generation waiting for lightningd's init waits for
+                // lightningd, not for the plugin.
+                let waits_for_plugin = plugin
+                    .phase
+                    .starting()
+                    .is_some_and(|(_, step, _)| *step != Step::WaitInit);
+                if waits_for_plugin {
                     let why = format!(
                         "no answer to getmanifest/init within {}s",
                         STARTUP_TIMEOUT.as_secs()
@@ -1288,20 +1347,28 @@ impl Host {
     }
 
     /// Sends a request to `p`'s serving generation, or holds it.
+    ///
+    /// A request is held only while the host itself is bringing a
+    /// generation up (it sent getmanifest or init and waits for the
+    /// plugin), or for a restart already on a timer: never for something
+    /// only lightningd can send. Before lightningd's own init, a
+    /// generation that answered getmanifest takes requests at once:
+    /// lightningd calls `db_write` there and waits for each answer before
+    /// it sends init (see `cln-v26.06/traces/dbwrite-startup.*`).
     pub(crate) fn dispatch_to(&mut self, p: PluginId, req: Request) {
+        let before_init = self.init.is_none();
         let plugin = &mut self.plugins[p];
+        if let Some(gen) = plugin.phase.takes_requests(before_init) {
+            gen.send(req.raw.clone());
+            let number = gen.number;
+            return self.router.sent(p, number, req);
+        }
         match &plugin.phase {
-            Phase::Serving { gen } | Phase::Swapping { gen, .. } => {
-                gen.send(req.raw.clone());
-                let number = gen.number;
-                self.router.sent(p, number, req);
-            }
-            Phase::Starting { .. }
-            | Phase::Draining { .. }
-            | Phase::Stopping { then: Some(_), .. } => plugin.held.push_back(req),
-            // A restart is due shortly (file busy, crash back-off).
-            Phase::Down { .. } if self.retry_pending[p].is_some() => plugin.held.push_back(req),
-            Phase::Down { .. } | Phase::Stopping { then: None, .. } => self.unavailable(p, req),
+            Phase::Stopping { then: None, .. } => self.unavailable(p, req),
+            Phase::Down { .. } if self.retry_pending[p].is_none() => self.unavailable(p, req),
+            // Starting, draining, stopping for a restart, or a restart due
+            // shortly (file busy, crash back-off).
+            _ => plugin.held.push_back(req),
         }
     }
 

@@ -180,6 +180,10 @@ pub struct Ld {
     /// counts them through `dev-counters`).
     pub unknown_responses: AtomicU64,
     pub ready: watch::Sender<bool>,
+    /// The database. Held while a `db_write` is out: lightningd does
+    /// nothing else until every plugin has answered it
+    /// (`plugins_exclusive_loop`), so no rpc request is taken meanwhile.
+    pub db: tokio::sync::Mutex<crate::db::Db>,
 }
 
 pub fn env_secs(name: &str, default: u64) -> Duration {
@@ -203,6 +207,7 @@ impl Ld {
             exiting: AtomicBool::new(false),
             unknown_responses: AtomicU64::new(0),
             ready: watch::channel(false).0,
+            db: tokio::sync::Mutex::new(crate::db::Db::default()),
         }
     }
 

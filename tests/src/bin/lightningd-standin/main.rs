@@ -12,6 +12,7 @@
 //! log to stderr).
 
 mod cli;
+mod db;
 mod dynamic;
 mod framing;
 mod ld;
@@ -181,6 +182,11 @@ async fn run(cfg: cli::Cfg) {
     if let Err(e) = plugins::resolve_options(&ld, None) {
         ld.fatal(1, "lightningd", &e).await;
     }
+
+    // The database is created (or opened) after getmanifest and before
+    // the rpc socket and init (lightningd.c main): db_write plugins get
+    // the writes now.
+    db::open(&ld).await;
 
     // The RPC socket exists before init, so plugins can call us from init.
     match rpc::bind(&ld) {

@@ -46,6 +46,8 @@ pub const BUILTIN_METHODS: &[&str] = &[
     "dev-hook",
     "dev-notify",
     "dev-counters",
+    "dev-db-write",
+    "dev-db-log",
 ];
 
 /// Notification topics only lightningd may send.

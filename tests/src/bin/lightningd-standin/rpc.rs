@@ -220,6 +220,8 @@ async fn handle(
     if let Some(p) = prev {
         let _ = p.await;
     }
+    // Nothing is taken while a db_write is out (see `Ld::db`).
+    drop(ld.db.lock().await);
     let req = match parse_req(raw, None, gate) {
         Ok(r) => r,
         Err(resp) => {
@@ -319,6 +321,15 @@ async fn dispatch(ld: &Arc<Ld>, tx: &mpsc::UnboundedSender<Out>, req: &Req) -> O
         "help" => help(ld, req),
         "notifications" => ok_response(id, "{}"),
         "dev-hook" => dev_hook(ld, req).await,
+        "dev-db-write" => dev_db_write(ld, req).await,
+        "dev-db-log" => {
+            let db = ld.db.lock().await;
+            let log = serde_json::to_string(&db.log).unwrap_or_else(|_| "[]".into());
+            ok_response(
+                id,
+                &format!("{{\"data_version\":{},\"writes\":{log}}}", db.data_version),
+            )
+        }
         "dev-notify" => dev_notify(ld, req),
         "dev-counters" => ok_response(
             id,
@@ -370,8 +381,8 @@ enum HookRes {
     Result(String),
 }
 
-/// One hook call. An error reply (other than -4, or any for db_write) is
-/// fatal, as in lightningd.
+/// One hook call (not `db_write`, which is `db`'s). An error reply other
+/// than -4 is fatal, as in lightningd.
 async fn call_hook(
     ld: &Arc<Ld>,
     idx: usize,
@@ -396,7 +407,7 @@ async fn call_hook(
                 let code = serde_json::from_str::<Map<String, Value>>(e)
                     .ok()
                     .and_then(|o| o.get("code").and_then(Value::as_i64));
-                if code == Some(-4) && hook != "db_write" {
+                if code == Some(-4) {
                     return HookRes::Continue;
                 }
                 format!("Plugin returned an invalid response to hook {hook}: {e}")
@@ -409,12 +420,7 @@ async fn call_hook(
                 printable(&raw)
             ),
         },
-        _ => {
-            if hook != "db_write" {
-                return HookRes::Continue;
-            }
-            "Plugin terminated before replying to db_write hook".to_string()
-        }
+        _ => return HookRes::Continue,
     };
     ld.fatal(134, &src, &fatal_msg).await;
     HookRes::Continue
@@ -806,6 +812,10 @@ async fn dev_hook(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
     if !HOOKS.contains(&hook.as_str()) {
         return error_response(&req.id_raw, -32602, &format!("Unknown hook '{hook}'"));
     }
+    if hook == "db_write" {
+        let msg = "db_write comes with a data_version lightningd keeps: use dev-db-write";
+        return error_response(&req.id_raw, -32602, msg);
+    }
     let payload = p
         .get("payload", 1)
         .map(|r| r.get())
@@ -839,6 +849,24 @@ async fn dev_hook(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
         &req.id_raw,
         &format!("{{\"results\":[{}]}}", results.join(",")),
     )
+}
+
+/// `dev-db-write writes`: a database transaction, reported to the
+/// `db_write` plugins like lightningd's own (see `db`).
+async fn dev_db_write(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
+    let p = params_or_return!(req);
+    let writes: Option<Vec<String>> = p
+        .get("writes", 0)
+        .and_then(|w| serde_json::from_str(w.get()).ok());
+    let Some(writes) = writes else {
+        return error_response(
+            &req.id_raw,
+            -32602,
+            "writes: an array of strings is required",
+        );
+    };
+    let v = crate::db::write(ld, writes).await;
+    ok_response(&req.id_raw, &format!("{{\"data_version\":{v}}}"))
 }
 
 fn dev_notify(ld: &Ld, req: &Req) -> Vec<u8> {
