@@ -273,6 +273,9 @@ pub struct ManagedPlugin {
     /// Requests waiting for a generation that can take them.
     pub held: VecDeque<Request>,
     restart_waiters: Vec<RawId>,
+    /// A reload asked for while a generation was starting: it goes ahead
+    /// once that one serves (or failed).
+    again: Option<Pending>,
     reloads: u64,
     crashes: u64,
     recent_crashes: VecDeque<Instant>,
@@ -348,6 +351,7 @@ impl ManagedPlugin {
             registered: None,
             held: VecDeque::new(),
             restart_waiters: vec![],
+            again: None,
             reloads: 0,
             crashes: 0,
             recent_crashes: VecDeque::new(),
@@ -589,6 +593,7 @@ impl Host {
     pub(crate) fn refuse(&mut self, p: PluginId, why: String) {
         self.retry_pending[p] = None;
         let plugin = &mut self.plugins[p];
+        plugin.again = None;
         for g in plugin.all_generations() {
             g.instance_kill();
         }
@@ -602,10 +607,14 @@ impl Host {
 
     /// Asks for a new generation of `p` (file changed, restart).
     pub(crate) fn reload(&mut self, p: PluginId, trigger: Trigger) {
+        self.reload_for(p, Pending::now(trigger));
+    }
+
+    fn reload_for(&mut self, p: PluginId, pending: Pending) {
         if let Some(why) = self.plugins[p].refused.clone() {
             return self.answer_waiters(p, Err(why));
         }
-        let pending = Pending::now(trigger);
+        let grace = self.config.grace;
         let wasm = self.plugins[p].backend == BackendKind::Wasm;
         let plugin = &mut self.plugins[p];
         match plugin.phase.take() {
@@ -628,7 +637,28 @@ impl Host {
             }
             // A half-started generation is stale: replace it.
             Phase::Starting { gen, .. } if wasm => self.replace_starting(p, gen, pending),
-            Phase::Starting { gen, .. } => self.stop(p, gen, Some(pending)),
+            // A process that is starting finishes its start, then the
+            // reload goes ahead: stopping it would start the next one from
+            // nothing again, and saves that come faster than the plugin
+            // starts (a pyln-client plugin takes ~160 ms) would keep it
+            // from ever serving. One that has been starting for longer than
+            // the grace period is likely stuck: it is replaced at once.
+            Phase::Starting {
+                gen,
+                step,
+                pending: started,
+            } => {
+                if started.since.elapsed() > grace {
+                    self.stop(p, gen, Some(pending));
+                } else {
+                    plugin.phase = Phase::Starting {
+                        gen,
+                        step,
+                        pending: started,
+                    };
+                    plugin.again = Some(pending);
+                }
+            }
             Phase::Swapping { gen, next, .. } => {
                 next.instance.kill();
                 plugin.phase = Phase::Serving { gen };
@@ -702,6 +732,18 @@ impl Host {
     fn fail(&mut self, p: PluginId, why: String) {
         self.retry_pending[p] = None;
         let plugin = &mut self.plugins[p];
+        if let Some(again) = plugin.again.take() {
+            // A newer version was saved while this one started: try it.
+            self.link.log(
+                Level::Warn,
+                format!(
+                    "[{}] not started: {why}; trying the newer version",
+                    plugin.name
+                ),
+            );
+            plugin.last_error = Some(why);
+            return self.start(p, again);
+        }
         self.link
             .log(Level::Warn, format!("[{}] not running: {why}", plugin.name));
         plugin.last_error = Some(why.clone());
@@ -929,6 +971,15 @@ impl Host {
                     return;
                 }
             }
+            if id.as_json().starts_with("\"autoreload:") {
+                // The host's own getmanifest or init, answered by a
+                // generation that was stopped meanwhile: nobody waits.
+                let name = &self.plugins[p].name;
+                return self.link.log(
+                    Level::Debug,
+                    format!("[{name}] generation {number} answered {id} after it was told to stop: dropped"),
+                );
+            }
         }
         self.on_plugin_message(p, number, m);
         if let Some(Role::Retiring(_)) = self.plugins[p].role(number) {
@@ -1092,7 +1143,9 @@ impl Host {
             "duration_ms": took.as_secs_f64() * 1000.0,
             "manifest_changes": plugin.last_diff.as_ref().map(Diff::to_json),
         });
-        self.answer_waiters(p, Ok(answer));
+        if plugin.again.is_none() {
+            self.answer_waiters(p, Ok(answer));
+        }
         if let Some(old) = old {
             self.retire(p, old);
         }
@@ -1108,6 +1161,9 @@ impl Host {
         }
         self.release_held(p);
         self.startup_progress();
+        if let Some(again) = self.plugins[p].again.take() {
+            self.reload_for(p, again);
+        }
     }
 
     /// The generation in start-up failed.
@@ -1374,6 +1430,7 @@ impl Host {
 
     /// Stops everything of plugin `p` for good (shutdown).
     pub(crate) fn shut_down(&mut self, p: PluginId) {
+        self.plugins[p].again = None;
         let numbers: Vec<u64> = self.plugins[p]
             .retiring
             .iter()
