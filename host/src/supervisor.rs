@@ -82,6 +82,30 @@ pub struct Generation {
     stderr_tail: VecDeque<String>,
     /// The sandbox it runs in (wasm).
     sandbox: Option<wasm::Settings>,
+    /// Which file it was started from.
+    file: Option<FileStamp>,
+}
+
+/// What tells one version of a file from the next: a save writes new
+/// content (a new mtime) or puts a new file in place (a new inode); a
+/// chmod changes neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    ino: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &std::path::Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            ino: m.ino(),
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
 }
 
 impl Generation {
@@ -571,6 +595,7 @@ impl Host {
             manifest: None,
             stderr_tail: VecDeque::new(),
             sandbox: (plugin.backend == BackendKind::Wasm).then_some(settings),
+            file: FileStamp::of(&plugin.path),
         };
         let phase = match plugin.phase.take() {
             Phase::Serving { gen } => Phase::Swapping {
@@ -638,11 +663,12 @@ impl Host {
             // A half-started generation is stale: replace it.
             Phase::Starting { gen, .. } if wasm => self.replace_starting(p, gen, pending),
             // A process that is starting finishes its start, then the
-            // reload goes ahead: stopping it would start the next one from
-            // nothing again, and saves that come faster than the plugin
-            // starts (a pyln-client plugin takes ~160 ms) would keep it
-            // from ever serving. One that has been starting for longer than
-            // the grace period is likely stuck: it is replaced at once.
+            // reload goes ahead if the file changed since it started:
+            // stopping it would start the next one from nothing again, and
+            // saves that come faster than the plugin starts (a pyln-client
+            // plugin takes ~160 ms) would keep it from ever serving. One
+            // that has been starting for longer than the grace period is
+            // likely stuck: it is replaced at once.
             Phase::Starting {
                 gen,
                 step,
@@ -651,12 +677,16 @@ impl Host {
                 if started.since.elapsed() > grace {
                     self.stop(p, gen, Some(pending));
                 } else {
+                    let newer = pending.trigger != Trigger::Restart
+                        && FileStamp::of(&plugin.path) != gen.file;
                     plugin.phase = Phase::Starting {
                         gen,
                         step,
                         pending: started,
                     };
-                    plugin.again = Some(pending);
+                    if newer {
+                        plugin.again = Some(pending);
+                    }
                 }
             }
             Phase::Swapping { gen, next, .. } => {

@@ -1426,7 +1426,14 @@ mod wasm {
         assert_eq!(state["init_options"]["tg-greeting"], "yo");
         // The SDK hands the handler the value typed as declared.
         assert_eq!(state["setconfig"], json!([{"config": "tg-dyn", "val": 7}]));
-        assert_eq!(state["hooks"][0]["params"]["peer"]["id"], "02bb");
+        // (A fresh node's db_writes come first, before init.)
+        let peer = state["hooks"]
+            .as_array()
+            .and_then(|h| h.iter().find(|h| h["method"] == "peer_connected"));
+        assert_eq!(
+            peer.map(|h| &h["params"]["peer"]["id"]),
+            Some(&json!("02bb"))
+        );
         let methods: Vec<&str> = state["notifications"]
             .as_array()
             .unwrap()
