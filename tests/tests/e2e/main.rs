@@ -2111,6 +2111,9 @@ mod build_on_save {
     }
 }
 
+/// Plugins written with the official cln-plugin crate; what a stopping
+/// generation says.
+mod clnplugin;
 mod hostile;
 /// A short soak: steady mixed load while the plugin is reloaded and crashed
 /// again and again. Nothing hangs, nothing is answered twice, and every
