@@ -145,6 +145,45 @@ async fn a_cln_plugin_crate_plugin_reloads_without_a_warning() {
     node.stop().await.expect("stops");
 }
 
+/// The same for a `.wasm` plugin: what a retiring instance says once the
+/// host told it to stop (the test guest logs at warn on `shutdown`) is in
+/// the log at debug.
+#[tokio::test]
+async fn a_retiring_wasm_instance_says_its_last_words_at_debug() {
+    let last_words = "leaving now, as told";
+    let Some(super::wasm::Guest {
+        node,
+        module,
+        _launch,
+    }) = super::wasm::guest(
+        "v1",
+        &[&format!("--tg-greeting=say-on-shutdown:{last_words}")],
+    )
+    .await
+    else {
+        return;
+    };
+    assert_eq!(node.ok("tg-version", json!({})).await["version"], "v1");
+    write_atomically(&module, &testguest_version("v2"));
+    node.wait_status("v2 serving", |s| {
+        s["state"] == "serving" && s["generation"].as_u64().unwrap_or(0) > 1
+    })
+    .await;
+    assert_eq!(node.ok("tg-version", json!({})).await["version"], "v2");
+    let line = node.wait_log(last_words).await;
+    assert!(
+        line.starts_with("DEBUG ") && line.contains("[guest.wasm] (generation 1, stopping"),
+        "{line}"
+    );
+    let logs = node.logs().await;
+    let loud: Vec<_> = logs
+        .iter()
+        .filter(|l| l.contains("[guest.wasm]"))
+        .filter(|l| !l.starts_with("DEBUG ") && !l.starts_with("INFO "))
+        .collect();
+    assert!(loud.is_empty(), "{}", logs.join("\n"));
+}
+
 /// What a generation that still serves says keeps its level, before and
 /// after a reload: only a generation whose stdin the host closed is
 /// lowered to debug.
