@@ -501,6 +501,17 @@ impl Host {
                                 format!("(log level {l} is not one of {}: lightningd would have killed it for this) {text}", LOG_LEVELS.join(", ")),
                             ),
                         };
+                        // Once the host closed its stdin, what it says is
+                        // its way out (cln-plugin warns "Error reading from
+                        // master"), caused by the reload: debug. An error
+                        // stays an error.
+                        let (level, text) = match level {
+                            "info" | "warn" if self.plugins[p].stdin_closed(number) => (
+                                "debug",
+                                format!("(generation {number}, stopping; said at {level}) {text}"),
+                            ),
+                            _ => (level, text),
+                        };
                         self.link.send(jsonrpc::notification(
                             "log",
                             json!({"level": level, "message": format!("[{name}] {text}")}),

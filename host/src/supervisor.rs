@@ -317,7 +317,13 @@ pub struct ManagedPlugin {
     /// Its warnings of each kind in the current second, to keep a plugin
     /// that misbehaves in a loop from burying lightningd's log.
     noise: HashMap<&'static str, Noise>,
+    /// The last generations whose stdin the host closed to stop them.
+    closed_stdins: VecDeque<u64>,
 }
+
+/// How many of [`ManagedPlugin::closed_stdins`] are remembered: a
+/// generation's last lines come within moments of its stdin closing.
+const CLOSED_STDINS_KEPT: usize = 8;
 
 /// How many of a plugin's warnings of one kind were logged, and not, in
 /// the current window.
@@ -388,6 +394,7 @@ impl ManagedPlugin {
             refused: None,
             build: BuildState::default(),
             noise: HashMap::new(),
+            closed_stdins: VecDeque::new(),
         }
     }
 
@@ -423,6 +430,24 @@ impl ManagedPlugin {
     fn set_phase(&mut self, phase: Phase) {
         self.epoch += 1;
         self.phase = phase;
+    }
+
+    /// Whether the host closed generation `number`'s stdin to stop it (a
+    /// native one stopping, a retiring wasm one past its requests), even
+    /// if it has exited since (its last stderr lines may come after its
+    /// exit). What it says from then on is its way out, caused by the
+    /// reload (a framework complaining that stdin ended, say), not news:
+    /// it is logged at debug.
+    pub fn stdin_closed(&self, number: u64) -> bool {
+        self.closed_stdins.contains(&number)
+    }
+
+    /// Notes that the host closed generation `number`'s stdin.
+    fn closing_stdin(&mut self, number: u64) {
+        if self.closed_stdins.len() == CLOSED_STDINS_KEPT {
+            self.closed_stdins.pop_front();
+        }
+        self.closed_stdins.push_back(number);
     }
 
     fn role(&self, number: u64) -> Option<Role> {
@@ -722,6 +747,7 @@ impl Host {
             gen.send(jsonrpc::notification("shutdown", json!({"shutdown": {}})));
         }
         gen.instance.close_stdin();
+        self.plugins[p].closing_stdin(gen.number);
         self.plugins[p].set_phase(Phase::Stopping { gen, then });
         self.after(self.config.stop_timeout, p, Timer::Terminate);
     }
@@ -754,6 +780,7 @@ impl Host {
                 .send(jsonrpc::notification("shutdown", json!({"shutdown": {}})));
         }
         r.gen.instance.close_stdin();
+        plugin.closing_stdin(number);
         self.after(self.config.stop_timeout, p, Timer::RetireKill(number));
     }
 
@@ -887,12 +914,19 @@ impl Host {
                     }
                     g.stderr_tail.push_back(line.clone());
                 }
-                let level = if line.starts_with("trap: ") {
-                    Level::Warn
+                if plugin.stdin_closed(number) {
+                    self.link.log(
+                        Level::Debug,
+                        format!("[{name}] (generation {number}, stopping) {line}"),
+                    );
                 } else {
-                    Level::Info
-                };
-                self.link.log(level, format!("[{name}] {line}"));
+                    let level = if line.starts_with("trap: ") {
+                        Level::Warn
+                    } else {
+                        Level::Info
+                    };
+                    self.link.log(level, format!("[{name}] {line}"));
+                }
             }
             InstanceEvent::Warn(w) => self.plugin_warn(p, "warn", format!("[{name}] {w}")),
             InstanceEvent::Compiled { millis, cached } => {

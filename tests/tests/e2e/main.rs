@@ -2117,6 +2117,9 @@ mod build_on_save {
     }
 }
 
+/// Plugins written with the official cln-plugin crate; what a stopping
+/// generation says.
+mod clnplugin;
 mod dbwrite;
 mod hostile;
 /// A short soak: steady mixed load while the plugin is reloaded and crashed

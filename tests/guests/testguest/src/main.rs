@@ -40,8 +40,9 @@
 //! hooks `peer_connected` and `db_write` (recorded, continue; a
 //! `peer_connected` whose `peer.id` is `spin`, `bomb` or `recurse` behaves
 //! like the method of that name instead);
-//! subscriptions `connect`, `shutdown`, `tg_custom` (recorded); custom
-//! notification `tg_custom`.
+//! subscriptions `connect`, `shutdown`, `tg_custom` (recorded; with
+//! `tg-greeting=say-on-shutdown:TEXT`, `shutdown` also logs TEXT at warn);
+//! custom notification `tg_custom`.
 
 use cln_autoreload_guest::options::ConfigOption;
 use cln_autoreload_guest::serde_json::{json, Map, Value};
@@ -215,6 +216,13 @@ fn main() {
             record_notification(p, "connect", params)
         })
         .subscribe("shutdown", |p, params| {
+            let last_words = p
+                .option_str("tg-greeting")
+                .and_then(|g| g.strip_prefix("say-on-shutdown:"))
+                .map(str::to_owned);
+            if let Some(text) = last_words {
+                p.log(Level::Warn, text);
+            }
             record_notification(p, "shutdown", params)
         })
         .subscribe("tg_custom", |p, params| {
