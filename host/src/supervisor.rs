@@ -901,6 +901,18 @@ impl Host {
                     return;
                 }
             }
+            // A generation replaced while it started (a reload came
+            // first: it is stopping now) may still answer its own
+            // getmanifest or init: nobody waits for that any more.
+            let own = |what| *id == RawId::from_string(&format!("autoreload:{what}#{number}"));
+            let stopping = matches!(self.plugins[p].phase, Phase::Stopping { .. });
+            if stopping && (own("getmanifest") || own("init")) {
+                let name = &self.plugins[p].name;
+                return self.link.log(
+                    Level::Debug,
+                    format!("[{name}] generation {number} answered {id} after it was replaced: dropped"),
+                );
+            }
         }
         self.on_plugin_message(p, number, m);
         if let Some(Role::Retiring(_)) = self.plugins[p].role(number) {
