@@ -295,7 +295,7 @@ pub struct BuildState {
     /// A build is running.
     pub running: bool,
     /// Sources changed while it ran: build once more after it.
-    pub again: bool,
+    pub again: Option<watch::Change>,
     /// How the last build went.
     pub last: Option<build::Outcome>,
     /// Builds run.
@@ -910,7 +910,9 @@ impl Host {
                 let name = &self.plugins[p].name;
                 return self.link.log(
                     Level::Debug,
-                    format!("[{name}] generation {number} answered {id} after it was replaced: dropped"),
+                    format!(
+                        "[{name}] generation {number} answered {id} after it was replaced: dropped"
+                    ),
                 );
             }
         }
