@@ -23,7 +23,7 @@ use crate::supervisor::{ManagedPlugin, Pending, Phase, Trigger};
 use crate::watch;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 /// The log levels lightningd accepts in a plugin's `log` notification.
@@ -108,7 +108,10 @@ pub enum Event {
         timer: Timer,
     },
     /// A plugin's sources changed and settled.
-    SourcesChanged(PluginId),
+    SourcesChanged {
+        plugin: PluginId,
+        change: watch::Change,
+    },
     /// What to build for a plugin was inferred (or why not).
     BuildSpec {
         plugin: PluginId,
@@ -160,6 +163,9 @@ pub struct Host {
     argv: Vec<PathBuf>,
     located: Option<Located>,
     watcher: Option<watch::Watcher>,
+    /// When the host started: a source saved after it may not have been
+    /// seen by the plugin's first generation.
+    started: SystemTime,
 }
 
 impl Host {
@@ -192,6 +198,7 @@ impl Host {
             argv,
             located: None,
             watcher: None,
+            started: SystemTime::now(),
         }
     }
 
@@ -248,7 +255,7 @@ impl Host {
                 timer,
             } => self.on_timer(plugin, epoch, timer),
             Event::Reregister { caller, outcome } => self.on_reregister(caller, outcome),
-            Event::SourcesChanged(p) => self.on_sources_changed(p),
+            Event::SourcesChanged { plugin, change } => self.on_sources_changed(plugin, change),
             Event::BuildSpec { plugin, spec } => self.on_build_spec(plugin, spec),
             Event::BuildDone { plugin, outcome } => self.on_build_done(plugin, outcome),
             Event::ShutdownDeadline => {
@@ -779,6 +786,20 @@ impl Host {
                 spec.ignore.push(other.path.clone());
             }
         }
+        // Sources saved while nothing watched count once watching starts:
+        // those newer than the plugin file, for a build (edited while
+        // lightningd was down, or while the host started); those newer
+        // than the host, for a reload.
+        let changed_after = if spec.command.is_some() {
+            let path = &self.plugins[p].path;
+            Some(
+                std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+            )
+        } else {
+            Some(self.started)
+        };
         let trees = spec
             .watch
             .iter()
@@ -787,11 +808,12 @@ impl Host {
                 dir: dir.clone(),
                 ignore: spec.ignore.clone(),
                 extensions: spec.extensions.clone(),
+                changed_after,
             })
             .collect();
         let tx = self.events.clone();
-        match watch::watch_trees(trees, self.config.settle, move |p| {
-            let _ = tx.send(Event::SourcesChanged(p));
+        match watch::watch_trees(trees, self.config.settle, move |plugin, change| {
+            let _ = tx.send(Event::SourcesChanged { plugin, change });
         }) {
             Ok((w, problems)) => {
                 for problem in problems {
@@ -821,27 +843,36 @@ impl Host {
         self.plugins[p].build.spec = Some(spec);
     }
 
-    fn on_sources_changed(&mut self, p: PluginId) {
+    fn on_sources_changed(&mut self, p: PluginId, change: watch::Change) {
         if self.shutting_down {
             return;
         }
+        let name = self.plugins[p].name.clone();
         let b = &mut self.plugins[p].build;
         let Some(spec) = &b.spec else { return };
+        let names = change.describe(&spec.cwd);
+        let what = if change.at_start {
+            format!("sources changed since it was built ({names})")
+        } else {
+            format!("sources changed ({names})")
+        };
         let Some(command) = spec.command.clone() else {
+            self.link
+                .log(Level::Debug, format!("[{name}] {what}: reloading"));
             return self.reload(p, Trigger::FileChanged);
         };
         if b.running {
             // One more build once this one is done, however many saves.
-            b.again = true;
+            b.again
+                .get_or_insert_with(watch::Change::default)
+                .merge(change);
             return;
         }
         b.running = true;
         b.count += 1;
         let cwd = spec.cwd.clone();
-        self.link.log(
-            Level::Info,
-            format!("[{}] sources changed: {command}", self.plugins[p].name),
-        );
+        self.link
+            .log(Level::Info, format!("[{name}] {what}: {command}"));
         let tx = self.events.clone();
         tokio::spawn(async move {
             let outcome = build::run(&command, &cwd).await;
@@ -877,8 +908,8 @@ impl Host {
         let b = &mut self.plugins[p].build;
         b.running = false;
         b.last = Some(outcome);
-        if std::mem::take(&mut b.again) {
-            self.on_sources_changed(p);
+        if let Some(change) = b.again.take() {
+            self.on_sources_changed(p, change);
         }
     }
 

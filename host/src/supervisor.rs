@@ -344,7 +344,7 @@ pub struct BuildState {
     /// A build is running.
     pub running: bool,
     /// Sources changed while it ran: build once more after it.
-    pub again: bool,
+    pub again: Option<watch::Change>,
     /// How the last build went.
     pub last: Option<build::Outcome>,
     /// Builds run.
@@ -1035,13 +1035,17 @@ impl Host {
                     return;
                 }
             }
-            if id.as_json().starts_with("\"autoreload:") {
-                // The host's own getmanifest or init, answered by a
-                // generation that was stopped meanwhile: nobody waits.
+            // A generation replaced while it started (a reload came
+            // first: it is stopping now) may still answer its own
+            // getmanifest or init: nobody waits for that any more.
+            let own = |what| *id == RawId::from_string(&format!("autoreload:{what}#{number}"));
+            if own("getmanifest") || own("init") {
                 let name = &self.plugins[p].name;
                 return self.link.log(
                     Level::Debug,
-                    format!("[{name}] generation {number} answered {id} after it was told to stop: dropped"),
+                    format!(
+                        "[{name}] generation {number} answered {id} after it was replaced: dropped"
+                    ),
                 );
             }
         }

@@ -2122,6 +2122,7 @@ mod build_on_save {
 mod clnplugin;
 mod dbwrite;
 mod hostile;
+mod rebuild_loop;
 /// A short soak: steady mixed load while the plugin is reloaded and crashed
 /// again and again. Nothing hangs, nothing is answered twice, and every
 /// error says why. (The long version is the bench target's job.)
