@@ -5,7 +5,7 @@
 //! misleading warning.
 
 use super::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How long the counts must stay still after the build and its reload:
 /// thirty times the default settle window.
@@ -285,16 +285,12 @@ esac
         .await;
 }
 
-/// A reload that comes while a native generation is still starting stops
-/// that generation; its late answer to getmanifest is no warning.
-#[tokio::test]
-async fn a_generation_replaced_while_starting_answers_late_without_a_warning() {
-    let launch = tempdir();
-    let dir = launch.path();
+/// A plugin file `p` in `dir` that starts the test plugin only once the
+/// gate file `go` exists, deaf to SIGTERM meanwhile (the stop of a replaced
+/// generation sends it after a second); the gate starts open.
+fn gated_plugin(dir: &Path) -> PathBuf {
     let gate = dir.join("go");
     write_testplugin(&dir.join("real.py"), &json!({}));
-    // Starts the plugin once the gate exists, deaf to SIGTERM meanwhile
-    // (the stop of a replaced generation sends it after a second).
     write(
         dir,
         "p",
@@ -306,6 +302,26 @@ async fn a_generation_replaced_while_starting_answers_late_without_a_warning() {
     );
     make_executable(&dir.join("p"));
     std::fs::write(&gate, "").expect("gate");
+    gate
+}
+
+fn touch(path: &Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_modified(std::time::SystemTime::now())
+        .expect("touch");
+}
+
+/// A save that comes while a native generation is still starting lets
+/// that start finish, then reloads once more: saves faster than the
+/// plugin starts must not keep it from ever serving.
+#[tokio::test]
+async fn a_save_during_a_start_reloads_once_that_start_is_done() {
+    let launch = tempdir();
+    let dir = launch.path();
+    let gate = gated_plugin(dir);
     let Some(node) = NodeBuilder::new()
         .launch_dir(dir)
         .arg("--autoreload-plugin=p")
@@ -317,20 +333,50 @@ async fn a_generation_replaced_while_starting_answers_late_without_a_warning() {
     };
     node.ok("tp-echo", json!({})).await;
     std::fs::remove_file(&gate).expect("close the gate");
-    let touch = || {
-        std::fs::File::options()
-            .write(true)
-            .open(dir.join("p"))
-            .expect("open")
-            .set_modified(std::time::SystemTime::now())
-            .expect("touch");
-    };
-    touch();
+    touch(&dir.join("p"));
     node.wait_status("generation 2 starting", |s| {
         s["generation"] == 2 && s["state"] == "starting"
     })
     .await;
-    touch();
+    touch(&dir.join("p"));
+    std::fs::write(&gate, "").expect("open the gate");
+    let s = node
+        .wait_status("generation 3 serving", |s| {
+            s["generation"] == 3 && s["state"] == "serving"
+        })
+        .await;
+    assert_eq!(s["reloads"], 2, "generation 2 served, then 3: {s}");
+    node.ok("tp-echo", json!({})).await;
+}
+
+/// A generation that has been starting for longer than the grace period
+/// is replaced at once by a save; its late answer to getmanifest is no
+/// warning.
+#[tokio::test]
+async fn a_generation_replaced_while_starting_answers_late_without_a_warning() {
+    let launch = tempdir();
+    let dir = launch.path();
+    let gate = gated_plugin(dir);
+    let Some(node) = NodeBuilder::new()
+        .launch_dir(dir)
+        .arg("--autoreload-plugin=p")
+        .arg("--autoreload-grace-ms=100")
+        .start()
+        .await
+        .expect("starts")
+    else {
+        return;
+    };
+    node.ok("tp-echo", json!({})).await;
+    std::fs::remove_file(&gate).expect("close the gate");
+    touch(&dir.join("p"));
+    node.wait_status("generation 2 starting", |s| {
+        s["generation"] == 2 && s["state"] == "starting"
+    })
+    .await;
+    // Past the grace period for certain: generation 2 counts as stuck.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    touch(&dir.join("p"));
     node.wait_status("generation 2 stopping", |s| s["state"] == "stopping")
         .await;
     std::fs::write(&gate, "").expect("open the gate");
