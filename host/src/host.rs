@@ -591,6 +591,15 @@ impl Host {
         for note in &located.notes {
             self.link.log(Level::Info, note);
         }
+        // lightningd may call hooks before init (db_write): a wasm plugin
+        // starts with the directories the user granted it, read where the
+        // plugin paths were, so init need not replace it (init's values
+        // decide from then on).
+        self.config.wasm.dirs = located
+            .wasm_dirs
+            .iter()
+            .map(|d| wasm::GrantedDir::parse(d))
+            .collect();
         for path in &located.paths {
             self.link.log(
                 Level::Info,

@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 
 /// The option lightningd users write.
 pub const OPTION: &str = "autoreload-plugin";
+/// The directories a wasm plugin may use: needed before init too, since
+/// lightningd calls `db_write` there (a backup plugin writes its copy).
+pub const WASM_DIR: &str = "autoreload-wasm-dir";
 /// Environment variable naming plugins, `:`-separated.
 pub const ENV_VAR: &str = "AUTORELOAD_PLUGIN";
 
@@ -51,6 +54,9 @@ pub struct Located {
     pub source: Source,
     /// What the user may want to know (which base directory was used...).
     pub notes: Vec<String>,
+    /// `autoreload-wasm-dir` values on lightningd's command line and in its
+    /// config files, as written.
+    pub wasm_dirs: Vec<String>,
 }
 
 /// Everything the locator reads, gathered up front so it can be tested.
@@ -112,6 +118,8 @@ fn split_nul(b: &[u8]) -> Vec<OsString> {
 /// Finds the plugins to manage; `None` when no source names any.
 pub fn locate(ctx: &Context) -> Option<Located> {
     let (base, base_note) = ctx.base();
+    let from_lightningd = on_lightningd_message(ctx);
+    let wasm_dirs = from_lightningd.wasm_dirs;
     let (raw, source, mut notes) = if !ctx.argv.is_empty() {
         (
             ctx.argv.iter().map(PathBuf::from).collect(),
@@ -121,11 +129,14 @@ pub fn locate(ctx: &Context) -> Option<Located> {
     } else if let Some(v) = &ctx.env_plugins {
         (std::env::split_paths(v).collect(), Source::Env, vec![])
     } else {
-        let (paths, notes) = on_lightningd_message(ctx);
-        if paths.is_empty() {
+        if from_lightningd.plugins.is_empty() {
             return None;
         }
-        (paths, Source::Lightningd, notes)
+        (
+            from_lightningd.plugins,
+            Source::Lightningd,
+            from_lightningd.notes,
+        )
     };
     let mut paths: Vec<PathBuf> = vec![];
     let mut relative = false;
@@ -149,6 +160,7 @@ pub fn locate(ctx: &Context) -> Option<Located> {
         paths,
         source,
         notes,
+        wasm_dirs,
     })
 }
 
@@ -172,6 +184,7 @@ fn normalize(p: &Path) -> PathBuf {
 #[derive(Default)]
 struct Cmdline {
     plugins: Vec<PathBuf>,
+    wasm_dirs: Vec<String>,
     lightning_dir: Option<PathBuf>,
     conf: Option<PathBuf>,
     network: Option<String>,
@@ -194,12 +207,13 @@ fn parse_cmdline(args: &[OsString]) -> Cmdline {
         match name.as_str() {
             "regtest" | "testnet" | "signet" | "testnet4" => c.network = Some(name.clone()),
             "mainnet" => c.network = Some("bitcoin".into()),
-            OPTION | "lightning-dir" | "conf" | "network" => {
+            OPTION | WASM_DIR | "lightning-dir" | "conf" | "network" => {
                 let Some(value) = inline.or_else(|| it.next()) else {
                     continue;
                 };
                 match name.as_str() {
                     OPTION => c.plugins.push(PathBuf::from(value)),
+                    WASM_DIR => c.wasm_dirs.push(value),
                     "lightning-dir" => c.lightning_dir = Some(PathBuf::from(value)),
                     "conf" => c.conf = Some(PathBuf::from(value)),
                     _ => c.network = Some(value),
@@ -215,6 +229,7 @@ fn parse_cmdline(args: &[OsString]) -> Cmdline {
 #[derive(Default)]
 struct ConfigValues {
     plugins: Vec<PathBuf>,
+    wasm_dirs: Vec<String>,
     network: Option<String>,
     files_read: Vec<PathBuf>,
 }
@@ -242,6 +257,7 @@ fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
             .map_or((line, ""), |(n, v)| (n.trim(), v.trim()));
         match name {
             OPTION if !value.is_empty() => out.plugins.push(PathBuf::from(value)),
+            WASM_DIR if !value.is_empty() => out.wasm_dirs.push(value.to_string()),
             "network" if !value.is_empty() => out.network = Some(value.to_string()),
             "regtest" | "testnet" | "signet" | "testnet4" => out.network = Some(name.to_string()),
             "mainnet" => out.network = Some("bitcoin".into()),
@@ -250,16 +266,30 @@ fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
     }
 }
 
-fn on_lightningd_message(ctx: &Context) -> (Vec<PathBuf>, Vec<String>) {
+/// What lightningd's command line and config files say.
+#[derive(Default)]
+struct FromLightningd {
+    plugins: Vec<PathBuf>,
+    wasm_dirs: Vec<String>,
+    notes: Vec<String>,
+}
+
+fn on_lightningd_message(ctx: &Context) -> FromLightningd {
     let Some(args) = &ctx.parent_cmdline else {
-        return (vec![], vec![]);
+        return FromLightningd::default();
     };
     let (base, _) = ctx.base();
     let cmd = parse_cmdline(args);
     let dir = match (&cmd.lightning_dir, &ctx.home) {
         (Some(d), _) => base.join(d),
         (None, Some(h)) => h.join(".lightning"),
-        (None, None) => return (cmd.plugins, vec![]),
+        (None, None) => {
+            return FromLightningd {
+                plugins: cmd.plugins,
+                wasm_dirs: cmd.wasm_dirs,
+                notes: vec![],
+            }
+        }
     };
     let mut cfg = ConfigValues::default();
     let top = cmd
@@ -288,7 +318,13 @@ fn on_lightningd_message(ctx: &Context) -> (Vec<PathBuf>, Vec<String>) {
     // Like lightningd: config file values first, then the command line's.
     let mut plugins = cfg.plugins;
     plugins.extend(cmd.plugins);
-    (plugins, notes)
+    let mut wasm_dirs = cfg.wasm_dirs;
+    wasm_dirs.extend(cmd.wasm_dirs);
+    FromLightningd {
+        plugins,
+        wasm_dirs,
+        notes,
+    }
 }
 
 #[cfg(test)]
@@ -324,6 +360,29 @@ mod tests {
         assert_eq!(l.source, Source::Lightningd);
         assert_eq!(l.paths, vec![dir.join("a/x.py"), PathBuf::from("/abs/y")]);
         assert!(l.notes.iter().any(|n| n.contains("PWD")));
+    }
+
+    #[test]
+    fn wasm_dirs_are_read_from_lightningd_whatever_names_the_plugins() {
+        let dir = tempdir();
+        std::fs::create_dir_all(dir.join("ld")).unwrap();
+        std::fs::write(
+            dir.join("ld/config"),
+            "autoreload-wasm-dir=/from/config:/c\n",
+        )
+        .unwrap();
+        let mut c = ctx(&dir);
+        c.argv = os(&["/wrapped.wasm"]);
+        c.parent_cmdline = Some(os(&[
+            "lightningd",
+            "--lightning-dir=ld",
+            "--autoreload-wasm-dir=/m:/mirror",
+            "--autoreload-wasm-dir",
+            "/n",
+        ]));
+        let l = locate(&c).unwrap();
+        assert_eq!(l.source, Source::Argv);
+        assert_eq!(l.wasm_dirs, vec!["/from/config:/c", "/m:/mirror", "/n"]);
     }
 
     #[test]

@@ -290,3 +290,33 @@ async fn a_native_mirror_keeps_every_db_write_once_across_reloads_and_crashes() 
     assert_eq!(mirror.kept().len(), 9, "the schema writes, once each");
     mirror_survives(node, &mirror, install).await;
 }
+
+/// The same for a wasm plugin: the mirror is the test guest's `db_write`
+/// hook writing into a granted directory (granted before init too: the
+/// host reads `autoreload-wasm-dir` where it finds the plugin paths), with
+/// a new module swapped in every 150 ms.
+#[tokio::test]
+async fn a_wasm_mirror_keeps_every_db_write_once_across_swaps_and_crashes() {
+    let launch = tempdir();
+    let plugin = launch.path().join("guest.wasm");
+    write_atomically(&plugin, &testguest_version("m0"));
+    let mirror = Mirror::new();
+    mirror.crash_next("after");
+    let Some(node) = NodeBuilder::new()
+        .launch_dir(launch.path())
+        .arg("--autoreload-plugin=guest.wasm")
+        .arg(format!(
+            "--autoreload-wasm-dir={}:/mirror",
+            mirror.path().display()
+        ))
+        .standin_only()
+        .start()
+        .await
+        .expect("lightningd starts though the guest exited before init")
+    else {
+        return;
+    };
+    assert_eq!(mirror.kept().len(), 9, "the schema writes, once each");
+    let install = move |n: u32| write_atomically(&plugin, &testguest_version(&format!("m{n}")));
+    mirror_survives(node, &mirror, install).await;
+}

@@ -37,7 +37,9 @@
 //! | `tg-rpc-raw request` | the whole response to `request` (a string, sent byte for byte through `cln.rpc_call`, bypassing the SDK; wasm only) |
 //!
 //! Options `tg-greeting` (string, "hi") and `tg-dyn` (int, 1, dynamic);
-//! hooks `peer_connected` and `db_write` (recorded, continue; a
+//! hooks `peer_connected` and `db_write` (recorded, continue; with a
+//! directory granted as `/mirror`, `db_write` also mirrors the database
+//! like `tests/plugins/dbmirror.py`; a
 //! `peer_connected` whose `peer.id` is `spin`, `bomb` or `recurse` behaves
 //! like the method of that name instead);
 //! subscriptions `connect`, `shutdown`, `tg_custom` (recorded; with
@@ -75,6 +77,8 @@ struct State {
     /// Each accepted `setconfig`: `{"config", "val"}` (val converted to the
     /// option's type).
     setconfig: Vec<Value>,
+    /// The database mirror, once a `db_write` found `/mirror`.
+    mirror: Option<Mirror>,
 }
 
 type P = Plugin<State>;
@@ -211,7 +215,13 @@ fn main() {
         .hook("peer_connected", |p, params| {
             record_hook(p, "peer_connected", params)
         })
-        .hook("db_write", |p, params| record_hook(p, "db_write", params))
+        .hook("db_write", |p, params| {
+            if std::path::Path::new(MIRROR_DIR).is_dir() {
+                let m = p.state_mut().mirror.get_or_insert_with(Mirror::open);
+                m.write(&params);
+            }
+            record_hook(p, "db_write", params)
+        })
         .subscribe("connect", |p, params| {
             record_notification(p, "connect", params)
         })
@@ -454,4 +464,93 @@ fn tg_rpc_raw(_p: &mut P, params: Value) -> Result<Value, RpcError> {
 #[cfg(not(target_arch = "wasm32"))]
 fn tg_rpc_raw(_p: &mut P, _params: Value) -> Result<Value, RpcError> {
     Err(RpcError::new(-1, "tg-rpc-raw needs the wasm host"))
+}
+
+/// Where a granted directory turns the `db_write` hook into a mirror of
+/// lightningd's database (`autoreload-wasm-dir=HOST:/mirror`).
+const MIRROR_DIR: &str = "/mirror";
+
+/// The database mirror, as `tests/plugins/dbmirror.py` keeps it (see
+/// there): `mirror.jsonl` holds every write once, `violations` what broke
+/// the `backup` plugin's checks, `crash-next` (`before` or `after`) makes
+/// the next write exit the instance without an answer.
+struct Mirror {
+    last: Option<Value>,
+    first: bool,
+}
+
+impl Mirror {
+    fn file(name: &str) -> String {
+        format!("{MIRROR_DIR}/{name}")
+    }
+
+    fn open() -> Mirror {
+        let last = std::fs::read_to_string(Self::file("mirror.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .and_then(|l| cln_autoreload_guest::serde_json::from_str(l).ok());
+        Mirror { last, first: true }
+    }
+
+    fn append(name: &str, line: &str) {
+        use std::io::Write;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(Self::file(name));
+        match f.and_then(|mut f| writeln!(f, "{line}").and_then(|_| f.sync_all())) {
+            Ok(()) => {}
+            // Nothing to mirror into: the test sees the gap.
+            Err(e) => eprintln!("mirror: {name}: {e}"),
+        }
+    }
+
+    fn write(&mut self, params: &Value) {
+        let crash = std::fs::read_to_string(Self::file("crash-next")).ok();
+        if crash.is_some() {
+            let _ = std::fs::remove_file(Self::file("crash-next"));
+        }
+        let crash = crash.as_deref().map(str::trim);
+        if crash == Some("before") {
+            std::process::exit(3);
+        }
+        let entry = json!({"data_version": params["data_version"], "writes": params["writes"]});
+        let first = std::mem::replace(&mut self.first, false);
+        let version = |v: &Value| v["data_version"].as_u64().unwrap_or(0);
+        let keep = match &self.last {
+            None if version(&entry) != 1 => {
+                Self::append(
+                    "violations",
+                    &format!("a fresh mirror began at {}", entry["data_version"]),
+                );
+                true
+            }
+            None => true,
+            Some(last) if *last == entry => {
+                if !first {
+                    Self::append(
+                        "violations",
+                        &format!("delivered twice to one instance: {}", entry["data_version"]),
+                    );
+                }
+                false
+            }
+            Some(last) => {
+                let (l, v) = (version(last), version(&entry));
+                if v != l && v != l + 1 {
+                    Self::append("violations", &format!("data_version {v} after {l}"));
+                }
+                true
+            }
+        };
+        if keep {
+            Self::append("mirror.jsonl", &entry.to_string());
+            self.last = Some(entry);
+        }
+        if crash == Some("after") {
+            std::process::exit(3);
+        }
+    }
 }
