@@ -1,7 +1,8 @@
 //! bench-plugin: the trivial native plugin the benchmark measures.
 //!
 //! One method, `bench-pid`, answered with `{"pid": <its pid>}`, so a
-//! reload shows up as a new pid. serde_json only, one message at a time,
+//! reload shows up as a new pid; the `db_write` hook, answered `continue`
+//! (what lightningd waits for on every database write). serde_json only, one message at a time,
 //! like the smallest plugin anyone would write: whatever the benchmark
 //! measures on top of it is the cost of what stands in between.
 
@@ -47,11 +48,13 @@ fn run() -> io::Result<()> {
                     "usage": "",
                     "description": "This process's pid (a new one after each reload)",
                 }],
+                "hooks": [{"name": "db_write"}],
                 "subscriptions": ["shutdown"],
                 "dynamic": true,
             }}),
             "init" => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
             "bench-pid" => json!({"jsonrpc": "2.0", "id": id, "result": {"pid": pid}}),
+            "db_write" => json!({"jsonrpc": "2.0", "id": id, "result": {"result": "continue"}}),
             _ => json!({"jsonrpc": "2.0", "id": id, "error": {
                 "code": -32601,
                 "message": format!("unknown method {method}"),

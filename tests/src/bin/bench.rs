@@ -6,7 +6,8 @@
 //!
 //! `--quick`: small counts, a smoke run (under a minute once built).
 //! `--out PATH`: where BENCHMARKS.md goes (default: the workspace root).
-//! `--only stdio,socket,reload,stall,edit`: some sections only, for profiling.
+//! `--only stdio,socket,reload,stall,edit,dbwrite`: some sections only, for
+//! profiling.
 //!
 //! Builds what it measures (release), then measures, every comparison side
 //! by side in the same run with the arms taking turns in short rounds
@@ -23,7 +24,8 @@
 //!    call is lost;
 //! 4. the host's memory;
 //! 5. edit to live: a source file of examples/hello-wasm saved → the new
-//!    behaviour answering (build on save), debug and release.
+//!    behaviour answering (build on save), debug and release;
+//! 6. how long lightningd waits on a `db_write` that comes during a reload.
 //!
 //! The node is the project's lightningd stand-in; with `LIGHTNINGD` set,
 //! the node-based measurements run a second time against that lightningd.
@@ -31,6 +33,8 @@
 
 #[path = "bench/client.rs"]
 mod client;
+#[path = "bench/dbwrite.rs"]
+mod dbwrite;
 #[path = "bench/edit.rs"]
 mod edit;
 #[path = "bench/procs.rs"]
@@ -63,6 +67,9 @@ pub struct Bins {
     pub hello_wasm_native: PathBuf,
     pub hello_wasm_release: PathBuf,
     pub wasm_versions: reload::WasmVersions,
+    /// testguest (release, it has the `db_write` hook) in two versions,
+    /// and where the first was copied.
+    pub guest_versions: ([Vec<u8>; 2], PathBuf),
 }
 
 /// How much to measure.
@@ -155,6 +162,7 @@ pub struct PassResults {
     pub reload: reload::ReloadResults,
     pub stall: Vec<stall::StallResult>,
     pub edit: Vec<edit::EditResult>,
+    pub dbwrite: Vec<dbwrite::DbWriteResult>,
 }
 
 struct Opts {
@@ -179,7 +187,7 @@ fn opts() -> Result<Opts> {
             "--quick" => o.quick = true,
             "--only" => match args.next() {
                 Some(list) => o.only = list.split(',').map(str::to_owned).collect(),
-                None => bail!("--only needs a list: stdio,socket,reload,stall,edit"),
+                None => bail!("--only needs a list: stdio,socket,reload,stall,edit,dbwrite"),
             },
             "--out" => match args.next() {
                 Some(p) => o.out = PathBuf::from(p),
@@ -187,7 +195,7 @@ fn opts() -> Result<Opts> {
             },
             s if s.starts_with("--out=") => o.out = PathBuf::from(&s["--out=".len()..]),
             "-h" | "--help" => {
-                println!("usage: cargo run --release -p cln-autoreload-tests --bin bench -- [--quick] [--out PATH] [--only stdio,socket,reload,stall,edit]");
+                println!("usage: cargo run --release -p cln-autoreload-tests --bin bench -- [--quick] [--out PATH] [--only stdio,socket,reload,stall,edit,dbwrite]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (--quick, --out PATH, --only LIST)"),
@@ -196,9 +204,11 @@ fn opts() -> Result<Opts> {
     if let Some(bad) = o
         .only
         .iter()
-        .find(|s| !["stdio", "socket", "reload", "stall", "edit"].contains(&s.as_str()))
+        .find(|s| {
+            !["stdio", "socket", "reload", "stall", "edit", "dbwrite"].contains(&s.as_str())
+        })
     {
-        bail!("--only: unknown section {bad:?} (stdio, socket, reload, stall, edit)");
+        bail!("--only: unknown section {bad:?} (stdio, socket, reload, stall, edit, dbwrite)");
     }
     Ok(o)
 }
@@ -226,6 +236,7 @@ fn build(keep: &std::path::Path) -> Result<Bins> {
         hello_wasm_native: built_bin("hello-wasm", "hello-wasm"),
         hello_wasm_release: wasm_bin("hello-wasm", true),
         wasm_versions: reload::build_wasm_versions(keep)?,
+        guest_versions: dbwrite::guest_versions(keep)?,
     };
     for p in [
         &bins.host,
@@ -283,6 +294,13 @@ fn run_pass(
         edit = edit::run(&pass, counts).context("edit to live")?;
         step(&format!("  {:.0} s", t.elapsed().as_secs_f64()));
     }
+    let mut dbwrite = vec![];
+    if opts.runs("dbwrite") && !pass.real {
+        step(&format!("db_write during reloads, through {}", pass.name));
+        let t = Instant::now();
+        dbwrite = dbwrite::run(&pass, bins, counts).context("db_write during reloads")?;
+        step(&format!("  {:.0} s", t.elapsed().as_secs_f64()));
+    }
     Ok(PassResults {
         name: pass.name,
         real: pass.real,
@@ -290,6 +308,7 @@ fn run_pass(
         reload,
         stall,
         edit,
+        dbwrite,
     })
 }
 
@@ -331,7 +350,7 @@ fn main() -> Result<()> {
         step(&format!("  {:.0} s", t.elapsed().as_secs_f64()));
     }
 
-    let node_sections = ["socket", "reload", "stall", "edit"]
+    let node_sections = ["socket", "reload", "stall", "edit", "dbwrite"]
         .iter()
         .any(|s| opts.runs(s));
     let mut passes = vec![];

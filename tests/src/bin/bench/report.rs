@@ -429,6 +429,9 @@ impl Report<'_> {
         for p in self.passes.iter().filter(|p| !p.edit.is_empty()) {
             edit_section(&mut s, p, self.counts);
         }
+        for p in self.passes.iter().filter(|p| !p.dbwrite.is_empty()) {
+            dbwrite_section(&mut s, p);
+        }
         self.analysis(&mut s, &g);
         s
     }
@@ -1309,6 +1312,52 @@ fn stall_section(s: &mut String, name: &str, st: &[StallResult], counts: &Counts
         for (msg, n) in &r.errors {
             let _ = writeln!(s, "\n- {}: {n} × `{}`", r.label, msg.replace('`', "'"));
         }
+    }
+    s.push('\n');
+}
+
+fn dbwrite_section(s: &mut String, p: &PassResults) {
+    let _ = writeln!(s, "## 6. db_write during a reload, through {}\n", p.name);
+    let _ = writeln!(
+        s,
+        "lightningd does nothing else while a `db_write` is unanswered (the whole node \
+         waits), so a write that comes while the plugin reloads freezes the node until a \
+         version can answer it. Each round: one write to the serving plugin (*steady*), \
+         then the plugin file is renamed over, and once `autoreload-status` no longer says \
+         *serving* one write is sent and timed until answered (*during*). Native reloads \
+         break-before-make (the write waits for the new process's init); wasm swaps \
+         make-before-break (the old instance answers while the new one compiles). The \
+         stand-in's `dev-db-write` sends the write exactly as lightningd does. Only \
+         against the stand-in: a real lightningd writes when it has something to write.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| plugin | rounds | steady p50 / max ms | **during a reload p50 / p90 / max ms** | reload p50 ms | state when sent |\n| --- | ---: | ---: | ---: | ---: | --- |"
+    );
+    for r in &p.dbwrite {
+        let st = Summary::of(&r.steady);
+        let du = Summary::of(&r.during);
+        let mut states: Vec<(String, usize)> = vec![];
+        for x in &r.states {
+            match states.iter_mut().find(|(k, _)| k == x) {
+                Some((_, n)) => *n += 1,
+                None => states.push((x.clone(), 1)),
+            }
+        }
+        let states: Vec<String> = states.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} / {:.2} | **{:.2} / {:.2} / {:.2}** | {} | {} |",
+            r.label,
+            r.during.len(),
+            st.p50,
+            st.max,
+            du.p50,
+            du.p90,
+            du.max,
+            f1(median(&r.reloads)),
+            states.join(", ")
+        );
     }
     s.push('\n');
 }
