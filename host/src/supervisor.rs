@@ -857,7 +857,20 @@ impl Host {
     pub(crate) fn unavailable(&mut self, p: PluginId, req: Request) {
         let plugin = &mut self.plugins[p];
         match &req.kind {
-            ReqKind::Hook(_) if req.kind.must_reach_plugin() => plugin.held.push_back(req),
+            ReqKind::Hook(hook) if req.kind.must_reach_plugin() => {
+                let why = match &plugin.phase {
+                    Phase::Down { reason } => reason.clone(),
+                    other => other.name().to_string(),
+                };
+                self.link.log(
+                    Level::Warn,
+                    format!(
+                        "[{}] a {hook} waits for a version that can answer it ({why}), and lightningd waits with it: save a fixed version of the plugin",
+                        plugin.name
+                    ),
+                );
+                plugin.held.push_back(req)
+            }
             ReqKind::Hook(_) => self.hook_continues(req),
             ReqKind::Rpc => {
                 let why = match &plugin.phase {

@@ -204,9 +204,7 @@ fn opts() -> Result<Opts> {
     if let Some(bad) = o
         .only
         .iter()
-        .find(|s| {
-            !["stdio", "socket", "reload", "stall", "edit", "dbwrite"].contains(&s.as_str())
-        })
+        .find(|s| !["stdio", "socket", "reload", "stall", "edit", "dbwrite"].contains(&s.as_str()))
     {
         bail!("--only: unknown section {bad:?} (stdio, socket, reload, stall, edit, dbwrite)");
     }

@@ -995,6 +995,8 @@ mod node {
         assert_eq!(got.len(), 1, "{state}");
         assert_eq!(got[0]["params"]["data_version"], r["data_version"]);
         assert_eq!(got[0]["params"]["writes"], json!(["INSERT x"]));
+        node.wait_log("a db_write waits for a version that can answer it")
+            .await;
     }
 
     #[tokio::test]
