@@ -178,12 +178,7 @@ async fn a_go_style_output_in_the_project_root_builds_once() {
     save_v2(dir);
     one_build_one_reload(&node, "v2").await;
     // A touch of the plugin file itself is a reload, not a build.
-    std::fs::File::options()
-        .write(true)
-        .open(dir.join("myplugin"))
-        .expect("open")
-        .set_modified(std::time::SystemTime::now())
-        .expect("touch");
+    touch(&dir.join("myplugin"));
     node.wait_status("reloaded by the touch", |s| {
         s["reloads"] == 2 && s["state"] == "serving"
     })
