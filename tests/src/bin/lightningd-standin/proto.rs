@@ -82,6 +82,46 @@ pub fn make_id(prefix: Option<&str>, method: &str, n: u64) -> String {
     }
 }
 
+/// The members of a JSON object in the order written, each value as its
+/// raw bytes (duplicates kept, as jsmn keeps them).
+pub fn members(buf: &[u8]) -> Option<Vec<(String, &RawValue)>> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<(String, &'de RawValue)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(kv) = map.next_entry::<String, &'de RawValue>()? {
+                out.push(kv);
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(buf);
+    serde::Deserializer::deserialize_map(&mut de, V).ok()
+}
+
+/// The `rpc_command` hook's payload for a client request, as
+/// jsonrpc.c rpc_command_hook_serialize writes it: `{"rpc_command":{...}}`
+/// with each top-level member of the request re-emitted compactly
+/// (`"key":` then the value's raw bytes, json_add_tok), so the spacing
+/// between members goes and the spacing inside values stays (the trace's
+/// `{"jsonrpc":"2.0","method":"getinfo","id":"cli:getinfo#9037","params":[ ]}`
+/// for lightning-cli's `{ "jsonrpc" : "2.0", ... "params" :[ ] }`).
+pub fn rpc_command_payload(request: &[u8]) -> String {
+    let parts: Vec<String> = members(request)
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{}:{}", quote(k), v.get()))
+        .collect();
+    format!("{{\"rpc_command\":{{{}}}}}", parts.join(","))
+}
+
 /// A JSON string's value, if `raw` is a string.
 pub fn raw_str(raw: &RawValue) -> Option<String> {
     serde_json::from_str::<String>(raw.get()).ok()

@@ -443,7 +443,7 @@ async fn rpc_command_hook(ld: &Arc<Ld>, req: &Req) -> HookOut {
     if regs.is_empty() {
         return HookOut::Continue;
     }
-    let params = format!("{{\"rpc_command\":{}}}", String::from_utf8_lossy(&req.raw));
+    let params = crate::proto::rpc_command_payload(&req.raw);
     for (idx, reg) in regs {
         if let Some(f) = &reg.filters {
             if !f.iter().any(|v| v.as_str() == Some(req.method.as_str())) {
@@ -834,7 +834,10 @@ async fn dev_hook(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
                 continue;
             }
         }
-        match call_hook(ld, idx, &hook, None, &payload, &req.gate).await {
+        // plugin_hook.c plugin_hook_call_next: the hook request's id has the
+        // id of the command that caused it as its prefix (the trace's
+        // `cli:connect#9100/cln:peer_connected#71`): here, dev-hook's.
+        match call_hook(ld, idx, &hook, Some(&req.id_text), &payload, &req.gate).await {
             HookRes::Continue => continue,
             HookRes::Result(r) => {
                 let cont = is_continue(&r);
