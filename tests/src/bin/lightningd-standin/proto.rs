@@ -62,18 +62,30 @@ pub fn quote(s: &str) -> String {
     format!("\"{}\"", escape_inner(s))
 }
 
-/// The text of a client's id that prefixes lightningd's own ids: a string's
-/// content (escapes kept as they were), or a number's digits.
+/// The text of a client's id that prefixes lightningd's own ids
+/// (jsonrpc.c jsonrpc_request_start_): the id token with a string's quotes
+/// stripped; if that would need JSON escaping (ccan json_escape_needed:
+/// a control character, DEL, `"` or `\`), `weird-id` instead.
 pub fn id_text(id_raw: &str) -> String {
-    if id_raw.len() >= 2 && id_raw.starts_with('"') && id_raw.ends_with('"') {
-        id_raw[1..id_raw.len() - 1].to_string()
+    let inner = if id_raw.len() > 1 && id_raw.starts_with('"') && id_raw.ends_with('"') {
+        &id_raw[1..id_raw.len() - 1]
     } else {
-        escape_inner(id_raw)
+        id_raw
+    };
+    if inner
+        .bytes()
+        .any(|b| b < b' ' || b == 127 || b == b'"' || b == b'\\')
+    {
+        "weird-id".to_string()
+    } else {
+        inner.to_string()
     }
 }
 
 /// A lightningd request id, as a JSON string literal:
-/// `"<prefix>/cln:<method>#<n>"` or `"cln:<method>#<n>"`.
+/// `"<prefix>/cln:<method>#<n>"` or `"cln:<method>#<n>"` (jsonrpc.c
+/// jsonrpc_request_start_; `n` from one counter for all requests to all
+/// plugins, `next_request_id`).
 pub fn make_id(prefix: Option<&str>, method: &str, n: u64) -> String {
     let m = escape_inner(method);
     match prefix {
@@ -164,6 +176,7 @@ mod tests {
             r#"{ "jsonrpc" : "2.0", "id" : "cli:x#1/cln:x#62", "params" :[ 1] }"#
         );
         assert_eq!(id_text("17"), "17");
+        assert_eq!(id_text(r#""a\"b""#), "weird-id");
         assert_eq!(make_id(None, "getmanifest", 20), "\"cln:getmanifest#20\"");
     }
 }
