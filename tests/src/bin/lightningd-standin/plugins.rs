@@ -109,7 +109,11 @@ pub fn file_checksum(path: &Path) -> u64 {
     })
 }
 
-/// Spawn a plugin the way lightningd does and start its I/O tasks.
+/// Spawn a plugin the way lightningd does and start its I/O tasks
+/// (plugin.c plugin_send_getmanifest: argv is the path, plus `--developer`
+/// when lightningd has it; plugins_init sets LIGHTNINGD_PLUGIN=1 and
+/// LIGHTNINGD_VERSION in lightningd's own environment; stdin and stdout
+/// piped, stderr inherited; cwd is lightningd's, `<lightning-dir>/<network>`).
 pub fn start_plugin(ld: &Arc<Ld>, path: &Path, important: bool) -> Result<usize, String> {
     let name = path
         .file_name()
@@ -462,7 +466,7 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
         None => {}
         Some(Value::Array(a)) => {
             for (i, t) in a.iter().enumerate() {
-                if !t.as_u64().is_some_and(|n| n <= u64::from(u16::MAX)) {
+                if t.as_u64().is_none_or(|n| n > u64::from(u16::MAX)) {
                     return Err(kill(format!("custommessages {i} not a u16: '{t}'")));
                 }
             }
@@ -981,7 +985,12 @@ pub fn resolve_options(ld: &Arc<Ld>, only: Option<usize>) -> Result<(), String> 
     Ok(())
 }
 
-/// The option values a plugin's init gets, in manifest order, as JSON.
+/// The option values a plugin's init gets, in manifest order, as JSON
+/// (plugin.c json_add_plugin_options): an option with neither value nor
+/// default is left out; multi: an array of every value, or `[default]`;
+/// a flag given: `true` (it has no default); int as a number, bool as a
+/// bool, strings as strings (json_add_plugin_val). Deprecated options are
+/// included in init.
 pub fn init_options(p: &PluginRec) -> String {
     let mut parts = Vec::new();
     for o in &p.m.options {
@@ -1010,7 +1019,10 @@ pub fn init_options(p: &PluginRec) -> String {
 
 pub const FEATURE_SET: &str = "{\"init\":\"800898880a8a59a1\",\"node\":\"808898880a8a59a1\",\"channel\":\"\",\"invoice\":\"02000002024100\",\"bolt12_offer\":\"\",\"bolt12_invreq\":\"\",\"bolt12_invoice\":\"020000\",\"channel_type\":\"08800000800000\"}";
 
-/// The init request for plugin `idx` (framed), with its id literal.
+/// The init request for plugin `idx` (framed), with its id literal
+/// (plugin.c plugin_populate_init_request: lightning-dir, rpc-file,
+/// startup, network, then proxy settings only when a proxy is set, then
+/// feature_set; the trace's bytes).
 pub fn init_request(ld: &Ld, idx: usize, startup: bool) -> Option<(String, Vec<u8>)> {
     let st = ld.st();
     let p = st.plugins.get(idx)?;

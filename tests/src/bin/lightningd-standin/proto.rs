@@ -139,7 +139,10 @@ pub fn raw_str(raw: &RawValue) -> Option<String> {
     serde_json::from_str::<String>(raw.get()).ok()
 }
 
-/// Frame bytes the way lightningd writes them: the message, then "\n\n".
+/// Frame bytes the way lightningd writes them: the message, then "\n\n"
+/// (jsonrpc.c jsonrpc_request_end / jsonrpc_notification_end_noparams
+/// "We guarantee to have \n\n at end of each response"; the passthrough
+/// copy gets json_stream_double_cr, plugin.c plugin_rpcmethod_dispatch).
 pub fn framed(mut v: Vec<u8>) -> Vec<u8> {
     v.extend_from_slice(b"\n\n");
     v
