@@ -58,6 +58,8 @@ hook_result [null]       answer every hook with this result object instead of
                          {"result":"continue"}
 hook_error [false]       answer every hook with an error (which makes lightningd
                          abort, unless something in between stops it)
+record_stdin [null]      a file to which every byte read from stdin is appended,
+                         as read (to compare with lightningd's recorded traces)
 
 Methods (prefix "tp")
 ---------------------
@@ -126,7 +128,7 @@ KNOWN_KEYS = {
     "version", "methods_prefix", "options", "hooks", "hook_delay_ms",
     "subscriptions", "notifications", "manifest_extra", "crash_at",
     "print_at_start", "stderr_at_start", "ignore_shutdown", "ignore_eof",
-    "init_disable", "hook_error", "hook_result",
+    "init_disable", "hook_error", "hook_result", "record_stdin",
 }
 
 VERSION = CFG.get("version", "v1")
@@ -591,6 +593,9 @@ def main():
     if IGNORE_SHUTDOWN:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
+    record = None
+    if CFG.get("record_stdin"):
+        record = open(CFG["record_stdin"], "ab", buffering=0)
     utf8 = codecs.getincrementaldecoder("utf-8")("replace")
     decoder = json.JSONDecoder()
     buf = ""
@@ -599,6 +604,8 @@ def main():
         chunk = os.read(0, 65536)
         if not chunk:
             break
+        if record is not None:
+            record.write(chunk)
         text = utf8.decode(chunk)
         buf += text
         # A message can only have been completed by a chunk holding a '}':

@@ -2129,3 +2129,4 @@ mod rebuild_loop;
 /// again and again. Nothing hangs, nothing is answered twice, and every
 /// error says why. (The long version is the bench target's job.)
 mod soak;
+mod standin_bytes;

@@ -187,24 +187,32 @@ pub async fn stop(ld: &Arc<Ld>, req: &Req, p: &Params) -> Vec<u8> {
     let Some(idx) = found else {
         return error_response(id, -32602, &format!("Could not find plugin {name}"));
     };
-    let (dynamic, important, short, notify, gone) = match ld.st().plugins.get(idx) {
+    let (dynamic, short, notify, gone) = match ld.st().plugins.get(idx) {
         Some(pl) => (
             pl.m.dynamic,
-            pl.important,
             pl.name.clone(),
             pl.active() && pl.subscribed("shutdown"),
             pl.gone.clone(),
         ),
         None => return error_response(id, -32602, &format!("Could not find plugin {name}")),
     };
-    if !dynamic || important {
+    // plugin_control.c plugin_dynamic_stop: only `dynamic` matters; an
+    // important plugin is made unimportant first ("Don't freak out, even
+    // if it's a built-in").
+    if !dynamic {
         return error_response(
             id,
             -32602,
             &format!("{name} cannot be managed when lightningd is up"),
         );
     }
+    if let Some(pl) = ld.st().plugins.get_mut(idx) {
+        pl.important = false;
+    }
     req.gate.open();
+    // notify_plugin_shutdown, then up to 30 s for it to exit by itself
+    // (plugin_stop_timeout); the shutdown notification's bytes are the
+    // trace's (`dynamic-start.stdin.raw`).
     if notify {
         let msg = b"{\"jsonrpc\":\"2.0\",\"method\":\"shutdown\",\"params\":{\"shutdown\":{}}}\n\n";
         let sent = ld

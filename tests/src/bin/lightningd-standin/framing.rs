@@ -18,8 +18,8 @@ const GARBAGE_SHOW_MAX: usize = 1 << 20;
 pub enum FrameError {
     /// Not JSON (or invalid UTF-8); carries the unconsumed buffer, made printable.
     Garbage(String),
-    /// Valid JSON, but not an object.
-    NotObject,
+    /// Valid JSON, but not an object; carries the buffer, made printable.
+    NotObject(String),
 }
 
 pub struct Framer {
@@ -145,7 +145,7 @@ impl Framer {
         let tail = &self.buf[self.scan..];
         let mut it = serde_json::Deserializer::from_slice(tail).into_iter::<&RawValue>();
         match it.next() {
-            Some(Ok(_)) => Err(FrameError::NotObject),
+            Some(Ok(_)) => Err(FrameError::NotObject(printable(&self.buf[self.start..]))),
             Some(Err(e)) if e.is_eof() => Ok(None),
             Some(Err(_)) => Err(self.garbage()),
             None => Ok(None),
@@ -207,7 +207,7 @@ mod tests {
         );
         let mut f = Framer::new();
         f.push(b"[1,2]");
-        assert_eq!(all(&mut f), Err(FrameError::NotObject));
+        assert_eq!(all(&mut f), Err(FrameError::NotObject("[1,2]".into())));
         let mut f = Framer::new();
         f.push(b"{\"a\":\xff}");
         assert!(matches!(all(&mut f), Err(FrameError::Garbage(_))));

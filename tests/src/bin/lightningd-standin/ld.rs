@@ -288,7 +288,11 @@ impl Ld {
         }
     }
 
-    /// lightningd's plugin_kill: log, SIGKILL, forget its methods, fail
+    /// lightningd's plugin_kill (plugin.c): log "Killing plugin: ...",
+    /// SIGKILL, free it; destroy_plugin then fails its pending requests as
+    /// if it had answered -4 (plugin_terminated_fail_req) and, if it was
+    /// important, exits lightningd (log_broken, lightningd_exit(1)). Here:
+    /// log, SIGKILL, forget its methods, fail
     /// whatever was waiting on it.
     pub fn kill_plugin(self: &Arc<Self>, idx: usize, level: Level, reason: &str) {
         let mut st = self.st();
@@ -331,7 +335,9 @@ impl Ld {
         }
     }
 
-    /// EOF on a plugin's stdout.
+    /// EOF on a plugin's stdout: plugin.c plugin_conn_finish kills it with
+    /// "exited " + state_desc, at LOG_DBG while shutting down, else
+    /// LOG_INFORM. Death is only noticed this way.
     pub fn plugin_eof(self: &Arc<Self>, idx: usize) {
         let phase = match self.st().plugins.get(idx) {
             Some(p) if p.alive => p.phase,
@@ -351,7 +357,10 @@ impl Ld {
         self.kill_plugin(idx, level, &format!("exited {desc}"));
     }
 
-    /// Send a notification to every live plugin subscribed to `topic`.
+    /// Send a notification to every live plugin subscribed to `topic`
+    /// (plugin.c plugins_notify; lightningd's own notifications are
+    /// `{"jsonrpc":"2.0","method":T,"params":{T:{...}}}`, as the trace's
+    /// connect/disconnect).
     pub fn notify(&self, topic: &str, msg: &[u8]) -> usize {
         let st = self.st();
         let mut n = 0;
@@ -403,7 +412,9 @@ impl Ld {
         self.shutdown(code, false, None).await;
     }
 
-    /// Stop everything and exit the process with `code`. With `notify`,
+    /// Stop everything and exit the process with `code` (plugin.c
+    /// shutdown_plugins: the `shutdown` notification to subscribers, up to
+    /// 30 s for them to exit, then the rest is killed). With `notify`,
     /// plugins subscribed to `shutdown` are told first and given time.
     pub async fn shutdown(
         self: &Arc<Self>,

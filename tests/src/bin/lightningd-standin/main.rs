@@ -140,7 +140,9 @@ async fn run(cfg: cli::Cfg) {
     let count = ld.st().plugins.len();
     let timeout = env_secs("STANDIN_STARTUP_TIMEOUT_SECS", 120);
 
-    // getmanifest, to all plugins at once.
+    // getmanifest, to all plugins at once (plugin.c plugins_send_getmanifest,
+    // no id prefix at start-up; plugin_send_getmanifest: params
+    // `allow-deprecated-apis` only).
     let mut waits = Vec::new();
     for idx in 0..count {
         let id = proto::make_id(None, "getmanifest", ld.next_id());
@@ -196,7 +198,8 @@ async fn run(cfg: cli::Cfg) {
         Err(e) => ld.fatal(1, "lightningd", &e).await,
     }
 
-    // init, to all plugins at once.
+    // init, to all plugins at once (plugin.c plugins_config / plugin_config:
+    // no id prefix, also for `plugin start`).
     let mut waits = Vec::new();
     for idx in 0..count {
         let ready = ld
@@ -236,14 +239,11 @@ async fn run(cfg: cli::Cfg) {
     std::future::pending::<()>().await;
 }
 
-/// A plugin did not answer getmanifest/init in time: lightningd exits.
+/// A plugin did not answer getmanifest/init in time (plugin.c
+/// PLUGIN_STARTUP_TIMEOUT, 120 s, armed by plugin_set_timeout for each):
+/// plugin_manifest_timeout kills it ("timed out " + state_desc) and, at
+/// start-up, lightningd exits.
 async fn timed_out(ld: &Arc<Ld>, idx: usize, what: &str) {
-    let name = ld
-        .st()
-        .plugins
-        .get(idx)
-        .map(|p| p.name.clone())
-        .unwrap_or_default();
     ld.kill_plugin(
         idx,
         Level::Unusual,
@@ -252,7 +252,7 @@ async fn timed_out(ld: &Arc<Ld>, idx: usize, what: &str) {
     ld.fatal(
         1,
         "plugin-manager",
-        &format!("plugin {name}: timed out in {what}"),
+        "Can't recover from plugin failure, terminating.",
     )
     .await;
 }

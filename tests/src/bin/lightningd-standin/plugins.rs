@@ -14,24 +14,44 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, watch, Notify};
 
-/// Hooks lightningd v26.06 offers.
+/// Hooks lightningd v26.06 offers: each `REGISTER_PLUGIN_HOOK*` site in
+/// `lightningd/` (`git grep -n REGISTER_PLUGIN_HOOK -- lightningd`), plus
+/// `db_write`, which plugin_hook.c registers itself (`db_write_hook`).
 pub const HOOKS: &[&str] = &[
-    "peer_connected",
-    "recover",
-    "commitment_revocation",
-    "db_write",
-    "invoice_payment",
-    "openchannel",
-    "openchannel2",
-    "openchannel2_changed",
-    "openchannel2_sign",
-    "rbf_channel",
-    "htlc_accepted",
-    "rpc_command",
-    "custommsg",
-    "onion_message_recv",
-    "onion_message_recv_secret",
+    "peer_connected",            // peer_control.c
+    "recover",                   // lightningd.c
+    "commitment_revocation",     // peer_htlcs.c
+    "db_write",                  // plugin_hook.c db_write_hook
+    "invoice_payment",           // invoice.c
+    "openchannel",               // opening_control.c
+    "openchannel2",              // dual_open_control.c
+    "openchannel2_changed",      // dual_open_control.c
+    "openchannel2_sign",         // dual_open_control.c
+    "rbf_channel",               // dual_open_control.c
+    "htlc_accepted",             // peer_htlcs.c
+    "rpc_command",               // jsonrpc.c, REGISTER_PLUGIN_HOOK_STRFILTER
+    "custommsg",                 // connect_control.c, REGISTER_PLUGIN_HOOK_INTFILTER
+    "onion_message_recv",        // onion_message.c
+    "onion_message_recv_secret", // onion_message.c
 ];
+
+/// Which filters a hook takes (plugin_hook.c plugin_hook_register,
+/// from the hook's `filter_type`): strings for rpc_command (STRFILTER),
+/// unsigned integers for custommsg (INTFILTER), none for the others.
+#[derive(PartialEq)]
+enum FilterType {
+    None,
+    Str,
+    Int,
+}
+
+fn filter_type(hook: &str) -> FilterType {
+    match hook {
+        "rpc_command" => FilterType::Str,
+        "custommsg" => FilterType::Int,
+        _ => FilterType::None,
+    }
+}
 
 /// RPC methods the stand-in answers itself.
 pub const BUILTIN_METHODS: &[&str] = &[
@@ -50,8 +70,10 @@ pub const BUILTIN_METHODS: &[&str] = &[
     "dev-db-log",
 ];
 
-/// Notification topics only lightningd may send.
-const NATIVE_TOPICS: &[&str] = &[
+/// Notification topics only lightningd may send (notification.c, the
+/// `REGISTER_NOTIFICATION` sites; plugin.c plugin_notifications_add refuses
+/// them in a manifest).
+pub const NATIVE_TOPICS: &[&str] = &[
     "channel_opened",
     "channel_open_failed",
     "channel_state_changed",
@@ -73,6 +95,7 @@ const NATIVE_TOPICS: &[&str] = &[
     "plugin_stopped",
     "block_added",
     "custommsg",
+    "deprecated_oneshot",
 ];
 
 /// FNV-1a over the file's bytes (lightningd keeps a crc32c to notice that a
@@ -86,7 +109,11 @@ pub fn file_checksum(path: &Path) -> u64 {
     })
 }
 
-/// Spawn a plugin the way lightningd does and start its I/O tasks.
+/// Spawn a plugin the way lightningd does and start its I/O tasks
+/// (plugin.c plugin_send_getmanifest: argv is the path, plus `--developer`
+/// when lightningd has it; plugins_init sets LIGHTNINGD_PLUGIN=1 and
+/// LIGHTNINGD_VERSION in lightningd's own environment; stdin and stdout
+/// piped, stderr inherited; cwd is lightningd's, `<lightning-dir>/<network>`).
 pub fn start_plugin(ld: &Arc<Ld>, path: &Path, important: bool) -> Result<usize, String> {
     let name = path
         .file_name()
@@ -202,11 +229,13 @@ async fn reader(
                     );
                     break 'outer;
                 }
-                Err(FrameError::NotObject) => {
+                Err(FrameError::NotObject(text)) => {
+                    // common/jsonrpc_io.c jsonrpc_io_parse: a complete value
+                    // that is not an object has no "jsonrpc" member.
                     ld.kill_plugin(
                         idx,
                         Level::Unusual,
-                        "JSON-RPC message is not a valid JSON object type",
+                        &format!("JSON-RPC message does not contain \"jsonrpc\" field: '{text}'"),
                     );
                     break 'outer;
                 }
@@ -233,11 +262,16 @@ fn handle_msg(ld: &Arc<Ld>, idx: usize, raw: Vec<u8>) -> bool {
         );
         return false;
     };
+    // common/jsonrpc_io.c jsonrpc_io_parse: "jsonrpc" must be there (its
+    // value is not checked); the message quotes the buffer.
     if m.jsonrpc.is_none() {
         ld.kill_plugin(
             idx,
             Level::Unusual,
-            "JSON-RPC message does not contain \"jsonrpc\" field",
+            &format!(
+                "JSON-RPC message does not contain \"jsonrpc\" field: '{}'",
+                printable(&raw)
+            ),
         );
         return false;
     }
@@ -279,8 +313,9 @@ fn handle_msg(ld: &Arc<Ld>, idx: usize, raw: Vec<u8>) -> bool {
                 ld.kill_plugin(
                     idx,
                     Level::Unusual,
+                    // plugin.c plugin_log_handle.
                     &format!(
-                        "Unknown log-level {l}, valid values are \"debug\", \"info\", \"warn\", or \"error\"."
+                        "Unknown log-level {l}, valid values are \"trace\", \"debug\", \"info\", \"warn\", or \"error\"."
                     ),
                 );
                 return false;
@@ -288,6 +323,17 @@ fn handle_msg(ld: &Arc<Ld>, idx: usize, raw: Vec<u8>) -> bool {
             ld.log.log(level, &src, text);
         }
         "message" | "progress" => {
+            // plugin.c plugin_notify_handle: params.id must be there (else
+            // kill); it names the request the notification belongs to.
+            let p: Map<String, Value> = serde_json::from_str(params.get()).unwrap_or_default();
+            if p.get("id").is_none() {
+                ld.kill_plugin(
+                    idx,
+                    Level::Unusual,
+                    "JSON-RPC notify \"id\"-field is not present",
+                );
+                return false;
+            }
             ld.log
                 .log(Level::Debug, &src, &format!("{method}: {}", params.get()));
         }
@@ -321,7 +367,8 @@ fn handle_msg(ld: &Arc<Ld>, idx: usize, raw: Vec<u8>) -> bool {
 
 enum MErr {
     Kill(Level, String),
-    Fatal(String),
+    /// fatal() at start-up (first text), a kill for `plugin start` (second).
+    Fatal(String, String),
 }
 
 fn kill(s: impl Into<String>) -> MErr {
@@ -340,6 +387,37 @@ fn is_hex(s: &str) -> bool {
     s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// json_parse_deprecated (plugin.c): `deprecated` is a bool, or an array
+/// of one or two version strings. Returns whether it is deprecated.
+fn parse_deprecated(v: Option<&Value>) -> Result<bool, String> {
+    match v {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::Array(a)) if (1..=2).contains(&a.len()) => {
+            let versions = ["start", "end"];
+            for (v, which) in a.iter().zip(versions) {
+                let s = strdup(v);
+                let ok = s
+                    .strip_prefix('v')
+                    .is_some_and(|r| r.split('.').all(|p| p.parse::<u32>().is_ok()));
+                if !ok {
+                    return Err(format!("invalid \"deprecated\" {which} version {s}"));
+                }
+            }
+            Ok(true)
+        }
+        Some(v) => Err(format!(
+            "\"deprecated\" must be an array of 1 or 2 elements, not {v}"
+        )),
+    }
+}
+
+/// The manifest checks of plugin.c plugin_parse_getmanifest_response, in
+/// its order: disable, dynamic, featurebits, custommessages,
+/// nonnumericids, cancheck, then plugin_notifications_add,
+/// plugin_opts_add, plugin_rpcmethods_add, plugin_subscriptions_add,
+/// plugin_hooks_add. Each error is a kill (plugin_manifest_cb, LOG_UNUSUAL),
+/// its text lightningd's.
 fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
     let result: Option<Map<String, Value>> = Msg::parse(raw)
         .and_then(|m| m.result)
@@ -350,9 +428,11 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
             printable(raw)
         )));
     };
+    // plugin.c plugin_manifest_cb: a plugin that disables itself is killed
+    // at LOG_INFORM.
     if let Some(d) = res.get("disable") {
         return Err(MErr::Kill(
-            Level::Debug,
+            Level::Info,
             format!("disabled itself: {}", strdup(d)),
         ));
     }
@@ -379,6 +459,19 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
                 Value::Object(fb.clone())
             )));
         }
+    }
+    // plugin.c plugin_parse_getmanifest_response: `custommessages`, an
+    // array of u16.
+    match res.get("custommessages") {
+        None => {}
+        Some(Value::Array(a)) => {
+            for (i, t) in a.iter().enumerate() {
+                if t.as_u64().is_none_or(|n| n > u64::from(u16::MAX)) {
+                    return Err(kill(format!("custommessages {i} not a u16: '{t}'")));
+                }
+            }
+        }
+        Some(v) => return Err(kill(format!("custommessages must be array, not '{v}'"))),
     }
     match res.get("nonnumericids") {
         None | Some(Value::Bool(true)) => {}
@@ -419,7 +512,7 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
         Some(_) => return Err(kill("\"result.notifications\" is not an array")),
     }
 
-    let (path, taken_opts, taken_methods): (String, Vec<String>, Vec<String>) = {
+    let (path, taken_opts, taken_methods): (String, Vec<String>, Vec<(String, String)>) = {
         let st = ld.st();
         let path = st
             .plugins
@@ -435,7 +528,7 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
         let mut meths = Vec::new();
         for (_, p) in others {
             opts.extend(p.m.options.iter().map(|o| o.name.clone()));
-            meths.extend(p.m.methods.iter().map(|o| o.name.clone()));
+            meths.extend(p.m.methods.iter().map(|o| (o.name.clone(), p.path.clone())));
         }
         (path, opts, meths)
     };
@@ -458,19 +551,39 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
                 "An option is missing either \"name\", \"description\" or \"type\"",
             ));
         };
+        // plugin.c plugin_opt_add, in its order.
         let name = strdup(name);
-        if name.contains('|') {
-            return Err(kill("Option \"name\" may not contain '|'"));
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            return Err(kill(
+                "Option \"name\" must be lowercase alphanumeric, plus _ or -'",
+            ));
         }
+        // A name taken: fatal() at start-up, a kill for `plugin start`.
+        if is_builtin_option(&name)
+            || taken_opts.contains(&name)
+            || m.options.iter().any(|o| o.name == name)
+        {
+            return Err(MErr::Fatal(
+                format!("error starting plugin '{path}': option name '{name}' is already taken"),
+                format!("Option \"{name}\" already registered"),
+            ));
+        }
+        let deprecated = parse_deprecated(get("deprecated")).map_err(kill)?;
+        // bool_setting: "--NAME: invalid \"KEY\" field VALUE".
         let boolish = |k: &str| -> Result<bool, MErr> {
             match get(k) {
                 None => Ok(false),
                 Some(Value::Bool(b)) => Ok(*b),
-                Some(v) => Err(kill(format!("--{name}: invalid \"{k}\" field {v}"))),
+                Some(v) => Err(kill(format!(
+                    "--{name}: invalid \"{k}\" field {}",
+                    strdup(v)
+                ))),
             }
         };
         let multi = boolish("multi")?;
-        let deprecated = boolish("deprecated")?;
         let dynamic = boolish("dynamic")?;
         let typ = match typ.as_str() {
             Some("string") => OptType::Str,
@@ -480,36 +593,45 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
             Some("flag") => OptType::Flag,
             _ => {
                 return Err(kill(
-                    "Only \"string\", \"string-conceal\", \"int\", \"bool\", and \"flag\" options are supported",
+                    "Only \"string\", \"int\", \"bool\", and \"flag\" options are supported",
                 ))
             }
         };
-        if multi && matches!(typ, OptType::Bool | OptType::Flag) {
-            return Err(kill(format!(
-                "--{name} type \"{}\" cannot have multi",
-                typ.name()
-            )));
+        // A flag's default, if given, must be false (and then means unset);
+        // a flag or a bool cannot be multi.
+        if typ == OptType::Flag {
+            if let Some(d) = get("default") {
+                if d != &Value::Bool(false) {
+                    return Err(kill(format!(
+                        "--{name} type flag default must be 'false' not {d}"
+                    )));
+                }
+            }
+            if multi {
+                return Err(kill("flag type cannot be multi"));
+            }
         }
+        if typ == OptType::Bool && multi {
+            return Err(kill("bool type cannot be multi"));
+        }
+        // A default (not null) is parsed like a value given on the command
+        // line.
         let default = match get("default") {
-            // Flags default to unset; the default token is ignored.
             _ if typ == OptType::Flag => None,
             None | Some(Value::Null) => None,
             Some(d) => {
                 let s = strdup(d);
                 match typ.value(&s) {
                     Some(v) => Some(v),
-                    None => return Err(kill(format!("default {d} is not a valid {}", typ.name()))),
+                    None => {
+                        return Err(kill(format!(
+                            "Invalid default '{s}': {s} does not parse as type {}",
+                            typ.name()
+                        )))
+                    }
                 }
             }
         };
-        if is_builtin_option(&name)
-            || taken_opts.contains(&name)
-            || m.options.iter().any(|o| o.name == name)
-        {
-            return Err(MErr::Fatal(format!(
-                "error starting plugin '{path}': option name '--{name}' is already taken"
-            )));
-        }
         m.options.push(OptDef {
             name,
             typ,
@@ -538,25 +660,35 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
                 "rpcmethod does not have a string \"name\": {meth}"
             )));
         };
-        let description = match get("description") {
-            None => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => {
-                return Err(kill(format!(
-                    "rpcmethod does not have a string \"description\": {meth}"
-                )))
-            }
-        };
+        // plugin.c plugin_rpcmethod_add: `usage` is required (whatever
+        // allow-deprecated-apis says); `description` is not read at all;
+        // `deprecated` as for options.
         let usage = match get("usage") {
             Some(Value::String(s)) => s.clone(),
             Some(_) => return Err(kill(format!("\"usage\" is not a string: {meth}"))),
-            None if ld.cfg.deprecated_apis => "[params]".to_string(),
             None => return Err(kill("\"usage\" not provided by plugin")),
         };
-        if BUILTIN_METHODS.contains(&name.as_str())
-            || taken_methods.contains(name)
-            || m.methods.iter().any(|x| x.name == *name)
-        {
+        let description = match get("description") {
+            Some(Value::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        parse_deprecated(get("deprecated")).map_err(kill)?;
+        let owner = if m.methods.iter().any(|x| x.name == *name) {
+            Some(path.clone())
+        } else {
+            taken_methods
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| p.clone())
+        };
+        if let Some(owner) = owner {
+            return Err(kill(format!(
+                "Could not register method \"{name}\", a method with that name is already registered by plugin {owner}"
+            )));
+        }
+        if BUILTIN_METHODS.contains(&name.as_str()) {
+            // (lightningd would crash here: find_plugin_for_command finds no
+            // plugin for a builtin; the stand-in kills without "by plugin".)
             return Err(kill(format!(
                 "Could not register method \"{name}\", a method with that name is already registered"
             )));
@@ -596,41 +728,70 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
                         _ => Vec::new(),
                     }
                 };
-                let reg = match h {
+                // plugin.c plugin_hooks_add: an object with a name, or a
+                // bare name.
+                let (mut reg, filters) = match h {
                     Value::Object(o) => {
                         let Some(name) = o.get("name") else {
                             return Err(kill(format!("no name in hook obj {h}")));
                         };
-                        let filters = match o.get("filters") {
-                            None => None,
-                            Some(Value::Array(f)) => Some(f.clone()),
-                            Some(f) => {
-                                return Err(kill(format!("hook filters must be an array: {f}")))
-                            }
-                        };
-                        HookReg {
+                        let reg = HookReg {
                             name: strdup(name),
                             before: strs(o.get("before")),
                             after: strs(o.get("after")),
-                            filters,
+                            filters: None,
+                        };
+                        (reg, o.get("filters"))
+                    }
+                    h => {
+                        let reg = HookReg {
+                            name: strdup(h),
+                            before: Vec::new(),
+                            after: Vec::new(),
+                            filters: None,
+                        };
+                        (reg, None)
+                    }
+                };
+                // plugin_hook.c plugin_hook_register, in its order.
+                if !HOOKS.contains(&reg.name.as_str()) {
+                    return Err(kill(format!("Unknown hook name {}", reg.name)));
+                }
+                let ft = filter_type(&reg.name);
+                match (filters, ft) {
+                    (None, _) => {}
+                    (Some(_), FilterType::None) => {
+                        return Err(kill(format!("Hook {} does not allow filters", reg.name)));
+                    }
+                    (Some(Value::Array(fs)), ft) => {
+                        reg.filters = Some(fs.clone());
+                        for f in fs {
+                            let ok = match ft {
+                                FilterType::Str => f.is_string(),
+                                _ => f.is_u64(),
+                            };
+                            if !ok {
+                                let what = if ft == FilterType::Str {
+                                    "strings"
+                                } else {
+                                    "unsigned integers"
+                                };
+                                return Err(kill(format!(
+                                    "filters must be array of {what}, not '{}'",
+                                    strdup(f)
+                                )));
+                            }
                         }
                     }
-                    h => HookReg {
-                        name: strdup(h),
-                        before: Vec::new(),
-                        after: Vec::new(),
-                        filters: None,
-                    },
-                };
-                if !HOOKS.contains(&reg.name.as_str()) || m.hooks.iter().any(|x| x.name == reg.name)
-                {
+                    (Some(_), _) => return Err(kill("filters token must be an array")),
+                }
+                // Only the same plugin twice is refused: several plugins
+                // may register one hook (they are chained).
+                if m.hooks.iter().any(|x| x.name == reg.name) {
                     return Err(kill(format!(
-                        "could not register hook '{}', either the name doesn't exist or another plugin already registered it.",
+                        "Registered for hook {} multiple times",
                         reg.name
                     )));
-                }
-                if reg.filters.is_some() && reg.name != "rpc_command" && reg.name != "custommsg" {
-                    return Err(kill(format!("hook '{}' does not allow filters", reg.name)));
                 }
                 m.hooks.push(reg);
             }
@@ -655,8 +816,11 @@ pub fn apply_manifest(ld: &Arc<Ld>, idx: usize, raw: &[u8], startup: bool) -> Re
                     }
                 }
             }
+            // plugin.c plugin_manifest_cb: at runtime only dynamic plugins.
             if !startup && !dynamic {
                 ld.kill_plugin(idx, Level::Info, "Not a dynamic plugin");
+            } else {
+                check_subscriptions(ld, idx);
             }
             Ok(())
         }
@@ -664,11 +828,44 @@ pub fn apply_manifest(ld: &Arc<Ld>, idx: usize, raw: &[u8], startup: bool) -> Re
             ld.kill_plugin(idx, level, &reason);
             Ok(())
         }
-        Err(MErr::Fatal(msg)) if !startup => {
+        Err(MErr::Fatal(_, msg)) if !startup => {
             ld.kill_plugin(idx, Level::Unusual, &msg);
             Ok(())
         }
-        Err(MErr::Fatal(msg)) => Err(msg),
+        Err(MErr::Fatal(msg, _)) => Err(msg),
+    }
+}
+
+/// plugin.c plugin_check_subscriptions: a subscription to a topic nobody
+/// sends is only warned about (`*` is every topic).
+fn check_subscriptions(ld: &Arc<Ld>, idx: usize) {
+    let (src, unknown): (String, Vec<String>) = {
+        let st = ld.st();
+        let Some(p) = st.plugins.get(idx) else {
+            return;
+        };
+        let known = |t: &str| {
+            t == "*"
+                || NATIVE_TOPICS.contains(&t)
+                || st
+                    .plugins
+                    .iter()
+                    .any(|o| o.alive && o.m.notifications.iter().any(|n| n == t))
+        };
+        let unknown =
+            p.m.subscriptions
+                .iter()
+                .filter(|t| !known(t))
+                .cloned()
+                .collect();
+        (p.log_source(), unknown)
+    };
+    for t in unknown {
+        ld.log.log(
+            Level::Unusual,
+            &src,
+            &format!("topic '{t}' is not a known notification topic"),
+        );
     }
 }
 
@@ -788,7 +985,12 @@ pub fn resolve_options(ld: &Arc<Ld>, only: Option<usize>) -> Result<(), String> 
     Ok(())
 }
 
-/// The option values a plugin's init gets, in manifest order, as JSON.
+/// The option values a plugin's init gets, in manifest order, as JSON
+/// (plugin.c json_add_plugin_options): an option with neither value nor
+/// default is left out; multi: an array of every value, or `[default]`;
+/// a flag given: `true` (it has no default); int as a number, bool as a
+/// bool, strings as strings (json_add_plugin_val). Deprecated options are
+/// included in init.
 pub fn init_options(p: &PluginRec) -> String {
     let mut parts = Vec::new();
     for o in &p.m.options {
@@ -817,7 +1019,10 @@ pub fn init_options(p: &PluginRec) -> String {
 
 pub const FEATURE_SET: &str = "{\"init\":\"800898880a8a59a1\",\"node\":\"808898880a8a59a1\",\"channel\":\"\",\"invoice\":\"02000002024100\",\"bolt12_offer\":\"\",\"bolt12_invreq\":\"\",\"bolt12_invoice\":\"020000\",\"channel_type\":\"08800000800000\"}";
 
-/// The init request for plugin `idx` (framed), with its id literal.
+/// The init request for plugin `idx` (framed), with its id literal
+/// (plugin.c plugin_populate_init_request: lightning-dir, rpc-file,
+/// startup, network, then proxy settings only when a proxy is set, then
+/// feature_set; the trace's bytes).
 pub fn init_request(ld: &Ld, idx: usize, startup: bool) -> Option<(String, Vec<u8>)> {
     let st = ld.st();
     let p = st.plugins.get(idx)?;

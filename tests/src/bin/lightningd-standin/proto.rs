@@ -62,18 +62,30 @@ pub fn quote(s: &str) -> String {
     format!("\"{}\"", escape_inner(s))
 }
 
-/// The text of a client's id that prefixes lightningd's own ids: a string's
-/// content (escapes kept as they were), or a number's digits.
+/// The text of a client's id that prefixes lightningd's own ids
+/// (jsonrpc.c jsonrpc_request_start_): the id token with a string's quotes
+/// stripped; if that would need JSON escaping (ccan json_escape_needed:
+/// a control character, DEL, `"` or `\`), `weird-id` instead.
 pub fn id_text(id_raw: &str) -> String {
-    if id_raw.len() >= 2 && id_raw.starts_with('"') && id_raw.ends_with('"') {
-        id_raw[1..id_raw.len() - 1].to_string()
+    let inner = if id_raw.len() > 1 && id_raw.starts_with('"') && id_raw.ends_with('"') {
+        &id_raw[1..id_raw.len() - 1]
     } else {
-        escape_inner(id_raw)
+        id_raw
+    };
+    if inner
+        .bytes()
+        .any(|b| b < b' ' || b == 127 || b == b'"' || b == b'\\')
+    {
+        "weird-id".to_string()
+    } else {
+        inner.to_string()
     }
 }
 
 /// A lightningd request id, as a JSON string literal:
-/// `"<prefix>/cln:<method>#<n>"` or `"cln:<method>#<n>"`.
+/// `"<prefix>/cln:<method>#<n>"` or `"cln:<method>#<n>"` (jsonrpc.c
+/// jsonrpc_request_start_; `n` from one counter for all requests to all
+/// plugins, `next_request_id`).
 pub fn make_id(prefix: Option<&str>, method: &str, n: u64) -> String {
     let m = escape_inner(method);
     match prefix {
@@ -82,12 +94,55 @@ pub fn make_id(prefix: Option<&str>, method: &str, n: u64) -> String {
     }
 }
 
+/// The members of a JSON object in the order written, each value as its
+/// raw bytes (duplicates kept, as jsmn keeps them).
+pub fn members(buf: &[u8]) -> Option<Vec<(String, &RawValue)>> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<(String, &'de RawValue)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(kv) = map.next_entry::<String, &'de RawValue>()? {
+                out.push(kv);
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(buf);
+    serde::Deserializer::deserialize_map(&mut de, V).ok()
+}
+
+/// The `rpc_command` hook's payload for a client request, as
+/// jsonrpc.c rpc_command_hook_serialize writes it: `{"rpc_command":{...}}`
+/// with each top-level member of the request re-emitted compactly
+/// (`"key":` then the value's raw bytes, json_add_tok), so the spacing
+/// between members goes and the spacing inside values stays (the trace's
+/// `{"jsonrpc":"2.0","method":"getinfo","id":"cli:getinfo#9037","params":[ ]}`
+/// for lightning-cli's `{ "jsonrpc" : "2.0", ... "params" :[ ] }`).
+pub fn rpc_command_payload(request: &[u8]) -> String {
+    let parts: Vec<String> = members(request)
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{}:{}", quote(k), v.get()))
+        .collect();
+    format!("{{\"rpc_command\":{{{}}}}}", parts.join(","))
+}
+
 /// A JSON string's value, if `raw` is a string.
 pub fn raw_str(raw: &RawValue) -> Option<String> {
     serde_json::from_str::<String>(raw.get()).ok()
 }
 
-/// Frame bytes the way lightningd writes them: the message, then "\n\n".
+/// Frame bytes the way lightningd writes them: the message, then "\n\n"
+/// (jsonrpc.c jsonrpc_request_end / jsonrpc_notification_end_noparams
+/// "We guarantee to have \n\n at end of each response"; the passthrough
+/// copy gets json_stream_double_cr, plugin.c plugin_rpcmethod_dispatch).
 pub fn framed(mut v: Vec<u8>) -> Vec<u8> {
     v.extend_from_slice(b"\n\n");
     v
@@ -124,6 +179,7 @@ mod tests {
             r#"{ "jsonrpc" : "2.0", "id" : "cli:x#1/cln:x#62", "params" :[ 1] }"#
         );
         assert_eq!(id_text("17"), "17");
+        assert_eq!(id_text(r#""a\"b""#), "weird-id");
         assert_eq!(make_id(None, "getmanifest", 20), "\"cln:getmanifest#20\"");
     }
 }

@@ -196,7 +196,7 @@ async fn connection(ld: Arc<Ld>, stream: UnixStream) {
                 Err(e) => {
                     let text = match e {
                         FrameError::Garbage(t) => t,
-                        FrameError::NotObject => "not an object".into(),
+                        FrameError::NotObject(_) => "not an object".into(),
                     };
                     let _ = tx.send(Out::Data(error_response(
                         "null",
@@ -368,12 +368,16 @@ async fn forward(ld: &Arc<Ld>, req: &Req, idx: usize, suffix: &str) -> Vec<u8> {
                 None => error_response(&req.id_raw, -32603, "Plugin response without id"),
             }
         }
-        _ => error_response(
-            &req.id_raw,
-            -4,
-            "Plugin terminated before replying to RPC call.",
-        ),
+        // plugin.c plugin_terminated_fail_req: the plugin died first, and
+        // lightningd answers as if it had said so, in these bytes (spaces
+        // and all), passed on like any response (plugin_rpcmethod_cb).
+        _ => terminated_response(&req.id_raw),
     }
+}
+
+/// plugin.c plugin_terminated_fail_req's response, with the client's id.
+pub fn terminated_response(id_raw: &str) -> Vec<u8> {
+    format!("{{\"jsonrpc\": \"2.0\",\"id\": {id_raw},\"error\": {{\"code\":-4, \"message\":\"Plugin terminated before replying to RPC call.\"}}}}\n\n").into_bytes()
 }
 
 enum HookRes {
@@ -400,6 +404,15 @@ async fn call_hook(
     gate.open();
     let reply = rx.await;
     let src = ld.plugin_source(idx);
+    let short = ld
+        .st()
+        .plugins
+        .get(idx)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    // plugin_hook.c plugin_hook_callback: an error with code -4 (the plugin
+    // died) goes on to the next plugin; any other response without a
+    // result is fatal().
     let fatal_msg = match reply {
         Ok(Reply::Msg(raw)) => match Msg::parse(&raw) {
             Some(m) if m.error.is_some() => {
@@ -410,13 +423,16 @@ async fn call_hook(
                 if code == Some(-4) {
                     return HookRes::Continue;
                 }
-                format!("Plugin returned an invalid response to hook {hook}: {e}")
+                format!(
+                    "Plugin {short} for {hook} returned non-result response {}",
+                    String::from_utf8_lossy(&raw)
+                )
             }
             Some(Msg {
                 result: Some(r), ..
             }) => return HookRes::Result(r.get().to_string()),
             _ => format!(
-                "Plugin returned an invalid response to hook {hook}: {}",
+                "Plugin {short} for {hook} returned non-result response {}",
                 printable(&raw)
             ),
         },
@@ -443,7 +459,7 @@ async fn rpc_command_hook(ld: &Arc<Ld>, req: &Req) -> HookOut {
     if regs.is_empty() {
         return HookOut::Continue;
     }
-    let params = format!("{{\"rpc_command\":{}}}", String::from_utf8_lossy(&req.raw));
+    let params = crate::proto::rpc_command_payload(&req.raw);
     for (idx, reg) in regs {
         if let Some(f) = &reg.filters {
             if !f.iter().any(|v| v.as_str() == Some(req.method.as_str())) {
@@ -673,8 +689,30 @@ async fn setconfig(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
         Ok(Reply::Msg(raw)) => raw,
         _ => return error_response(id, -4, "Plugin terminated before replying to RPC call."),
     };
-    if let Some(e) = Msg::parse(&raw).and_then(|m| m.error) {
-        return error_response_raw(id, e.get());
+    // plugin.c plugin_setconfig_done: an error is passed on as its code and
+    // message only (the message token's text as written); an error without
+    // both, or an answer without result, is "Malformed setvalue".
+    let malformed = || error_response(id, -1, &format!("Malformed setvalue {name} plugin return"));
+    let parsed = Msg::parse(&raw);
+    if let Some(e) = parsed.as_ref().and_then(|m| m.error) {
+        let obj: Map<String, Value> = serde_json::from_str(e.get()).unwrap_or_default();
+        let code = obj
+            .get("code")
+            .and_then(Value::as_i64)
+            .and_then(|c| i32::try_from(c).ok());
+        return match (code, obj.get("message")) {
+            (Some(code), Some(m)) => {
+                let text = match m {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                error_response(id, i64::from(code), &text)
+            }
+            _ => malformed(),
+        };
+    }
+    if parsed.as_ref().and_then(|m| m.result).is_none() {
+        return malformed();
     }
     if let Some(pl) = ld.st().plugins.get_mut(idx) {
         pl.values.insert(name.clone(), vec![value.clone()]);
@@ -834,7 +872,10 @@ async fn dev_hook(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
                 continue;
             }
         }
-        match call_hook(ld, idx, &hook, None, &payload, &req.gate).await {
+        // plugin_hook.c plugin_hook_call_next: the hook request's id has the
+        // id of the command that caused it as its prefix (the trace's
+        // `cli:connect#9100/cln:peer_connected#71`): here, dev-hook's.
+        match call_hook(ld, idx, &hook, Some(&req.id_text), &payload, &req.gate).await {
             HookRes::Continue => continue,
             HookRes::Result(r) => {
                 let cont = is_continue(&r);
