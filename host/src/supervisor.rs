@@ -685,13 +685,12 @@ impl Host {
                     self.after(self.config.grace, p, Timer::GraceOver);
                 }
             }
-            // A half-started generation is stale: replace it.
-            Phase::Starting { gen, .. } if wasm => self.replace_starting(p, gen, pending),
-            // A process that is starting finishes its start, then the
-            // reload goes ahead if the file changed since it started:
-            // stopping it would start the next one from nothing again, and
-            // saves that come faster than the plugin starts (a pyln-client
-            // plugin takes ~160 ms) would keep it from ever serving. One
+            // A version that is starting (and none serves) finishes its
+            // start, then the reload goes ahead if the file changed since
+            // it started: replacing it would start the next one from
+            // nothing again, and saves that come faster than the plugin
+            // starts (a pyln-client plugin takes ~160 ms, a wasm compile on
+            // a busy machine as long) would keep it from ever serving. One
             // that has been starting for longer than the grace period is
             // likely stuck: it is replaced at once.
             Phase::Starting {
@@ -700,7 +699,11 @@ impl Host {
                 pending: started,
             } => {
                 if started.since.elapsed() > grace {
-                    self.stop(p, gen, Some(pending));
+                    if wasm {
+                        self.replace_starting(p, gen, pending);
+                    } else {
+                        self.stop(p, gen, Some(pending));
+                    }
                 } else {
                     let newer = pending.trigger != Trigger::Restart
                         && FileStamp::of(&plugin.path) != gen.file;

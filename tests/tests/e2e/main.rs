@@ -961,11 +961,16 @@ mod node {
     #[tokio::test]
     async fn db_write_is_never_answered_for_the_plugin() {
         let hooks = json!(["db_write"]);
+        // lightningd answers no rpc call while a db_write is out (not even
+        // getlog): its log file shows what happens meanwhile.
+        let logs = tempdir();
+        let log_file = logs.path().join("log");
+        let log_arg = format!("--log-file={}", log_file.display());
         let Some(Setup {
             plugin,
             node,
             launch: _launch,
-        }) = setup_with(json!({"hooks": hooks}), &[], true).await
+        }) = setup_with(json!({"hooks": hooks}), &[&log_arg], true).await
         else {
             return;
         };
@@ -977,10 +982,14 @@ mod node {
             n.call("dev-db-write", json!({"writes": ["INSERT x"]}))
                 .await
         });
-        // lightningd takes no request while a db_write is out, so the
-        // held write cannot be watched through status: what shows it was
-        // held, not answered for the plugin, is that the fixed version
-        // got it.
+        // It waits for a version that can answer it, and says so.
+        wait_for("the held db_write's warning in lightningd's log", || {
+            std::fs::read_to_string(&log_file)
+                .ok()
+                .filter(|l| l.contains("a db_write waits for a version that can answer it"))
+        })
+        .await;
+        assert!(!db.is_finished());
         write_testplugin(&plugin, &json!({"hooks": hooks, "version": "fixed"}));
         let r = db
             .await
@@ -995,8 +1004,6 @@ mod node {
         assert_eq!(got.len(), 1, "{state}");
         assert_eq!(got[0]["params"]["data_version"], r["data_version"]);
         assert_eq!(got[0]["params"]["writes"], json!(["INSERT x"]));
-        node.wait_log("a db_write waits for a version that can answer it")
-            .await;
     }
 
     #[tokio::test]
