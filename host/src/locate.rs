@@ -16,6 +16,8 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::sandbox::Options;
+
 /// The option lightningd users write.
 pub const OPTION: &str = "autoreload-plugin";
 /// Environment variable naming plugins, `:`-separated.
@@ -51,6 +53,10 @@ pub struct Located {
     pub source: Source,
     /// What the user may want to know (which base directory was used...).
     pub notes: Vec<String>,
+    /// The `autoreload-native-*` values on lightningd's command line and in
+    /// its config files (whatever named the plugins), so that a sandbox
+    /// is in place before init passes them.
+    pub native_options: Options,
 }
 
 /// Everything the locator reads, gathered up front so it can be tested.
@@ -121,12 +127,14 @@ pub fn locate(ctx: &Context) -> Option<Located> {
     } else if let Some(v) = &ctx.env_plugins {
         (std::env::split_paths(v).collect(), Source::Env, vec![])
     } else {
-        let (paths, notes) = on_lightningd_message(ctx);
+        let (paths, notes, _) = on_lightningd_message(ctx);
         if paths.is_empty() {
             return None;
         }
         (paths, Source::Lightningd, notes)
     };
+    let (_, _, native) = on_lightningd_message(ctx);
+    let native_options = Options::from_pairs(native.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let mut paths: Vec<PathBuf> = vec![];
     let mut relative = false;
     for p in raw {
@@ -149,6 +157,7 @@ pub fn locate(ctx: &Context) -> Option<Located> {
         paths,
         source,
         notes,
+        native_options,
     })
 }
 
@@ -175,7 +184,12 @@ struct Cmdline {
     lightning_dir: Option<PathBuf>,
     conf: Option<PathBuf>,
     network: Option<String>,
+    /// `autoreload-native-*` options and their values.
+    native: Vec<(String, String)>,
 }
+
+/// Options read early for the sandbox (see [`Located::native_options`]).
+const NATIVE_PREFIX: &str = "autoreload-native-";
 
 fn parse_cmdline(args: &[OsString]) -> Cmdline {
     let mut c = Cmdline::default();
@@ -205,6 +219,11 @@ fn parse_cmdline(args: &[OsString]) -> Cmdline {
                     _ => c.network = Some(value),
                 }
             }
+            n if n.starts_with(NATIVE_PREFIX) => {
+                if let Some(value) = inline.or_else(|| it.next()) {
+                    c.native.push((name.clone(), value));
+                }
+            }
             _ => {}
         }
     }
@@ -217,6 +236,7 @@ struct ConfigValues {
     plugins: Vec<PathBuf>,
     network: Option<String>,
     files_read: Vec<PathBuf>,
+    native: Vec<(String, String)>,
 }
 
 fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
@@ -245,21 +265,26 @@ fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
             "network" if !value.is_empty() => out.network = Some(value.to_string()),
             "regtest" | "testnet" | "signet" | "testnet4" => out.network = Some(name.to_string()),
             "mainnet" => out.network = Some("bitcoin".into()),
+            n if n.starts_with(NATIVE_PREFIX) => out.native.push((n.to_string(), value.to_string())),
             _ => {}
         }
     }
 }
 
-fn on_lightningd_message(ctx: &Context) -> (Vec<PathBuf>, Vec<String>) {
+/// The plugins named on lightningd's command line and in its config, notes,
+/// and the `autoreload-native-*` values found there.
+type FromLightningd = (Vec<PathBuf>, Vec<String>, Vec<(String, String)>);
+
+fn on_lightningd_message(ctx: &Context) -> FromLightningd {
     let Some(args) = &ctx.parent_cmdline else {
-        return (vec![], vec![]);
+        return (vec![], vec![], vec![]);
     };
     let (base, _) = ctx.base();
     let cmd = parse_cmdline(args);
     let dir = match (&cmd.lightning_dir, &ctx.home) {
         (Some(d), _) => base.join(d),
         (None, Some(h)) => h.join(".lightning"),
-        (None, None) => return (cmd.plugins, vec![]),
+        (None, None) => return (cmd.plugins, vec![], cmd.native),
     };
     let mut cfg = ConfigValues::default();
     let top = cmd
@@ -288,7 +313,9 @@ fn on_lightningd_message(ctx: &Context) -> (Vec<PathBuf>, Vec<String>) {
     // Like lightningd: config file values first, then the command line's.
     let mut plugins = cfg.plugins;
     plugins.extend(cmd.plugins);
-    (plugins, notes)
+    let mut native = cfg.native;
+    native.extend(cmd.native);
+    (plugins, notes, native)
 }
 
 #[cfg(test)]
