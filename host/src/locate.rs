@@ -265,7 +265,9 @@ fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
             "network" if !value.is_empty() => out.network = Some(value.to_string()),
             "regtest" | "testnet" | "signet" | "testnet4" => out.network = Some(name.to_string()),
             "mainnet" => out.network = Some("bitcoin".into()),
-            n if n.starts_with(NATIVE_PREFIX) => out.native.push((n.to_string(), value.to_string())),
+            n if n.starts_with(NATIVE_PREFIX) => {
+                out.native.push((n.to_string(), value.to_string()))
+            }
             _ => {}
         }
     }

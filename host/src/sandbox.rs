@@ -525,7 +525,12 @@ fn build(spec: &Spec, name: &str, plugin: &Path, cwd: &Path) -> Result<(Prepared
         .parent()
         .unwrap_or(Path::new("/"))
         .canonicalize()
-        .map_err(|e| format!("sandbox: cannot resolve {}'s directory: {e}", plugin.display()))?;
+        .map_err(|e| {
+            format!(
+                "sandbox: cannot resolve {}'s directory: {e}",
+                plugin.display()
+            )
+        })?;
     if contains(&own, &network_dir) {
         return Err(format!(
             "sandbox: {} is in {}, which holds the network directory {} (hsm_secret): move the plugin into a directory of its own",
