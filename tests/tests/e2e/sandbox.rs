@@ -102,6 +102,7 @@ async fn secrets_are_hidden_rpc_and_own_files_work() {
             hsm.display().to_string(),
             "hsm_secret".into(),
             "../regtest/hsm_secret".into(),
+            "/proc/self/cwd/hsm_secret".into(),
             db.display().to_string(),
             "lightningd.sqlite3".into(),
             pdir.path().join("link").display().to_string(),
