@@ -77,14 +77,6 @@ impl Options {
         }
     }
 
-    /// Whether anything asks for a sandbox.
-    pub fn any(&self) -> bool {
-        self.sandbox.iter().any(|v| {
-            let (_, v) = split(v);
-            v != "off"
-        })
-    }
-
     /// Values meant for plugin `name` (`name::VALUE`), then values for
     /// every plugin (no prefix). Values for another plugin are left out.
     fn values<'a>(list: &'a [String], name: &str) -> (Vec<&'a str>, Vec<&'a str>) {
