@@ -19,6 +19,7 @@ use crate::manifest::{self, Manifest};
 use crate::reregister;
 use crate::router::{PluginId, ReqKind, Request, Route, Router};
 use crate::rpc;
+use crate::sandbox;
 use crate::supervisor::{ManagedPlugin, Pending, Phase, Trigger};
 use crate::watch;
 use serde_json::{json, Value};
@@ -43,6 +44,8 @@ pub struct Config {
     pub developer: bool,
     /// Sandbox and compiler for wasm plugins.
     pub wasm: wasm::Settings,
+    /// Landlock sandbox for native plugins.
+    pub native: sandbox::Settings,
     /// lightningd's rpc socket.
     pub rpc_socket: Option<PathBuf>,
     /// Re-register with lightningd by itself when a reload changed what
@@ -58,6 +61,7 @@ impl Default for Config {
             stop_timeout: Duration::from_millis(1000),
             developer: false,
             wasm: wasm::Settings::default(),
+            native: sandbox::Settings::default(),
             rpc_socket: None,
             reregister_on_change: false,
         }
@@ -600,6 +604,10 @@ impl Host {
             .iter()
             .map(|d| wasm::GrantedDir::parse(d))
             .collect();
+        // The sandbox options lightningd will pass in init, read from its
+        // command line and config now: the generation that answers
+        // getmanifest already runs in its sandbox.
+        self.config.native.options = located.native_options.clone();
         for path in &located.paths {
             self.link.log(
                 Level::Info,
@@ -674,6 +682,22 @@ impl Host {
             .map(|d| wasm::GrantedDir::parse(d))
             .collect();
         let (builds, watches) = (strings("autoreload-build"), strings("autoreload-watch"));
+        let mut native = sandbox::Options::default();
+        for name in [
+            sandbox::OPT_SANDBOX,
+            sandbox::OPT_ALLOW,
+            sandbox::OPT_NET,
+            sandbox::OPT_ENV,
+        ] {
+            for v in strings(name) {
+                native.push(name, v);
+            }
+        }
+        let names: Vec<String> = self.plugins.iter().map(|p| p.name.clone()).collect();
+        for w in native.check(&names) {
+            self.link.log(Level::Warn, w);
+        }
+        self.config.native.options = native;
         let allow = strings("autoreload-wasm-rpc-allow");
         self.config.wasm.rpc_allow = (!allow.is_empty()).then_some(allow);
         let conf = params.get("configuration");
@@ -713,6 +737,8 @@ impl Host {
         for p in 0..self.plugins.len() {
             if self.plugins[p].backend == BackendKind::Wasm {
                 self.init_wasm(p);
+            } else if self.config.native.changed(p, &self.plugins[p].name) {
+                self.init_native(p);
             } else {
                 self.send_init(p);
             }
@@ -1153,7 +1179,13 @@ impl Host {
         };
         let list: Vec<Value> = chosen
             .iter()
-            .map(|&p| self.plugins[p].status(self.router.count(p)))
+            .map(|&p| {
+                let mut s = self.plugins[p].status(self.router.count(p));
+                if self.plugins[p].backend == BackendKind::Native {
+                    s["sandbox"] = self.config.native.status(p, &self.plugins[p].name);
+                }
+                s
+            })
             .collect();
         self.link
             .send(jsonrpc::response(&id, json!({ "plugins": list })));

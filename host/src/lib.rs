@@ -16,5 +16,6 @@ pub mod manifest;
 pub mod reregister;
 pub mod router;
 pub mod rpc;
+pub mod sandbox;
 pub mod supervisor;
 pub mod watch;

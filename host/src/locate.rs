@@ -16,6 +16,8 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::sandbox::Options;
+
 /// The option lightningd users write.
 pub const OPTION: &str = "autoreload-plugin";
 /// The directories a wasm plugin may use: needed before init too, since
@@ -57,6 +59,10 @@ pub struct Located {
     /// `autoreload-wasm-dir` values on lightningd's command line and in its
     /// config files, as written.
     pub wasm_dirs: Vec<String>,
+    /// The `autoreload-native-*` values on lightningd's command line and in
+    /// its config files (whatever named the plugins), so that a sandbox
+    /// is in place before init passes them.
+    pub native_options: Options,
 }
 
 /// Everything the locator reads, gathered up front so it can be tested.
@@ -120,6 +126,7 @@ pub fn locate(ctx: &Context) -> Option<Located> {
     let (base, base_note) = ctx.base();
     let from_lightningd = on_lightningd_message(ctx);
     let wasm_dirs = from_lightningd.wasm_dirs;
+    let native = from_lightningd.native;
     let (raw, source, mut notes) = if !ctx.argv.is_empty() {
         (
             ctx.argv.iter().map(PathBuf::from).collect(),
@@ -138,6 +145,7 @@ pub fn locate(ctx: &Context) -> Option<Located> {
             from_lightningd.notes,
         )
     };
+    let native_options = Options::from_pairs(native.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let mut paths: Vec<PathBuf> = vec![];
     let mut relative = false;
     for p in raw {
@@ -161,6 +169,7 @@ pub fn locate(ctx: &Context) -> Option<Located> {
         source,
         notes,
         wasm_dirs,
+        native_options,
     })
 }
 
@@ -188,7 +197,12 @@ struct Cmdline {
     lightning_dir: Option<PathBuf>,
     conf: Option<PathBuf>,
     network: Option<String>,
+    /// `autoreload-native-*` options and their values.
+    native: Vec<(String, String)>,
 }
+
+/// Options read early for the sandbox (see [`Located::native_options`]).
+const NATIVE_PREFIX: &str = "autoreload-native-";
 
 fn parse_cmdline(args: &[OsString]) -> Cmdline {
     let mut c = Cmdline::default();
@@ -219,6 +233,11 @@ fn parse_cmdline(args: &[OsString]) -> Cmdline {
                     _ => c.network = Some(value),
                 }
             }
+            n if n.starts_with(NATIVE_PREFIX) => {
+                if let Some(value) = inline.or_else(|| it.next()) {
+                    c.native.push((name.clone(), value));
+                }
+            }
             _ => {}
         }
     }
@@ -232,6 +251,7 @@ struct ConfigValues {
     wasm_dirs: Vec<String>,
     network: Option<String>,
     files_read: Vec<PathBuf>,
+    native: Vec<(String, String)>,
 }
 
 fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
@@ -261,6 +281,9 @@ fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
             "network" if !value.is_empty() => out.network = Some(value.to_string()),
             "regtest" | "testnet" | "signet" | "testnet4" => out.network = Some(name.to_string()),
             "mainnet" => out.network = Some("bitcoin".into()),
+            n if n.starts_with(NATIVE_PREFIX) => {
+                out.native.push((n.to_string(), value.to_string()))
+            }
             _ => {}
         }
     }
@@ -271,6 +294,8 @@ fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
 struct FromLightningd {
     plugins: Vec<PathBuf>,
     wasm_dirs: Vec<String>,
+    /// The `autoreload-native-*` values found there.
+    native: Vec<(String, String)>,
     notes: Vec<String>,
 }
 
@@ -287,6 +312,7 @@ fn on_lightningd_message(ctx: &Context) -> FromLightningd {
             return FromLightningd {
                 plugins: cmd.plugins,
                 wasm_dirs: cmd.wasm_dirs,
+                native: cmd.native,
                 notes: vec![],
             }
         }
@@ -320,9 +346,12 @@ fn on_lightningd_message(ctx: &Context) -> FromLightningd {
     plugins.extend(cmd.plugins);
     let mut wasm_dirs = cfg.wasm_dirs;
     wasm_dirs.extend(cmd.wasm_dirs);
+    let mut native = cfg.native;
+    native.extend(cmd.native);
     FromLightningd {
         plugins,
         wasm_dirs,
+        native,
         notes,
     }
 }

@@ -576,6 +576,14 @@ pub fn host_options() -> Vec<Value> {
                "description": "HOST[:GUEST] directory a .wasm plugin may use (none by default)"}),
         json!({"name": "autoreload-wasm-rpc-allow", "type": "string", "multi": true,
                "description": "lightningd methods a .wasm plugin may call (default: all)"}),
+        json!({"name": "autoreload-native-sandbox", "type": "string", "multi": true,
+               "description": "[PLUGIN::]on|best-effort|off: run native plugins (all, or PLUGIN) in a Landlock sandbox that hides the lightning dir's secrets"}),
+        json!({"name": "autoreload-native-allow", "type": "string", "multi": true,
+               "description": "[PLUGIN::]PATH[:rw] a sandboxed native plugin may also read (or write); relative to <lightning-dir>/<network>"}),
+        json!({"name": "autoreload-native-net", "type": "string", "multi": true,
+               "description": "[PLUGIN::]any|none|PORT,... TCP a sandboxed native plugin may connect to and bind (default: none)"}),
+        json!({"name": "autoreload-native-env", "type": "string", "multi": true,
+               "description": "[PLUGIN::]NAME,... environment variables a sandboxed native plugin keeps (default: all; NAME* for a prefix)"}),
     ]
 }
 

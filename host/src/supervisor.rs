@@ -569,7 +569,12 @@ impl Host {
             });
         };
         let spawned = match plugin.backend {
-            BackendKind::Native => native::spawn(&plugin.path, self.config.developer, report),
+            BackendKind::Native => self
+                .config
+                .native
+                .prepare(p, &plugin.name, &plugin.path)
+                .map_err(std::io::Error::other)
+                .and_then(|s| native::spawn(&plugin.path, self.config.developer, s, report)),
             BackendKind::Wasm => wasm::spawn(&plugin.path, &settings, report),
         };
         let instance = match spawned {
@@ -1173,6 +1178,33 @@ impl Host {
                 step: Step::WaitInit,
                 pending,
             } if gen.sandbox.as_ref() != Some(&settings) => self.replace_starting(p, gen, pending),
+            other => {
+                plugin.phase = other;
+                self.send_init(p);
+            }
+        }
+    }
+
+    /// (native) The generation that answered getmanifest at start-up was
+    /// started before lightningd's init said which sandbox it runs in, and
+    /// init asked for another: a fresh one takes its place.
+    pub(crate) fn init_native(&mut self, p: PluginId) {
+        let plugin = &mut self.plugins[p];
+        match plugin.phase.take() {
+            Phase::Starting {
+                gen,
+                step: Step::WaitInit,
+                pending,
+            } => {
+                self.link.log(
+                    Level::Info,
+                    format!(
+                        "[{}] restarted in the sandbox lightningd's init gives it",
+                        plugin.name
+                    ),
+                );
+                self.replace_starting(p, gen, pending)
+            }
             other => {
                 plugin.phase = other;
                 self.send_init(p);

@@ -8,6 +8,7 @@ use super::{
     emit, finish, room, spawn_stderr_lines, Control, Exit, Instance, InstanceEvent, Utf8Repair,
 };
 use crate::framing::{write_messages, Framer};
+use crate::sandbox::{restrict_self, Prepared};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::path::Path;
@@ -29,10 +30,13 @@ pub fn signal_group(pid: u32, sig: Signal) {
 }
 
 /// Starts `path` as lightningd would (argv is the path, plus `--developer`
-/// when lightningd gave it to us), reporting through `report`.
+/// when lightningd gave it to us), reporting through `report`; inside
+/// `sandbox` when one is given (its environment, and its Landlock ruleset
+/// entered between fork and exec).
 pub fn spawn(
     path: &Path,
     developer: bool,
+    sandbox: Option<Prepared>,
     report: impl Fn(InstanceEvent) + Send + Sync + Clone + 'static,
 ) -> std::io::Result<Instance> {
     let mut cmd = Command::new(path);
@@ -44,11 +48,26 @@ pub fn spawn(
         .stderr(Stdio::piped())
         // Its own group, so a stop reaches whatever the plugin started.
         .process_group(0);
-    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    let mut ruleset = None;
+    if let Some(s) = sandbox {
+        if let Some(env) = s.env {
+            cmd.env_clear().envs(env);
+        }
+        cmd.env("TMPDIR", &s.tmpdir);
+        ruleset = s.ruleset;
+    }
+    // SAFETY: only system calls (prctl, landlock_restrict_self), which are
+    // async-signal-safe and touch no memory of ours: the ruleset was built
+    // before the fork.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             // The child dies with the host, even if the host is SIGKILLed.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // The sandbox, inherited by everything it starts.
+            match &ruleset {
+                Some(fd) => restrict_self(fd),
+                None => Ok(()),
+            }
         });
     }
     let mut child = cmd.spawn()?;

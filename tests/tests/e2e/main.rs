@@ -2132,6 +2132,8 @@ mod clnplugin;
 mod dbwrite;
 mod hostile;
 mod rebuild_loop;
+/// Native plugins in a Landlock sandbox.
+mod sandbox;
 /// A short soak: steady mixed load while the plugin is reloaded and crashed
 /// again and again. Nothing hangs, nothing is answered twice, and every
 /// error says why. (The long version is the bench target's job.)

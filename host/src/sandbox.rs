@@ -1,0 +1,776 @@
+//! Native plugins in a Landlock sandbox (`autoreload-native-*` options).
+//!
+//! Owns: reading and binding the `autoreload-native-sandbox`, `-allow`,
+//! `-net` and `-env` values to plugins; deciding, at each spawn, what a
+//! sandboxed plugin may read, write and connect to; building the Landlock
+//! ruleset for it (in the parent, before the fork: opening every path and
+//! creating the ruleset allocate); the environment it gets; and the
+//! `sandbox` entry of `autoreload-status`. Must not: spawn anything or
+//! apply the ruleset itself: `backend::native` does that between fork and
+//! exec with [`restrict_self`], which only makes two system calls.
+//!
+//! Landlock only allows: "everything but the lightning dir" is made of
+//! rules granting each sibling of each directory on the way from `/` down
+//! to the lightning dir, and then, inside it, the entries of the network
+//! directory (the plugin's cwd) that hold no secret.
+
+use landlock::{
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, ABI,
+};
+use serde_json::{json, Value};
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Separates a plugin's file name from the value (`probe.py::on`).
+pub const BIND: &str = "::";
+/// The options this module reads (lightningd's names).
+pub const OPT_SANDBOX: &str = "autoreload-native-sandbox";
+/// Extra paths a sandboxed plugin may use: `[PLUGIN::]PATH[:rw]`.
+pub const OPT_ALLOW: &str = "autoreload-native-allow";
+/// Network a sandboxed plugin may use: `[PLUGIN::]any|none|PORT,...`.
+pub const OPT_NET: &str = "autoreload-native-net";
+/// Environment variables a sandboxed plugin keeps: `[PLUGIN::]NAME,...`.
+pub const OPT_ENV: &str = "autoreload-native-env";
+/// Test knob: the Landlock ABI the sandbox requires, in place of the one
+/// its rules need (set it above the kernel's to see a refusal).
+pub const ABI_REQUIRED_VAR: &str = "AUTORELOAD_LANDLOCK_ABI_REQUIRED";
+
+/// The newest Landlock ABI whose file system rights the sandbox handles
+/// (5: ioctl on devices). Newer ABIs add nothing it relies on.
+const FS_ABI: i32 = 5;
+
+/// The option values, as given (to lightningd's command line, its config
+/// files, or in `init`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    /// `autoreload-native-sandbox` values.
+    pub sandbox: Vec<String>,
+    /// `autoreload-native-allow` values.
+    pub allow: Vec<String>,
+    /// `autoreload-native-net` values.
+    pub net: Vec<String>,
+    /// `autoreload-native-env` values.
+    pub env: Vec<String>,
+}
+
+impl Options {
+    /// Collects the values of the sandbox options from `(name, value)`
+    /// pairs (the locator's reading of lightningd's command line).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Options {
+        let mut o = Options::default();
+        for (name, value) in pairs {
+            o.push(name, value.to_owned());
+        }
+        o
+    }
+
+    /// Records one value of option `name`; other names are ignored.
+    pub fn push(&mut self, name: &str, value: String) {
+        match name {
+            OPT_SANDBOX => self.sandbox.push(value),
+            OPT_ALLOW => self.allow.push(value),
+            OPT_NET => self.net.push(value),
+            OPT_ENV => self.env.push(value),
+            _ => {}
+        }
+    }
+
+    /// Values meant for plugin `name` (`name::VALUE`), then values for
+    /// every plugin (no prefix). Values for another plugin are left out.
+    fn values<'a>(list: &'a [String], name: &str) -> (Vec<&'a str>, Vec<&'a str>) {
+        let (mut mine, mut all) = (vec![], vec![]);
+        for v in list {
+            match split(v) {
+                (Some(n), rest) if n == name => mine.push(rest),
+                (Some(_), _) => {}
+                (None, rest) => all.push(rest),
+            }
+        }
+        (mine, all)
+    }
+
+    /// Problems with the values, given the managed plugins' file names:
+    /// a prefix naming no plugin, a value that means nothing.
+    pub fn check(&self, names: &[String]) -> Vec<String> {
+        let mut out = vec![];
+        let lists = [
+            (OPT_SANDBOX, &self.sandbox),
+            (OPT_ALLOW, &self.allow),
+            (OPT_NET, &self.net),
+            (OPT_ENV, &self.env),
+        ];
+        for (opt, list) in lists {
+            for v in list {
+                if let (Some(n), _) = split(v) {
+                    if !names.iter().any(|x| x == n) {
+                        out.push(format!(
+                            "{opt}={v}: no managed plugin is called '{n}' (managed: {}): ignored",
+                            names.join(", ")
+                        ));
+                    }
+                }
+                let (_, rest) = split(v);
+                if opt == OPT_SANDBOX && Mode::parse(rest).is_none() {
+                    out.push(format!(
+                        "{opt}={v}: '{rest}' is not on, off or best-effort: the plugin is sandboxed (on)"
+                    ));
+                }
+                if opt == OPT_NET {
+                    if let Err(e) = Net::parse(rest) {
+                        out.push(format!("{opt}={v}: {e}: no network (none)"));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// What plugin `name` runs in: `None` when it is not sandboxed.
+    pub fn spec(&self, name: &str) -> Option<Spec> {
+        let (mine, all) = Options::values(&self.sandbox, name);
+        // A value for this plugin beats one for all; the last one counts.
+        let mode = mine.last().or(all.last())?;
+        // Anything but off (even a typo) sandboxes: fail closed.
+        let mode = Mode::parse(mode).unwrap_or(Mode::On);
+        if mode == Mode::Off {
+            return None;
+        }
+        let (mine_allow, all_allow) = Options::values(&self.allow, name);
+        let grants = all_allow
+            .into_iter()
+            .chain(mine_allow)
+            .map(Grant::parse)
+            .collect();
+        let (mine_net, all_net) = Options::values(&self.net, name);
+        let net = mine_net
+            .last()
+            .or(all_net.last())
+            .map(|v| Net::parse(v).unwrap_or(Net::Ports(vec![])))
+            .unwrap_or(Net::Ports(vec![]));
+        let (mine_env, all_env) = Options::values(&self.env, name);
+        let env = mine_env.last().or(all_env.last()).map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        });
+        Some(Spec {
+            mode,
+            grants,
+            net,
+            env,
+        })
+    }
+}
+
+fn split(v: &str) -> (Option<&str>, &str) {
+    match v.split_once(BIND) {
+        Some((n, rest)) => (Some(n), rest),
+        None => (None, v),
+    }
+}
+
+/// `autoreload-native-sandbox`'s value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Sandboxed; not started where the kernel cannot enforce the rules.
+    On,
+    /// Sandboxed as far as the kernel can; started anyway.
+    BestEffort,
+    /// Not sandboxed.
+    Off,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Option<Mode> {
+        match s.trim() {
+            "on" | "true" | "yes" | "" => Some(Mode::On),
+            "best-effort" => Some(Mode::BestEffort),
+            "off" | "false" | "no" => Some(Mode::Off),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::On => "on",
+            Mode::BestEffort => "best-effort",
+            Mode::Off => "off",
+        }
+    }
+}
+
+/// `autoreload-native-net`'s value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Net {
+    /// Any TCP connection and bind.
+    Any,
+    /// TCP connections and binds to these ports only (none: no TCP).
+    Ports(Vec<u16>),
+}
+
+impl Net {
+    fn parse(s: &str) -> Result<Net, String> {
+        match s.trim() {
+            "any" => Ok(Net::Any),
+            "none" | "" => Ok(Net::Ports(vec![])),
+            list => list
+                .split(',')
+                .map(|p| {
+                    p.trim()
+                        .parse::<u16>()
+                        .map_err(|_| format!("'{p}' is not any, none or a TCP port"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Net::Ports),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            Net::Any => json!("any"),
+            Net::Ports(p) if p.is_empty() => json!("none"),
+            Net::Ports(p) => json!(p),
+        }
+    }
+}
+
+/// A path granted with `autoreload-native-allow`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// As given: relative paths are relative to the plugin's cwd
+    /// (lightningd's `<lightning-dir>/<network>`).
+    pub path: PathBuf,
+    /// Read-write (`:rw`) rather than read-only.
+    pub write: bool,
+}
+
+impl Grant {
+    fn parse(v: &str) -> Grant {
+        let (path, write) = match v.rsplit_once(':') {
+            Some((p, "rw")) => (p, true),
+            Some((p, "ro")) => (p, false),
+            _ => (v, false),
+        };
+        Grant {
+            path: PathBuf::from(path),
+            write,
+        }
+    }
+}
+
+/// What one plugin's sandbox is made of, from the options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// On or best-effort.
+    pub mode: Mode,
+    /// Extra paths.
+    pub grants: Vec<Grant>,
+    /// TCP.
+    pub net: Net,
+    /// The environment variables it keeps (`None`: all of lightningd's).
+    pub env: Option<Vec<String>>,
+}
+
+impl Spec {
+    /// The Landlock ABI the rules need: 3 for the file system rules
+    /// (truncation), 4 for TCP rules.
+    pub fn needed_abi(&self) -> i32 {
+        match self.net {
+            Net::Any => 3,
+            Net::Ports(_) => 4,
+        }
+    }
+}
+
+/// The sandbox settings of all native plugins, and what each generation
+/// was last started with (for `autoreload-status`).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The option values in force.
+    pub options: Options,
+    /// Per plugin: the spec its last generation was started with, and
+    /// the status entry describing it.
+    started: Vec<Option<(Option<Spec>, Value)>>,
+}
+
+/// A sandbox ready to be entered by a child between fork and exec.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The Landlock ruleset (`None`: best-effort on a kernel without
+    /// Landlock).
+    pub ruleset: Option<OwnedFd>,
+    /// The environment the child gets, instead of the host's.
+    pub env: Option<Vec<(OsString, OsString)>>,
+    /// Its private temporary directory (`TMPDIR`).
+    pub tmpdir: PathBuf,
+}
+
+impl Settings {
+    /// Prepares plugin `p`'s sandbox for a spawn now, and records what it
+    /// was started with. `Ok(None)`: not sandboxed. `Err`: it must not
+    /// start (says why and what to do).
+    pub fn prepare(
+        &mut self,
+        p: usize,
+        name: &str,
+        plugin: &Path,
+    ) -> Result<Option<Prepared>, String> {
+        let spec = self.options.spec(name);
+        if self.started.len() <= p {
+            self.started.resize(p + 1, None);
+        }
+        let Some(s) = spec.clone() else {
+            self.started[p] = Some((None, json!({"sandboxed": false})));
+            return Ok(None);
+        };
+        let cwd = std::env::current_dir()
+            .map_err(|e| format!("sandbox: cannot read the working directory: {e}"))?;
+        match build(&s, name, plugin, &cwd) {
+            Ok((prepared, status)) => {
+                self.started[p] = Some((spec, status));
+                Ok(Some(prepared))
+            }
+            Err(why) => {
+                self.started[p] = Some((
+                    spec,
+                    json!({"sandboxed": false, "mode": s.mode.name(), "refused": why}),
+                ));
+                Err(why)
+            }
+        }
+    }
+
+    /// Whether plugin `p`'s last generation was started with another
+    /// sandbox than the options now in force give it.
+    pub fn changed(&self, p: usize, name: &str) -> bool {
+        let now = self.options.spec(name);
+        match self.started.get(p) {
+            Some(Some((then, _))) => *then != now,
+            _ => now.is_some(),
+        }
+    }
+
+    /// The `sandbox` entry of plugin `p`'s status.
+    pub fn status(&self, p: usize, name: &str) -> Value {
+        match self.started.get(p) {
+            Some(Some((_, s))) => s.clone(),
+            _ => json!({"sandboxed": false, "configured": self.options.spec(name).is_some()}),
+        }
+    }
+}
+
+/// The kernel's Landlock ABI (0: none).
+pub fn kernel_abi() -> i32 {
+    // SAFETY: the version query takes no pointer and touches no memory.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32, // LANDLOCK_CREATE_RULESET_VERSION
+        )
+    };
+    i32::try_from(v).unwrap_or(0).max(0)
+}
+
+/// Enters the ruleset `fd`: no new privileges, then
+/// `landlock_restrict_self`. Only system calls: safe between fork and
+/// exec.
+pub fn restrict_self(fd: &OwnedFd) -> std::io::Result<()> {
+    // SAFETY: both are plain system calls on integers.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::syscall(libc::SYS_landlock_restrict_self, fd.as_raw_fd(), 0u32) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether an entry of the network directory holds a secret a plugin
+/// must not read: the node's keys, its database, its recovery file and
+/// backups, and the config (it may hold bitcoind's rpc password).
+pub fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("hsm_secret")
+        || n.starts_with("lightningd.sqlite3")
+        || n == "emergency.recover"
+        || n.contains("backup")
+        || n.ends_with(".bak")
+        || n == "config"
+}
+
+/// Whether `a` is `b` or one of its ancestors.
+fn contains(a: &Path, b: &Path) -> bool {
+    b.starts_with(a)
+}
+
+/// One rule: a path and what it grants.
+struct Rule {
+    path: PathBuf,
+    access: BitFlags<AccessFs>,
+}
+
+fn build(spec: &Spec, name: &str, plugin: &Path, cwd: &Path) -> Result<(Prepared, Value), String> {
+    let kernel = kernel_abi();
+    let override_abi = std::env::var(ABI_REQUIRED_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<i32>().ok());
+    let required = override_abi.unwrap_or_else(|| spec.needed_abi());
+    let mut limits = vec![];
+    if kernel < required {
+        let what = if kernel == 0 {
+            "this kernel has no Landlock (or it is disabled: add landlock to the lsm= boot parameter)".to_string()
+        } else {
+            format!("this kernel's Landlock ABI is {kernel}, the sandbox needs {required}")
+        };
+        if spec.mode != Mode::BestEffort {
+            return Err(format!(
+                "sandbox: {what}: not started. Run it on a newer kernel, or write autoreload-native-sandbox={name}::best-effort to start it with what the kernel enforces"
+            ));
+        }
+        limits.push(what);
+    }
+    let network_dir = cwd
+        .canonicalize()
+        .map_err(|e| format!("sandbox: cannot resolve {}: {e}", cwd.display()))?;
+    let lightning_dir = network_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| network_dir.clone());
+    let tmpdir = private_tmp(name)?;
+    // The rules, whatever the kernel (for the status and best-effort).
+    let abi = ABI::from(kernel.clamp(1, FS_ABI));
+    let all = AccessFs::from_all(abi);
+    let read = AccessFs::from_read(abi);
+    let mut rules = vec![];
+    let mut hidden = vec![];
+    let mut visible = vec![];
+    // Everything outside the lightning dir: each sibling on the way down.
+    let mut ancestors: Vec<&Path> = lightning_dir.ancestors().collect();
+    ancestors.reverse();
+    for pair in ancestors.windows(2) {
+        let (dir, toward) = (pair[0], pair[1]);
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path == toward {
+                continue;
+            }
+            // A symlink pointing into the lightning dir grants nothing.
+            match path.canonicalize() {
+                Ok(real) if contains(&lightning_dir, &real) || contains(&real, &lightning_dir) => {
+                    continue
+                }
+                Ok(_) => rules.push(Rule { path, access: read }),
+                Err(_) => {}
+            }
+        }
+    }
+    // The network directory: its entries but the secrets, listed now.
+    rules.push(Rule {
+        path: network_dir.clone(),
+        access: AccessFs::ReadDir.into(),
+    });
+    if let Ok(entries) = std::fs::read_dir(&network_dir) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if is_secret(&n) {
+                hidden.push(n);
+                continue;
+            }
+            let path = e.path();
+            match path.canonicalize() {
+                Ok(real) if contains(&lightning_dir, &real) && !real.starts_with(&network_dir) => {
+                    hidden.push(n);
+                }
+                Ok(real)
+                    if real.starts_with(&network_dir)
+                        && real
+                            .strip_prefix(&network_dir)
+                            .ok()
+                            .and_then(|r| r.components().next())
+                            .is_some_and(|c| is_secret(&c.as_os_str().to_string_lossy())) =>
+                {
+                    hidden.push(n);
+                }
+                Ok(_) => {
+                    visible.push(n);
+                    rules.push(Rule { path, access: read });
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    visible.sort();
+    hidden.sort();
+    // Writable: its own directory tree, its temp dir, harmless devices.
+    let own = plugin
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .canonicalize()
+        .map_err(|e| {
+            format!(
+                "sandbox: cannot resolve {}'s directory: {e}",
+                plugin.display()
+            )
+        })?;
+    if contains(&own, &network_dir) {
+        return Err(format!(
+            "sandbox: {} is in {}, which holds the network directory {} (hsm_secret): move the plugin into a directory of its own",
+            plugin.display(),
+            own.display(),
+            network_dir.display()
+        ));
+    }
+    let mut write = vec![own.clone(), tmpdir.clone()];
+    rules.push(Rule {
+        path: own,
+        access: all,
+    });
+    rules.push(Rule {
+        path: tmpdir.clone(),
+        access: all,
+    });
+    for dev in [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/tty",
+        "/dev/pts",
+        "/dev/shm",
+    ] {
+        if Path::new(dev).exists() {
+            rules.push(Rule {
+                path: dev.into(),
+                access: all,
+            });
+        }
+    }
+    // Granted paths.
+    let mut granted = vec![];
+    let mut missing = vec![];
+    for g in &spec.grants {
+        let given = network_dir.join(&g.path);
+        let Ok(real) = given.canonicalize() else {
+            missing.push(given.display().to_string());
+            continue;
+        };
+        if contains(&real, &network_dir) {
+            return Err(format!(
+                "sandbox: autoreload-native-allow={} would grant {}, which holds hsm_secret: grant the files or directories inside it the plugin needs",
+                g.path.display(),
+                real.display()
+            ));
+        }
+        granted.push(json!({"path": real, "access": if g.write { "rw" } else { "ro" }}));
+        if g.write {
+            write.push(real.clone());
+        }
+        rules.push(Rule {
+            path: real,
+            access: if g.write { all } else { read },
+        });
+    }
+    let ruleset = if kernel == 0 {
+        None
+    } else {
+        let net = match &spec.net {
+            Net::Ports(_) if kernel < 4 => {
+                limits.push(format!(
+                    "TCP is not restricted: the kernel's Landlock ABI is {kernel} (needs 4)"
+                ));
+                None
+            }
+            Net::Ports(p) => Some(p),
+            Net::Any => None,
+        };
+        Some(ruleset(abi, all, &rules, net).map_err(|e| format!("sandbox: {e}"))?)
+    };
+    let env = spec.env.as_ref().map(|keep| {
+        std::env::vars_os()
+            .filter(|(k, _)| {
+                let k = k.to_string_lossy();
+                k.starts_with("LIGHTNINGD_")
+                    || keep.iter().any(|w| match w.strip_suffix('*') {
+                        Some(prefix) => k.starts_with(prefix),
+                        None => *w == k,
+                    })
+            })
+            .chain([("TMPDIR".into(), tmpdir.clone().into_os_string())])
+            .collect::<Vec<_>>()
+    });
+    let enforced = match (&ruleset, limits.is_empty()) {
+        (None, _) => "none",
+        (Some(_), true) => "full",
+        (Some(_), false) => "partial",
+    };
+    let status = json!({
+        "sandboxed": ruleset.is_some(),
+        "mode": spec.mode.name(),
+        "enforced": enforced,
+        "limits": limits,
+        "landlock_abi": kernel,
+        "required_abi": required,
+        "hidden_dir": lightning_dir,
+        "readable_in_network_dir": visible,
+        "hidden_in_network_dir": hidden,
+        "granted": granted,
+        "missing_grants": missing,
+        "writable": write,
+        "net": spec.net.to_json(),
+        "env": spec.env.as_ref().map_or(json!("all"), |k| json!(k)),
+        "tmpdir": tmpdir,
+    });
+    Ok((
+        Prepared {
+            ruleset,
+            env,
+            tmpdir,
+        },
+        status,
+    ))
+}
+
+/// Builds the Landlock ruleset: `all` handled, `rules` allowed, and, with
+/// `ports`, TCP restricted to them.
+fn ruleset(
+    abi: ABI,
+    all: BitFlags<AccessFs>,
+    rules: &[Rule],
+    ports: Option<&Vec<u16>>,
+) -> Result<OwnedFd, String> {
+    let mut r = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(all)
+        .map_err(|e| e.to_string())?;
+    if ports.is_some() {
+        r = r
+            .handle_access(AccessNet::from_all(abi))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut created = r.create().map_err(|e| e.to_string())?;
+    let file = AccessFs::from_file(abi);
+    for rule in rules {
+        let fd = match PathFd::new(&rule.path) {
+            Ok(fd) => fd,
+            // Gone since it was listed: nothing to grant.
+            Err(_) => continue,
+        };
+        let access = if rule.path.is_dir() {
+            rule.access
+        } else {
+            rule.access & file
+        };
+        if access.is_empty() {
+            continue;
+        }
+        created = created
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(|e| format!("{}: {e}", rule.path.display()))?;
+    }
+    for &port in ports.into_iter().flatten() {
+        created = created
+            .add_rule(NetPort::new(port, AccessNet::from_all(abi)))
+            .map_err(|e| e.to_string())?;
+    }
+    let fd: Option<OwnedFd> = created.into();
+    fd.ok_or_else(|| "the kernel created no Landlock ruleset".to_string())
+}
+
+/// A temporary directory of the plugin's own, `0700`, kept across its
+/// generations: `<tmp>/cln-autoreload-<host pid>/<name>`.
+fn private_tmp(name: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir().join(format!("cln-autoreload-{}", std::process::id()));
+    let dir = base.join(name);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| format!("sandbox: cannot create {}: {e}", dir.display()))?;
+    dir.canonicalize()
+        .map_err(|e| format!("sandbox: cannot resolve {}: {e}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(sandbox: &[&str], allow: &[&str], net: &[&str]) -> Options {
+        Options {
+            sandbox: sandbox.iter().map(|s| s.to_string()).collect(),
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            net: net.iter().map(|s| s.to_string()).collect(),
+            env: vec![],
+        }
+    }
+
+    #[test]
+    fn binding() {
+        let o = opts(
+            &["on", "b.py::off"],
+            &["/x", "a.py::/y:rw", "b.py::/z"],
+            &["a.py::any"],
+        );
+        let a = o.spec("a.py").expect("a is sandboxed");
+        assert_eq!(a.mode, Mode::On);
+        assert_eq!(a.net, Net::Any);
+        assert_eq!(
+            a.grants,
+            vec![
+                Grant {
+                    path: "/x".into(),
+                    write: false
+                },
+                Grant {
+                    path: "/y".into(),
+                    write: true
+                }
+            ]
+        );
+        assert!(o.spec("b.py").is_none());
+        let c = o.spec("c").expect("c is sandboxed");
+        assert_eq!(c.net, Net::Ports(vec![]));
+        assert!(opts(&["a.py::on"], &[], &[]).spec("b.py").is_none());
+        // A typo sandboxes rather than not.
+        assert_eq!(
+            opts(&["a.py::onn"], &[], &[]).spec("a.py").map(|s| s.mode),
+            Some(Mode::On)
+        );
+        assert_eq!(
+            opts(&["a.py::on"], &[], &["8080,9000"])
+                .spec("a.py")
+                .map(|s| s.net),
+            Some(Net::Ports(vec![8080, 9000]))
+        );
+        let w = opts(&["x.py::on", "on"], &[], &["nope"]).check(&["a.py".into()]);
+        assert_eq!(w.len(), 2, "{w:?}");
+    }
+
+    #[test]
+    fn secrets() {
+        for s in [
+            "hsm_secret",
+            "lightningd.sqlite3",
+            "lightningd.sqlite3-journal",
+            "emergency.recover",
+            "backup.lock",
+            "x.bak",
+            "config",
+        ] {
+            assert!(is_secret(s), "{s}");
+        }
+        for s in ["lightning-rpc", "gossip_store", "log", "plugins"] {
+            assert!(!is_secret(s), "{s}");
+        }
+    }
+}
