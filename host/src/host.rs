@@ -9,13 +9,13 @@
 //! other than through the [`Link`].
 
 use crate::backend::{wasm, BackendKind, InstanceEvent};
-use crate::build;
 use crate::framing::{preview, Frame, Kind, Message, RawId};
 use crate::init::CachedInit;
 use crate::jsonrpc::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
 use crate::link::{Level, Link};
 use crate::locate::{self, Located};
 use crate::manifest::{self, Manifest};
+use crate::rebuild;
 use crate::reregister;
 use crate::router::{PluginId, ReqKind, Request, Route, Router};
 use crate::rpc;
@@ -119,12 +119,12 @@ pub enum Event {
     /// What to build for a plugin was inferred (or why not).
     BuildSpec {
         plugin: PluginId,
-        spec: Result<build::Spec, String>,
+        spec: Result<rebuild::Spec, String>,
     },
     /// A plugin's build ended.
     BuildDone {
         plugin: PluginId,
-        outcome: build::Outcome,
+        outcome: rebuild::Outcome,
     },
     /// Shutdown took too long: exit anyway.
     ShutdownDeadline,
@@ -751,8 +751,8 @@ impl Host {
     /// Python plugin's modules, or `autoreload-watch` without a build).
     fn setup_builds(&mut self, builds: &[String], watches: &[String]) {
         let names: Vec<String> = self.plugins.iter().map(|p| p.name.clone()).collect();
-        let (builds, w1) = build::bind(builds, &names);
-        let (watches, w2) = build::bind(watches, &names);
+        let (builds, w1) = rebuild::bind(builds, &names);
+        let (watches, w2) = rebuild::bind(watches, &names);
         for w in w1.into_iter().chain(w2) {
             self.link.log(Level::Warn, w);
         }
@@ -764,13 +764,13 @@ impl Host {
                 continue;
             }
             if explicit {
-                let cwd = build::project_dir(&path);
+                let cwd = rebuild::project_dir(&path);
                 let watch = if watches[p].is_empty() {
                     vec![cwd.clone()]
                 } else {
                     watches[p].iter().map(|w| cwd.join(w)).collect()
                 };
-                let spec = build::Spec {
+                let spec = rebuild::Spec {
                     command,
                     ignore: vec![cwd.join("target"), path.clone()],
                     cwd,
@@ -784,7 +784,7 @@ impl Host {
                     .parent()
                     .map(Path::to_path_buf)
                     .unwrap_or_else(|| PathBuf::from("/"));
-                let spec = build::Spec {
+                let spec = rebuild::Spec {
                     command: None,
                     cwd: dir.clone(),
                     watch: vec![dir],
@@ -793,17 +793,17 @@ impl Host {
                     inferred: true,
                 };
                 self.on_build_spec(p, Ok(spec));
-            } else if let Some(artifact) = build::cargo_artifact(&path) {
+            } else if let Some(artifact) = rebuild::cargo_artifact(&path) {
                 let tx = self.events.clone();
                 tokio::spawn(async move {
-                    let spec = build::infer_cargo(&artifact).await;
+                    let spec = rebuild::infer_cargo(&artifact).await;
                     let _ = tx.send(Event::BuildSpec { plugin: p, spec });
                 });
             }
         }
     }
 
-    fn on_build_spec(&mut self, p: PluginId, spec: Result<build::Spec, String>) {
+    fn on_build_spec(&mut self, p: PluginId, spec: Result<rebuild::Spec, String>) {
         let name = self.plugins[p].name.clone();
         let mut spec = match spec {
             Ok(s) => s,
@@ -910,12 +910,12 @@ impl Host {
             .log(Level::Info, format!("[{name}] {what}: {command}"));
         let tx = self.events.clone();
         tokio::spawn(async move {
-            let outcome = build::run(&command, &cwd).await;
+            let outcome = rebuild::run(&command, &cwd).await;
             let _ = tx.send(Event::BuildDone { plugin: p, outcome });
         });
     }
 
-    fn on_build_done(&mut self, p: PluginId, outcome: build::Outcome) {
+    fn on_build_done(&mut self, p: PluginId, outcome: rebuild::Outcome) {
         let name = self.plugins[p].name.clone();
         let secs = outcome.duration.as_secs_f64();
         if outcome.ok {

@@ -2,7 +2,6 @@
 //! developing, forwards everything between them and lightningd, and reloads
 //! each one the moment its file changes.
 pub mod backend;
-pub mod build;
 pub mod dev;
 pub mod framing;
 #[cfg(any(test, fuzzing))]
@@ -13,6 +12,7 @@ pub mod jsonrpc;
 pub mod link;
 pub mod locate;
 pub mod manifest;
+pub mod rebuild;
 pub mod reregister;
 pub mod router;
 pub mod rpc;

@@ -23,7 +23,7 @@ use crate::jsonrpc::{self, PLUGIN_TERMINATED};
 use crate::link::Level;
 use crate::manifest::{Diff, Manifest};
 use crate::router::{PluginId, ReqKind, Request};
-use crate::{build, watch};
+use crate::{rebuild, watch};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -338,7 +338,7 @@ struct Noise {
 #[derive(Default)]
 pub struct BuildState {
     /// What to build and watch, if anything.
-    pub spec: Option<build::Spec>,
+    pub spec: Option<rebuild::Spec>,
     /// Keeps the source watch alive.
     pub watcher: Option<watch::Watcher>,
     /// A build is running.
@@ -346,7 +346,7 @@ pub struct BuildState {
     /// Sources changed while it ran: build once more after it.
     pub again: Option<watch::Change>,
     /// How the last build went.
-    pub last: Option<build::Outcome>,
+    pub last: Option<rebuild::Outcome>,
     /// Builds run.
     pub count: u64,
 }
@@ -535,7 +535,7 @@ impl ManagedPlugin {
                 .build
                 .last
                 .as_ref()
-                .map_or(Value::Null, build::Outcome::to_json);
+                .map_or(Value::Null, rebuild::Outcome::to_json);
             s["build"] = b;
         }
         s
