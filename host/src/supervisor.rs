@@ -304,7 +304,8 @@ pub struct ManagedPlugin {
     crashes: u64,
     recent_crashes: VecDeque<Instant>,
     last_reload: Option<ReloadRecord>,
-    last_compile: Option<(f64, bool)>,
+    /// The last module compiled for it: ms, from the cache, which compiler.
+    last_compile: Option<(f64, bool, Option<wasm::Compiler>)>,
     last_error: Option<String>,
     last_diff: Option<Diff>,
     /// Notifications that found no live generation.
@@ -517,8 +518,12 @@ impl ManagedPlugin {
                 "at": r.at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             });
         }
-        if let Some((ms, cached)) = self.last_compile {
-            s["last_compile"] = json!({"duration_ms": ms, "cached": cached});
+        if let Some((ms, cached, compiler)) = self.last_compile {
+            s["last_compile"] = json!({
+                "duration_ms": ms,
+                "cached": cached,
+                "compiler": compiler.map(wasm::Compiler::name),
+            });
         }
         if let Some(d) = &self.last_diff {
             s["manifest_changes"] = d.to_json();
@@ -951,8 +956,9 @@ impl Host {
             }
             InstanceEvent::Warn(w) => self.plugin_warn(p, "warn", format!("[{name}] {w}")),
             InstanceEvent::Compiled { millis, cached } => {
-                if role.is_some() {
-                    plugin.last_compile = Some((millis, cached));
+                if let Some(g) = role.and_then(|r| plugin.gen_mut(r)) {
+                    let compiler = g.sandbox.as_ref().map(|s| s.compiler);
+                    plugin.last_compile = Some((millis, cached, compiler));
                 }
             }
             InstanceEvent::Exited(exit) => match role {

@@ -1397,6 +1397,8 @@ mod wasm {
         let s = node.ok("autoreload-status", json!({})).await["plugins"][0].clone();
         assert_eq!(s["last_compile"]["cached"], false);
         assert!(s["last_compile"]["duration_ms"].as_f64().is_some(), "{s:#}");
+        // The option was not ignored: Cranelift compiled it.
+        assert_eq!(s["last_compile"]["compiler"], "cranelift", "{s:#}");
     }
 
     #[tokio::test]
