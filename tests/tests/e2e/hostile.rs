@@ -260,7 +260,9 @@ async fn native_huge_output_without_newline_or_end_is_contained() {
         "host peak RSS after 2 x {} MiB of bad output: {peak} MiB",
         HUGE >> 20
     );
-    assert!(peak < 400, "the host peaked at {peak} MiB");
+    // RELIABILITY.md: 45-51 MiB (debug build); the bound leaves room for
+    // the machine, not for a leak.
+    assert!(peak < 128, "the host peaked at {peak} MiB");
 }
 
 /// Has the plugin send `n` notifications of `method` (or stderr lines) as
@@ -366,7 +368,8 @@ async fn a_notification_flood_leaves_the_host_responsive() {
     lightningd_view_is_valid(&node).await;
     let peak = peak_rss_mib(host).expect("the host's memory");
     eprintln!("after {undeclared} undeclared notifications: host peak RSS {peak} MiB");
-    assert!(peak < 400, "the host peaked at {peak} MiB");
+    // RELIABILITY.md: at most 23 MiB.
+    assert!(peak < 64, "the host peaked at {peak} MiB");
 }
 
 #[tokio::test]
@@ -490,7 +493,8 @@ async fn wasm_runaway_hooks_one_huge_allocation_and_giant_output_are_contained()
     assert_eq!(s["state"], "serving", "{s:#}");
     let peak = peak_rss_mib(host).expect("the host's memory");
     eprintln!("host peak RSS after the wasm hostilities: {peak} MiB");
-    assert!(peak < 600, "the host peaked at {peak} MiB");
+    // RELIABILITY.md: 70 MiB (the guest's memory is capped at 256 MiB).
+    assert!(peak < 200, "the host peaked at {peak} MiB");
 }
 
 #[tokio::test]
