@@ -208,7 +208,7 @@ impl NodeBuilder {
     pub async fn start(self) -> Result<Option<Node>> {
         let real = real_lightningd();
         if real.is_some() && self.standin_only {
-            eprintln!("skipped against the real lightningd: needs the stand-in's dev methods");
+            skip("against the real lightningd: needs the stand-in's dev methods");
             return Ok(None);
         }
         let dir = tempdir();
@@ -732,6 +732,38 @@ pub fn getmanifest_bytes(n: u32) -> Vec<u8> {
     format!("{{\"jsonrpc\":\"2.0\",\"id\":\"cln:getmanifest#{n}\",\"method\":\"getmanifest\",\"params\":{{\"allow-deprecated-apis\":true}}}}\n\n").into_bytes()
 }
 
+/// Says that (part of) the running test cannot run here, and why: on
+/// stderr, and as a line `test: why` appended to the file named by
+/// `AUTORELOAD_SKIP_LOG`, which `.ci/run` reads after the tests: a test CI
+/// is meant to run that skipped fails the run instead of counting as
+/// passed. Under `AUTORELOAD_NO_SKIP` the test fails at once.
+pub fn skip(why: impl std::fmt::Display) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test)")
+        .to_string();
+    assert!(
+        std::env::var_os("AUTORELOAD_NO_SKIP").is_none(),
+        "AUTORELOAD_NO_SKIP is set, but {test} would be skipped: {why}"
+    );
+    eprintln!("SKIPPED {test}: {why}");
+    if let Some(log) = std::env::var_os("AUTORELOAD_SKIP_LOG") {
+        use std::io::Write;
+        let line = format!("{test}: {why}\n");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            panic!(
+                "cannot note the skip in {}: {e}",
+                PathBuf::from(log).display()
+            );
+        }
+    }
+}
+
 /// The trace file `name` from `../shared/cln-v26.06/traces`, or `None`
 /// (with a note) when `../shared` is not beside the checkout.
 pub fn trace(name: &str) -> Option<Vec<u8>> {
@@ -744,7 +776,7 @@ pub fn trace(name: &str) -> Option<Vec<u8>> {
                 "AUTORELOAD_REQUIRE_TRACES is set but {} is missing",
                 p.display()
             );
-            eprintln!("skipped: {} not found", p.display());
+            skip(format!("{} not found", p.display()));
             None
         }
     }

@@ -1025,7 +1025,7 @@ mod node {
                 std::env::var_os("CI").is_none(),
                 "CI must install pyln-client"
             );
-            eprintln!("hello.py skipped: pip install pyln-client");
+            skip("hello.py: pip install pyln-client");
         }
         for (file, method, want) in cases {
             let Some(node) = NodeBuilder::new()
@@ -1539,7 +1539,7 @@ mod standin {
             return;
         };
         if real_lightningd().is_some() {
-            eprintln!("skipped: checks the stand-in, not lightningd");
+            skip("checks the stand-in, not lightningd");
             return;
         }
         let msgs = direct::messages(&raw);

@@ -59,7 +59,7 @@ async fn secrets_are_hidden_rpc_and_own_files_work() {
     if real_lightningd().is_some() {
         // Runs the same against lightningd, but the secrets planted here
         // would be a real node's: stand-in only.
-        eprintln!("skipped against the real lightningd: plants a fake hsm_secret");
+        skip("against the real lightningd: plants a fake hsm_secret");
         return;
     }
     let pdir = tempdir();

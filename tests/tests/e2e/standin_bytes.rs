@@ -133,7 +133,7 @@ fn assert_same_session(got_raw: &[u8], want_raw: &[u8], skip: impl Fn(&Value) ->
 /// tracer; `None` where the test does not apply.
 async fn standin_with_tracer(launch: &Path, record: &Path) -> Option<Node> {
     if real_lightningd().is_some() {
-        eprintln!("skipped: checks the stand-in's bytes, not lightningd's");
+        skip("checks the stand-in's bytes, not lightningd's");
         return None;
     }
     write_tracer(&launch.join("tracer.py"), record)?;
