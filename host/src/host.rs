@@ -595,19 +595,16 @@ impl Host {
         for note in &located.notes {
             self.link.log(Level::Info, note);
         }
-        // lightningd may call hooks before init (db_write): a wasm plugin
-        // starts with the directories the user granted it, read where the
-        // plugin paths were, so init need not replace it (init's values
-        // decide from then on).
-        self.config.wasm.dirs = located
-            .wasm_dirs
-            .iter()
-            .map(|d| wasm::GrantedDir::parse(d))
+        // lightningd may call hooks before init (db_write): a plugin starts
+        // with the directories (wasm) and the sandbox (native) the user
+        // gave it, read where the plugin paths were, so init need not
+        // replace it (init's values decide from then on).
+        let early = || located.early.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        self.config.wasm.dirs = early()
+            .filter(|(n, _)| *n == locate::WASM_DIR)
+            .map(|(_, d)| wasm::GrantedDir::parse(d))
             .collect();
-        // The sandbox options lightningd will pass in init, read from its
-        // command line and config now: the generation that answers
-        // getmanifest already runs in its sandbox.
-        self.config.native.options = located.native_options.clone();
+        self.config.native.options = sandbox::Options::from_pairs(early());
         for path in &located.paths {
             self.link.log(
                 Level::Info,
@@ -735,13 +732,7 @@ impl Host {
         self.start_watching();
         self.setup_builds(&builds, &watches);
         for p in 0..self.plugins.len() {
-            if self.plugins[p].backend == BackendKind::Wasm {
-                self.init_wasm(p);
-            } else if self.config.native.changed(p, &self.plugins[p].name) {
-                self.init_native(p);
-            } else {
-                self.send_init(p);
-            }
+            self.init_started(p);
         }
         self.startup_progress();
     }

@@ -16,13 +16,20 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::sandbox::Options;
-
 /// The option lightningd users write.
 pub const OPTION: &str = "autoreload-plugin";
 /// The directories a wasm plugin may use: needed before init too, since
 /// lightningd calls `db_write` there (a backup plugin writes its copy).
 pub const WASM_DIR: &str = "autoreload-wasm-dir";
+/// The native sandbox's options: the plugin's first start, which answers
+/// getmanifest, is already sandboxed.
+const NATIVE_PREFIX: &str = "autoreload-native-";
+
+/// Whether `name` is one of the host's options needed before init (see
+/// [`Located::early`]).
+fn early(name: &str) -> bool {
+    name == WASM_DIR || name.starts_with(NATIVE_PREFIX)
+}
 /// Environment variable naming plugins, `:`-separated.
 pub const ENV_VAR: &str = "AUTORELOAD_PLUGIN";
 
@@ -56,13 +63,11 @@ pub struct Located {
     pub source: Source,
     /// What the user may want to know (which base directory was used...).
     pub notes: Vec<String>,
-    /// `autoreload-wasm-dir` values on lightningd's command line and in its
-    /// config files, as written.
-    pub wasm_dirs: Vec<String>,
-    /// The `autoreload-native-*` values on lightningd's command line and in
-    /// its config files (whatever named the plugins), so that a sandbox
-    /// is in place before init passes them.
-    pub native_options: Options,
+    /// The host's options a plugin needs before init passes them
+    /// (`autoreload-wasm-dir`, `autoreload-native-*`), as `(name, value)`
+    /// in lightningd's order, from its command line and config files
+    /// whatever named the plugins.
+    pub early: Vec<(String, String)>,
 }
 
 /// Everything the locator reads, gathered up front so it can be tested.
@@ -125,8 +130,7 @@ fn split_nul(b: &[u8]) -> Vec<OsString> {
 pub fn locate(ctx: &Context) -> Option<Located> {
     let (base, base_note) = ctx.base();
     let from_lightningd = on_lightningd_message(ctx);
-    let wasm_dirs = from_lightningd.wasm_dirs;
-    let native = from_lightningd.native;
+    let early = from_lightningd.early;
     let (raw, source, mut notes) = if !ctx.argv.is_empty() {
         (
             ctx.argv.iter().map(PathBuf::from).collect(),
@@ -145,7 +149,6 @@ pub fn locate(ctx: &Context) -> Option<Located> {
             from_lightningd.notes,
         )
     };
-    let native_options = Options::from_pairs(native.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let mut paths: Vec<PathBuf> = vec![];
     let mut relative = false;
     for p in raw {
@@ -168,8 +171,7 @@ pub fn locate(ctx: &Context) -> Option<Located> {
         paths,
         source,
         notes,
-        wasm_dirs,
-        native_options,
+        early,
     })
 }
 
@@ -193,16 +195,12 @@ fn normalize(p: &Path) -> PathBuf {
 #[derive(Default)]
 struct Cmdline {
     plugins: Vec<PathBuf>,
-    wasm_dirs: Vec<String>,
     lightning_dir: Option<PathBuf>,
     conf: Option<PathBuf>,
     network: Option<String>,
-    /// `autoreload-native-*` options and their values.
-    native: Vec<(String, String)>,
+    /// The options needed before init, with their values.
+    early: Vec<(String, String)>,
 }
-
-/// Options read early for the sandbox (see [`Located::native_options`]).
-const NATIVE_PREFIX: &str = "autoreload-native-";
 
 fn parse_cmdline(args: &[OsString]) -> Cmdline {
     let mut c = Cmdline::default();
@@ -221,21 +219,20 @@ fn parse_cmdline(args: &[OsString]) -> Cmdline {
         match name.as_str() {
             "regtest" | "testnet" | "signet" | "testnet4" => c.network = Some(name.clone()),
             "mainnet" => c.network = Some("bitcoin".into()),
-            OPTION | WASM_DIR | "lightning-dir" | "conf" | "network" => {
+            OPTION | "lightning-dir" | "conf" | "network" => {
                 let Some(value) = inline.or_else(|| it.next()) else {
                     continue;
                 };
                 match name.as_str() {
                     OPTION => c.plugins.push(PathBuf::from(value)),
-                    WASM_DIR => c.wasm_dirs.push(value),
                     "lightning-dir" => c.lightning_dir = Some(PathBuf::from(value)),
                     "conf" => c.conf = Some(PathBuf::from(value)),
                     _ => c.network = Some(value),
                 }
             }
-            n if n.starts_with(NATIVE_PREFIX) => {
+            n if early(n) => {
                 if let Some(value) = inline.or_else(|| it.next()) {
-                    c.native.push((name.clone(), value));
+                    c.early.push((name.clone(), value));
                 }
             }
             _ => {}
@@ -248,10 +245,9 @@ fn parse_cmdline(args: &[OsString]) -> Cmdline {
 #[derive(Default)]
 struct ConfigValues {
     plugins: Vec<PathBuf>,
-    wasm_dirs: Vec<String>,
     network: Option<String>,
     files_read: Vec<PathBuf>,
-    native: Vec<(String, String)>,
+    early: Vec<(String, String)>,
 }
 
 fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
@@ -277,13 +273,10 @@ fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
             .map_or((line, ""), |(n, v)| (n.trim(), v.trim()));
         match name {
             OPTION if !value.is_empty() => out.plugins.push(PathBuf::from(value)),
-            WASM_DIR if !value.is_empty() => out.wasm_dirs.push(value.to_string()),
             "network" if !value.is_empty() => out.network = Some(value.to_string()),
             "regtest" | "testnet" | "signet" | "testnet4" => out.network = Some(name.to_string()),
             "mainnet" => out.network = Some("bitcoin".into()),
-            n if n.starts_with(NATIVE_PREFIX) => {
-                out.native.push((n.to_string(), value.to_string()))
-            }
+            n if early(n) => out.early.push((n.to_string(), value.to_string())),
             _ => {}
         }
     }
@@ -293,9 +286,8 @@ fn read_config(path: &Path, out: &mut ConfigValues, depth: usize) {
 #[derive(Default)]
 struct FromLightningd {
     plugins: Vec<PathBuf>,
-    wasm_dirs: Vec<String>,
-    /// The `autoreload-native-*` values found there.
-    native: Vec<(String, String)>,
+    /// The options needed before init, config files first.
+    early: Vec<(String, String)>,
     notes: Vec<String>,
 }
 
@@ -311,8 +303,7 @@ fn on_lightningd_message(ctx: &Context) -> FromLightningd {
         (None, None) => {
             return FromLightningd {
                 plugins: cmd.plugins,
-                wasm_dirs: cmd.wasm_dirs,
-                native: cmd.native,
+                early: cmd.early,
                 notes: vec![],
             }
         }
@@ -344,14 +335,11 @@ fn on_lightningd_message(ctx: &Context) -> FromLightningd {
     // Like lightningd: config file values first, then the command line's.
     let mut plugins = cfg.plugins;
     plugins.extend(cmd.plugins);
-    let mut wasm_dirs = cfg.wasm_dirs;
-    wasm_dirs.extend(cmd.wasm_dirs);
-    let mut native = cfg.native;
-    native.extend(cmd.native);
+    let mut early = cfg.early;
+    early.extend(cmd.early);
     FromLightningd {
         plugins,
-        wasm_dirs,
-        native,
+        early,
         notes,
     }
 }
@@ -411,7 +399,13 @@ mod tests {
         ]));
         let l = locate(&c).unwrap();
         assert_eq!(l.source, Source::Argv);
-        assert_eq!(l.wasm_dirs, vec!["/from/config:/c", "/m:/mirror", "/n"]);
+        let dirs: Vec<&str> = l
+            .early
+            .iter()
+            .filter(|(n, _)| n == WASM_DIR)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(dirs, vec!["/from/config:/c", "/m:/mirror", "/n"]);
     }
 
     #[test]

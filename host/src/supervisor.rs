@@ -738,9 +738,10 @@ impl Host {
         }
     }
 
-    /// (wasm) Kills a generation in start-up and starts a new one in its
-    /// place. What it had in flight (before lightningd's init it takes
-    /// requests) is handed on as after a reload: hooks to the new one.
+    /// Kills a generation in start-up (wasm, or native before it had
+    /// init) and starts a new one in its place. What it had in flight
+    /// (before lightningd's init it takes requests) is handed on as after
+    /// a reload: hooks to the new one.
     fn replace_starting(&mut self, p: PluginId, gen: Generation, pending: Pending) {
         gen.instance.kill();
         let number = gen.number;
@@ -1172,43 +1173,40 @@ impl Host {
         self.after(STARTUP_TIMEOUT, p, Timer::StartTimeout);
     }
 
-    /// (wasm) The generation that answered getmanifest at start-up ran
-    /// with the default sandbox; if init asked for another one, a fresh
-    /// instance of the same (cached) module takes its place.
-    pub(crate) fn init_wasm(&mut self, p: PluginId) {
-        let settings = self.wasm_settings();
-        let plugin = &mut self.plugins[p];
-        match plugin.phase.take() {
-            Phase::Starting {
-                gen,
-                step: Step::WaitInit,
-                pending,
-            } if gen.sandbox.as_ref() != Some(&settings) => self.replace_starting(p, gen, pending),
-            other => {
-                plugin.phase = other;
-                self.send_init(p);
+    /// lightningd's init has come: the generation that answered
+    /// getmanifest at start-up gets it, unless it was started in another
+    /// sandbox than init now gives it (wasm: the default one, or the
+    /// directories read from lightningd's command line; native: the
+    /// `autoreload-native-*` values read there): then a fresh one takes its
+    /// place (for wasm, of the same cached module).
+    pub(crate) fn init_started(&mut self, p: PluginId) {
+        let plugin = &self.plugins[p];
+        let other_sandbox = match plugin.backend {
+            BackendKind::Wasm => {
+                let settings = self.wasm_settings();
+                plugin
+                    .phase
+                    .generation()
+                    .is_some_and(|g| g.sandbox.as_ref() != Some(&settings))
             }
-        }
-    }
-
-    /// (native) The generation that answered getmanifest at start-up was
-    /// started before lightningd's init said which sandbox it runs in, and
-    /// init asked for another: a fresh one takes its place.
-    pub(crate) fn init_native(&mut self, p: PluginId) {
+            BackendKind::Native => self.config.native.changed(p, &plugin.name),
+        };
         let plugin = &mut self.plugins[p];
         match plugin.phase.take() {
             Phase::Starting {
                 gen,
                 step: Step::WaitInit,
                 pending,
-            } => {
-                self.link.log(
-                    Level::Info,
-                    format!(
-                        "[{}] restarted in the sandbox lightningd's init gives it",
-                        plugin.name
-                    ),
-                );
+            } if other_sandbox => {
+                if plugin.backend == BackendKind::Native {
+                    self.link.log(
+                        Level::Info,
+                        format!(
+                            "[{}] restarted in the sandbox lightningd's init gives it",
+                            plugin.name
+                        ),
+                    );
+                }
                 self.replace_starting(p, gen, pending)
             }
             other => {
