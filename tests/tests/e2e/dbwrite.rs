@@ -5,6 +5,7 @@
 //! does, across reloads and crashes, native and wasm.
 
 use super::direct::messages;
+use super::standin_bytes::{assert_framed, normalized};
 use cln_autoreload_tests::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -22,16 +23,6 @@ fn trace_plugin(dir: &Path) -> Option<PathBuf> {
     Some(to)
 }
 
-/// A message's bytes with its id replaced by `ID`: lightningd numbers its
-/// requests with one counter across all its plugins, so only the rest can
-/// be compared.
-fn without_id(bytes: &[u8], msg: &Value) -> String {
-    let text = String::from_utf8_lossy(bytes).trim().to_string();
-    let id = format!("\"id\":{}", msg["id"]);
-    assert!(text.contains(&id), "no {id} in {text}");
-    text.replacen(&id, "\"id\":ID", 1)
-}
-
 /// The messages of a raw stream up to and including init.
 fn until_init(raw: &[u8]) -> Vec<(Vec<u8>, Value)> {
     let mut out = vec![];
@@ -43,17 +34,6 @@ fn until_init(raw: &[u8]) -> Vec<(Vec<u8>, Value)> {
         }
     }
     out
-}
-
-/// Each message of lightningd's is followed by a blank line.
-fn framed_like_lightningd(raw: &[u8]) {
-    let msgs = messages(raw);
-    for (i, (bytes, _)) in msgs.iter().enumerate().skip(1) {
-        assert!(
-            bytes.starts_with(b"\n\n{"),
-            "message {i} does not follow a blank line"
-        );
-    }
 }
 
 /// The stand-in writes the traced database creation to a `db_write`
@@ -82,7 +62,7 @@ async fn the_standin_sends_lightningds_db_writes_before_init() {
     node.ok("getinfo", json!({})).await;
     let want = trace("dbwrite-startup.stdin.raw").expect("trace");
     let got = std::fs::read(&out).expect("trace-plugin wrote what it got");
-    framed_like_lightningd(&got);
+    assert_framed(&got, "the stand-in");
     let (want, got) = (until_init(&want), until_init(&got));
     let names = |m: &[(Vec<u8>, Value)]| -> Vec<String> {
         m.iter().map(|(_, v)| v["method"].to_string()).collect()
@@ -103,7 +83,7 @@ async fn the_standin_sends_lightningds_db_writes_before_init() {
             assert_eq!(keys(gv), keys(wv), "init's configuration keys");
             continue;
         }
-        assert_eq!(without_id(gb, gv), without_id(wb, wv), "{}", wv["method"]);
+        assert_eq!(normalized(gb, gv), normalized(wb, wv), "{}", wv["method"]);
     }
     let log = node.ok("dev-db-log", json!({})).await;
     assert_eq!(log["writes"].as_array().map(Vec::len), Some(9));
@@ -154,7 +134,7 @@ async fn db_writes_before_init_reach_the_plugin_through_the_host() {
         until_init(raw)
             .iter()
             .filter(|(_, v)| v["method"] == "db_write")
-            .map(|(b, v)| without_id(b, v))
+            .map(|(b, v)| normalized(b, v))
             .collect()
     };
     assert_eq!(dbw(&got), dbw(&want));

@@ -63,7 +63,7 @@ fn client_id(id: &str) -> &str {
 /// A message's bytes, trimmed, with the number of lightningd's request id
 /// (after the id's last `#`) replaced by `N`, and init's lightning-dir by
 /// `DIR`.
-fn normalized(bytes: &[u8], v: &Value) -> String {
+pub(crate) fn normalized(bytes: &[u8], v: &Value) -> String {
     let mut text = String::from_utf8_lossy(bytes).trim().to_string();
     if let Some(id) = v.get("id").and_then(Value::as_str) {
         let (head, num) = id.rsplit_once('#').expect("lightningd's ids end in #N");
@@ -86,7 +86,7 @@ fn normalized(bytes: &[u8], v: &Value) -> String {
 
 /// Each message lightningd writes ends with `"\n\n"`, and nothing else is
 /// between messages.
-fn assert_framed(raw: &[u8], what: &str) {
+pub(crate) fn assert_framed(raw: &[u8], what: &str) {
     let mut rebuilt = Vec::new();
     for (bytes, _) in messages(raw) {
         let start = bytes
