@@ -814,8 +814,13 @@ pub fn testguest_wasm() -> Vec<u8> {
 /// The test guest with its version marker set to `version` (up to 8
 /// bytes): a different module, as a rebuild would make.
 pub fn testguest_version(version: &str) -> Vec<u8> {
+    with_testguest_version(testguest_wasm(), version)
+}
+
+/// A build of the test guest (`bytes`, debug or release) with its version
+/// marker set to `version` (up to 8 bytes).
+pub fn with_testguest_version(mut bytes: Vec<u8>, version: &str) -> Vec<u8> {
     assert!(version.len() <= 8);
-    let mut bytes = testguest_wasm();
     let marker = b"TGVERSION:";
     let at = bytes
         .windows(marker.len())

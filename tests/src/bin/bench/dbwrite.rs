@@ -144,17 +144,8 @@ pub fn run(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<Vec<DbWriteResul
 pub fn guest_versions(keep: &Path) -> Result<([Vec<u8>; 2], std::path::PathBuf)> {
     let built = cln_autoreload_tests::wasm_bin("testguest", true);
     let bytes = std::fs::read(&built)?;
-    let patch = |v: &[u8; 8]| -> Result<Vec<u8>> {
-        let marker = b"TGVERSION:";
-        let at = bytes
-            .windows(marker.len())
-            .position(|w| w == marker)
-            .ok_or_else(|| anyhow::anyhow!("no version marker in testguest.wasm"))?;
-        let mut b = bytes.clone();
-        b[at + marker.len()..at + marker.len() + 8].copy_from_slice(v);
-        Ok(b)
-    };
-    let versions = [patch(b"b1______")?, patch(b"b2______")?];
+    let versions =
+        ["b1", "b2"].map(|v| cln_autoreload_tests::with_testguest_version(bytes.clone(), v));
     let first = keep.join("testguest.wasm");
     std::fs::write(&first, &versions[0])?;
     Ok((versions, first))
