@@ -179,6 +179,15 @@ impl Phase {
         }
     }
 
+    /// Why no generation takes requests, in words: the reason it is
+    /// down, or the phase.
+    fn why_not_serving(&self) -> String {
+        match self {
+            Phase::Down { reason } => reason.clone(),
+            other => other.name().to_string(),
+        }
+    }
+
     /// The generation that serves (or last served) now, if any.
     pub fn generation(&self) -> Option<&Generation> {
         match self {
@@ -872,10 +881,7 @@ impl Host {
         let plugin = &mut self.plugins[p];
         match &req.kind {
             ReqKind::Hook(hook) if req.kind.must_reach_plugin() => {
-                let why = match &plugin.phase {
-                    Phase::Down { reason } => reason.clone(),
-                    other => other.name().to_string(),
-                };
+                let why = plugin.phase.why_not_serving();
                 self.link.log(
                     Level::Warn,
                     format!(
@@ -887,10 +893,7 @@ impl Host {
             }
             ReqKind::Hook(_) => self.hook_continues(req),
             ReqKind::Rpc => {
-                let why = match &plugin.phase {
-                    Phase::Down { reason } => reason.clone(),
-                    other => other.name().to_string(),
-                };
+                let why = plugin.phase.why_not_serving();
                 let msg = format!(
                     "{} is not running: {why}. Fix it and save the file, or call autoreload-restart.",
                     plugin.name
