@@ -11,7 +11,7 @@
 use crate::backend::{wasm, BackendKind, InstanceEvent};
 use crate::framing::{preview, Frame, Kind, Message, RawId};
 use crate::init::CachedInit;
-use crate::jsonrpc::{self, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::jsonrpc::{self, ErrorKind};
 use crate::link::{Level, Link};
 use crate::locate::{self, Located};
 use crate::manifest::{self, Manifest};
@@ -309,7 +309,7 @@ impl Host {
             let msg = "cln-autoreload is shutting down";
             return self
                 .link
-                .send(jsonrpc::error(&id, jsonrpc::PLUGIN_TERMINATED, msg));
+                .send(jsonrpc::error(&id, ErrorKind::ShuttingDown, msg));
         }
         let params = || jsonrpc::parse(&m.raw).and_then(|v| v.get("params").cloned());
         let req = |kind| Request {
@@ -337,7 +337,7 @@ impl Host {
                         .send(jsonrpc::response(&id, json!({"command_to_check": c}))),
                     _ => self.link.send(jsonrpc::error(
                         &id,
-                        METHOD_NOT_FOUND,
+                        ErrorKind::UnknownMethod,
                         "check: unknown command",
                     )),
                 }
@@ -368,7 +368,7 @@ impl Host {
                     }
                     _ => self.link.send(jsonrpc::error(
                         &id,
-                        INVALID_PARAMS,
+                        ErrorKind::InvalidParams,
                         "setconfig: not an option of a managed plugin",
                     )),
                 }
@@ -406,13 +406,15 @@ impl Host {
                                 "{method} was removed by the new version of {}; lightningd keeps it registered until it re-registers the plugin: call autoreload-reregister (or restart lightningd)",
                                 self.plugins[p].name
                             );
-                            self.link.send(jsonrpc::error(&id, METHOD_NOT_FOUND, &msg));
+                            self.link
+                                .send(jsonrpc::error(&id, ErrorKind::RemovedMethod, &msg));
                         }
                     }
                     Route::Unknown => {
                         let msg =
                             format!("cln-autoreload: no managed plugin has a method '{method}'");
-                        self.link.send(jsonrpc::error(&id, METHOD_NOT_FOUND, &msg));
+                        self.link
+                            .send(jsonrpc::error(&id, ErrorKind::UnknownMethod, &msg));
                     }
                 }
             }
@@ -553,7 +555,7 @@ impl Host {
                 let msg =
                     "plugins cannot send requests on stdout: use lightningd's lightning-rpc socket";
                 if let Some(g) = self.plugins[p].phase.generation() {
-                    g.send(jsonrpc::error(id, METHOD_NOT_FOUND, msg));
+                    g.send(jsonrpc::error(id, ErrorKind::Protocol, msg));
                 }
             }
         }
@@ -578,7 +580,9 @@ impl Host {
     fn on_getmanifest(&mut self, id: RawId, m: &Message) {
         if !matches!(self.startup, Startup::NotStarted) {
             let msg = "getmanifest was already answered";
-            return self.link.send(jsonrpc::error(&id, INVALID_PARAMS, msg));
+            return self
+                .link
+                .send(jsonrpc::error(&id, ErrorKind::Protocol, msg));
         }
         self.getmanifest_params = jsonrpc::parse(&m.raw)
             .and_then(|v| v.get("params").cloned())
@@ -726,7 +730,9 @@ impl Host {
         self.init = Some(cached);
         if !matches!(self.startup, Startup::WaitInit) {
             let msg = "init out of order";
-            return self.link.send(jsonrpc::error(&id, INVALID_PARAMS, msg));
+            return self
+                .link
+                .send(jsonrpc::error(&id, ErrorKind::Protocol, msg));
         }
         self.startup = Startup::Init { id };
         self.start_watching();
@@ -1120,7 +1126,7 @@ impl Host {
                 if let Some(id) = caller {
                     self.link.send(jsonrpc::error(
                         &id,
-                        jsonrpc::PLUGIN_TERMINATED,
+                        ErrorKind::ReregisterFailed,
                         &format!("cannot re-register: {why}"),
                     ));
                 }
@@ -1163,7 +1169,11 @@ impl Host {
         let chosen: Vec<PluginId> = if has_arg {
             match self.find_plugin(params.as_ref()) {
                 Ok(p) => vec![p],
-                Err(e) => return self.link.send(jsonrpc::error(&id, INVALID_PARAMS, &e)),
+                Err(e) => {
+                    return self
+                        .link
+                        .send(jsonrpc::error(&id, ErrorKind::InvalidParams, &e))
+                }
             }
         } else {
             (0..self.plugins.len()).collect()
@@ -1186,14 +1196,16 @@ impl Host {
         if self.shutting_down {
             return self.link.send(jsonrpc::error(
                 &id,
-                jsonrpc::PLUGIN_TERMINATED,
+                ErrorKind::ShuttingDown,
                 "shutting down",
             ));
         }
         let params = jsonrpc::parse(&m.raw).and_then(|v| v.get("params").cloned());
         match self.find_plugin(params.as_ref()) {
             Ok(p) => self.restart(p, id),
-            Err(e) => self.link.send(jsonrpc::error(&id, INVALID_PARAMS, &e)),
+            Err(e) => self
+                .link
+                .send(jsonrpc::error(&id, ErrorKind::InvalidParams, &e)),
         }
     }
 

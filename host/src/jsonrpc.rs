@@ -36,6 +36,59 @@ struct ErrorResponse<'a> {
 struct ErrorObject<'a> {
     code: i64,
     message: &'a str,
+    data: ErrorData,
+}
+
+#[derive(Serialize)]
+struct ErrorData {
+    kind: ErrorKind,
+}
+
+/// Why the host answered a request with an error, for programs: it goes
+/// in `error.data.kind` (lightningd forwards a plugin's error object to
+/// the caller whole), so a caller can tell a reload from a crash without
+/// reading the message, which is for people and may be reworded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The plugin was reloaded while the call was in flight: call again.
+    Reloaded,
+    /// The plugin crashed while the call was in flight.
+    Crashed,
+    /// It was stopped for running too long on one request (wasm).
+    Timeout,
+    /// It was stopped for asking for more memory than allowed (wasm).
+    OutOfMemory,
+    /// No version of the plugin runs (it failed to start, crash loop).
+    Down,
+    /// cln-autoreload is shutting down.
+    ShuttingDown,
+    /// The method was removed by the plugin's new version.
+    RemovedMethod,
+    /// No managed plugin has the method.
+    UnknownMethod,
+    /// `autoreload-restart` asked for a version that did not start.
+    ReloadFailed,
+    /// `autoreload-reregister` could not re-register.
+    ReregisterFailed,
+    /// The request's parameters are wrong.
+    InvalidParams,
+    /// The request came out of order (a second getmanifest, a request
+    /// from a plugin on stdout).
+    Protocol,
+}
+
+impl ErrorKind {
+    /// The JSON-RPC error code: lightningd's own for a plugin that cannot
+    /// answer (what it sends when a plugin dies), else the JSON-RPC
+    /// standard one.
+    pub fn code(self) -> i64 {
+        match self {
+            ErrorKind::RemovedMethod | ErrorKind::UnknownMethod => METHOD_NOT_FOUND,
+            ErrorKind::InvalidParams | ErrorKind::Protocol => INVALID_PARAMS,
+            _ => PLUGIN_TERMINATED,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -67,12 +120,16 @@ pub fn response<T: Serialize>(id: &RawId, result: T) -> Bytes {
     })
 }
 
-/// An error response.
-pub fn error(id: &RawId, code: i64, message: &str) -> Bytes {
+/// An error response of the host's own, with its kind in `error.data`.
+pub fn error(id: &RawId, kind: ErrorKind, message: &str) -> Bytes {
     to_bytes(&ErrorResponse {
         jsonrpc: "2.0",
         id: id.as_raw(),
-        error: ErrorObject { code, message },
+        error: ErrorObject {
+            code: kind.code(),
+            message,
+            data: ErrorData { kind },
+        },
     })
 }
 

@@ -19,7 +19,7 @@ use crate::backend::{native, wasm, BackendKind, Exit, Instance, InstanceEvent};
 use crate::framing::{preview, Kind, Message, RawId};
 use crate::host::{Event, Host, Timer};
 use crate::init::CachedInit;
-use crate::jsonrpc::{self, PLUGIN_TERMINATED};
+use crate::jsonrpc::{self, ErrorKind};
 use crate::link::Level;
 use crate::manifest::{Diff, Manifest};
 use crate::router::{PluginId, ReqKind, Request};
@@ -756,10 +756,7 @@ impl Host {
         let number = gen.number;
         // Start first, so that the hooks wait for the new generation.
         self.start(p, pending);
-        let exit = Exit {
-            how: "was replaced during start-up".into(),
-            runaway: false,
-        };
+        let exit = Exit::plain("was replaced during start-up");
         self.orphans(p, number, &exit, true);
     }
 
@@ -860,7 +857,7 @@ impl Host {
                 Ok(v) => jsonrpc::response(&id, v),
                 Err(why) => jsonrpc::error(
                     &id,
-                    PLUGIN_TERMINATED,
+                    ErrorKind::ReloadFailed,
                     &format!("reload of {} failed: {why}", plugin.name),
                 ),
             });
@@ -899,7 +896,7 @@ impl Host {
                     plugin.name
                 );
                 self.link
-                    .send(jsonrpc::error(&req.id, PLUGIN_TERMINATED, &msg));
+                    .send(jsonrpc::error(&req.id, ErrorKind::Down, &msg));
             }
         }
     }
@@ -1008,7 +1005,9 @@ impl Host {
         let name = self.plugins[p].name.clone();
         for f in self.router.orphaned(p, number) {
             match f.request.kind {
-                ReqKind::Hook(_) if exit.runaway && !f.request.kind.must_reach_plugin() => {
+                ReqKind::Hook(_)
+                    if exit.sandbox.is_some() && !f.request.kind.must_reach_plugin() =>
+                {
                     self.hook_continues(f.request)
                 }
                 ReqKind::Hook(_) if reloaded => self.dispatch_to(p, f.request),
@@ -1029,7 +1028,7 @@ impl Host {
                 }
                 ReqKind::Rpc => self.link.send(jsonrpc::error(
                     &f.request.id,
-                    PLUGIN_TERMINATED,
+                    exit.error_kind(reloaded),
                     &format!(
                         "{name} {} before answering {}: generation {number} {}. Call again.",
                         if reloaded { "was reloaded" } else { "crashed" },

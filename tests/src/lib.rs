@@ -117,6 +117,11 @@ impl RpcError {
     pub fn code(&self) -> i64 {
         self.error["code"].as_i64().unwrap_or(0)
     }
+    /// The kind cln-autoreload gives its own errors, in `error.data.kind`
+    /// ("reloaded", "crashed", "down", ...); empty for anyone else's.
+    pub fn kind(&self) -> &str {
+        self.error["data"]["kind"].as_str().unwrap_or_default()
+    }
     /// The error's message.
     pub fn message(&self) -> String {
         self.error["message"]

@@ -23,9 +23,41 @@ use tokio::sync::Notify;
 pub struct Exit {
     /// In words: "exited with status 3", "trapped: ...".
     pub how: String,
-    /// It was stopped for running too long on one request: the request it
-    /// was working on must not be handed to the next instance.
-    pub runaway: bool,
+    /// The sandbox stopped it (a request ran too long, or it wanted too
+    /// much memory): the request it was working on must not be handed to
+    /// the next instance, which would only be stopped again.
+    pub sandbox: Option<SandboxStop>,
+}
+
+/// Why the sandbox stopped an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxStop {
+    /// One request took longer than its CPU deadline.
+    Timeout,
+    /// It asked for more memory than allowed.
+    OutOfMemory,
+}
+
+impl Exit {
+    /// An instance that ended (or was stopped) on its own account.
+    pub fn plain(how: impl Into<String>) -> Exit {
+        Exit {
+            how: how.into(),
+            sandbox: None,
+        }
+    }
+
+    /// The kind of the error a call in flight gets when this generation
+    /// ended without answering it: `reloaded` when the host replaced it.
+    pub fn error_kind(&self, reloaded: bool) -> crate::jsonrpc::ErrorKind {
+        use crate::jsonrpc::ErrorKind;
+        match self.sandbox {
+            Some(SandboxStop::Timeout) => ErrorKind::Timeout,
+            Some(SandboxStop::OutOfMemory) => ErrorKind::OutOfMemory,
+            None if reloaded => ErrorKind::Reloaded,
+            None => ErrorKind::Crashed,
+        }
+    }
 }
 
 /// What a running instance reports.

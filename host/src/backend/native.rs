@@ -149,10 +149,7 @@ async fn read_stdout(mut child: Child, mut stdout: ChildStdout, report: impl Fn(
         Ok(s) => describe(s),
         Err(e) => format!("could not be waited for: {e}"),
     };
-    report(InstanceEvent::Exited(Exit {
-        how,
-        runaway: false,
-    }));
+    report(InstanceEvent::Exited(Exit::plain(how)));
 }
 
 fn describe(s: std::process::ExitStatus) -> String {

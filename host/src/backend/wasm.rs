@@ -13,7 +13,9 @@
 //! stdin or dropping the call stops it at once, and a guest computing away
 //! is interrupted by the epoch callback.
 
-use super::{read_messages, spawn_stderr_lines, Control, Exit, Instance, InstanceEvent};
+use super::{
+    read_messages, spawn_stderr_lines, Control, Exit, Instance, InstanceEvent, SandboxStop,
+};
 use crate::framing::write_messages;
 use anyhow::{anyhow, Context as _};
 use std::collections::HashMap;
@@ -453,19 +455,15 @@ pub fn spawn(
                     thread_stop,
                     thread_report,
                 )),
-                Err(e) => Exit {
-                    how: format!("cannot start a runtime for it: {e}"),
-                    runaway: false,
-                },
+                Err(e) => Exit::plain(format!("cannot start a runtime for it: {e}")),
             };
             let _ = exit_tx.send(exit);
         })?;
     tokio::spawn(async move {
         read_messages(stdout_host, &report).await;
-        let exit = exit_rx.await.unwrap_or(Exit {
-            how: "its thread ended without a word".into(),
-            runaway: false,
-        });
+        let exit = exit_rx
+            .await
+            .unwrap_or(Exit::plain("its thread ended without a word"));
         report(InstanceEvent::Exited(exit));
     });
     Ok(Instance {
@@ -487,10 +485,7 @@ async fn run(
     stop: Arc<Stop>,
     report: impl Fn(InstanceEvent) + Send + Sync + Clone + 'static,
 ) -> Exit {
-    let fail = |how: String| Exit {
-        how,
-        runaway: false,
-    };
+    let fail = |how: String| Exit::plain(how);
     let (module, compiler) = match module_for(path, settings.compiler, &report) {
         Ok(m) => m,
         Err(e) => return fail(format!("does not compile: {e:#}")),
@@ -600,7 +595,7 @@ async fn run(
                         desired >> 20,
                         settings.max_memory >> 20
                     ),
-                    runaway: true,
+                    sandbox: Some(SandboxStop::OutOfMemory),
                 };
             }
             // The trap with its wasm backtrace goes to the log (not the
@@ -614,7 +609,9 @@ async fn run(
             }
             Exit {
                 how: format!("trapped: {cause}"),
-                runaway: runaway.load(Ordering::SeqCst),
+                sandbox: runaway
+                    .load(Ordering::SeqCst)
+                    .then_some(SandboxStop::Timeout),
             }
         }
     }

@@ -229,7 +229,7 @@ async fn native_huge_output_without_newline_or_end_is_contained() {
         )
         .await
         .expect_err("it exited without answering");
-    assert_eq!(err.code(), -4);
+    assert_eq!((err.code(), err.kind()), (-4, "crashed"), "{err}");
     assert!(err.message().contains("exited with status 9"), "{err}");
     assert_ne!(pid(&node).await, first);
     let logs = node.logs().await;
@@ -246,7 +246,7 @@ async fn native_huge_output_without_newline_or_end_is_contained() {
         .call("tp-close-stdout", json!({}))
         .await
         .expect_err("it can no longer answer");
-    assert_eq!(err.code(), -4);
+    assert_eq!((err.code(), err.kind()), (-4, "crashed"), "{err}");
     assert!(err.message().contains("closed its stdout"), "{err}");
     assert_ne!(pid(&node).await, before);
     wait_for("the lingering process to be gone", || {
@@ -564,7 +564,7 @@ async fn wasm_files_outside_the_granted_dir_stay_out_of_reach() {
         .call("tg-alloc", json!({"mib": 1024}))
         .await
         .expect_err("refused");
-    assert_eq!(err.code(), -4);
+    assert_eq!((err.code(), err.kind()), (-4, "out-of-memory"), "{err}");
     assert!(err.message().contains("ran out of memory"), "{err}");
     serves(&node).await;
     // An answer of 200 MB does not fit in the guest's 256 MiB.
@@ -572,7 +572,7 @@ async fn wasm_files_outside_the_granted_dir_stay_out_of_reach() {
         .call("tg-big", json!({"bytes": 200_000_000}))
         .await
         .expect_err("too big to make");
-    assert_eq!(err.code(), -4);
+    assert_eq!((err.code(), err.kind()), (-4, "out-of-memory"), "{err}");
     assert!(err.message().contains("ran out of memory"), "{err}");
     serves(&node).await;
     lightningd_view_is_valid(&node).await;

@@ -553,7 +553,7 @@ mod node {
             .await
             .unwrap()
             .expect_err("the old version never answers");
-        assert_eq!(err.code(), -4, "{err}");
+        assert_eq!((err.code(), err.kind()), (-4, "reloaded"), "{err}");
         assert!(
             err.message().contains("reloaded") && err.message().contains("tp-never"),
             "{err}"
@@ -580,7 +580,7 @@ mod node {
             return;
         };
         let err = node.call("tp-crash", json!({})).await.expect_err("crashed");
-        assert_eq!(err.code(), -4);
+        assert_eq!((err.code(), err.kind()), (-4, "crashed"), "{err}");
         assert!(
             err.message().contains("crashed") && err.message().contains("exited with status 7"),
             "{err}"
@@ -847,6 +847,11 @@ mod node {
             "{line}"
         );
         let err = node.call("tp-echo", json!({})).await.expect_err("removed");
+        assert_eq!(
+            (err.code(), err.kind()),
+            (-32601, "removed-method"),
+            "{err}"
+        );
         assert!(
             err.message().contains("removed") && err.message().contains("autoreload-reregister"),
             "{err}"
@@ -1292,7 +1297,7 @@ mod wasm {
             return;
         };
         let err = node.call("tg-trap", json!({})).await.expect_err("trapped");
-        assert_eq!(err.code(), -4);
+        assert_eq!((err.code(), err.kind()), (-4, "crashed"), "{err}");
         assert!(err.message().contains("trapped"), "{err}");
         node.wait_log("tg-trap asked for a panic").await;
         node.wait_log("trap:").await;
@@ -1318,6 +1323,7 @@ mod wasm {
         };
         let err = node.call("tg-spin", json!({})).await.expect_err("spins");
         assert!(err.message().contains("computed for"), "{err}");
+        assert_eq!(err.kind(), "timeout", "{err}");
         assert_eq!(version(&node).await, "v1");
         let err = node.call("tg-bomb", json!({})).await.expect_err("bombs");
         assert!(
