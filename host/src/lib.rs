@@ -2,11 +2,13 @@
 //! developing, forwards everything between them and lightningd, and reloads
 //! each one the moment its file changes.
 pub mod backend;
+pub mod builds;
 pub mod dev;
 pub mod framing;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 pub mod host;
+pub mod ids;
 pub mod init;
 pub mod jsonrpc;
 pub mod link;

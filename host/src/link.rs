@@ -26,7 +26,8 @@ pub enum Level {
 }
 
 impl Level {
-    fn as_str(self) -> &'static str {
+    /// Its name in a `log` notification.
+    pub fn as_str(self) -> &'static str {
         match self {
             Level::Debug => "debug",
             Level::Info => "info",

@@ -9,10 +9,11 @@
 //! wrapper lightningd started it from, changes a marker line in it, and
 //! asks lightningd to `plugin start` it.
 //!
-//! Owns: finding that wrapper and marking it changed. Must not: talk to
-//! lightningd (the host does, through [`crate::rpc`]).
+//! Owns: finding that wrapper, marking it changed, and asking lightningd
+//! (through [`crate::rpc`]) to start it. Must not: decide whether to
+//! re-register (the supervisor does) or block the host's loop.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 const MARKER: &str = "# cln-autoreload re-registration: ";
@@ -89,6 +90,37 @@ pub fn mark_changed(wrapper: &Path, stamp: u64) -> std::io::Result<()> {
     std::fs::write(&tmp, out)?;
     std::fs::set_permissions(&tmp, perms)?;
     std::fs::rename(&tmp, wrapper)
+}
+
+/// Finds the wrapper lightningd started the host from (in lightningd's
+/// `plugin list`, the entry that runs this binary for `managed`) and
+/// marks it changed, so that `plugin start` on it restarts the host.
+pub async fn prepare(socket: &Path, managed: &[PathBuf]) -> Result<PathBuf, String> {
+    let list = crate::rpc::call(socket, "plugin", json!({"subcommand": "list"}))
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot tell its own path: {e}"))?;
+    let wrapper = find_wrapper(&list, &exe, managed)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    mark_changed(&wrapper, stamp)
+        .map_err(|e| format!("cannot change {}: {e}", wrapper.display()))?;
+    Ok(wrapper)
+}
+
+/// Asks lightningd to `plugin start` the wrapper: it kills the host and
+/// starts it again, reading the manifest afresh.
+pub async fn restart_through(socket: &Path, wrapper: &Path) -> Result<(), String> {
+    crate::rpc::call(
+        socket,
+        "plugin",
+        json!({"subcommand": "start", "plugin": wrapper}),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| format!("lightningd refused to restart it: {e:#}"))
 }
 
 #[cfg(test)]

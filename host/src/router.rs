@@ -1,18 +1,20 @@
-//! Who answers what: which managed plugin owns each rpc method, hook,
-//! option and notification topic, and which requests are in flight where.
+//! Who answers what: which managed plugin a request from lightningd goes
+//! to, in what order, and what is answered on the plugins' behalf; and
+//! which requests are in flight where.
 //!
 //! Owns: the routing tables (built from the manifests registered with
-//! lightningd) and the table of requests in flight (id → plugin,
-//! generation, kind). Must not: send anything or touch plugin state; the
-//! host acts on what it answers.
+//! lightningd), [`Router::route`], the one decision for every request that
+//! is not the host's own, and the table of requests in flight (id →
+//! plugin, generation, kind). Must not: send anything or touch plugin
+//! state; the supervisor acts on what it answers.
 
 use crate::framing::RawId;
-use crate::manifest::Manifest;
+pub use crate::ids::{Gen, PluginId};
+use crate::jsonrpc::ErrorKind;
+use crate::manifest::{self, Manifest};
 use bytes::Bytes;
+use serde_json::{json, Value};
 use std::collections::HashMap;
-
-/// Index of a managed plugin.
-pub type PluginId = usize;
 
 /// What a request from lightningd is, for deciding what to do when no
 /// instance can answer it.
@@ -56,7 +58,7 @@ pub struct InFlight {
     /// Which plugin.
     pub plugin: PluginId,
     /// Which generation of it.
-    pub generation: u64,
+    pub generation: Gen,
     /// The request, to re-send (hooks) or answer (rpc) if the generation
     /// ends first.
     pub request: Request,
@@ -70,6 +72,43 @@ pub enum Route {
     Plugin(PluginId),
     /// Nobody registered it.
     Unknown,
+}
+
+/// What to do with a request from lightningd that is not the host's own
+/// (getmanifest, init and the `autoreload-*` methods are the
+/// supervisor's).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// An rpc call (or `check` of one) for this plugin.
+    Call(PluginId),
+    /// `setconfig` of this plugin's option: the cached init takes the new
+    /// value (a later generation starts with it), then the plugin gets
+    /// the call.
+    SetConfig {
+        /// The plugin that owns the option.
+        owner: PluginId,
+        /// The option.
+        name: String,
+        /// Its new value, if given.
+        val: Option<Value>,
+    },
+    /// A hook: these plugins, in order, each until one answers other than
+    /// `continue`; none left means lightningd is told to continue.
+    Hook(Vec<PluginId>),
+    /// Answered on the plugins' behalf with this result.
+    Answer(Value),
+    /// Answered on the plugins' behalf with this error.
+    Refuse(ErrorKind, String),
+}
+
+/// What the router needs to know of a plugin now: the manifest of the
+/// version serving (hooks it still wants, methods it still has) and its
+/// name (for messages).
+pub trait Plugins {
+    /// The manifest of its current version (or the registered one).
+    fn current(&self, p: PluginId) -> Option<&Manifest>;
+    /// Its name.
+    fn name(&self, p: PluginId) -> &str;
 }
 
 /// The routing tables and the requests in flight.
@@ -90,6 +129,7 @@ impl Router {
         let mut r = Router::default();
         for (i, m) in registered.iter().enumerate() {
             let Some(m) = m else { continue };
+            let i = PluginId(i);
             for name in m.methods.keys() {
                 r.methods.entry(name.clone()).or_insert(i);
             }
@@ -121,8 +161,101 @@ impl Router {
         self.options.get(name).copied()
     }
 
+    /// Decides what happens to a request from lightningd: `params` parses
+    /// its params, only for the few requests that need them (a full parse
+    /// of every call would cost every call).
+    pub fn route(
+        &self,
+        method: &str,
+        params: impl FnOnce() -> Option<Value>,
+        plugins: &impl Plugins,
+    ) -> Decision {
+        match method {
+            "check" => {
+                let cmd = params().and_then(|p| match p {
+                    Value::Array(a) => a.first().and_then(Value::as_str).map(str::to_owned),
+                    Value::Object(o) => o
+                        .get("command_to_check")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    _ => None,
+                });
+                match cmd.as_deref().map(|c| (c, self.method(c))) {
+                    Some((_, Route::Plugin(p))) => Decision::Call(p),
+                    // The host's own methods are registered by the host.
+                    Some((c, Route::Unknown)) if c.starts_with(manifest::HOST_PREFIX) => {
+                        Decision::Answer(json!({"command_to_check": c}))
+                    }
+                    _ => {
+                        Decision::Refuse(ErrorKind::UnknownMethod, "check: unknown command".into())
+                    }
+                }
+            }
+            "setconfig" => {
+                let p = params();
+                let name = p
+                    .as_ref()
+                    .and_then(|p| p.get("config"))
+                    .and_then(Value::as_str);
+                match name.and_then(|n| Some((n, self.option(n)?))) {
+                    Some((name, owner)) => Decision::SetConfig {
+                        owner,
+                        name: name.to_owned(),
+                        val: p.as_ref().and_then(|p| p.get("val")).cloned(),
+                    },
+                    None => Decision::Refuse(
+                        ErrorKind::InvalidParams,
+                        "setconfig: not an option of a managed plugin".into(),
+                    ),
+                }
+            }
+            _ => {
+                let owners = self.hook(method);
+                if !owners.is_empty() {
+                    // Filters matter only for these two hooks.
+                    let filtered = matches!(method, "rpc_command" | "custommsg");
+                    let hook_params = if filtered { params() } else { None };
+                    let must = ReqKind::Hook(method.to_owned()).must_reach_plugin();
+                    // The plugins whose current version still has the hook
+                    // and wants this call, in the order given.
+                    return Decision::Hook(
+                        owners
+                            .iter()
+                            .copied()
+                            .filter(|&p| {
+                                must || plugins.current(p).is_some_and(|m| {
+                                    manifest::hook_wants(m, method, hook_params.as_ref())
+                                })
+                            })
+                            .collect(),
+                    );
+                }
+                match self.method(method) {
+                    Route::Plugin(p)
+                        if plugins
+                            .current(p)
+                            .is_some_and(|m| m.methods.contains_key(method)) =>
+                    {
+                        Decision::Call(p)
+                    }
+                    Route::Plugin(p) => Decision::Refuse(
+                        ErrorKind::RemovedMethod,
+                        format!(
+                            "{method} was removed by the new version of {}; lightningd keeps it registered until it re-registers the plugin: call autoreload-reregister (or restart lightningd)",
+                            plugins.name(p)
+                        ),
+                    ),
+                    Route::Unknown => Decision::Refuse(
+                        ErrorKind::UnknownMethod,
+                        format!("cln-autoreload: no managed plugin has a method '{method}'"),
+                    ),
+                }
+            }
+        }
+    }
+
     /// Records a request sent to a generation.
-    pub fn sent(&mut self, plugin: PluginId, generation: u64, request: Request) {
+    pub fn sent(&mut self, plugin: PluginId, generation: Gen, request: Request) {
         self.seq += 1;
         let old = self.in_flight.insert(
             request.id.clone(),
@@ -143,7 +276,7 @@ impl Router {
 
     /// Takes the request a response answers, if that generation was
     /// waiting for it. A response from anyone else is not taken.
-    pub fn answered(&mut self, plugin: PluginId, generation: u64, id: &RawId) -> Option<InFlight> {
+    pub fn answered(&mut self, plugin: PluginId, generation: Gen, id: &RawId) -> Option<InFlight> {
         match self.in_flight.get(id) {
             Some(f) if f.plugin == plugin && f.generation == generation => {
                 self.forget(plugin);
@@ -160,7 +293,7 @@ impl Router {
     }
 
     /// Takes every request a generation never answered, oldest first.
-    pub fn orphaned(&mut self, plugin: PluginId, generation: u64) -> Vec<InFlight> {
+    pub fn orphaned(&mut self, plugin: PluginId, generation: Gen) -> Vec<InFlight> {
         let ids: Vec<RawId> = self
             .in_flight
             .iter()
@@ -179,7 +312,7 @@ impl Router {
     }
 
     /// How many requests one generation of a plugin has in flight.
-    pub fn count_generation(&self, plugin: PluginId, generation: u64) -> usize {
+    pub fn count_generation(&self, plugin: PluginId, generation: Gen) -> usize {
         self.in_flight
             .values()
             .filter(|f| f.plugin == plugin && f.generation == generation)
@@ -189,5 +322,200 @@ impl Router {
     /// How many requests a plugin (any generation) has in flight.
     pub fn count(&self, plugin: PluginId) -> usize {
         self.per_plugin.get(&plugin).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two plugins as lightningd registered them, and their current
+    /// versions.
+    struct Two {
+        current: Vec<Manifest>,
+    }
+
+    impl Plugins for Two {
+        fn current(&self, p: PluginId) -> Option<&Manifest> {
+            self.current.get(p.0)
+        }
+        fn name(&self, p: PluginId) -> &str {
+            ["a.py", "b.wasm"][p.0]
+        }
+    }
+
+    fn manifest(v: Value) -> Manifest {
+        Manifest::from_result(&v).expect("a manifest").0
+    }
+
+    fn a() -> Manifest {
+        manifest(json!({
+            "options": [{"name": "a-opt", "type": "string", "default": "x", "description": "d"}],
+            "rpcmethods": [{"name": "a-hello", "usage": "", "description": "d"}, {"name": "a-old", "usage": "", "description": "d"}],
+            "hooks": [{"name": "peer_connected"}, {"name": "rpc_command", "filters": ["pay"]}, {"name": "db_write"}],
+            "dynamic": true
+        }))
+    }
+
+    fn b() -> Manifest {
+        manifest(json!({
+            "rpcmethods": [{"name": "b-hello", "usage": "", "description": "d"}],
+            "hooks": [{"name": "peer_connected"}, {"name": "rpc_command"}],
+            "dynamic": true
+        }))
+    }
+
+    fn router() -> (Router, Two) {
+        let (a, b) = (a(), b());
+        let r = Router::new(&[Some(&a), Some(&b)]);
+        (
+            r,
+            Two {
+                current: vec![a, b],
+            },
+        )
+    }
+
+    #[test]
+    fn each_request_goes_where_its_name_says() {
+        let (r, plugins) = router();
+        let none = || None;
+        let cases: Vec<(&str, Option<Value>, Decision)> = vec![
+            ("a-hello", None, Decision::Call(PluginId(0))),
+            ("b-hello", None, Decision::Call(PluginId(1))),
+            (
+                "nobody",
+                None,
+                Decision::Refuse(
+                    ErrorKind::UnknownMethod,
+                    "cln-autoreload: no managed plugin has a method 'nobody'".into(),
+                ),
+            ),
+            // Hooks chain in the order the plugins were given.
+            (
+                "peer_connected",
+                None,
+                Decision::Hook(vec![PluginId(0), PluginId(1)]),
+            ),
+            // rpc_command's filters: a only wants pay.
+            (
+                "rpc_command",
+                Some(json!({"rpc_command": {"method": "pay"}})),
+                Decision::Hook(vec![PluginId(0), PluginId(1)]),
+            ),
+            (
+                "rpc_command",
+                Some(json!({"rpc_command": {"method": "getinfo"}})),
+                Decision::Hook(vec![PluginId(1)]),
+            ),
+            ("db_write", None, Decision::Hook(vec![PluginId(0)])),
+            // check asks the owner; the host's own are answered here.
+            (
+                "check",
+                Some(json!({"command_to_check": "b-hello"})),
+                Decision::Call(PluginId(1)),
+            ),
+            (
+                "check",
+                Some(json!(["autoreload-status"])),
+                Decision::Answer(json!({"command_to_check": "autoreload-status"})),
+            ),
+            (
+                "check",
+                Some(json!(["nobody"])),
+                Decision::Refuse(ErrorKind::UnknownMethod, "check: unknown command".into()),
+            ),
+            (
+                "setconfig",
+                Some(json!({"config": "a-opt", "val": "y"})),
+                Decision::SetConfig {
+                    owner: PluginId(0),
+                    name: "a-opt".into(),
+                    val: Some(json!("y")),
+                },
+            ),
+            (
+                "setconfig",
+                Some(json!({"config": "log-level", "val": "debug"})),
+                Decision::Refuse(
+                    ErrorKind::InvalidParams,
+                    "setconfig: not an option of a managed plugin".into(),
+                ),
+            ),
+        ];
+        for (method, params, want) in cases {
+            let got = match params {
+                Some(p) => r.route(method, || Some(p.clone()), &plugins),
+                None => r.route(method, none, &plugins),
+            };
+            assert_eq!(got, want, "{method}");
+        }
+    }
+
+    #[test]
+    fn a_new_version_without_a_method_or_hook_is_not_sent_it() {
+        let (r, mut plugins) = router();
+        // a's new version dropped a-old and peer_connected.
+        plugins.current[0] = manifest(json!({
+            "rpcmethods": [{"name": "a-hello", "usage": "", "description": "d"}],
+            "hooks": [{"name": "db_write"}],
+            "dynamic": true
+        }));
+        match r.route("a-old", || None, &plugins) {
+            Decision::Refuse(ErrorKind::RemovedMethod, msg) => {
+                assert!(
+                    msg.contains("a.py") && msg.contains("autoreload-reregister"),
+                    "{msg}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            r.route("peer_connected", || None, &plugins),
+            Decision::Hook(vec![PluginId(1)])
+        );
+        // db_write goes to its owner whatever its version says: it must
+        // never be answered on the plugin's behalf.
+        plugins.current[0] = manifest(json!({"dynamic": true}));
+        assert_eq!(
+            r.route("db_write", || None, &plugins),
+            Decision::Hook(vec![PluginId(0)])
+        );
+    }
+
+    #[test]
+    fn params_are_parsed_only_for_the_requests_that_need_them() {
+        let (r, plugins) = router();
+        for method in ["a-hello", "peer_connected", "db_write", "nobody"] {
+            r.route(method, || panic!("{method} parsed its params"), &plugins);
+        }
+    }
+
+    #[test]
+    fn in_flight_requests_are_settled_per_generation() {
+        let mut r = Router::default();
+        let req = |id: &str| Request {
+            id: RawId::from_string(id),
+            method: "m".into(),
+            raw: Bytes::new(),
+            kind: ReqKind::Rpc,
+            chain: vec![],
+            crashes: 0,
+        };
+        let p = PluginId(0);
+        r.sent(p, Gen(1), req("x"));
+        r.sent(p, Gen(2), req("y"));
+        r.sent(p, Gen(1), req("z"));
+        assert_eq!((r.count(p), r.count_generation(p, Gen(1))), (3, 2));
+        // An answer from the wrong generation is not taken.
+        assert!(r.answered(p, Gen(2), &RawId::from_string("x")).is_none());
+        assert!(r.answered(p, Gen(1), &RawId::from_string("x")).is_some());
+        let orphans: Vec<String> = r
+            .orphaned(p, Gen(1))
+            .into_iter()
+            .map(|f| f.request.id.to_string())
+            .collect();
+        assert_eq!(orphans, vec!["\"z\""]);
+        assert_eq!(r.count(p), 1);
     }
 }

@@ -286,15 +286,13 @@ impl Spec {
     }
 }
 
-/// The sandbox settings of all native plugins, and what each generation
-/// was last started with (for `autoreload-status`).
+/// What each native plugin's last generation was started in, for
+/// `autoreload-status`. Which sandbox a plugin gets is the supervisor's
+/// decision ([`Options::spec`]); this is where it is made real.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
-    /// The option values in force.
-    pub options: Options,
-    /// Per plugin: the spec its last generation was started with, and
-    /// the status entry describing it.
-    started: Vec<Option<(Option<Spec>, Value)>>,
+    /// Per plugin: the status entry of its last generation's sandbox.
+    started: Vec<Option<Value>>,
 }
 
 /// A sandbox ready to be entered by a child between fork and exec.
@@ -310,55 +308,44 @@ pub struct Prepared {
 }
 
 impl Settings {
-    /// Prepares plugin `p`'s sandbox for a spawn now, and records what it
-    /// was started with. `Ok(None)`: not sandboxed. `Err`: it must not
-    /// start (says why and what to do).
+    /// Prepares plugin `p`'s sandbox `spec` for a spawn now, and records
+    /// what it was started with. `Ok(None)`: not sandboxed. `Err`: it
+    /// must not start (says why and what to do).
     pub fn prepare(
         &mut self,
         p: usize,
+        spec: Option<&Spec>,
         name: &str,
         plugin: &Path,
     ) -> Result<Option<Prepared>, String> {
-        let spec = self.options.spec(name);
         if self.started.len() <= p {
             self.started.resize(p + 1, None);
         }
-        let Some(s) = spec.clone() else {
-            self.started[p] = Some((None, json!({"sandboxed": false})));
+        let Some(s) = spec else {
+            self.started[p] = Some(json!({"sandboxed": false}));
             return Ok(None);
         };
         let cwd = std::env::current_dir()
             .map_err(|e| format!("sandbox: cannot read the working directory: {e}"))?;
-        match build(&s, name, plugin, &cwd) {
+        match build(s, name, plugin, &cwd) {
             Ok((prepared, status)) => {
-                self.started[p] = Some((spec, status));
+                self.started[p] = Some(status);
                 Ok(Some(prepared))
             }
             Err(why) => {
-                self.started[p] = Some((
-                    spec,
-                    json!({"sandboxed": false, "mode": s.mode.name(), "refused": why}),
-                ));
+                self.started[p] =
+                    Some(json!({"sandboxed": false, "mode": s.mode.name(), "refused": why}));
                 Err(why)
             }
         }
     }
 
-    /// Whether plugin `p`'s last generation was started with another
-    /// sandbox than the options now in force give it.
-    pub fn changed(&self, p: usize, name: &str) -> bool {
-        let now = self.options.spec(name);
+    /// The `sandbox` entry of plugin `p`'s status; `configured`: whether
+    /// the options in force give it one.
+    pub fn status(&self, p: usize, configured: bool) -> Value {
         match self.started.get(p) {
-            Some(Some((then, _))) => *then != now,
-            _ => now.is_some(),
-        }
-    }
-
-    /// The `sandbox` entry of plugin `p`'s status.
-    pub fn status(&self, p: usize, name: &str) -> Value {
-        match self.started.get(p) {
-            Some(Some((_, s))) => s.clone(),
-            _ => json!({"sandboxed": false, "configured": self.options.spec(name).is_some()}),
+            Some(Some(s)) => s.clone(),
+            _ => json!({"sandboxed": false, "configured": configured}),
         }
     }
 }

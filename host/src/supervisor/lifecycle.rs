@@ -1,11 +1,14 @@
 //! The life cycle of each managed plugin: start, serve, reload, drain,
 //! crash, back off, stop.
 //!
-//! Owns: each plugin's [`Phase`] and the transitions between phases, the
-//! generations being retired, the queue of requests held while no
-//! generation can take them, and the figures `autoreload-status` reports.
-//! Must not: parse lightningd's traffic or decide routes; the host hands it
-//! requests and events.
+//! Owns: each plugin's state in one place ([`ManagedPlugin`]): its
+//! [`Phase`] and the transitions between phases, the generations being
+//! retired, the queue of requests held while no generation can take them,
+//! the restart due on a timer, and the figures `autoreload-status`
+//! reports. Must not: do I/O (what it does to an instance, a timer it
+//! needs, a spawn, goes out as an [`Output`]), parse lightningd's traffic
+//! or decide routes; the rest of the supervisor hands it requests and
+//! events.
 //!
 //! Native plugins reload break-before-make: the old process may hold
 //! something exclusive (a port, a lock), so it finishes its requests in
@@ -15,15 +18,16 @@
 //! until the new one has answered init, then retires, finishing what it has
 //! in flight; if the new one fails, the old one simply stays.
 
-use crate::backend::{native, wasm, BackendKind, Exit, Instance, InstanceEvent};
+use super::{InstanceOp, Output, SpawnError, Supervisor, Timer};
+use crate::backend::{wasm, BackendKind, Exit, InstanceEvent};
 use crate::framing::{preview, Kind, Message, RawId};
-use crate::host::{Event, Host, Timer};
+use crate::ids::{Epoch, Gen, PluginId};
 use crate::init::CachedInit;
 use crate::jsonrpc::{self, ErrorKind};
 use crate::link::Level;
 use crate::manifest::{Diff, Manifest};
-use crate::router::{PluginId, ReqKind, Request};
-use crate::{rebuild, watch};
+use crate::router::{ReqKind, Request};
+use crate::sandbox;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -61,43 +65,60 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// A (re)start asked for now.
-    pub fn now(trigger: Trigger) -> Pending {
-        Pending {
-            trigger,
-            since: Instant::now(),
-        }
+    /// A (re)start asked for at `since`.
+    pub fn at(trigger: Trigger, since: Instant) -> Pending {
+        Pending { trigger, since }
     }
 }
 
 /// One running instance of the plugin.
 #[derive(Debug)]
 pub struct Generation {
-    /// 1 for the first instance, +1 for each start.
-    pub number: u64,
-    instance: Instance,
+    /// Which one.
+    pub number: Gen,
+    /// Its process (native), once it runs.
+    pid: Option<u32>,
     /// Its manifest, once it answered getmanifest.
     manifest: Option<Manifest>,
     /// Its last stderr lines, to explain a crash.
     stderr_tail: VecDeque<String>,
-    /// The sandbox it runs in (wasm).
-    sandbox: Option<wasm::Settings>,
-    /// Which file it was started from.
+    /// The sandbox it runs in.
+    sandbox: SandboxUsed,
+    /// Which file it was started from, once it runs.
     file: Option<FileStamp>,
+}
+
+/// The sandbox a generation was started in: init may give another, and a
+/// generation that waits for init in the wrong one is replaced.
+#[derive(Debug, Clone, PartialEq)]
+enum SandboxUsed {
+    Wasm(wasm::Settings),
+    Native(Option<sandbox::Spec>),
 }
 
 /// What tells one version of a file from the next: a save writes new
 /// content (a new mtime) or puts a new file in place (a new inode); a
 /// chmod changes neither.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
+pub struct FileStamp {
     ino: u64,
     len: u64,
     modified: Option<SystemTime>,
 }
 
 impl FileStamp {
-    fn of(path: &std::path::Path) -> Option<FileStamp> {
+    /// A made-up stamp: save number `n` (for tests).
+    #[cfg(test)]
+    pub(crate) fn test(n: u64) -> Option<FileStamp> {
+        Some(FileStamp {
+            ino: 1,
+            len: n,
+            modified: None,
+        })
+    }
+
+    /// The stamp of the file at `path` now (`None`: it is not there).
+    pub fn of(path: &std::path::Path) -> Option<FileStamp> {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(path).ok()?;
         Some(FileStamp {
@@ -109,16 +130,6 @@ impl FileStamp {
 }
 
 impl Generation {
-    /// Sends a message to this generation.
-    pub(crate) fn send(&self, msg: bytes::Bytes) {
-        self.instance.send(msg);
-    }
-
-    /// Kills this generation (and anything it started).
-    pub(crate) fn instance_kill(&self) {
-        self.instance.kill();
-    }
-
     fn subscribes(&self, topic: &str) -> bool {
         self.manifest.as_ref().is_some_and(|m| m.subscribes(topic))
     }
@@ -168,7 +179,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Phase::Down { .. } => "down",
             Phase::Starting { .. } => "starting",
@@ -273,7 +284,7 @@ enum Role {
 #[derive(Debug, Clone)]
 struct ReloadRecord {
     trigger: Trigger,
-    generation: u64,
+    generation: Gen,
     duration: Duration,
     at: SystemTime,
 }
@@ -298,8 +309,11 @@ pub struct ManagedPlugin {
     /// What it is doing.
     pub phase: Phase,
     /// Bumped on every phase change, so stale timers are ignored.
-    pub epoch: u64,
-    generations: u64,
+    pub epoch: Epoch,
+    /// The last generation started.
+    generations: Gen,
+    /// A start due when its timer fires (file busy, crash back-off).
+    pub(crate) retry: Option<Pending>,
     retiring: Vec<Retiring>,
     /// The manifest lightningd registered for it, if any.
     pub registered: Option<Manifest>,
@@ -322,13 +336,11 @@ pub struct ManagedPlugin {
     busy_retries: u32,
     /// Why it may not run at all (a name clash with another plugin).
     refused: Option<String>,
-    /// Build on save.
-    pub build: BuildState,
     /// Its warnings of each kind in the current second, to keep a plugin
     /// that misbehaves in a loop from burying lightningd's log.
     noise: HashMap<&'static str, Noise>,
     /// The last generations whose stdin the host closed to stop them.
-    closed_stdins: VecDeque<u64>,
+    closed_stdins: VecDeque<Gen>,
 }
 
 /// How many of [`ManagedPlugin::closed_stdins`] are remembered: a
@@ -342,33 +354,6 @@ struct Noise {
     since: Instant,
     logged: u32,
     suppressed: u64,
-}
-
-/// Build on save, for one plugin.
-#[derive(Default)]
-pub struct BuildState {
-    /// What to build and watch, if anything.
-    pub spec: Option<rebuild::Spec>,
-    /// Keeps the source watch alive.
-    pub watcher: Option<watch::Watcher>,
-    /// A build is running.
-    pub running: bool,
-    /// Sources changed while it ran: build once more after it.
-    pub again: Option<watch::Change>,
-    /// How the last build went.
-    pub last: Option<rebuild::Outcome>,
-    /// Builds run.
-    pub count: u64,
-}
-
-impl std::fmt::Debug for BuildState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BuildState")
-            .field("spec", &self.spec)
-            .field("running", &self.running)
-            .field("count", &self.count)
-            .finish()
-    }
 }
 
 impl ManagedPlugin {
@@ -385,8 +370,9 @@ impl ManagedPlugin {
             phase: Phase::Down {
                 reason: "not started yet".into(),
             },
-            epoch: 0,
-            generations: 0,
+            epoch: Epoch::default(),
+            generations: Gen::default(),
+            retry: None,
             retiring: vec![],
             registered: None,
             held: VecDeque::new(),
@@ -402,7 +388,6 @@ impl ManagedPlugin {
             dropped_notifications: 0,
             busy_retries: 0,
             refused: None,
-            build: BuildState::default(),
             noise: HashMap::new(),
             closed_stdins: VecDeque::new(),
         }
@@ -438,7 +423,7 @@ impl ManagedPlugin {
     }
 
     fn set_phase(&mut self, phase: Phase) {
-        self.epoch += 1;
+        self.epoch.bump();
         self.phase = phase;
     }
 
@@ -448,19 +433,19 @@ impl ManagedPlugin {
     /// exit). What it says from then on is its way out, caused by the
     /// reload (a framework complaining that stdin ended, say), not news:
     /// it is logged at debug.
-    pub fn stdin_closed(&self, number: u64) -> bool {
+    pub fn stdin_closed(&self, number: Gen) -> bool {
         self.closed_stdins.contains(&number)
     }
 
     /// Notes that the host closed generation `number`'s stdin.
-    fn closing_stdin(&mut self, number: u64) {
+    fn closing_stdin(&mut self, number: Gen) {
         if self.closed_stdins.len() == CLOSED_STDINS_KEPT {
             self.closed_stdins.pop_front();
         }
         self.closed_stdins.push_back(number);
     }
 
-    fn role(&self, number: u64) -> Option<Role> {
+    fn role(&self, number: Gen) -> Option<Role> {
         if self.phase.generation().is_some_and(|g| g.number == number) {
             return Some(Role::Current);
         }
@@ -498,7 +483,7 @@ impl ManagedPlugin {
     }
 
     /// The status entry for `autoreload-status`.
-    pub fn status(&self, in_flight: usize) -> Value {
+    fn status(&self, in_flight: usize) -> Value {
         let gen = self.phase.generation();
         let mut s = json!({
             "name": self.name,
@@ -506,7 +491,7 @@ impl ManagedPlugin {
             "backend": self.backend.name(),
             "state": self.phase.name(),
             "generation": gen.map(|g| g.number),
-            "pid": gen.and_then(|g| g.instance.pid()),
+            "pid": gen.and_then(|g| g.pid),
             "reloads": self.reloads,
             "crashes": self.crashes,
             "in_flight": in_flight,
@@ -537,21 +522,6 @@ impl ManagedPlugin {
         if let Some(d) = &self.last_diff {
             s["manifest_changes"] = d.to_json();
         }
-        if let Some(spec) = &self.build.spec {
-            let mut b = spec.to_json();
-            b["state"] = json!(if self.build.running {
-                "building"
-            } else {
-                "idle"
-            });
-            b["builds"] = json!(self.build.count);
-            b["last"] = self
-                .build
-                .last
-                .as_ref()
-                .map_or(Value::Null, rebuild::Outcome::to_json);
-            s["build"] = b;
-        }
         s
     }
 }
@@ -566,80 +536,44 @@ const CRASH_LOOP: usize = 5;
 const NOISE_MAX: u32 = 10;
 const NOISE_WINDOW: Duration = Duration::from_secs(1);
 
-impl Host {
+impl Supervisor {
     /// Starts a new generation of plugin `p` now: the only one if none
-    /// serves, or next to the serving one (wasm).
+    /// serves, or next to the serving one (wasm). It counts as started
+    /// from here on; the loop answers [`Input::Spawned`] or
+    /// [`Input::SpawnFailed`] before anything else happens.
+    ///
+    /// [`Input::Spawned`]: super::Input::Spawned
+    /// [`Input::SpawnFailed`]: super::Input::SpawnFailed
     pub(crate) fn start(&mut self, p: PluginId, pending: Pending) {
-        self.retry_pending[p] = None;
         let settings = self.wasm_settings();
+        let native = self.config.native.spec(&self.plugins[p].name);
         let plugin = &mut self.plugins[p];
-        let number = plugin.generations + 1;
-        let tx = self.events.clone();
-        let report = move |event| {
-            let _ = tx.send(Event::Instance {
-                plugin: p,
-                generation: number,
-                event,
-            });
-        };
-        let spawned = match plugin.backend {
-            BackendKind::Native => self
-                .config
-                .native
-                .prepare(p, &plugin.name, &plugin.path)
-                .map_err(std::io::Error::other)
-                .and_then(|s| native::spawn(&plugin.path, self.config.developer, s, report)),
-            BackendKind::Wasm => wasm::spawn(&plugin.path, &settings, report),
-        };
-        let instance = match spawned {
-            Ok(i) => i,
-            Err(e) if native::is_busy(&e) && plugin.busy_retries < BUSY_RETRIES => {
-                // Still open for writing (a compiler finishing): shortly.
-                plugin.busy_retries += 1;
-                if plugin.phase.serving().is_none() {
-                    plugin.set_phase(Phase::Down {
-                        reason: "file busy, retrying".into(),
-                    });
-                }
-                self.retry_pending[p] = Some(pending);
-                self.after(BUSY_RETRY, p, Timer::Retry);
-                return;
-            }
-            Err(e) => {
-                let why = match e.kind() {
-                    std::io::ErrorKind::NotFound => {
-                        format!(
-                            "{} does not exist (or its #! interpreter is missing)",
-                            plugin.path.display()
-                        )
-                    }
-                    std::io::ErrorKind::PermissionDenied => {
-                        format!("{} is not executable: chmod +x it", plugin.path.display())
-                    }
-                    _ => format!("cannot start {}: {e}", plugin.path.display()),
-                };
-                if plugin.phase.serving().is_some() {
-                    return self.next_failed(p, why);
-                }
-                self.fail(p, why);
-                return;
-            }
-        };
-        plugin.busy_retries = 0;
+        plugin.retry = None;
+        let number = plugin.generations.next();
         plugin.generations = number;
+        let (wasm, sandbox) = match plugin.backend {
+            BackendKind::Wasm => (Some(settings.clone()), SandboxUsed::Wasm(settings)),
+            BackendKind::Native => (None, SandboxUsed::Native(native.clone())),
+        };
+        self.out.push(Output::Spawn {
+            plugin: p,
+            gen: number,
+            path: plugin.path.clone(),
+            backend: plugin.backend,
+            wasm,
+            native,
+        });
         let id = RawId::from_string(&format!("autoreload:getmanifest#{number}"));
-        instance.send(jsonrpc::request(
-            &id,
-            "getmanifest",
-            &self.getmanifest_params,
-        ));
+        let getmanifest = jsonrpc::request(&id, "getmanifest", &self.getmanifest_params);
+        self.instance(p, number, InstanceOp::Send(getmanifest));
+        let plugin = &mut self.plugins[p];
         let next = Generation {
             number,
-            instance,
+            pid: None,
             manifest: None,
             stderr_tail: VecDeque::new(),
-            sandbox: (plugin.backend == BackendKind::Wasm).then_some(settings),
-            file: FileStamp::of(&plugin.path),
+            sandbox,
+            file: None,
         };
         let phase = match plugin.phase.take() {
             Phase::Serving { gen } => Phase::Swapping {
@@ -658,15 +592,82 @@ impl Host {
         self.after(STARTUP_TIMEOUT, p, Timer::StartTimeout);
     }
 
+    /// A generation the supervisor asked for runs.
+    pub(crate) fn spawned(
+        &mut self,
+        p: PluginId,
+        number: Gen,
+        pid: Option<u32>,
+        file: Option<FileStamp>,
+    ) {
+        let plugin = &mut self.plugins[p];
+        if let Some(g) = plugin.role(number).and_then(|r| plugin.gen_mut(r)) {
+            g.pid = pid;
+            g.file = file;
+            plugin.busy_retries = 0;
+        }
+    }
+
+    /// A generation the supervisor asked for could not be started: the
+    /// start is undone (a plugin that served keeps serving), and tried
+    /// again shortly if the file was only busy.
+    pub(crate) fn spawn_failed(&mut self, p: PluginId, number: Gen, error: SpawnError) {
+        let plugin = &mut self.plugins[p];
+        let role = plugin.role(number);
+        let Some(pending) = plugin.phase.starting().map(|(_, _, pending)| pending) else {
+            return;
+        };
+        let swapping = match role {
+            Some(Role::Current) if matches!(plugin.phase, Phase::Starting { .. }) => false,
+            Some(Role::Next) => true,
+            _ => return,
+        };
+        // Nothing can be in flight to a generation that never answered
+        // getmanifest, but nothing must be lost if something were.
+        self.orphans(p, number, &Exit::plain("could not be started"), true);
+        let plugin = &mut self.plugins[p];
+        if error == SpawnError::Busy && plugin.busy_retries < BUSY_RETRIES {
+            // Still open for writing (a compiler finishing): shortly.
+            plugin.busy_retries += 1;
+            match plugin.phase.take() {
+                Phase::Swapping { gen, .. } => plugin.set_phase(Phase::Serving { gen }),
+                _ => plugin.set_phase(Phase::Down {
+                    reason: "file busy, retrying".into(),
+                }),
+            }
+            plugin.retry = Some(pending);
+            return self.after(BUSY_RETRY, p, Timer::Retry);
+        }
+        let path = plugin.path.display();
+        let why = match error {
+            SpawnError::NotFound => {
+                format!("{path} does not exist (or its #! interpreter is missing)")
+            }
+            SpawnError::NotExecutable => format!("{path} is not executable: chmod +x it"),
+            SpawnError::Busy => format!("cannot start {path}: it stays open for writing"),
+            SpawnError::Other(e) => format!("cannot start {path}: {e}"),
+        };
+        if swapping {
+            return self.next_failed(p, why);
+        }
+        plugin.set_phase(Phase::Down {
+            reason: why.clone(),
+        });
+        self.fail(p, why);
+        self.startup_progress();
+    }
+
     /// Keeps plugin `p` from running for good (until lightningd restarts).
     pub(crate) fn refuse(&mut self, p: PluginId, why: String) {
-        self.retry_pending[p] = None;
         let plugin = &mut self.plugins[p];
+        plugin.retry = None;
         plugin.again = None;
-        for g in plugin.all_generations() {
-            g.instance_kill();
+        let numbers: Vec<Gen> = plugin.all_generations().map(|g| g.number).collect();
+        for number in numbers {
+            self.instance(p, number, InstanceOp::Kill);
         }
-        self.link
+        let plugin = &mut self.plugins[p];
+        self.out
             .log(Level::Warn, format!("[{}] {why}", plugin.name));
         plugin.refused = Some(why.clone());
         plugin.last_error = Some(why.clone());
@@ -674,12 +675,9 @@ impl Host {
         plugin.set_phase(Phase::Down { reason: why });
     }
 
-    /// Asks for a new generation of `p` (file changed, restart).
-    pub(crate) fn reload(&mut self, p: PluginId, trigger: Trigger) {
-        self.reload_for(p, Pending::now(trigger));
-    }
-
-    fn reload_for(&mut self, p: PluginId, pending: Pending) {
+    /// Asks for a new generation of `p` (file changed, restart); `file`
+    /// is the plugin file as it is now, if that matters (a file change).
+    pub(crate) fn reload_for(&mut self, p: PluginId, pending: Pending, file: Option<FileStamp>) {
         if let Some(why) = self.plugins[p].refused.clone() {
             return self.answer_waiters(p, Err(why));
         }
@@ -717,15 +715,14 @@ impl Host {
                 step,
                 pending: started,
             } => {
-                if started.since.elapsed() > grace {
+                if self.now.saturating_duration_since(started.since) > grace {
                     if wasm {
                         self.replace_starting(p, gen, pending);
                     } else {
                         self.stop(p, gen, Some(pending));
                     }
                 } else {
-                    let newer = pending.trigger != Trigger::Restart
-                        && FileStamp::of(&plugin.path) != gen.file;
+                    let newer = pending.trigger != Trigger::Restart && file != gen.file;
                     plugin.phase = Phase::Starting {
                         gen,
                         step,
@@ -737,8 +734,8 @@ impl Host {
                 }
             }
             Phase::Swapping { gen, next, .. } => {
-                next.instance.kill();
                 plugin.phase = Phase::Serving { gen };
+                self.instance(p, next.number, InstanceOp::Kill);
                 self.start(p, pending);
             }
             // Already on the way to a new generation, which will read the
@@ -752,8 +749,8 @@ impl Host {
     /// (before lightningd's init it takes requests) is handed on as after
     /// a reload: hooks to the new one.
     fn replace_starting(&mut self, p: PluginId, gen: Generation, pending: Pending) {
-        gen.instance.kill();
         let number = gen.number;
+        self.instance(p, number, InstanceOp::Kill);
         // Start first, so that the hooks wait for the new generation.
         self.start(p, pending);
         let exit = Exit::plain("was replaced during start-up");
@@ -762,11 +759,12 @@ impl Host {
 
     /// Tells a generation to stop: shutdown notification (if it wants
     /// one), stdin closed, then SIGTERM and SIGKILL if it lingers.
-    pub(crate) fn stop(&mut self, p: PluginId, mut gen: Generation, then: Option<Pending>) {
+    pub(crate) fn stop(&mut self, p: PluginId, gen: Generation, then: Option<Pending>) {
         if gen.subscribes("shutdown") {
-            gen.send(jsonrpc::notification("shutdown", json!({"shutdown": {}})));
+            let shutdown = jsonrpc::notification("shutdown", json!({"shutdown": {}}));
+            self.instance(p, gen.number, InstanceOp::Send(shutdown));
         }
-        gen.instance.close_stdin();
+        self.instance(p, gen.number, InstanceOp::CloseStdin);
         self.plugins[p].closing_stdin(gen.number);
         self.plugins[p].set_phase(Phase::Stopping { gen, then });
         self.after(self.config.stop_timeout, p, Timer::Terminate);
@@ -786,7 +784,7 @@ impl Host {
         }
     }
 
-    fn close_retiring(&mut self, p: PluginId, number: u64) {
+    fn close_retiring(&mut self, p: PluginId, number: Gen) {
         let plugin = &mut self.plugins[p];
         let Some(r) = plugin.retiring.iter_mut().find(|r| r.gen.number == number) else {
             return;
@@ -795,23 +793,24 @@ impl Host {
             return;
         }
         r.closed = true;
-        if r.gen.subscribes("shutdown") {
-            r.gen
-                .send(jsonrpc::notification("shutdown", json!({"shutdown": {}})));
-        }
-        r.gen.instance.close_stdin();
+        let shutdown = r.gen.subscribes("shutdown");
         plugin.closing_stdin(number);
+        if shutdown {
+            let shutdown = jsonrpc::notification("shutdown", json!({"shutdown": {}}));
+            self.instance(p, number, InstanceOp::Send(shutdown));
+        }
+        self.instance(p, number, InstanceOp::CloseStdin);
         self.after(self.config.stop_timeout, p, Timer::RetireKill(number));
     }
 
     /// Plugin `p` could not start (or crashed in a loop): it stays down
     /// until its file changes or `autoreload-restart`.
     fn fail(&mut self, p: PluginId, why: String) {
-        self.retry_pending[p] = None;
         let plugin = &mut self.plugins[p];
+        plugin.retry = None;
         if let Some(again) = plugin.again.take() {
             // A newer version was saved while this one started: try it.
-            self.link.log(
+            self.out.log(
                 Level::Warn,
                 format!(
                     "[{}] not started: {why}; trying the newer version",
@@ -821,7 +820,7 @@ impl Host {
             plugin.last_error = Some(why);
             return self.start(p, again);
         }
-        self.link
+        self.out
             .log(Level::Warn, format!("[{}] not running: {why}", plugin.name));
         plugin.last_error = Some(why.clone());
         plugin.set_phase(Phase::Down {
@@ -835,11 +834,15 @@ impl Host {
     /// serving one stays.
     fn next_failed(&mut self, p: PluginId, why: String) {
         let plugin = &mut self.plugins[p];
-        if let Phase::Swapping { gen, next, .. } = plugin.phase.take() {
-            next.instance.kill();
-            plugin.set_phase(Phase::Serving { gen });
+        match plugin.phase.take() {
+            Phase::Swapping { gen, next, .. } => {
+                plugin.set_phase(Phase::Serving { gen });
+                self.instance(p, next.number, InstanceOp::Kill);
+            }
+            other => plugin.phase = other,
         }
-        self.link.log(
+        let plugin = &mut self.plugins[p];
+        self.out.log(
             Level::Warn,
             format!(
                 "[{}] new version not started, the old one keeps serving: {why}",
@@ -853,7 +856,7 @@ impl Host {
     fn answer_waiters(&mut self, p: PluginId, outcome: Result<Value, String>) {
         let plugin = &mut self.plugins[p];
         for id in std::mem::take(&mut plugin.restart_waiters) {
-            self.link.send(match &outcome {
+            self.out.send(match &outcome {
                 Ok(v) => jsonrpc::response(&id, v),
                 Err(why) => jsonrpc::error(
                     &id,
@@ -879,7 +882,7 @@ impl Host {
         match &req.kind {
             ReqKind::Hook(hook) if req.kind.must_reach_plugin() => {
                 let why = plugin.phase.why_not_serving();
-                self.link.log(
+                self.out.log(
                     Level::Warn,
                     format!(
                         "[{}] a {hook} waits for a version that can answer it ({why}), and lightningd waits with it: save a fixed version of the plugin",
@@ -895,14 +898,14 @@ impl Host {
                     "{} is not running: {why}. Fix it and save the file, or call autoreload-restart.",
                     plugin.name
                 );
-                self.link
+                self.out
                     .send(jsonrpc::error(&req.id, ErrorKind::Down, &msg));
             }
         }
     }
 
     /// Something one of the plugin's instances reported.
-    pub(crate) fn on_instance(&mut self, p: PluginId, number: u64, event: InstanceEvent) {
+    pub(crate) fn on_instance(&mut self, p: PluginId, number: Gen, event: InstanceEvent) {
         let plugin = &mut self.plugins[p];
         let role = plugin.role(number);
         let name = plugin.name.clone();
@@ -913,7 +916,7 @@ impl Host {
                     if let Kind::Response { id } = &m.kind {
                         // A stopped generation answering late: its requests
                         // were already answered or handed on.
-                        self.link.log(
+                        self.out.log(
                             Level::Debug,
                             format!("[{name}] late response {id} from generation {number} dropped"),
                         );
@@ -942,7 +945,7 @@ impl Host {
                     g.stderr_tail.push_back(line.clone());
                 }
                 if plugin.stdin_closed(number) {
-                    self.link.log(
+                    self.out.log(
                         Level::Debug,
                         format!("[{name}] (generation {number}, stopping) {line}"),
                     );
@@ -952,13 +955,16 @@ impl Host {
                     } else {
                         Level::Info
                     };
-                    self.link.log(level, format!("[{name}] {line}"));
+                    self.out.log(level, format!("[{name}] {line}"));
                 }
             }
             InstanceEvent::Warn(w) => self.plugin_warn(p, "warn", format!("[{name}] {w}")),
             InstanceEvent::Compiled { millis, cached } => {
                 if let Some(g) = role.and_then(|r| plugin.gen_mut(r)) {
-                    let compiler = g.sandbox.as_ref().map(|s| s.compiler);
+                    let compiler = match &g.sandbox {
+                        SandboxUsed::Wasm(s) => Some(s.compiler),
+                        SandboxUsed::Native(_) => None,
+                    };
                     plugin.last_compile = Some((millis, cached, compiler));
                 }
             }
@@ -1001,7 +1007,7 @@ impl Host {
     /// an error; hooks go to the next generation, unless it was stopped for
     /// running away (then they continue: the hook would only run away
     /// again).
-    fn orphans(&mut self, p: PluginId, number: u64, exit: &Exit, reloaded: bool) {
+    fn orphans(&mut self, p: PluginId, number: Gen, exit: &Exit, reloaded: bool) {
         let name = self.plugins[p].name.clone();
         for f in self.router.orphaned(p, number) {
             match f.request.kind {
@@ -1026,7 +1032,7 @@ impl Host {
                     req.crashes = req.crashes.saturating_add(1);
                     self.plugins[p].held.push_back(req);
                 }
-                ReqKind::Rpc => self.link.send(jsonrpc::error(
+                ReqKind::Rpc => self.out.send(jsonrpc::error(
                     &f.request.id,
                     exit.error_kind(reloaded),
                     &format!(
@@ -1040,7 +1046,7 @@ impl Host {
         }
     }
 
-    fn on_message(&mut self, p: PluginId, role: Role, number: u64, m: Message) {
+    fn on_message(&mut self, p: PluginId, role: Role, number: Gen, m: Message) {
         if let Kind::Response { id } = &m.kind {
             let starting = matches!(
                 (role, &self.plugins[p].phase),
@@ -1071,7 +1077,7 @@ impl Host {
             let own = |what| *id == RawId::from_string(&format!("autoreload:{what}#{number}"));
             if own("getmanifest") || own("init") {
                 let name = &self.plugins[p].name;
-                return self.link.log(
+                return self.out.log(
                     Level::Debug,
                     format!(
                         "[{name}] generation {number} answered {id} after it was replaced: dropped"
@@ -1106,7 +1112,7 @@ impl Host {
         };
         let plugin = &mut self.plugins[p];
         for problem in &problems {
-            self.link.log(
+            self.out.log(
                 Level::Warn,
                 format!("[{}] manifest: {problem}", plugin.name),
             );
@@ -1117,7 +1123,7 @@ impl Host {
         if let Some(registered) = &plugin.registered {
             let diff = Diff::between(registered, &manifest);
             if !diff.is_empty() && plugin.last_diff.as_ref() != Some(&diff) {
-                self.link.log(
+                self.out.log(
                     Level::Info,
                     format!(
                         "[{}] manifest changed: {diff}. lightningd registers new methods, hooks and subscriptions after autoreload-reregister (or a restart); removed methods answer an error until then",
@@ -1167,11 +1173,16 @@ impl Host {
         };
         let params = CachedInit::params_for(cached, registered.as_ref(), manifest);
         let id = RawId::from_string(&format!("autoreload:init#{}", gen.number));
-        gen.send(jsonrpc::request(&id, "init", params));
+        let number = gen.number;
         *step = Step::Init;
         // The time spent waiting for lightningd's init was not the
         // plugin's: its init gets the whole start-up timeout.
-        plugin.epoch += 1;
+        plugin.epoch.bump();
+        self.instance(
+            p,
+            number,
+            InstanceOp::Send(jsonrpc::request(&id, "init", params)),
+        );
         self.after(STARTUP_TIMEOUT, p, Timer::StartTimeout);
     }
 
@@ -1183,16 +1194,11 @@ impl Host {
     /// place (for wasm, of the same cached module).
     pub(crate) fn init_started(&mut self, p: PluginId) {
         let plugin = &self.plugins[p];
-        let other_sandbox = match plugin.backend {
-            BackendKind::Wasm => {
-                let settings = self.wasm_settings();
-                plugin
-                    .phase
-                    .generation()
-                    .is_some_and(|g| g.sandbox.as_ref() != Some(&settings))
-            }
-            BackendKind::Native => self.config.native.changed(p, &plugin.name),
+        let now = match plugin.backend {
+            BackendKind::Wasm => SandboxUsed::Wasm(self.wasm_settings()),
+            BackendKind::Native => SandboxUsed::Native(self.config.native.spec(&plugin.name)),
         };
+        let other_sandbox = plugin.phase.generation().is_some_and(|g| g.sandbox != now);
         let plugin = &mut self.plugins[p];
         match plugin.phase.take() {
             Phase::Starting {
@@ -1201,7 +1207,7 @@ impl Host {
                 pending,
             } if other_sandbox => {
                 if plugin.backend == BackendKind::Native {
-                    self.link.log(
+                    self.out.log(
                         Level::Info,
                         format!(
                             "[{}] restarted in the sandbox lightningd's init gives it",
@@ -1226,6 +1232,7 @@ impl Host {
         if let Some(why) = answer.get("result").and_then(|r| r.get("disable")) {
             return self.start_failed(p, format!("it disabled itself in init: {why}"));
         }
+        let at = self.wall(self.now);
         let plugin = &mut self.plugins[p];
         let (gen, old, pending) = match plugin.phase.take() {
             Phase::Starting { gen, pending, .. } => (gen, None, pending),
@@ -1237,13 +1244,13 @@ impl Host {
                 return;
             }
         };
-        let took = pending.since.elapsed();
+        let took = self.now.saturating_duration_since(pending.since);
         let number = gen.number;
         plugin.set_phase(Phase::Serving { gen });
         plugin.last_error = None;
         if pending.trigger != Trigger::Startup {
             plugin.reloads += 1;
-            self.link.log(
+            self.out.log(
                 Level::Info,
                 format!(
                     "[{}] reloaded ({}): generation {number} serving after {:.1} ms",
@@ -1257,7 +1264,7 @@ impl Host {
             trigger: pending.trigger,
             generation: number,
             duration: took,
-            at: SystemTime::now(),
+            at,
         });
         let answer = json!({
             "plugin": plugin.name,
@@ -1284,7 +1291,7 @@ impl Host {
         self.release_held(p);
         self.startup_progress();
         if let Some(again) = self.plugins[p].again.take() {
-            self.reload_for(p, again);
+            self.reload_for(p, again, None);
         }
     }
 
@@ -1293,7 +1300,7 @@ impl Host {
         let plugin = &mut self.plugins[p];
         match plugin.phase.take() {
             Phase::Starting { gen, .. } => {
-                gen.instance.kill();
+                self.instance(p, gen.number, InstanceOp::Kill);
                 self.fail(p, why);
                 self.startup_progress();
             }
@@ -1327,14 +1334,14 @@ impl Host {
         let why = why.trim_end().to_string();
         let plugin = &mut self.plugins[p];
         let phase = plugin.phase.take();
-        plugin.epoch += 1;
+        plugin.epoch.bump();
+        let name = plugin.name.clone();
         let Some(gen) = phase.generation() else {
             return;
         };
         let number = gen.number;
         // Make sure nothing it started outlives it.
-        gen.instance.kill();
-        let name = plugin.name.clone();
+        self.instance(p, number, InstanceOp::Kill);
         match phase {
             Phase::Stopping {
                 then: Some(pending),
@@ -1373,7 +1380,7 @@ impl Host {
             } => {
                 // The serving one died mid-swap: the next one carries on.
                 self.plugins[p].crashes += 1;
-                self.link.log(Level::Warn, format!("[{name}] {why}"));
+                self.out.log(Level::Warn, format!("[{name}] {why}"));
                 self.plugins[p].phase = Phase::Starting {
                     gen: *next,
                     step,
@@ -1389,15 +1396,15 @@ impl Host {
     /// The generation that served crashed: answer what it had in flight,
     /// then restart it at once, after a back-off, or not at all (a crash
     /// loop).
-    fn crashed(&mut self, p: PluginId, number: u64, exit: &Exit, why: String) {
+    fn crashed(&mut self, p: PluginId, number: Gen, exit: &Exit, why: String) {
         let plugin = &mut self.plugins[p];
         plugin.crashes += 1;
         plugin.last_error = Some(why.clone());
-        self.link
+        self.out
             .log(Level::Warn, format!("[{}] {why}", plugin.name));
         self.orphans(p, number, exit, false);
         let plugin = &mut self.plugins[p];
-        let now = Instant::now();
+        let now = self.now;
         plugin.recent_crashes.push_back(now);
         while plugin
             .recent_crashes
@@ -1425,23 +1432,23 @@ impl Host {
             plugin.set_phase(Phase::Down {
                 reason: format!("restarting in {} ms after a crash", delay.as_millis()),
             });
-            self.retry_pending[p] = Some(pending);
+            plugin.retry = Some(pending);
             self.after(delay, p, Timer::Retry);
         }
     }
 
     /// A timer set for plugin `p` went off.
-    pub(crate) fn on_timer(&mut self, p: PluginId, epoch: u64, timer: Timer) {
+    pub(crate) fn on_timer(&mut self, p: PluginId, epoch: Epoch, timer: Timer) {
         match timer {
             Timer::RetireGrace(number) => return self.close_retiring(p, number),
             Timer::QuietOver(kind) => return self.quiet_over(p, kind),
             Timer::RetireKill(number) => {
-                if let Some(r) = self.plugins[p]
+                if self.plugins[p]
                     .retiring
                     .iter()
-                    .find(|r| r.gen.number == number)
+                    .any(|r| r.gen.number == number)
                 {
-                    r.gen.instance.kill();
+                    self.instance(p, number, InstanceOp::Kill);
                 }
                 return;
             }
@@ -1459,7 +1466,8 @@ impl Host {
             }
             Timer::Terminate => {
                 if let Phase::Stopping { gen, .. } = &plugin.phase {
-                    gen.instance.terminate();
+                    let number = gen.number;
+                    self.instance(p, number, InstanceOp::Terminate);
                     let t = self.config.stop_timeout;
                     // Same epoch: the kill is for this very stop.
                     self.after(t, p, Timer::Kill);
@@ -1467,11 +1475,12 @@ impl Host {
             }
             Timer::Kill => {
                 if let Phase::Stopping { gen, .. } = &plugin.phase {
-                    self.link.log(
+                    let number = gen.number;
+                    self.out.log(
                         Level::Warn,
                         format!("[{}] ignored shutdown and SIGTERM: killed", plugin.name),
                     );
-                    gen.instance.kill();
+                    self.instance(p, number, InstanceOp::Kill);
                 }
             }
             Timer::StartTimeout => {
@@ -1491,7 +1500,7 @@ impl Host {
             }
             Timer::Retry => {
                 let idle = matches!(plugin.phase, Phase::Down { .. } | Phase::Serving { .. });
-                if let (true, Some(pending)) = (idle, self.retry_pending[p].take()) {
+                if let (true, Some(pending)) = (idle, plugin.retry.take()) {
                     self.start(p, pending);
                 }
             }
@@ -1520,7 +1529,7 @@ impl Host {
             Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. } | Phase::Swapping { .. }
         );
         if !reloading {
-            self.reload(p, Trigger::Restart);
+            self.reload_for(p, Pending::at(Trigger::Restart, self.now), None);
         }
     }
 
@@ -1537,13 +1546,13 @@ impl Host {
         let before_init = self.init.is_none();
         let plugin = &mut self.plugins[p];
         if let Some(gen) = plugin.phase.takes_requests(before_init) {
-            gen.send(req.raw.clone());
             let number = gen.number;
+            self.instance(p, number, InstanceOp::Send(req.raw.clone()));
             return self.router.sent(p, number, req);
         }
         match &plugin.phase {
             Phase::Stopping { then: None, .. } => self.unavailable(p, req),
-            Phase::Down { .. } if self.retry_pending[p].is_none() => self.unavailable(p, req),
+            Phase::Down { .. } if plugin.retry.is_none() => self.unavailable(p, req),
             // Starting, draining, stopping for a restart, or a restart due
             // shortly (file busy, crash back-off).
             _ => plugin.held.push_back(req),
@@ -1553,7 +1562,7 @@ impl Host {
     /// Stops everything of plugin `p` for good (shutdown).
     pub(crate) fn shut_down(&mut self, p: PluginId) {
         self.plugins[p].again = None;
-        let numbers: Vec<u64> = self.plugins[p]
+        let numbers: Vec<Gen> = self.plugins[p]
             .retiring
             .iter()
             .map(|r| r.gen.number)
@@ -1567,20 +1576,20 @@ impl Host {
                 self.stop(p, gen, None)
             }
             Phase::Swapping { gen, next, .. } => {
-                next.instance.kill();
+                self.instance(p, next.number, InstanceOp::Kill);
                 self.stop(p, gen, None);
             }
             Phase::Stopping { gen, .. } => plugin.phase = Phase::Stopping { gen, then: None },
             Phase::Down { reason } => plugin.phase = Phase::Down { reason },
         }
-        self.retry_pending[p] = None;
+        self.plugins[p].retry = None;
     }
 
     /// Logs a warning about something plugin `p` did, unless it already
     /// had [`NOISE_MAX`] of this `kind` within the last [`NOISE_WINDOW`]:
     /// those are counted and summed up when the window is over.
     pub(crate) fn plugin_warn(&mut self, p: PluginId, kind: &'static str, text: String) {
-        let now = Instant::now();
+        let now = self.now;
         let noise = self.plugins[p].noise.entry(kind).or_insert(Noise {
             since: now,
             logged: 0,
@@ -1592,7 +1601,7 @@ impl Host {
         }
         if noise.logged < NOISE_MAX {
             noise.logged += 1;
-            return self.link.log(Level::Warn, text);
+            return self.out.log(Level::Warn, text);
         }
         noise.suppressed += 1;
         if noise.suppressed == 1 {
@@ -1608,11 +1617,11 @@ impl Host {
             return;
         };
         let n = std::mem::take(&mut noise.suppressed);
-        noise.since = Instant::now();
+        noise.since = self.now;
         noise.logged = 0;
         if n > 0 {
             let name = &plugin.name;
-            self.link.log(
+            self.out.log(
                 Level::Warn,
                 format!("[{name}] {n} more warnings about {name} like the ones above were not logged (at most {NOISE_MAX} of a kind a second are)"),
             );
@@ -1625,5 +1634,10 @@ impl Host {
         s.developer = self.config.developer;
         s.rpc_socket = self.config.rpc_socket.clone();
         s
+    }
+
+    /// Plugin `p`'s entry in `autoreload-status`.
+    pub(crate) fn plugin_status(&self, p: PluginId) -> Value {
+        self.plugins[p].status(self.router.count(p))
     }
 }

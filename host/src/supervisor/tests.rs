@@ -1,0 +1,804 @@
+//! Table tests of the supervisor: every phase a plugin can be in × every
+//! event that can reach it, driven by hand (no process, file or clock),
+//! each checked for what lightningd cannot survive (a request never
+//! answered, one answered twice, an error answer to a hook); then the
+//! awkward rows one by one, with what must happen.
+//!
+//! A [`Rig`] plays the loop and the plugin instances: it answers spawns,
+//! records what each instance is sent, makes killed or closed instances
+//! exit when told to settle, answers requests like a well-behaved plugin,
+//! and fires timers in time order.
+
+use super::*;
+use crate::backend::Exit;
+use crate::framing::Framer;
+use crate::locate::Source;
+use std::collections::{BTreeMap, BTreeSet};
+
+const MANIFEST: &str = r#"{"options":[],"rpcmethods":[{"name":"echo","usage":"","description":"echoes"}],"hooks":[{"name":"peer_connected"},{"name":"db_write"}],"subscriptions":["shutdown","connect"],"dynamic":true}"#;
+
+/// One instance as the rig sees it.
+#[derive(Debug, Default)]
+struct Fake {
+    /// Requests it was sent and has not answered: id → method.
+    asked: BTreeMap<String, String>,
+    /// It was killed, terminated or its stdin closed: it exits on settle.
+    ending: bool,
+    /// It exited (the supervisor was told).
+    exited: bool,
+}
+
+/// The loop and the instances, by hand.
+struct Rig {
+    sup: Supervisor,
+    now: Instant,
+    fakes: BTreeMap<(PluginId, Gen), Fake>,
+    timers: Vec<(Instant, PluginId, Epoch, Timer)>,
+    shutdown_deadline: Option<Instant>,
+    /// Requests lightningd sent and has had no answer to: id → method.
+    waiting: BTreeMap<String, String>,
+    /// Every id lightningd got an answer to, to catch a second answer.
+    answered: BTreeSet<String>,
+    /// Hook ids lightningd sent (an error answer to one aborts it).
+    hooks: BTreeSet<String>,
+    /// Log lines the host wrote.
+    logs: Vec<String>,
+    exited: bool,
+    next_id: u64,
+    /// Answer the next spawn of each plugin with this error.
+    spawn_error: Option<SpawnError>,
+    /// The plugin answers getmanifest with an error.
+    broken: bool,
+    /// File stamps, bumped by each save.
+    saves: u64,
+    /// Which row of the table runs, for messages.
+    row: String,
+}
+
+fn frame(v: Value) -> Frame {
+    let mut f = Framer::new();
+    f.push(v.to_string().as_bytes());
+    f.push(b"\n\n");
+    f.next_frame().expect("a frame")
+}
+
+fn message(v: Value) -> Message {
+    match frame(v) {
+        Frame::Message(m) => m,
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+impl Rig {
+    /// A supervisor for plugins at `paths` (`.wasm` ones run as wasm).
+    fn new(paths: &[&str]) -> Rig {
+        let located = Located {
+            paths: paths.iter().map(PathBuf::from).collect(),
+            source: Source::Argv,
+            notes: vec![],
+            early: vec![],
+        };
+        let now = Instant::now();
+        let config = Config {
+            cwd: Some(PathBuf::from("/ld")),
+            ..Config::default()
+        };
+        Rig {
+            sup: Supervisor::new(config, Some(located), now, SystemTime::UNIX_EPOCH),
+            now,
+            fakes: BTreeMap::new(),
+            timers: vec![],
+            shutdown_deadline: None,
+            waiting: BTreeMap::new(),
+            answered: BTreeSet::new(),
+            hooks: BTreeSet::new(),
+            logs: vec![],
+            exited: false,
+            next_id: 0,
+            spawn_error: None,
+            broken: false,
+            saves: 0,
+            row: String::new(),
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        self.sup.handle(self.now, input);
+        self.drain();
+    }
+
+    /// Performs what the supervisor asked for, as the loop would.
+    fn drain(&mut self) {
+        while let Some(o) = self.sup.poll_output() {
+            match o {
+                Output::ToLightningd(bytes) => self.lightningd_gets(&bytes),
+                Output::Spawn { plugin, gen, .. } => {
+                    let answer = match self.spawn_error.take() {
+                        Some(error) => Input::SpawnFailed { plugin, gen, error },
+                        None => {
+                            self.fakes.insert((plugin, gen), Fake::default());
+                            Input::Spawned {
+                                plugin,
+                                gen,
+                                pid: Some(1000 + gen.0 as u32),
+                                file: None,
+                            }
+                        }
+                    };
+                    self.sup.handle(self.now, answer);
+                }
+                Output::Instance { plugin, gen, op } => {
+                    let Some(f) = self.fakes.get_mut(&(plugin, gen)).filter(|f| !f.exited) else {
+                        continue;
+                    };
+                    match op {
+                        InstanceOp::Send(bytes) => {
+                            let v: Value = serde_json::from_slice(&bytes).expect("json");
+                            if let (Some(id), Some(m)) = (v.get("id"), v["method"].as_str()) {
+                                f.asked.insert(id.to_string(), m.to_owned());
+                            }
+                        }
+                        InstanceOp::CloseStdin | InstanceOp::Terminate | InstanceOp::Kill => {
+                            f.ending = true
+                        }
+                    }
+                }
+                Output::Timer {
+                    plugin,
+                    epoch,
+                    timer,
+                    after,
+                } => self.timers.push((self.now + after, plugin, epoch, timer)),
+                Output::ShutdownDeadline(after) => self.shutdown_deadline = Some(self.now + after),
+                Output::Status { id, entries } => {
+                    let list: Vec<Value> = entries.into_iter().map(|(_, e)| e).collect();
+                    self.lightningd_gets(&jsonrpc::response(&id, json!({ "plugins": list })));
+                }
+                Output::Exit => self.exited = true,
+                Output::WatchFiles(_)
+                | Output::StopWatching
+                | Output::SetUpBuilds { .. }
+                | Output::FindWrapper { .. }
+                | Output::RestartThrough { .. } => {}
+            }
+        }
+    }
+
+    fn lightningd_gets(&mut self, bytes: &[u8]) {
+        let v: Value = serde_json::from_slice(bytes).expect("the host writes JSON");
+        if v["method"] == "log" {
+            self.logs
+                .push(v["params"]["message"].as_str().unwrap_or_default().into());
+            return;
+        }
+        let Some(id) = v.get("id").map(Value::to_string) else {
+            return;
+        };
+        assert!(
+            self.answered.insert(id.clone()),
+            "{}: {id} answered twice: {v}\nlog: {:#?}",
+            self.row,
+            self.logs
+        );
+        if self.hooks.contains(&id) {
+            assert!(
+                v.get("error").is_none(),
+                "{}: an error answer to a hook makes lightningd abort: {v}",
+                self.row
+            );
+        }
+        self.waiting.remove(&id);
+    }
+
+    /// lightningd sends a request; its id.
+    fn request(&mut self, method: &str, params: Value) -> String {
+        self.next_id += 1;
+        let id = format!("\"ld:{method}#{}\"", self.next_id);
+        self.waiting.insert(id.clone(), method.to_owned());
+        let raw: Value = serde_json::from_str(&id).expect("id");
+        self.input(Input::Lightningd(frame(
+            json!({"jsonrpc": "2.0", "id": raw, "method": method, "params": params}),
+        )));
+        id
+    }
+
+    fn hook(&mut self, name: &str, params: Value) -> String {
+        self.next_id += 1;
+        let id = format!("\"ld:{name}#{}\"", self.next_id);
+        self.hooks.insert(id.clone());
+        self.waiting.insert(id.clone(), name.to_owned());
+        let raw: Value = serde_json::from_str(&id).expect("id");
+        self.input(Input::Lightningd(frame(
+            json!({"jsonrpc": "2.0", "id": raw, "method": name, "params": params}),
+        )));
+        id
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        self.input(Input::Lightningd(frame(
+            json!({"jsonrpc": "2.0", "method": method, "params": params}),
+        )));
+    }
+
+    /// lightningd's getmanifest (the plugins start).
+    fn getmanifest(&mut self) {
+        self.request("getmanifest", json!({"allow-deprecated-apis": false}));
+    }
+
+    /// lightningd's init.
+    fn init(&mut self) {
+        self.request(
+            "init",
+            json!({"options": {}, "configuration": {"lightning-dir": "/ld", "rpc-file": "lightning-rpc"}}),
+        );
+    }
+
+    /// The current generation of plugin 0.
+    fn gen(&self) -> Gen {
+        self.sup.plugins[PluginId(0)]
+            .phase
+            .generation()
+            .map_or(Gen(0), |g| g.number)
+    }
+
+    fn phase(&self) -> &'static str {
+        self.sup.plugins[PluginId(0)].phase.name()
+    }
+
+    /// Instance `gen` of plugin 0 answers what it was asked for with
+    /// `method` (the first such request), like a working plugin would.
+    fn answer(&mut self, gen: Gen, method: &str) -> bool {
+        let p = PluginId(0);
+        let Some(f) = self.fakes.get_mut(&(p, gen)) else {
+            return false;
+        };
+        let Some(id) = f
+            .asked
+            .iter()
+            .find(|(_, m)| *m == method)
+            .map(|(id, _)| id.clone())
+        else {
+            return false;
+        };
+        f.asked.remove(&id);
+        let id: Value = serde_json::from_str(&id).expect("id");
+        let answer = match method {
+            "getmanifest" if self.broken => {
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -1, "message": "broken"}})
+            }
+            "getmanifest" => {
+                json!({"jsonrpc": "2.0", "id": id, "result": serde_json::from_str::<Value>(MANIFEST).expect("manifest")})
+            }
+            "peer_connected" | "db_write" => {
+                json!({"jsonrpc": "2.0", "id": id, "result": {"result": "continue"}})
+            }
+            _ => json!({"jsonrpc": "2.0", "id": id, "result": {"method": method}}),
+        };
+        self.input(Input::Instance {
+            plugin: p,
+            gen,
+            event: InstanceEvent::Message(message(answer)),
+        });
+        true
+    }
+
+    /// Instance `gen` of plugin 0 ends.
+    fn exit(&mut self, gen: Gen, how: &str) {
+        let p = PluginId(0);
+        if let Some(f) = self.fakes.get_mut(&(p, gen)) {
+            if f.exited {
+                return;
+            }
+            f.exited = true;
+        }
+        self.input(Input::Instance {
+            plugin: p,
+            gen,
+            event: InstanceEvent::Exited(Exit::plain(how)),
+        });
+    }
+
+    /// The plugin file is saved.
+    fn save(&mut self) {
+        self.saves += 1;
+        let file = FileStamp::test(self.saves);
+        self.input(Input::Changed {
+            plugin: PluginId(0),
+            file,
+        });
+    }
+
+    /// Fires the earliest timer due by `until`, if any.
+    fn fire_one(&mut self, until: Instant) -> bool {
+        self.timers.sort_by_key(|t| t.0);
+        match self.timers.first() {
+            Some(&(due, plugin, epoch, timer)) if due <= until => {
+                self.timers.remove(0);
+                self.now = self.now.max(due);
+                self.input(Input::Timer {
+                    plugin,
+                    epoch,
+                    timer,
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Lets everything run its course: instances told to end exit,
+    /// working instances answer what they were asked, timers fire.
+    fn settle(&mut self) {
+        for _ in 0..500 {
+            let ending: Vec<Gen> = self
+                .fakes
+                .iter()
+                .filter(|(_, f)| f.ending && !f.exited)
+                .map(|(&(_, g), _)| g)
+                .collect();
+            if let Some(&g) = ending.first() {
+                self.exit(g, "exited with status 0");
+                continue;
+            }
+            let asked: Vec<(Gen, String)> = self
+                .fakes
+                .iter()
+                .filter(|(_, f)| !f.exited)
+                .flat_map(|(&(_, g), f)| f.asked.values().map(move |m| (g, m.clone())))
+                .collect();
+            if let Some((g, m)) = asked.first().cloned() {
+                self.answer(g, &m);
+                continue;
+            }
+            if self.fire_one(self.now + Duration::from_secs(120)) {
+                continue;
+            }
+            if let Some(d) = self.shutdown_deadline.take() {
+                if !self.exited {
+                    self.now = self.now.max(d);
+                    self.input(Input::ShutdownDeadline);
+                }
+                continue;
+            }
+            return;
+        }
+        panic!("did not settle: {:#?}", self.logs);
+    }
+
+    /// Starts the host and brings plugin 0 to serving.
+    fn boot(&mut self) {
+        self.getmanifest();
+        let g = self.gen();
+        assert!(self.answer(g, "getmanifest"), "{:#?}", self.logs);
+        self.init();
+        assert!(self.answer(g, "init"), "{:#?}", self.logs);
+        assert_eq!(self.phase(), "serving", "{:#?}", self.logs);
+    }
+
+    /// Every request lightningd sent was answered.
+    fn nothing_waits(&self) {
+        assert!(
+            self.waiting.is_empty(),
+            "unanswered: {:?} (phase {}) log: {:#?}",
+            self.waiting,
+            self.phase(),
+            self.logs
+        );
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.logs.iter().any(|l| l.contains(needle))
+    }
+}
+
+/// The phases a plugin is brought to before an event, by name.
+const SETUPS: &[&str] = &[
+    "starting: getmanifest sent",
+    "starting: waiting for lightningd's init",
+    "starting: init sent",
+    "serving",
+    "serving, a call in flight",
+    "draining (native) / swapping (wasm), a call in flight",
+    "stopping for a reload (native) / swapping (wasm)",
+    "down after failing to start",
+    "down, backing off after two crashes",
+    "down after a crash loop",
+];
+
+/// The events that can reach it.
+const EVENTS: &[&str] = &[
+    "file saved",
+    "current generation exits",
+    "newest generation exits",
+    "autoreload-restart",
+    "shutdown",
+    "rpc call",
+    "hook call",
+    "db_write",
+    "timers fire",
+    "late init answer from an older generation",
+    "garbage on stdout",
+];
+
+fn setup(rig: &mut Rig, name: &str) {
+    match name {
+        "starting: getmanifest sent" => rig.getmanifest(),
+        "starting: waiting for lightningd's init" => {
+            rig.getmanifest();
+            let g = rig.gen();
+            rig.answer(g, "getmanifest");
+        }
+        "starting: init sent" => {
+            rig.getmanifest();
+            let g = rig.gen();
+            rig.answer(g, "getmanifest");
+            rig.init();
+        }
+        "serving" => rig.boot(),
+        "serving, a call in flight" => {
+            rig.boot();
+            rig.request("echo", json!({}));
+        }
+        "draining (native) / swapping (wasm), a call in flight" => {
+            rig.boot();
+            rig.request("echo", json!({}));
+            rig.save();
+        }
+        "stopping for a reload (native) / swapping (wasm)" => {
+            rig.boot();
+            rig.save();
+        }
+        "down after failing to start" => {
+            rig.broken = true;
+            rig.getmanifest();
+            let g = rig.gen();
+            rig.answer(g, "getmanifest");
+            rig.init();
+            assert_eq!(rig.phase(), "down");
+            rig.broken = false;
+        }
+        "down, backing off after two crashes" => {
+            rig.boot();
+            for _ in 0..2 {
+                let g = rig.gen();
+                rig.exit(g, "exited with status 1");
+                if rig.phase() == "starting" {
+                    let g = rig.gen();
+                    rig.answer(g, "getmanifest");
+                    rig.answer(g, "init");
+                }
+            }
+            assert_eq!(rig.phase(), "down", "{:#?}", rig.logs);
+        }
+        "down after a crash loop" => {
+            rig.boot();
+            for _ in 0..5 {
+                let g = rig.gen();
+                rig.exit(g, "exited with status 1");
+                // Restart at once or after the back-off, and serve again.
+                rig.fire_one(rig.now + Duration::from_secs(5));
+                if rig.phase() == "starting" {
+                    let g = rig.gen();
+                    rig.answer(g, "getmanifest");
+                    rig.answer(g, "init");
+                }
+            }
+            assert!(rig.logged("crash loop"), "{:#?}", rig.logs);
+        }
+        other => panic!("no setup {other}"),
+    }
+}
+
+fn event(rig: &mut Rig, name: &str) {
+    // lightningd calls a plugin's methods and hooks only once it has the
+    // manifest that registers them.
+    let registered = !matches!(
+        rig.sup.startup,
+        Startup::NotStarted | Startup::Manifest { .. }
+    );
+    if matches!(
+        name,
+        "rpc call" | "hook call" | "db_write" | "autoreload-restart"
+    ) && !registered
+    {
+        return;
+    }
+    if matches!(name, "hook call" | "db_write") && rig.sup.router.hook("db_write").is_empty() {
+        return;
+    }
+    match name {
+        "file saved" => rig.save(),
+        "current generation exits" => {
+            let g = rig.gen();
+            rig.exit(g, "exited with status 3");
+        }
+        "newest generation exits" => {
+            let newest = rig.fakes.keys().map(|&(_, g)| g).max().unwrap_or(Gen(0));
+            rig.exit(newest, "exited with status 4");
+        }
+        "autoreload-restart" => {
+            rig.request("autoreload-restart", json!({}));
+        }
+        "shutdown" => rig.notify("shutdown", json!({})),
+        "rpc call" => {
+            rig.request("echo", json!({}));
+        }
+        "hook call" => {
+            rig.hook("peer_connected", json!({"peer": {"id": "02aa"}}));
+        }
+        "db_write" => {
+            rig.hook("db_write", json!({"data_version": 1, "writes": []}));
+        }
+        "timers fire" => {
+            let until = rig.now + Duration::from_secs(61);
+            while rig.fire_one(until) {}
+        }
+        "late init answer from an older generation" => {
+            let g = rig.gen();
+            let old = Gen(g.0.saturating_sub(1));
+            rig.input(Input::Instance {
+                plugin: PluginId(0),
+                gen: old,
+                event: InstanceEvent::Message(message(
+                    json!({"jsonrpc": "2.0", "id": format!("autoreload:init#{old}"), "result": {}}),
+                )),
+            });
+        }
+        "garbage on stdout" => {
+            let g = rig.gen();
+            rig.input(Input::Instance {
+                plugin: PluginId(0),
+                gen: g,
+                event: InstanceEvent::Garbage {
+                    bytes: Bytes::from_static(b"hello"),
+                    reason: "not JSON".into(),
+                },
+            });
+        }
+        other => panic!("no event {other}"),
+    }
+}
+
+/// Every phase × every event, native and wasm: nothing lightningd sent
+/// is answered twice or with an error to a hook, and once everything has
+/// run its course (instances exit or answer, timers fire) nothing is left
+/// unanswered and the plugin serves again (or, after a shutdown, the host
+/// exits).
+#[test]
+fn every_phase_times_every_event_leaves_nothing_unanswered() {
+    let mut rows = 0;
+    for path in ["/p/plugin.py", "/p/plugin.wasm"] {
+        for s in SETUPS {
+            for e in EVENTS {
+                let mut rig = Rig::new(&[path]);
+                rig.row = format!("{path}: {s} × {e}");
+                setup(&mut rig, s);
+                event(&mut rig, e);
+                // A plugin down after failing stays down until a save.
+                let down = rig.phase() == "down" && rig.sup.plugins[PluginId(0)].retry.is_none();
+                if down && !rig.sup.shutting_down() {
+                    rig.save();
+                }
+                rig.settle();
+                let what = format!("{path}: {s} × {e}");
+                if rig.sup.shutting_down() {
+                    assert!(rig.exited, "{what}: did not exit. log: {:#?}", rig.logs);
+                    // lightningd shutting down waits for no handshake.
+                    rig.waiting
+                        .retain(|_, m| !matches!(m.as_str(), "getmanifest" | "init"));
+                } else {
+                    // lightningd sends init once it has the manifest.
+                    if matches!(rig.sup.startup, Startup::WaitInit) {
+                        rig.init();
+                        rig.settle();
+                    }
+                    assert_eq!(rig.phase(), "serving", "{what}: log {:#?}", rig.logs);
+                    // And it still answers.
+                    rig.request("echo", json!({}));
+                    rig.settle();
+                }
+                assert!(
+                    rig.waiting.is_empty(),
+                    "{what}: unanswered {:?}, log {:#?}",
+                    rig.waiting,
+                    rig.logs
+                );
+                rows += 1;
+            }
+        }
+    }
+    assert_eq!(rows, 2 * SETUPS.len() * EVENTS.len());
+}
+
+/// The generations spawned so far for plugin 0.
+fn spawned(rig: &Rig) -> Vec<Gen> {
+    rig.fakes.keys().map(|&(_, g)| g).collect()
+}
+
+#[test]
+fn a_save_during_a_young_start_lets_it_finish_then_reloads_once() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    rig.boot();
+    let first = rig.gen();
+    rig.exit(first, "exited with status 1"); // restarts at once
+    let starting = rig.gen();
+    assert_eq!(rig.phase(), "starting");
+    rig.save();
+    rig.save();
+    assert_eq!(spawned(&rig).len(), 2, "the start is not replaced");
+    rig.answer(starting, "getmanifest");
+    rig.answer(starting, "init");
+    // It served, then the save goes ahead: one more generation, not two.
+    assert_eq!(spawned(&rig).len(), 2, "native: it drains first");
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    assert_eq!(spawned(&rig).len(), 3, "{:#?}", rig.logs);
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_save_that_changed_nothing_during_a_start_does_not_reload() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    rig.boot();
+    rig.exit(rig.gen(), "exited with status 1");
+    let starting = rig.gen();
+    // A chmod: the file as the start saw it.
+    rig.input(Input::Changed {
+        plugin: PluginId(0),
+        file: None,
+    });
+    rig.answer(starting, "getmanifest");
+    rig.answer(starting, "init");
+    rig.settle();
+    assert_eq!(spawned(&rig).len(), 2, "{:#?}", rig.logs);
+}
+
+#[test]
+fn a_crash_while_draining_answers_the_call_and_restarts_at_once() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    rig.boot();
+    let call = rig.request("echo", json!({}));
+    rig.save();
+    assert_eq!(rig.phase(), "draining");
+    let g = rig.gen();
+    rig.exit(g, "exited with status 9");
+    assert!(rig.answered.contains(&call));
+    assert_eq!(rig.phase(), "starting", "restarted without waiting");
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    rig.nothing_waits();
+}
+
+#[test]
+fn the_error_a_crash_gives_says_crashed_in_its_data() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    rig.boot();
+    rig.request("echo", json!({}));
+    // Catch the answer.
+    let g = rig.gen();
+    rig.sup.handle(
+        rig.now,
+        Input::Instance {
+            plugin: PluginId(0),
+            gen: g,
+            event: InstanceEvent::Exited(Exit::plain("exited with status 7")),
+        },
+    );
+    let mut kinds = vec![];
+    while let Some(o) = rig.sup.poll_output() {
+        if let Output::ToLightningd(b) = o {
+            let v: Value = serde_json::from_slice(&b).expect("json");
+            if let Some(k) = v.pointer("/error/data/kind") {
+                kinds.push((v["error"]["code"].clone(), k.clone()));
+            }
+        }
+    }
+    assert_eq!(kinds, vec![(json!(-4), json!("crashed"))]);
+}
+
+#[test]
+fn a_second_restart_during_a_swap_replaces_the_next_one() {
+    let mut rig = Rig::new(&["/p/plugin.wasm"]);
+    rig.boot();
+    let serving = rig.gen();
+    let first = rig.request("autoreload-restart", json!({}));
+    assert_eq!(rig.phase(), "swapping");
+    let next = *spawned(&rig).last().expect("next");
+    rig.save();
+    assert!(
+        rig.fakes[&(PluginId(0), next)].ending,
+        "the next one is stopped"
+    );
+    let newest = *spawned(&rig).last().expect("newest");
+    assert!(newest > next);
+    assert_eq!(rig.gen(), serving, "the serving one serves on");
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    assert_eq!(rig.gen(), newest);
+    assert!(rig.answered.contains(&first), "the restart is answered");
+    rig.nothing_waits();
+}
+
+#[test]
+fn an_init_answer_from_a_retired_generation_changes_nothing() {
+    let mut rig = Rig::new(&["/p/plugin.wasm"]);
+    rig.boot();
+    let old = rig.gen();
+    rig.save();
+    rig.settle();
+    let now = rig.gen();
+    assert!(now > old);
+    let epoch = rig.sup.plugins[PluginId(0)].epoch;
+    event(&mut rig, "late init answer from an older generation");
+    assert_eq!((rig.gen(), rig.phase()), (now, "serving"));
+    assert_eq!(rig.sup.plugins[PluginId(0)].epoch, epoch);
+}
+
+#[test]
+fn shutdown_during_a_back_off_starts_nothing_and_exits() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    setup(&mut rig, "down, backing off after two crashes");
+    let before = spawned(&rig).len();
+    rig.notify("shutdown", json!({}));
+    assert!(rig.exited, "nothing runs: it exits at once");
+    let until = rig.now + Duration::from_secs(60);
+    while rig.fire_one(until) {}
+    assert_eq!(spawned(&rig).len(), before, "the retry did not start one");
+}
+
+#[test]
+fn a_db_write_waits_for_a_version_that_can_answer_it() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    setup(&mut rig, "down after a crash loop");
+    let write = rig.hook("db_write", json!({"data_version": 1, "writes": []}));
+    assert!(
+        !rig.answered.contains(&write),
+        "never answered on its behalf"
+    );
+    assert!(rig.logged("lightningd waits with it"), "{:#?}", rig.logs);
+    rig.save();
+    rig.settle();
+    assert!(rig.answered.contains(&write));
+}
+
+#[test]
+fn a_busy_file_is_tried_again_shortly() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    rig.spawn_error = Some(SpawnError::Busy);
+    rig.getmanifest();
+    assert_eq!(rig.phase(), "down");
+    assert!(spawned(&rig).is_empty());
+    rig.settle();
+    rig.init();
+    rig.settle();
+    assert_eq!(rig.phase(), "serving", "{:#?}", rig.logs);
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_missing_file_says_so_and_the_handshake_goes_on() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    rig.spawn_error = Some(SpawnError::NotFound);
+    rig.getmanifest();
+    assert_eq!(rig.phase(), "down");
+    assert!(rig.logged("does not exist"), "{:#?}", rig.logs);
+    assert!(
+        rig.waiting.is_empty(),
+        "getmanifest answered without it: {:?}",
+        rig.waiting
+    );
+}
+
+#[test]
+fn a_failed_wasm_spawn_during_a_swap_keeps_the_old_one_serving() {
+    let mut rig = Rig::new(&["/p/plugin.wasm"]);
+    rig.boot();
+    let serving = rig.gen();
+    rig.spawn_error = Some(SpawnError::Other("not a wasm module".into()));
+    rig.save();
+    assert_eq!((rig.phase(), rig.gen()), ("serving", serving));
+    assert!(rig.logged("the old one keeps serving"), "{:#?}", rig.logs);
+    rig.request("echo", json!({}));
+    rig.settle();
+    rig.nothing_waits();
+}
