@@ -109,6 +109,8 @@ pub trait Plugins {
     fn current(&self, p: PluginId) -> Option<&Manifest>;
     /// Its name.
     fn name(&self, p: PluginId) -> &str;
+    /// How many plugins there are.
+    fn count(&self) -> usize;
 }
 
 /// The routing tables and the requests in flight.
@@ -254,6 +256,15 @@ impl Router {
         }
     }
 
+    /// The plugins a notification from lightningd goes to: those whose
+    /// current version subscribes to its topic (or to all, `*`), in order.
+    pub fn subscribers(&self, topic: &str, plugins: &impl Plugins) -> Vec<PluginId> {
+        (0..plugins.count())
+            .map(PluginId)
+            .filter(|&p| plugins.current(p).is_some_and(|m| m.subscribes(topic)))
+            .collect()
+    }
+
     /// Records a request sent to a generation.
     pub fn sent(&mut self, plugin: PluginId, generation: Gen, request: Request) {
         self.seq += 1;
@@ -341,6 +352,9 @@ mod tests {
         }
         fn name(&self, p: PluginId) -> &str {
             ["a.py", "b.wasm"][p.0]
+        }
+        fn count(&self) -> usize {
+            self.current.len()
         }
     }
 
@@ -481,6 +495,18 @@ mod tests {
             r.route("db_write", || None, &plugins),
             Decision::Hook(vec![PluginId(0)])
         );
+    }
+
+    #[test]
+    fn notifications_go_to_the_subscribers_of_their_current_version() {
+        let (r, mut plugins) = router();
+        plugins.current[0] = manifest(json!({"subscriptions": ["connect"], "dynamic": true}));
+        plugins.current[1] = manifest(json!({"subscriptions": ["*"], "dynamic": true}));
+        assert_eq!(
+            r.subscribers("connect", &plugins),
+            vec![PluginId(0), PluginId(1)]
+        );
+        assert_eq!(r.subscribers("disconnect", &plugins), vec![PluginId(1)]);
     }
 
     #[test]

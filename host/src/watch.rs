@@ -787,6 +787,39 @@ fn sources_loop<K: Copy + PartialEq>(
     }
 }
 
+/// What tells one version of a file from the next: a save writes new
+/// content (a new mtime) or puts a new file in place (a new inode); a
+/// chmod changes neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    ino: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl FileStamp {
+    /// A made-up stamp: save number `n` (for tests).
+    #[cfg(test)]
+    pub(crate) fn test(n: u64) -> Option<FileStamp> {
+        Some(FileStamp {
+            ino: 1,
+            len: n,
+            modified: None,
+        })
+    }
+
+    /// The stamp of the file at `path` now (`None`: it is not there).
+    pub fn of(path: &std::path::Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            ino: m.ino(),
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

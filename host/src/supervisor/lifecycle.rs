@@ -28,6 +28,7 @@ use crate::link::Level;
 use crate::manifest::{Diff, Manifest};
 use crate::router::{ReqKind, Request};
 use crate::sandbox;
+pub use crate::watch::FileStamp;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -94,39 +95,6 @@ pub struct Generation {
 enum SandboxUsed {
     Wasm(wasm::Settings),
     Native(Option<sandbox::Spec>),
-}
-
-/// What tells one version of a file from the next: a save writes new
-/// content (a new mtime) or puts a new file in place (a new inode); a
-/// chmod changes neither.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    ino: u64,
-    len: u64,
-    modified: Option<SystemTime>,
-}
-
-impl FileStamp {
-    /// A made-up stamp: save number `n` (for tests).
-    #[cfg(test)]
-    pub(crate) fn test(n: u64) -> Option<FileStamp> {
-        Some(FileStamp {
-            ino: 1,
-            len: n,
-            modified: None,
-        })
-    }
-
-    /// The stamp of the file at `path` now (`None`: it is not there).
-    pub fn of(path: &std::path::Path) -> Option<FileStamp> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            ino: m.ino(),
-            len: m.len(),
-            modified: m.modified().ok(),
-        })
-    }
 }
 
 impl Generation {
@@ -640,12 +608,8 @@ impl Supervisor {
         }
         let path = plugin.path.display();
         let why = match error {
-            SpawnError::NotFound => {
-                format!("{path} does not exist (or its #! interpreter is missing)")
-            }
-            SpawnError::NotExecutable => format!("{path} is not executable: chmod +x it"),
-            SpawnError::Busy => format!("cannot start {path}: it stays open for writing"),
-            SpawnError::Other(e) => format!("cannot start {path}: {e}"),
+            SpawnError::NotFound | SpawnError::NotExecutable => format!("{path} {error}"),
+            SpawnError::Busy | SpawnError::Other(_) => format!("cannot start {path}: {error}"),
         };
         if swapping {
             return self.next_failed(p, why);

@@ -103,16 +103,21 @@ pub enum Timer {
     QuietOver(&'static str),
 }
 
-/// Why a spawn failed, as far as the life cycle cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a spawn failed: the supervisor retries a busy file shortly and
+/// reports the rest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpawnError {
     /// The file is still open for writing (a compiler finishing it).
+    #[error("it stays open for writing")]
     Busy,
     /// It does not exist (or its `#!` interpreter is missing).
+    #[error("does not exist (or its #! interpreter is missing)")]
     NotFound,
     /// It is not executable.
+    #[error("is not executable: chmod +x it")]
     NotExecutable,
     /// Anything else, in words.
+    #[error("{0}")]
     Other(String),
 }
 
@@ -341,6 +346,9 @@ impl crate::router::Plugins for Plugins {
     }
     fn name(&self, p: PluginId) -> &str {
         &self[p].name
+    }
+    fn count(&self) -> usize {
+        self.len()
     }
 }
 
@@ -576,14 +584,8 @@ impl Supervisor {
             return self.begin_shutdown();
         }
         let mut sends = vec![];
-        for p in self.plugins.ids() {
+        for p in self.router.subscribers(method, &self.plugins) {
             let plugin = &mut self.plugins[p];
-            if !plugin
-                .current_manifest()
-                .is_some_and(|man| man.subscribes(method))
-            {
-                continue;
-            }
             // While a wasm swap starts the next instance, the old one
             // still serves: it gets them (the next one has not finished
             // init, when lightningd would not send it any either).
