@@ -10,10 +10,17 @@
 //! and fires timers in time order.
 
 use super::*;
-use crate::backend::Exit;
+use crate::backend::{Exit, InstanceEvent};
 use crate::framing::Framer;
+use crate::framing::{Frame, Message};
+use crate::ids::{Epoch, Gen};
+use crate::locate::Located;
 use crate::locate::Source;
+use bytes::Bytes;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
 const MANIFEST: &str = r#"{"options":[],"rpcmethods":[{"name":"echo","usage":"","description":"echoes"}],"hooks":[{"name":"peer_connected"},{"name":"db_write"}],"subscriptions":["shutdown","connect"],"dynamic":true}"#;
 

@@ -1,0 +1,221 @@
+//! The supervisor's vocabulary with its loop: the [`Input`]s it takes,
+//! the [`Output`]s it asks for, and the small types they carry.
+//!
+//! Owns: those types and what each promises (an [`Output::Spawn`] is
+//! answered before anything else happens, a [`Timer`] comes back with the
+//! epoch it was set in). Must not: hold behaviour.
+
+use crate::backend::{wasm, BackendKind, InstanceEvent};
+use crate::framing::{Frame, RawId};
+use crate::ids::{Epoch, Gen, PluginId};
+use crate::sandbox;
+use crate::watch::FileStamp;
+use bytes::Bytes;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Timers a plugin's life cycle sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// A draining generation's grace period is over.
+    GraceOver,
+    /// A stopping generation lingers: SIGTERM.
+    Terminate,
+    /// It still lingers: SIGKILL.
+    Kill,
+    /// A starting generation took too long.
+    StartTimeout,
+    /// Try starting again (file busy, crash back-off).
+    Retry,
+    /// A retiring generation's grace period is over: close its stdin.
+    RetireGrace(Gen),
+    /// A retiring generation lingers: stop it.
+    RetireKill(Gen),
+    /// A second of a plugin's warnings of this kind is over: say how many
+    /// were not logged.
+    QuietOver(&'static str),
+}
+
+/// Why a spawn failed: the supervisor retries a busy file shortly and
+/// reports the rest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpawnError {
+    /// The file is still open for writing (a compiler finishing it).
+    #[error("it stays open for writing")]
+    Busy,
+    /// It does not exist (or its `#!` interpreter is missing).
+    #[error("does not exist (or its #! interpreter is missing)")]
+    NotFound,
+    /// It is not executable.
+    #[error("is not executable: chmod +x it")]
+    NotExecutable,
+    /// Anything else, in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Everything the supervisor reacts to.
+#[derive(Debug)]
+pub enum Input {
+    /// A frame from lightningd.
+    Lightningd(Frame),
+    /// lightningd closed our stdin.
+    LightningdClosed,
+    /// An instance the supervisor asked for runs.
+    Spawned {
+        /// Whose.
+        plugin: PluginId,
+        /// Which generation.
+        gen: Gen,
+        /// Its process id (native).
+        pid: Option<u32>,
+        /// The file it was started from, as it was then.
+        file: Option<FileStamp>,
+    },
+    /// An instance the supervisor asked for could not be started.
+    SpawnFailed {
+        /// Whose.
+        plugin: PluginId,
+        /// Which generation.
+        gen: Gen,
+        /// Why.
+        error: SpawnError,
+    },
+    /// A plugin instance reported something.
+    Instance {
+        /// Whose.
+        plugin: PluginId,
+        /// Which generation.
+        gen: Gen,
+        /// What.
+        event: InstanceEvent,
+    },
+    /// A plugin's file (or, with build on save, its sources) changed and
+    /// settled: reload it.
+    Changed {
+        /// Which.
+        plugin: PluginId,
+        /// The plugin file as it is now.
+        file: Option<FileStamp>,
+    },
+    /// A plugin's timer went off.
+    Timer {
+        /// Whose.
+        plugin: PluginId,
+        /// The epoch it was set in.
+        epoch: Epoch,
+        /// Which.
+        timer: Timer,
+    },
+    /// Shutdown took too long: exit anyway.
+    ShutdownDeadline,
+    /// The wrapper to re-register through was found and marked changed
+    /// (or why not).
+    Reregistered {
+        /// Who asked (`None`: the host itself, after a reload).
+        caller: Option<RawId>,
+        /// The wrapper, or why not.
+        outcome: Result<PathBuf, String>,
+    },
+}
+
+/// What to do to one running instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceOp {
+    /// Write this message to it.
+    Send(Bytes),
+    /// Close its stdin (the way lightningd tells a plugin to stop).
+    CloseStdin,
+    /// SIGTERM (native) or stop (wasm).
+    Terminate,
+    /// SIGKILL its process group, or stop it (wasm).
+    Kill,
+}
+
+/// What the supervisor asks its loop to do, in order.
+#[derive(Debug)]
+pub enum Output {
+    /// Write this message to lightningd.
+    ToLightningd(Bytes),
+    /// Start an instance of a plugin; answer with [`Input::Spawned`] or
+    /// [`Input::SpawnFailed`], and report what it does as
+    /// [`Input::Instance`].
+    Spawn {
+        /// Whose.
+        plugin: PluginId,
+        /// Which generation it will be.
+        gen: Gen,
+        /// The plugin file.
+        path: PathBuf,
+        /// How it runs.
+        backend: BackendKind,
+        /// Its sandbox (wasm).
+        wasm: Option<wasm::Settings>,
+        /// Its Landlock sandbox (native), if any.
+        native: Option<sandbox::Spec>,
+    },
+    /// Do something to a running instance (nothing, if it is gone).
+    Instance {
+        /// Whose.
+        plugin: PluginId,
+        /// Which generation.
+        gen: Gen,
+        /// What.
+        op: InstanceOp,
+    },
+    /// Feed back [`Input::Timer`] after `after`.
+    Timer {
+        /// Whose.
+        plugin: PluginId,
+        /// The plugin's epoch now.
+        epoch: Epoch,
+        /// Which.
+        timer: Timer,
+        /// When.
+        after: Duration,
+    },
+    /// Feed back [`Input::ShutdownDeadline`] after this long.
+    ShutdownDeadline(Duration),
+    /// Watch these plugin files and send [`Input::Changed`] when one
+    /// changes and settles.
+    WatchFiles(Vec<(PluginId, PathBuf)>),
+    /// Stop watching anything.
+    StopWatching,
+    /// Set up build on save with these `autoreload-build` and
+    /// `autoreload-watch` values.
+    SetUpBuilds {
+        /// `autoreload-build` values.
+        builds: Vec<String>,
+        /// `autoreload-watch` values.
+        watches: Vec<String>,
+    },
+    /// Find the wrapper lightningd started the host from and mark it
+    /// changed; answer with [`Input::Reregistered`].
+    FindWrapper {
+        /// Who asked.
+        caller: Option<RawId>,
+        /// lightningd's rpc socket.
+        socket: PathBuf,
+        /// The managed plugins' paths (to recognize the host's entry).
+        managed: Vec<PathBuf>,
+    },
+    /// Ask lightningd to `plugin start` the wrapper (which restarts the
+    /// host), shortly, so the answers already sent reach it first.
+    RestartThrough {
+        /// lightningd's rpc socket.
+        socket: PathBuf,
+        /// The wrapper.
+        wrapper: PathBuf,
+    },
+    /// Answer `autoreload-status` with these entries, after adding what
+    /// the loop knows of each plugin (its builds, its native sandbox).
+    Status {
+        /// The caller.
+        id: RawId,
+        /// Each chosen plugin and its entry.
+        entries: Vec<(PluginId, Value)>,
+    },
+    /// Every plugin is down after a shutdown: exit.
+    Exit,
+}

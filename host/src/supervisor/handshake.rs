@@ -1,0 +1,254 @@
+//! The start-up handshake with lightningd: its getmanifest starts every
+//! plugin and is answered with their merged manifests; its init is cached
+//! (the host's options read and stripped) and answered once every plugin
+//! has had its own.
+//!
+//! Owns: the host's settings read from init, which manifests lightningd
+//! registers (refusing a plugin that clashes with an earlier one), and the
+//! routing tables built from them. Must not: start or stop anything but
+//! through [`super::lifecycle`].
+
+use super::plugin::*;
+use super::*;
+use crate::backend::wasm;
+use crate::framing::{Message, RawId};
+use crate::ids::PluginId;
+use crate::init::CachedInit;
+use crate::jsonrpc::{self, ErrorKind};
+use crate::link::Level;
+use crate::locate;
+use crate::manifest::{self, Manifest};
+use crate::router::Router;
+use crate::sandbox;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+impl Supervisor {
+    pub(super) fn on_getmanifest(&mut self, id: RawId, m: &Message) {
+        if !matches!(self.startup, Startup::NotStarted) {
+            let msg = "getmanifest was already answered";
+            return self.out.send(jsonrpc::error(&id, ErrorKind::Protocol, msg));
+        }
+        self.getmanifest_params = jsonrpc::parse(&m.raw)
+            .and_then(|v| v.get("params").cloned())
+            .unwrap_or(json!({}));
+        let Some(located) = self.located.clone() else {
+            let why = "no plugin to manage: start lightningd with --autoreload-plugin=PATH (or put autoreload-plugin=PATH in its config, or set AUTORELOAD_PLUGIN=PATH); cln-autoreload disables itself";
+            self.out.log(Level::Warn, why);
+            let mut manifest = manifest::merged(&[]);
+            manifest["disable"] = json!(why);
+            self.startup = Startup::Done;
+            return self.out.send(jsonrpc::response(&id, manifest));
+        };
+        for note in &located.notes {
+            self.out.log(Level::Info, note);
+        }
+        // lightningd may call hooks before init (db_write): a plugin starts
+        // with the directories (wasm) and the sandbox (native) the user
+        // gave it, read where the plugin paths were, so init need not
+        // replace it (init's values decide from then on).
+        let early = || located.early.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        self.config.wasm.dirs = early()
+            .filter(|(n, _)| *n == locate::WASM_DIR)
+            .map(|(_, d)| wasm::GrantedDir::parse(d))
+            .collect();
+        self.config.native = sandbox::Options::from_pairs(early());
+        for path in &located.paths {
+            self.out.log(
+                Level::Info,
+                format!("managing {} (found in {})", path.display(), located.source),
+            );
+            self.plugins.0.push(ManagedPlugin::new(path.clone()));
+        }
+        self.startup = Startup::Manifest { id };
+        let pending = plugin::Pending::at(Trigger::Startup, self.now);
+        for p in self.plugins.ids() {
+            self.start(p, pending);
+        }
+        self.startup_progress();
+    }
+
+    pub(super) fn on_init(&mut self, id: RawId, m: &Message) {
+        let params = jsonrpc::parse(&m.raw)
+            .and_then(|v| v.get("params").cloned())
+            .unwrap_or(json!({}));
+        let cached = CachedInit::new(&params);
+        let ms = |name| {
+            cached
+                .host_option(name)
+                .and_then(Value::as_u64)
+                .map(Duration::from_millis)
+        };
+        if let Some(g) = ms("autoreload-grace-ms") {
+            self.config.grace = g;
+        }
+        if let Some(s) = ms("autoreload-settle-ms") {
+            self.config.settle = s;
+        }
+        if let Some(t) = ms("autoreload-wasm-request-timeout-ms") {
+            self.config.wasm.request_timeout = t;
+        }
+        if let Some(mb) = cached
+            .host_option("autoreload-wasm-max-memory-mb")
+            .and_then(Value::as_u64)
+        {
+            self.config.wasm.max_memory = usize::try_from(mb)
+                .unwrap_or(usize::MAX / 2)
+                .saturating_mul(1 << 20);
+        }
+        if let Some(c) = cached
+            .host_option("autoreload-wasm-compiler")
+            .and_then(Value::as_str)
+        {
+            match wasm::Compiler::parse(c) {
+                Some(c) => self.config.wasm.compiler = c,
+                None => self.out.log(
+                    Level::Warn,
+                    format!(
+                        "autoreload-wasm-compiler={c} is neither winch nor cranelift: using winch"
+                    ),
+                ),
+            }
+        }
+        let strings = |name| -> Vec<String> {
+            match cached.host_option(name) {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                Some(Value::String(s)) => vec![s.clone()],
+                _ => vec![],
+            }
+        };
+        self.config.wasm.dirs = strings("autoreload-wasm-dir")
+            .iter()
+            .map(|d| wasm::GrantedDir::parse(d))
+            .collect();
+        let (builds, watches) = (strings("autoreload-build"), strings("autoreload-watch"));
+        let mut native = sandbox::Options::default();
+        for name in [
+            sandbox::OPT_SANDBOX,
+            sandbox::OPT_ALLOW,
+            sandbox::OPT_NET,
+            sandbox::OPT_ENV,
+        ] {
+            for v in strings(name) {
+                native.push(name, v);
+            }
+        }
+        let names: Vec<String> = self.plugins.iter().map(|p| p.name.clone()).collect();
+        for w in native.check(&names) {
+            self.out.log(Level::Warn, w);
+        }
+        self.config.native = native;
+        let allow = strings("autoreload-wasm-rpc-allow");
+        self.config.wasm.rpc_allow = (!allow.is_empty()).then_some(allow);
+        let conf = params.get("configuration");
+        let rpc_file = conf
+            .and_then(|c| c.get("rpc-file"))
+            .and_then(Value::as_str)
+            .unwrap_or("lightning-rpc");
+        // rpc-file is relative to lightningd's cwd, which is ours.
+        self.config.rpc_socket = self.config.cwd.as_ref().map(|d| d.join(rpc_file));
+        if let Some(b) = cached
+            .host_option("autoreload-reregister-on-change")
+            .and_then(Value::as_bool)
+        {
+            self.config.reregister_on_change = b;
+        }
+        if let (Some(given), Some(located)) =
+            (cached.host_option("autoreload-plugin"), &self.located)
+        {
+            if located.source == locate::Source::Lightningd {
+                let n = given.as_array().map_or(1, Vec::len);
+                if n != located.paths.len() {
+                    self.out.log(
+                        Level::Warn,
+                        format!("lightningd passed {n} autoreload-plugin value(s) but {} were found on its command line and config: {given}", located.paths.len()),
+                    );
+                }
+            }
+        }
+        self.init = Some(cached);
+        if !matches!(self.startup, Startup::WaitInit) {
+            let msg = "init out of order";
+            return self.out.send(jsonrpc::error(&id, ErrorKind::Protocol, msg));
+        }
+        self.startup = Startup::Init { id };
+        let files = self
+            .plugins
+            .ids()
+            .map(|p| (p, self.plugins[p].path.clone()))
+            .collect();
+        self.out.push(Output::WatchFiles(files));
+        self.out.push(Output::SetUpBuilds { builds, watches });
+        for p in self.plugins.ids() {
+            self.init_started(p);
+        }
+        self.startup_progress();
+    }
+
+    /// Answers lightningd's getmanifest or init once every plugin is past
+    /// that step.
+    pub(crate) fn startup_progress(&mut self) {
+        match &self.startup {
+            Startup::Manifest { id }
+                if self.plugins.iter().all(ManagedPlugin::manifest_settled) =>
+            {
+                let id = id.clone();
+                self.register_manifests();
+                let registered: Vec<Option<&Manifest>> =
+                    self.plugins.iter().map(|p| p.registered.as_ref()).collect();
+                self.router = Router::new(&registered);
+                let present: Vec<&Manifest> = registered.iter().flatten().copied().collect();
+                if present.is_empty() {
+                    self.out.log(
+                        Level::Warn,
+                        "no managed plugin answered getmanifest: only cln-autoreload's own methods are registered. Fix the plugin, then restart lightningd to register its methods",
+                    );
+                }
+                let merged = manifest::merged(&present);
+                self.out.send(jsonrpc::response(&id, merged));
+                self.startup = Startup::WaitInit;
+            }
+            Startup::Init { id } if self.plugins.iter().all(ManagedPlugin::init_settled) => {
+                let answer = jsonrpc::response(id, json!({}));
+                self.out.send(answer);
+                self.startup = Startup::Done;
+            }
+            _ => {}
+        }
+    }
+
+    /// Decides what lightningd registers: each plugin's manifest, unless
+    /// it declares a method or option an earlier plugin already has
+    /// (lightningd would refuse it); such a plugin is refused, with a
+    /// message naming both.
+    pub(super) fn register_manifests(&mut self) {
+        let mut accepted: Vec<PluginId> = vec![];
+        for p in self.plugins.ids() {
+            let Some(m) = self.plugins[p].current_manifest().cloned() else {
+                continue;
+            };
+            let clashes: Vec<String> = accepted
+                .iter()
+                .filter_map(|&q| {
+                    let theirs = self.plugins[q].registered.as_ref()?;
+                    let c = manifest::conflicts(theirs, &m);
+                    (!c.is_empty())
+                        .then(|| format!("{} (already {}'s)", c.join(", "), self.plugins[q].name))
+                })
+                .collect();
+            if clashes.is_empty() {
+                self.plugins[p].registered = Some(m);
+                accepted.push(p);
+            } else {
+                let why = format!(
+                    "refused: it declares {}; lightningd allows each name once. Rename them in one of the plugins and restart lightningd",
+                    clashes.join("; ")
+                );
+                self.refuse(p, why);
+            }
+        }
+    }
+}

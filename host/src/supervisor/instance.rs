@@ -1,0 +1,592 @@
+//! What a plugin's instances say: messages on stdout (its answers to
+//! getmanifest and init during start-up, the rest handed on), stderr
+//! lines, warnings, compile figures and exits, told apart by generation.
+//!
+//! Owns: the start-up handshake with each generation (getmanifest, then
+//! init, once lightningd's own init is known) and the rate limit on
+//! warnings about a plugin. Must not: change phase other than through
+//! [`super::lifecycle`]'s transitions.
+
+use super::lifecycle::*;
+use super::plugin::*;
+use super::{InstanceOp, Supervisor, Timer};
+use crate::backend::{wasm, BackendKind, Exit, InstanceEvent};
+use crate::framing::{preview, Kind, Message, RawId};
+use crate::ids::{Gen, PluginId};
+use crate::init::CachedInit;
+use crate::jsonrpc::{self, ErrorKind};
+use crate::link::Level;
+use crate::manifest::{Diff, Manifest};
+use crate::router::ReqKind;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The log levels lightningd accepts in a plugin's `log` notification.
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
+
+/// At most this many warnings of one kind about one plugin per
+/// [`NOISE_WINDOW`]; the rest are counted, and the count logged.
+const NOISE_MAX: u32 = 10;
+const NOISE_WINDOW: Duration = Duration::from_secs(1);
+
+impl Supervisor {
+    /// Something one of the plugin's instances reported.
+    pub(crate) fn on_instance(&mut self, p: PluginId, number: Gen, event: InstanceEvent) {
+        let plugin = &mut self.plugins[p];
+        let role = plugin.role(number);
+        let name = plugin.name.clone();
+        match event {
+            InstanceEvent::Message(m) => match role {
+                Some(role) => self.on_message(p, role, number, m),
+                None => {
+                    if let Kind::Response { id } = &m.kind {
+                        // A stopped generation answering late: its requests
+                        // were already answered or handed on.
+                        self.out.log(
+                            Level::Debug,
+                            format!("[{name}] late response {id} from generation {number} dropped"),
+                        );
+                    }
+                }
+            },
+            InstanceEvent::Garbage { bytes, reason } => {
+                let w = format!(
+                    "[{name}] wrote something that is not JSON-RPC to stdout ({reason}); lightningd would have killed it for this. Use stderr or a log notification: {}",
+                    preview(&bytes, 400)
+                );
+                // What its output ended with matters more than one more
+                // piece of a flood: it is not counted with the others.
+                let kind = if reason.starts_with("stream ended") {
+                    "truncated"
+                } else {
+                    "garbage"
+                };
+                self.plugin_warn(p, kind, w);
+            }
+            InstanceEvent::Stderr(line) => {
+                if let Some(g) = role.and_then(|r| plugin.gen_mut(r)) {
+                    if g.stderr_tail.len() == 20 {
+                        g.stderr_tail.pop_front();
+                    }
+                    g.stderr_tail.push_back(line.clone());
+                }
+                if plugin.stdin_closed(number) {
+                    self.out.log(
+                        Level::Debug,
+                        format!("[{name}] (generation {number}, stopping) {line}"),
+                    );
+                } else {
+                    let level = if line.starts_with("trap: ") {
+                        Level::Warn
+                    } else {
+                        Level::Info
+                    };
+                    self.out.log(level, format!("[{name}] {line}"));
+                }
+            }
+            InstanceEvent::Warn(w) => self.plugin_warn(p, "warn", format!("[{name}] {w}")),
+            InstanceEvent::Compiled { millis, cached } => {
+                if let Some(g) = role.and_then(|r| plugin.gen_mut(r)) {
+                    let compiler = match &g.sandbox {
+                        SandboxUsed::Wasm(s) => Some(s.compiler),
+                        SandboxUsed::Native(_) => None,
+                    };
+                    plugin.last_compile = Some((millis, cached, compiler));
+                }
+            }
+            InstanceEvent::Exited(exit) => match role {
+                Some(Role::Current) => self.on_exit(p, exit),
+                Some(Role::Next) => {
+                    let why = self.exit_reason(p, Role::Next, &exit, "during start-up");
+                    self.next_failed(p, why);
+                }
+                Some(Role::Retiring(i)) => {
+                    let r = self.plugins[p].retiring.remove(i);
+                    self.orphans(p, r.gen.number, &exit, true);
+                    self.shutdown_progress();
+                }
+                None => {}
+            },
+        }
+    }
+
+    /// How an exit reads in errors and logs, with its last stderr lines.
+    pub(super) fn exit_reason(
+        &mut self,
+        p: PluginId,
+        role: Role,
+        exit: &Exit,
+        when: &str,
+    ) -> String {
+        let plugin = &mut self.plugins[p];
+        let Some(g) = plugin.gen_mut(role) else {
+            return exit.how.clone();
+        };
+        let mut w = format!("generation {} {} {when}", g.number, exit.how);
+        let tail: Vec<&str> = g
+            .stderr_tail
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.starts_with("trap: "))
+            .collect();
+        if !tail.is_empty() {
+            w.push_str(&format!("; its last stderr lines: {}", tail.join(" | ")));
+        }
+        w
+    }
+
+    pub(super) fn on_message(&mut self, p: PluginId, role: Role, number: Gen, m: Message) {
+        if let Kind::Response { id } = &m.kind {
+            let starting = matches!(
+                (role, &self.plugins[p].phase),
+                (Role::Current, Phase::Starting { .. }) | (Role::Next, Phase::Swapping { .. })
+            );
+            let step = if starting {
+                self.plugins[p].phase.starting().map(|(_, s, _)| *s)
+            } else {
+                None
+            };
+            let expected = match step {
+                Some(Step::Manifest) => Some(format!("autoreload:getmanifest#{number}")),
+                Some(Step::Init) => Some(format!("autoreload:init#{number}")),
+                _ => None,
+            };
+            if let Some(expected) = expected {
+                if id == &RawId::from_string(&expected) {
+                    match step {
+                        Some(Step::Manifest) => self.on_manifest(p, &m),
+                        _ => self.on_init_answer(p, &m),
+                    }
+                    return;
+                }
+            }
+            // A generation replaced while it started (a reload came
+            // first: it is stopping now) may still answer its own
+            // getmanifest or init: nobody waits for that any more.
+            let own = |what| *id == RawId::from_string(&format!("autoreload:{what}#{number}"));
+            if own("getmanifest") || own("init") {
+                let name = &self.plugins[p].name;
+                return self.out.log(
+                    Level::Debug,
+                    format!(
+                        "[{name}] generation {number} answered {id} after it was replaced: dropped"
+                    ),
+                );
+            }
+        }
+        self.on_plugin_message(p, number, m);
+        if let Some(Role::Retiring(_)) = self.plugins[p].role(number) {
+            if self.router.count_generation(p, number) == 0 {
+                self.close_retiring(p, number);
+            }
+        }
+    }
+
+    pub(super) fn on_manifest(&mut self, p: PluginId, m: &Message) {
+        let answer = jsonrpc::parse(&m.raw);
+        let result = answer.as_ref().and_then(|v| v.get("result"));
+        let parsed = match result {
+            Some(r) => Manifest::from_result(r),
+            None => Err(format!(
+                "getmanifest failed: {}",
+                answer
+                    .as_ref()
+                    .and_then(|v| v.get("error"))
+                    .map_or_else(|| "no result".into(), Value::to_string)
+            )),
+        };
+        let (manifest, problems) = match parsed {
+            Ok(x) => x,
+            Err(why) => return self.start_failed(p, why),
+        };
+        let plugin = &mut self.plugins[p];
+        for problem in &problems {
+            self.out.log(
+                Level::Warn,
+                format!("[{}] manifest: {problem}", plugin.name),
+            );
+        }
+        if let Some(why) = manifest.disabled() {
+            return self.start_failed(p, format!("it disabled itself: {why}"));
+        }
+        if let Some(registered) = &plugin.registered {
+            let diff = Diff::between(registered, &manifest);
+            if !diff.is_empty() && plugin.last_diff.as_ref() != Some(&diff) {
+                self.out.log(
+                    Level::Info,
+                    format!(
+                        "[{}] manifest changed: {diff}. lightningd registers new methods, hooks and subscriptions after autoreload-reregister (or a restart); removed methods answer an error until then",
+                        plugin.name
+                    ),
+                );
+            }
+            plugin.last_diff = Some(diff);
+        }
+        let Some((gen, step, _)) = plugin.phase.starting() else {
+            return;
+        };
+        gen.manifest = Some(manifest);
+        *step = Step::WaitInit;
+        self.send_init(p);
+        if self.init.is_none() {
+            // lightningd may be waiting on a request held for this plugin
+            // (a `db_write` before its init): it goes through now.
+            self.release_held(p);
+        }
+        self.startup_progress();
+    }
+
+    /// Sends init to a generation waiting for it, once lightningd's init
+    /// is known.
+    pub(crate) fn send_init(&mut self, p: PluginId) {
+        let Some(cached) = &self.init else { return };
+        let plugin = &mut self.plugins[p];
+        let registered = plugin.registered.clone();
+        let Some((gen, step, _)) = plugin.phase.starting() else {
+            return;
+        };
+        if *step != Step::WaitInit {
+            return;
+        }
+        let Some(manifest) = &gen.manifest else {
+            return;
+        };
+        let params = CachedInit::params_for(cached, registered.as_ref(), manifest);
+        let id = RawId::from_string(&format!("autoreload:init#{}", gen.number));
+        let number = gen.number;
+        *step = Step::Init;
+        // The time spent waiting for lightningd's init was not the
+        // plugin's: its init gets the whole start-up timeout.
+        plugin.epoch.bump();
+        self.instance(
+            p,
+            number,
+            InstanceOp::Send(jsonrpc::request(&id, "init", params)),
+        );
+        self.after(STARTUP_TIMEOUT, p, Timer::StartTimeout);
+    }
+
+    /// lightningd's init has come: the generation that answered
+    /// getmanifest at start-up gets it, unless it was started in another
+    /// sandbox than init now gives it (wasm: the default one, or the
+    /// directories read from lightningd's command line; native: the
+    /// `autoreload-native-*` values read there): then a fresh one takes its
+    /// place (for wasm, of the same cached module).
+    pub(crate) fn init_started(&mut self, p: PluginId) {
+        let plugin = &self.plugins[p];
+        let now = match plugin.backend {
+            BackendKind::Wasm => SandboxUsed::Wasm(self.wasm_settings()),
+            BackendKind::Native => SandboxUsed::Native(self.config.native.spec(&plugin.name)),
+        };
+        let other_sandbox = plugin.phase.generation().is_some_and(|g| g.sandbox != now);
+        let plugin = &mut self.plugins[p];
+        match plugin.phase.take() {
+            Phase::Starting {
+                gen,
+                step: Step::WaitInit,
+                pending,
+            } if other_sandbox => {
+                if plugin.backend == BackendKind::Native {
+                    self.out.log(
+                        Level::Info,
+                        format!(
+                            "[{}] restarted in the sandbox lightningd's init gives it",
+                            plugin.name
+                        ),
+                    );
+                }
+                self.replace_starting(p, gen, pending)
+            }
+            other => {
+                plugin.phase = other;
+                self.send_init(p);
+            }
+        }
+    }
+
+    pub(super) fn on_init_answer(&mut self, p: PluginId, m: &Message) {
+        let answer = jsonrpc::parse(&m.raw).unwrap_or(Value::Null);
+        if let Some(err) = answer.get("error") {
+            return self.start_failed(p, format!("init failed: {err}"));
+        }
+        if let Some(why) = answer.get("result").and_then(|r| r.get("disable")) {
+            return self.start_failed(p, format!("it disabled itself in init: {why}"));
+        }
+        let at = self.wall(self.now);
+        let plugin = &mut self.plugins[p];
+        let (gen, old, pending) = match plugin.phase.take() {
+            Phase::Starting { gen, pending, .. } => (gen, None, pending),
+            Phase::Swapping {
+                gen, next, pending, ..
+            } => (*next, Some(gen), pending),
+            other => {
+                plugin.phase = other;
+                return;
+            }
+        };
+        let took = self.now.saturating_duration_since(pending.since);
+        let number = gen.number;
+        plugin.set_phase(Phase::Serving { gen });
+        plugin.last_error = None;
+        if pending.trigger != Trigger::Startup {
+            plugin.reloads += 1;
+            self.out.log(
+                Level::Info,
+                format!(
+                    "[{}] reloaded ({}): generation {number} serving after {:.1} ms",
+                    plugin.name,
+                    pending.trigger.as_str(),
+                    took.as_secs_f64() * 1000.0
+                ),
+            );
+        }
+        plugin.last_reload = Some(ReloadRecord {
+            trigger: pending.trigger,
+            generation: number,
+            duration: took,
+            at,
+        });
+        let answer = json!({
+            "plugin": plugin.name,
+            "generation": number,
+            "duration_ms": took.as_secs_f64() * 1000.0,
+            "manifest_changes": plugin.last_diff.as_ref().map(Diff::to_json),
+        });
+        if plugin.again.is_none() {
+            self.answer_waiters(p, Ok(answer));
+        }
+        if let Some(old) = old {
+            self.retire(p, old);
+        }
+        let needs_registering = self.plugins[p]
+            .last_diff
+            .as_ref()
+            .is_some_and(Diff::needs_registering);
+        if needs_registering
+            && self.config.reregister_on_change
+            && pending.trigger != Trigger::Startup
+        {
+            self.reregister(None);
+        }
+        self.release_held(p);
+        self.startup_progress();
+        if let Some(again) = self.plugins[p].again.take() {
+            self.reload_for(p, again, None);
+        }
+    }
+
+    /// Logs a warning about something plugin `p` did, unless it already
+    /// had [`NOISE_MAX`] of this `kind` within the last [`NOISE_WINDOW`]:
+    /// those are counted and summed up when the window is over.
+    pub(crate) fn plugin_warn(&mut self, p: PluginId, kind: &'static str, text: String) {
+        let now = self.now;
+        let noise = self.plugins[p].noise.entry(kind).or_insert(Noise {
+            since: now,
+            logged: 0,
+            suppressed: 0,
+        });
+        if now.duration_since(noise.since) >= NOISE_WINDOW && noise.suppressed == 0 {
+            noise.since = now;
+            noise.logged = 0;
+        }
+        if noise.logged < NOISE_MAX {
+            noise.logged += 1;
+            return self.out.log(Level::Warn, text);
+        }
+        noise.suppressed += 1;
+        if noise.suppressed == 1 {
+            let left = NOISE_WINDOW.saturating_sub(now.duration_since(noise.since));
+            self.after(left, p, Timer::QuietOver(kind));
+        }
+    }
+
+    /// The window of `kind` warnings is over: log how many were not.
+    pub(super) fn quiet_over(&mut self, p: PluginId, kind: &'static str) {
+        let plugin = &mut self.plugins[p];
+        let Some(noise) = plugin.noise.get_mut(kind) else {
+            return;
+        };
+        let n = std::mem::take(&mut noise.suppressed);
+        noise.since = self.now;
+        noise.logged = 0;
+        if n > 0 {
+            let name = &plugin.name;
+            self.out.log(
+                Level::Warn,
+                format!("[{name}] {n} more warnings about {name} like the ones above were not logged (at most {NOISE_MAX} of a kind a second are)"),
+            );
+        }
+    }
+
+    /// The sandbox settings for new wasm instances.
+    pub(crate) fn wasm_settings(&self) -> wasm::Settings {
+        let mut s = self.config.wasm.clone();
+        s.developer = self.config.developer;
+        s.rpc_socket = self.config.rpc_socket.clone();
+        s
+    }
+
+    /// Plugin `p`'s entry in `autoreload-status`.
+    pub(crate) fn plugin_status(&self, p: PluginId) -> Value {
+        self.plugins[p].status(self.router.count(p))
+    }
+
+    /// A message from plugin `p`'s current generation, other than its
+    /// start-up answers.
+    pub(crate) fn on_plugin_message(&mut self, p: PluginId, number: Gen, m: Message) {
+        let name = self.plugins[p].name.clone();
+        match &m.kind {
+            Kind::Response { id } => {
+                let Some(f) = self.router.answered(p, number, id) else {
+                    let w = format!("[{name}] answered {id}, which nobody asked it (or it answered twice): dropped");
+                    return self.plugin_warn(p, "response", w);
+                };
+                if let ReqKind::Hook(hook) = &f.request.kind {
+                    let answer = jsonrpc::parse(&m.raw);
+                    let error = answer.as_ref().and_then(|v| v.get("error"));
+                    if let Some(err) = error.filter(|_| !f.request.kind.must_reach_plugin()) {
+                        self.out.log(
+                            Level::Warn,
+                            format!("[{name}] answered the {hook} hook with an error, which would make lightningd abort: taken as continue. The error: {err}"),
+                        );
+                        self.hook_continues(f.request);
+                        return self.check_drained(p);
+                    }
+                    if !f.request.kind.must_reach_plugin() {
+                        if let Some(why) = answer.as_ref().and_then(bad_hook_result) {
+                            self.out.log(
+                                Level::Warn,
+                                format!("[{name}] answered the {hook} hook with {why}, which lightningd would reject (it aborts on most hooks): taken as continue. A hook answers {{\"result\": \"continue\"}} or one of the hook's own verbs. The answer: {}", preview(&m.raw, 300)),
+                            );
+                            self.hook_continues(f.request);
+                            return self.check_drained(p);
+                        }
+                    }
+                    let goes_on = answer
+                        .as_ref()
+                        .and_then(|v| v.pointer("/result/result"))
+                        .is_some_and(|r| r == "continue");
+                    if goes_on && !f.request.chain.is_empty() {
+                        self.hook_continues(f.request);
+                        return self.check_drained(p);
+                    }
+                }
+                self.out.send(m.raw);
+                self.check_drained(p);
+            }
+            Kind::Notification { method } => {
+                // lightningd kills a plugin for a notification it cannot
+                // use (no params, a log level it does not know, a message
+                // for no request): such a one is logged here instead.
+                let v = jsonrpc::parse(&m.raw).unwrap_or(Value::Null);
+                let params = v.get("params").filter(|p| p.is_object());
+                let Some(params) = params else {
+                    let w = format!("[{name}] sent a '{method}' notification without \"params\" object (lightningd would have killed it for this): dropped: {}", preview(&m.raw, 200));
+                    return self.plugin_warn(p, "notification", w);
+                };
+                match method.as_str() {
+                    "log" => {
+                        let text = params
+                            .get("message")
+                            .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned))
+                            .unwrap_or_default();
+                        let (level, text) = match params.get("level") {
+                            None => ("info", text),
+                            Some(Value::String(l)) if LOG_LEVELS.contains(&l.as_str()) => (l.as_str(), text),
+                            Some(Value::String(l)) if l == "unusual" => ("warn", text),
+                            Some(Value::String(l)) if l == "broken" => ("error", text),
+                            Some(Value::String(l)) if l == "io" => ("debug", text),
+                            Some(l) => (
+                                "warn",
+                                format!("(log level {l} is not one of {}: lightningd would have killed it for this) {text}", LOG_LEVELS.join(", ")),
+                            ),
+                        };
+                        // Once the host closed its stdin, what it says is
+                        // its way out (cln-plugin warns "Error reading from
+                        // master"), caused by the reload: debug. An error
+                        // stays an error.
+                        let (level, text) = match level {
+                            "info" | "warn" if self.plugins[p].stdin_closed(number) => (
+                                "debug",
+                                format!("(generation {number}, stopping; said at {level}) {text}"),
+                            ),
+                            _ => (level, text),
+                        };
+                        self.out.send(jsonrpc::notification(
+                            "log",
+                            json!({"level": level, "message": format!("[{name}] {text}")}),
+                        ));
+                    }
+                    "message" | "progress" if params.get("id").is_none() => {
+                        let w = format!("[{name}] sent a '{method}' notification without \"params.id\" (the request it is about; lightningd would have killed it for this): dropped");
+                        self.plugin_warn(p, "notification", w)
+                    }
+                    "message" | "progress" => self.out.send(m.raw),
+                    custom => {
+                        let declared = self.plugins[p]
+                            .registered
+                            .as_ref()
+                            .is_some_and(|r| r.notifications.iter().any(|n| n == custom));
+                        if declared {
+                            self.out.send(m.raw);
+                        } else {
+                            let w = format!("[{name}] sent notification '{custom}' that its registered manifest does not declare: dropped");
+                            self.plugin_warn(p, "notification", w);
+                        }
+                    }
+                }
+            }
+            Kind::Request { id, method } => {
+                let w = format!("[{name}] sent a request ({method}) on stdout; plugins call lightningd over its rpc socket instead");
+                self.plugin_warn(p, "request", w);
+                let msg =
+                    "plugins cannot send requests on stdout: use lightningd's lightning-rpc socket";
+                if let Some(g) = self.plugins[p].phase.generation() {
+                    let gen = g.number;
+                    self.instance(
+                        p,
+                        gen,
+                        InstanceOp::Send(jsonrpc::error(id, ErrorKind::Protocol, msg)),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What is wrong with a hook's answer that lightningd cannot act on, if
+/// anything: every hook's answer is an object with a `result` verb
+/// (`rpc_command` may instead `replace` the command or `return` an answer).
+/// Unknown verbs are left to lightningd: which verbs a hook takes is its
+/// business, and a newer lightningd may know more.
+fn bad_hook_result(answer: &Value) -> Option<String> {
+    let Some(result) = answer.get("result") else {
+        return Some("neither \"result\" nor \"error\"".into());
+    };
+    let Some(obj) = result.as_object() else {
+        return Some(format!(
+            "a result that is not an object ({})",
+            kind_of(result)
+        ));
+    };
+    match obj.get("result") {
+        Some(Value::String(_)) => None,
+        Some(other) => Some(format!(
+            "a \"result\" verb that is not a string ({})",
+            kind_of(other)
+        )),
+        None if obj.contains_key("replace") || obj.contains_key("return") => None,
+        None => Some("no \"result\" verb in its result".into()),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
