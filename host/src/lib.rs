@@ -3,6 +3,7 @@
 //! each one the moment its file changes.
 pub mod backend;
 pub mod builds;
+pub mod decode;
 pub mod dev;
 pub mod framing;
 #[cfg(any(test, fuzzing))]

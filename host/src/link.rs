@@ -4,12 +4,14 @@
 //! writer task here ever writes (lightningd kills a plugin for one stray
 //! byte on stdout). Must not: decide anything about the messages.
 
-use crate::framing::{Frame, Framer};
+use crate::decode::FrameReader;
+use crate::framing::Frame;
 use crate::jsonrpc;
 use bytes::Bytes;
 use serde_json::json;
+use std::ops::ControlFlow;
 use std::os::fd::AsFd;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 /// Log levels lightningd accepts in a `log` notification.
@@ -69,28 +71,19 @@ pub fn writer<W: AsyncWrite + Unpin + Send + 'static>(
     (Link { tx }, task)
 }
 
-/// Reads lightningd's stream, calling `on_frame` for each frame and
-/// `on_close` at end of stream.
+/// Reads lightningd's stream, calling `on_frame` for each frame (what was
+/// left of a message at the end as garbage) and `on_close` at end of stream.
 pub async fn read_loop<R: AsyncRead + Unpin>(
-    mut input: R,
+    input: R,
     on_frame: impl Fn(Frame),
     on_close: impl FnOnce(),
 ) {
-    let mut framer = Framer::new();
-    loop {
-        framer.buffer().reserve(64 * 1024);
-        match input.read_buf(framer.buffer()).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                while let Some(f) = framer.next_frame() {
-                    on_frame(f);
-                }
-            }
-        }
-    }
-    if let Some(f) = framer.finish() {
-        on_frame(f);
-    }
+    FrameReader::new(input)
+        .run(&mut |f| {
+            on_frame(f);
+            ControlFlow::Continue(())
+        })
+        .await;
     on_close();
 }
 

@@ -9,8 +9,11 @@
 pub mod native;
 pub mod wasm;
 
-use crate::framing::{Frame, Framer, Message};
+use crate::decode::{FrameReader, FrameSink};
+use crate::framing::{Frame, Message};
 use bytes::Bytes;
+use std::future::Future;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -264,112 +267,37 @@ fn report_frame(frame: Frame, report: &impl Fn(InstanceEvent)) {
     });
 }
 
-/// Reports every frame in `framer`.
-pub(crate) fn emit(framer: &mut Framer, report: &impl Fn(InstanceEvent)) {
-    while let Some(frame) = framer.next_frame() {
-        report_frame(frame, report);
-    }
-}
-
 /// Waits until the host has room for more frames (see [`Backlog`]).
 pub(crate) async fn room() {
     backlog().room().await
 }
 
-/// Reports what is left in `framer` at the end of a stream.
-pub(crate) fn finish(framer: &mut Framer, report: &impl Fn(InstanceEvent)) {
-    if let Some(frame) = framer.finish() {
-        report_frame(frame, report);
-    }
-}
+/// Where the frames an instance writes go: to the host as
+/// [`InstanceEvent`]s, each counted in the [`backlog`], read only while the
+/// backlog has room, with a warning when its UTF-8 had to be repaired.
+pub(crate) struct Reporter<'a, F>(pub(crate) &'a F);
 
-/// Replaces invalid UTF-8 in what an instance writes with U+FFFD as it
-/// arrives. lightningd only speaks UTF-8 JSON and the framer refuses
-/// anything else: without this, an answer with one bad byte in a string
-/// would be dropped as garbage, and its caller would wait forever.
-#[derive(Default)]
-pub(crate) struct Utf8Repair {
-    /// Bytes at the end of the buffer that may begin a character the next
-    /// read completes.
-    carry: usize,
-}
-
-impl Utf8Repair {
-    /// Before a read: where the bytes to check will begin.
-    pub(crate) fn mark(&mut self, framer: &Framer) -> usize {
-        // Frames taken since may have consumed part of the carry.
-        self.carry = self.carry.min(framer.pending());
-        framer.pending() - self.carry
+impl<F: Fn(InstanceEvent)> FrameSink for Reporter<'_, F> {
+    fn ready(&mut self) -> impl Future<Output = ()> + Send {
+        room()
     }
 
-    /// After a read: checks the buffer from `from`, repairing it in place
-    /// (U+FFFD is never shorter than what it replaces, and neither is
-    /// ASCII, so the framer's scan position stays valid). Reports once per
-    /// read that needed it.
-    pub(crate) fn check(
-        &mut self,
-        framer: &mut Framer,
-        from: usize,
-        report: &impl Fn(InstanceEvent),
-    ) {
-        let buf = framer.buffer();
-        let Some(tail) = buf.get(from..) else { return };
-        let mut rest = tail;
-        let mut fixed = Vec::new();
-        let mut replaced = false;
-        loop {
-            match std::str::from_utf8(rest) {
-                Ok(_) => {
-                    self.carry = 0;
-                    break;
-                }
-                Err(e) => {
-                    let (good, bad) = rest.split_at(e.valid_up_to());
-                    match e.error_len() {
-                        Some(n) => {
-                            fixed.extend_from_slice(good);
-                            fixed.extend_from_slice("\u{fffd}".as_bytes());
-                            rest = &bad[n..];
-                            replaced = true;
-                        }
-                        None => {
-                            self.carry = bad.len();
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        if !replaced {
-            return;
-        }
-        fixed.extend_from_slice(rest);
-        buf.truncate(from);
-        buf.extend_from_slice(&fixed);
-        report(InstanceEvent::Warn(
+    fn repaired_utf8(&mut self) {
+        (self.0)(InstanceEvent::Warn(
             "wrote invalid UTF-8 to stdout: replaced with U+FFFD (lightningd's JSON is UTF-8; it would have dropped or garbled this)".into(),
         ));
+    }
+
+    fn frame(&mut self, frame: Frame) -> ControlFlow<()> {
+        report_frame(frame, self.0);
+        ControlFlow::Continue(())
     }
 }
 
 /// Reads an instance's stdout to its end, reporting frames.
-pub(crate) async fn read_messages<R: AsyncRead + Unpin>(
-    mut out: R,
-    report: &impl Fn(InstanceEvent),
-) {
-    let mut framer = Framer::new();
-    let mut utf8 = Utf8Repair::default();
-    loop {
-        room().await;
-        framer.buffer().reserve(64 * 1024);
-        let from = utf8.mark(&framer);
-        match out.read_buf(framer.buffer()).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
-                utf8.check(&mut framer, from, report);
-                emit(&mut framer, report)
-            }
-        }
-    }
-    finish(&mut framer, report);
+pub(crate) async fn read_messages<R: AsyncRead + Unpin>(out: R, report: &impl Fn(InstanceEvent)) {
+    FrameReader::new(out)
+        .repairing_utf8()
+        .run(&mut Reporter(report))
+        .await;
 }

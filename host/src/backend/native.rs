@@ -4,17 +4,15 @@
 //! Owns: spawning the child, pumping its stdin/stdout/stderr, reaping it.
 //! Must not: interpret messages beyond framing.
 
-use super::{
-    emit, finish, room, spawn_stderr_lines, Control, Exit, Instance, InstanceEvent, Utf8Repair,
-};
-use crate::framing::{write_messages, Framer};
+use super::{spawn_stderr_lines, Control, Exit, Instance, InstanceEvent, Reporter};
+use crate::decode::FrameReader;
+use crate::framing::write_messages;
 use crate::sandbox::{restrict_self, Prepared};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::mpsc::unbounded_channel;
 
@@ -92,38 +90,19 @@ pub fn spawn(
     })
 }
 
-async fn read_stdout(mut child: Child, mut stdout: ChildStdout, report: impl Fn(InstanceEvent)) {
-    let mut framer = Framer::new();
+/// Reports the child's frames until its stdout ends (or until shortly after
+/// it exited), then how it ended.
+async fn read_stdout(mut child: Child, stdout: ChildStdout, report: impl Fn(InstanceEvent)) {
     let mut status = None;
-    // Set once the child has exited: a grandchild may hold its stdout
-    // open, so take what is already in the pipe, then stop waiting.
-    let mut drain: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-    let mut utf8 = Utf8Repair::default();
-    loop {
-        room().await;
-        framer.buffer().reserve(64 * 1024);
-        let from = utf8.mark(&framer);
-        tokio::select! {
-            n = stdout.read_buf(framer.buffer()) => match n {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    utf8.check(&mut framer, from, &report);
-                    emit(&mut framer, &report)
-                }
-            },
-            s = child.wait(), if status.is_none() => {
-                status = Some(s);
-                drain = Some(Box::pin(tokio::time::sleep(Duration::from_millis(200))));
-            }
-            _ = async {
-                match drain.as_mut() {
-                    Some(d) => d.await,
-                    None => std::future::pending().await,
-                }
-            } => break,
-        }
-    }
-    finish(&mut framer, &report);
+    FrameReader::new(stdout)
+        .repairing_utf8()
+        .run_until(&mut Reporter(&report), async {
+            status = Some(child.wait().await);
+            // The child has exited, but a grandchild may hold its stdout
+            // open: take what is already in the pipe, then stop waiting.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        })
+        .await;
     // Its stdout is closed: nothing it does can answer anything any more.
     // lightningd takes that for death; so does the host, killing one that
     // lingers, so that its calls are answered rather than waiting for it.
