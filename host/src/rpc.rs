@@ -4,41 +4,36 @@
 //! guests' calls and for the host's own (re-registration). Must not: keep
 //! connections or state.
 
+use crate::decode::{Ended, FrameReader};
+use crate::framing::Frame;
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
+use std::ops::ControlFlow;
 use std::path::Path;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
-/// Sends one raw JSON-RPC request and returns the raw response object.
+/// Sends one raw JSON-RPC request and returns the raw response object
+/// (the first message lightningd sends back, exactly as it came).
 pub async fn call_raw(socket: &Path, req: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut s = tokio::net::UnixStream::connect(socket)
         .await
         .with_context(|| format!("cannot connect to {}", socket.display()))?;
     s.write_all(req).await?;
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            bail!("lightningd closed the connection without answering");
+    // The framer finds where the answer ends as bytes arrive, however many
+    // reads a large answer takes, without parsing it again from its start.
+    let mut answer = None;
+    let ended = FrameReader::new(s)
+        .run(&mut |frame| {
+            answer = Some(frame);
+            ControlFlow::Break(())
+        })
+        .await;
+    match (ended, answer) {
+        (Ended::Stopped, Some(Frame::Message(m))) => Ok(m.raw.to_vec()),
+        (Ended::Stopped, Some(Frame::Garbage { reason, .. })) => {
+            bail!("lightningd's answer is not a JSON-RPC message: {reason}")
         }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut it =
-            serde_json::Deserializer::from_slice(&buf).into_iter::<serde::de::IgnoredAny>();
-        match it.next() {
-            Some(Ok(_)) => {
-                let end = it.byte_offset();
-                buf.truncate(end);
-                let start = buf
-                    .iter()
-                    .position(|b| !b.is_ascii_whitespace())
-                    .unwrap_or(0);
-                return Ok(buf.split_off(start));
-            }
-            Some(Err(e)) if e.is_eof() => continue,
-            None => continue,
-            Some(Err(e)) => bail!("lightningd's answer is not JSON: {e}"),
-        }
+        _ => bail!("lightningd closed the connection without answering"),
     }
 }
 
