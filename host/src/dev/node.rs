@@ -12,17 +12,19 @@
 
 use super::print::Ui;
 use super::{ALIAS, LIGHTNINGD_VERSION, NODE_ID};
-use crate::framing::{preview, Frame, Framer, Kind, Message, RawId};
+use crate::decode::FrameReader;
+use crate::framing::{preview, Frame, Kind, Message, RawId};
 use crate::jsonrpc::{self, METHOD_NOT_FOUND};
 use crate::link::{self, Link};
 use crate::manifest::HOST_PREFIX;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc::unbounded_channel;
 use tokio::sync::{oneshot, watch};
@@ -271,7 +273,7 @@ pub(super) async fn serve_rpc(listener: UnixListener, current: Current) {
 /// One client of `lightning-rpc`: its requests, each answered when done,
 /// in any order, as lightningd does.
 async fn serve_connection(stream: UnixStream, current: Current) {
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = unbounded_channel::<Bytes>();
     tokio::spawn(async move {
         while let Some(answer) = rx.recv().await {
@@ -280,22 +282,16 @@ async fn serve_connection(stream: UnixStream, current: Current) {
             }
         }
     });
-    let mut framer = Framer::new();
-    loop {
-        framer.buffer().reserve(64 * 1024);
-        match rd.read_buf(framer.buffer()).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        while let Some(frame) = framer.next_frame() {
+    FrameReader::new(rd)
+        .run(&mut |frame| {
             let (raw, id, method) = match frame {
                 Frame::Message(Message {
                     raw,
                     kind: Kind::Request { id, method },
                 }) => (raw, id, method),
-                Frame::Message(_) => continue,
+                Frame::Message(_) => return ControlFlow::Continue(()),
                 // lightningd, too, drops a client that sends garbage.
-                Frame::Garbage { .. } => return,
+                Frame::Garbage { .. } => return ControlFlow::Break(()),
             };
             let params = jsonrpc::parse(&raw)
                 .and_then(|mut v| v.get_mut("params").map(Value::take))
@@ -315,6 +311,7 @@ async fn serve_connection(stream: UnixStream, current: Current) {
                 };
                 let _ = tx.send(answer);
             });
-        }
-    }
+            ControlFlow::Continue(())
+        })
+        .await;
 }
