@@ -1,8 +1,9 @@
 //! Calls to lightningd's JSON-RPC socket (`lightning-rpc`).
 //!
-//! Owns: one request/response exchange on the unix socket. Used for wasm
-//! guests' calls and for the host's own (re-registration). Must not: keep
-//! connections or state.
+//! Owns: one request/response exchange on the unix socket (the answer read
+//! through [`crate::decode::FrameReader`]). Used for wasm guests' calls and
+//! for the host's own (re-registration). Must not: keep connections or
+//! state.
 
 use crate::decode::{Ended, FrameReader};
 use crate::framing::Frame;
