@@ -225,6 +225,16 @@ impl NodeBuilder {
         let mut cmd = Command::new(&bin);
         cmd.arg(format!("--lightning-dir={}", dir.path().display()))
             .arg("--network=regtest");
+        // lightningd's log, to show what happened when a call hangs (no
+        // rpc, `getlog` included, is answered while a db_write is out).
+        let log_file = self
+            .args
+            .iter()
+            .find_map(|a| a.strip_prefix("--log-file=").map(PathBuf::from))
+            .unwrap_or_else(|| dir.path().join("log"));
+        if !self.args.iter().any(|a| a.starts_with("--log-file=")) {
+            cmd.arg(format!("--log-file={}", log_file.display()));
+        }
         if real.is_some() {
             cmd.arg("--disable-plugin=bcli")
                 .arg(format!(
@@ -232,8 +242,7 @@ impl NodeBuilder {
                     shared().join("tools/regtest-backend.py").display()
                 ))
                 .arg("--offline")
-                .arg("--log-level=debug")
-                .arg(format!("--log-file={}", dir.path().join("log").display()));
+                .arg("--log-level=debug");
         }
         if self.with_host {
             let host = self.host_path.clone().unwrap_or_else(host_bin);
@@ -279,6 +288,7 @@ impl NodeBuilder {
             rpc,
             real: real.is_some(),
             stderr: stderr_buf,
+            log_file,
         };
         Self::wait_ready(node, deadline).await
     }
@@ -327,11 +337,19 @@ pub struct Node {
     /// Whether this is a real lightningd.
     pub real: bool,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    log_file: PathBuf,
 }
 
 static CALL_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Node {
+    /// The last `n` lines of the node's log file.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(&self.log_file).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// What the node wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
@@ -369,9 +387,10 @@ impl Node {
                 self.stderr()
             ),
             Err(_) => panic!(
-                "no answer within {BOUND:?} to {}: a caller would hang forever\nnode stderr:\n{}",
+                "no answer within {BOUND:?} to {}: a caller would hang forever\nnode stderr:\n{}\nthe end of its log:\n{}",
                 String::from_utf8_lossy(&request[..request.len().min(300)]),
-                self.stderr()
+                self.stderr(),
+                self.log_tail(80)
             ),
         }
     }
