@@ -87,6 +87,7 @@ impl Supervisor {
             InstanceEvent::Warn(w) => self.plugin_warn(p, "warn", format!("[{name}] {w}")),
             InstanceEvent::Compiled { millis, cached } => {
                 if let Some(g) = role.and_then(|r| plugin.gen_mut(r)) {
+                    g.compiled = true;
                     let compiler = match &g.sandbox {
                         SandboxUsed::Wasm(s) => Some(s.compiler),
                         SandboxUsed::Native(_) => None,
@@ -328,6 +329,7 @@ impl Supervisor {
         let number = gen.number;
         plugin.set_phase(Phase::Serving { gen });
         plugin.last_error = None;
+        plugin.stuck_starts = 0;
         if pending.trigger != Trigger::Startup {
             plugin.reloads += 1;
             self.out.log(

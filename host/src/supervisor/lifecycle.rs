@@ -68,6 +68,8 @@ impl Supervisor {
             stderr_tail: VecDeque::new(),
             sandbox,
             file: None,
+            started: self.now,
+            compiled: plugin.backend == BackendKind::Native,
         };
         let phase = match plugin.phase.take() {
             Phase::Serving { gen } => Phase::Swapping {
@@ -197,15 +199,23 @@ impl Supervisor {
             // it started: replacing it would start the next one from
             // nothing again, and saves that come faster than the plugin
             // starts (a pyln-client plugin takes ~160 ms, a wasm compile on
-            // a busy machine as long) would keep it from ever serving. One
-            // that has been starting for longer than the grace period is
-            // likely stuck: it is replaced at once.
+            // a busy machine seconds) would keep it from ever serving. One
+            // that has run for longer than the grace period without an
+            // answer is likely stuck: it is replaced at once (and the next
+            // one is given twice as long). A module still compiling is not
+            // stuck, however long that takes.
             Phase::Starting {
                 gen,
                 step,
                 pending: started,
             } => {
-                if self.now.saturating_duration_since(started.since) > grace {
+                let patience = grace
+                    .saturating_mul(1 << plugin.stuck_starts.min(5))
+                    .min(STARTUP_TIMEOUT);
+                let stuck =
+                    gen.compiled && self.now.saturating_duration_since(gen.started) > patience;
+                if stuck {
+                    plugin.stuck_starts += 1;
                     if wasm {
                         self.replace_starting(p, gen, pending);
                     } else {

@@ -73,6 +73,12 @@ pub struct Generation {
     pub(super) sandbox: SandboxUsed,
     /// Which file it was started from, once it runs.
     pub(super) file: Option<FileStamp>,
+    /// When it was started.
+    pub(super) started: Instant,
+    /// Whether its module is compiled (always, for a native one): a wasm
+    /// start still compiling is making progress, however long it takes on
+    /// a busy machine.
+    pub(super) compiled: bool,
 }
 
 /// The sandbox a generation was started in: init may give another, and a
@@ -288,6 +294,11 @@ pub struct ManagedPlugin {
     /// Notifications that found no live generation.
     pub dropped_notifications: u64,
     pub(super) busy_retries: u32,
+    /// Starts replaced in a row for looking stuck: each one waits twice
+    /// as long before it is taken for stuck, so a start that is only slow
+    /// (a busy machine) finishes in the end, however often the file is
+    /// saved.
+    pub(super) stuck_starts: u32,
     /// Why it may not run at all (a name clash with another plugin).
     pub(super) refused: Option<String>,
     /// Its warnings of each kind in the current second, to keep a plugin
@@ -341,6 +352,7 @@ impl ManagedPlugin {
             last_diff: None,
             dropped_notifications: 0,
             busy_retries: 0,
+            stuck_starts: 0,
             refused: None,
             noise: HashMap::new(),
             closed_stdins: VecDeque::new(),

@@ -372,6 +372,21 @@ impl Rig {
         panic!("did not settle: {:#?}", self.logs);
     }
 
+    /// Instances told to end exit (and nothing else happens).
+    fn settle_exits(&mut self) {
+        loop {
+            let ending = self
+                .fakes
+                .iter()
+                .find(|(_, f)| f.ending && !f.exited)
+                .map(|(&(_, g), _)| g);
+            match ending {
+                Some(g) => self.exit(g, "exited with status 0"),
+                None => return,
+            }
+        }
+    }
+
     /// Starts the host and brings plugin 0 to serving.
     fn boot(&mut self) {
         self.getmanifest();
@@ -808,4 +823,68 @@ fn a_failed_wasm_spawn_during_a_swap_keeps_the_old_one_serving() {
     rig.request("echo", json!({}));
     rig.settle();
     rig.nothing_waits();
+}
+
+#[test]
+fn a_wasm_start_still_compiling_is_not_replaced_however_long_it_takes() {
+    let mut rig = Rig::new(&["/p/plugin.wasm"]);
+    rig.boot();
+    rig.exit(rig.gen(), "trapped: unreachable");
+    let starting = rig.gen();
+    assert_eq!(rig.phase(), "starting");
+    // A busy machine: the compile takes far longer than the grace period,
+    // and saves keep coming.
+    for _ in 0..20 {
+        rig.now += Duration::from_millis(500);
+        rig.save();
+    }
+    assert_eq!(rig.gen(), starting, "not replaced while compiling");
+    assert_eq!(spawned(&rig).len(), 2);
+    // Compiled, then silent for longer than the grace period: stuck.
+    rig.input(Input::Instance {
+        plugin: PluginId(0),
+        gen: starting,
+        event: InstanceEvent::Compiled {
+            millis: 9000.0,
+            cached: false,
+        },
+    });
+    rig.now += Duration::from_secs(3);
+    rig.save();
+    assert!(rig.gen() > starting, "a stuck start is replaced");
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_slow_native_start_finishes_in_the_end_however_often_the_file_is_saved() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    rig.boot();
+    rig.exit(rig.gen(), "exited with status 1");
+    // Every start takes 5 s (a busy machine), saves come every 150 ms:
+    // the patience doubles with each start replaced, until one finishes.
+    let mut served = false;
+    for _ in 0..400 {
+        rig.now += Duration::from_millis(150);
+        rig.save();
+        rig.settle_exits();
+        let g = rig.gen();
+        let age = rig.now.saturating_duration_since(
+            rig.sup.plugins[PluginId(0)]
+                .phase
+                .generation()
+                .map_or(rig.now, |g| g.started),
+        );
+        if rig.phase() == "starting" && age >= Duration::from_secs(5) {
+            rig.answer(g, "getmanifest");
+            rig.answer(g, "init");
+        }
+        // It serves, if only until the newest save reloads it.
+        if rig.logged("serving after") {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "it never served: {:#?}", rig.logs);
 }
