@@ -50,7 +50,7 @@ fn unsupported(path: &Path) -> std::io::Error {
         std::io::ErrorKind::Unsupported,
         format!(
             "{name} is a WebAssembly module, but this cln-autoreload was built without wasm support: \
-             reinstall with the default features (cargo install cln-autoreload)"
+             rebuild or reinstall it with the default features (without --no-default-features)"
         ),
     )
 }
@@ -71,7 +71,8 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "hello.wasm is a WebAssembly module, but this cln-autoreload was built without \
-             wasm support: reinstall with the default features (cargo install cln-autoreload)"
+             wasm support: rebuild or reinstall it with the default features (without \
+             --no-default-features)"
         );
         // The supervisor retries a busy file instead of reporting it; this
         // must not look like one.
