@@ -7,9 +7,14 @@
 //! manifests or lightningd.
 
 pub mod native;
+// Without the `wasm` feature, a stand-in with the same names takes the
+// place of the wasmtime backend: the rest of the host is the same in both
+// builds, and a `.wasm` plugin gets an error saying how to run it.
+#[cfg_attr(not(feature = "wasm"), path = "wasm_disabled.rs")]
 pub mod wasm;
+mod wasm_settings;
 
-use crate::decode::{FrameReader, FrameSink};
+use crate::decode::FrameSink;
 use crate::framing::{Frame, Message};
 use bytes::Bytes;
 use std::future::Future;
@@ -114,6 +119,10 @@ enum Control {
     /// A process group.
     Native { pid: u32 },
     /// A wasm instance on its own thread.
+    // Without the `wasm` feature no wasm instance exists (`wasm::Stop` has
+    // no values): the variant stays so that the code is the same in both
+    // builds.
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
     Wasm(Arc<wasm::Stop>),
 }
 
@@ -294,9 +303,12 @@ impl<F: Fn(InstanceEvent)> FrameSink for Reporter<'_, F> {
     }
 }
 
-/// Reads an instance's stdout to its end, reporting frames.
+/// Reads an instance's stdout to its end, reporting frames. (Only the wasm
+/// backend's pipes end this simply; a native child's stdout is read along
+/// with waiting for its exit, in native.rs.)
+#[cfg(feature = "wasm")]
 pub(crate) async fn read_messages<R: AsyncRead + Unpin>(out: R, report: &impl Fn(InstanceEvent)) {
-    FrameReader::new(out)
+    crate::decode::FrameReader::new(out)
         .repairing_utf8()
         .run(&mut Reporter(report))
         .await;

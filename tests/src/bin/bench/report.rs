@@ -727,17 +727,6 @@ impl Report<'_> {
                 continue;
             }
             any = true;
-            // What the host costs on one core: stdio path, else this socket path.
-            let one_core = g
-                .stdio
-                .last()
-                .map(|sg| sg.host_added.p50)
-                .or_else(|| {
-                    let m = p.socket.modes.last()?;
-                    let (d, h) = (m.arm("native-direct")?, m.arm("native-host")?);
-                    Some(Spread::of(&added(&d.one_p50, &h.one_p50)).p50)
-                })
-                .unwrap_or(f64::NAN);
             let _ = writeln!(
                 s,
                 "- **+10 % over a direct round trip, through {}**: {}. Every call through \
@@ -746,16 +735,12 @@ impl Report<'_> {
                  is so short that even the minimal forwarder, which does nothing but \
                  parse and re-serialize, costs several times the 10 % budget: no \
                  out-of-process proxy meets this goal through the stand-in. \
-                 cln-autoreload costs about what the forwarder does (section 1). Against \
-                 the real lightningd, whose round trip is longer (186 µs for a trivial \
-                 method, ../shared/cln-v26.06/README.md), the host's {} µs on one core \
-                 would be {:.0} %: run the bench with `LIGHTNINGD` set to \
-                 measure it. What is left to gain inside the host is its CPU per message \
-                 (profile notes below).\n",
+                 cln-autoreload costs about what the forwarder does (section 1). {} \
+                 What is left to gain inside the host is its CPU per message (profile \
+                 notes below).\n",
                 p.name,
                 parts.join("; "),
-                f1(one_core),
-                one_core / 186.0 * 100.0
+                REAL_LIGHTNINGD
             );
         }
         for sg in g.stdio.iter().filter(|sg| sg.ratio.p50 > 1.2) {
@@ -901,8 +886,56 @@ impl Report<'_> {
             let _ = writeln!(s, "Every goal was met in this run.\n");
         }
         s.push_str(PROFILE_NOTES);
+        s.push_str(BUILD_NOTES);
     }
 }
+
+/// The goal against a real lightningd, as the issue's reviewer measured it
+/// (this bench with `LIGHTNINGD` set): kept here, not computed, because
+/// this machine has no real lightningd to measure against. It replaces an
+/// estimate from the stand-in's figures (8 %) that the measurement showed
+/// to be far off: a real lightningd's round trip is longer, but so are the
+/// two extra hops through it.
+const REAL_LIGHTNINGD: &str = "Against a real lightningd the goal is missed \
+    too, and the host still costs about what the forwarder does: measured by the \
+    issue's reviewer on a real lightningd v26.06.6 (this machine kind, this bench \
+    with `LIGHTNINGD` set, one caller, p50), hello-native loaded directly answers in \
+    151 µs, through cln-autoreload in 224 µs (×1.50), through the minimal forwarder \
+    in 215 µs (×1.43): the host is within 5 % of the forwarder.";
+
+/// Build time and size with and without the `wasm` feature, timed by hand:
+/// the bench measures the host running, not building it.
+const BUILD_NOTES: &str = r#"
+## Build time and size
+
+Timed by hand, not by the bench (2026-11-30, the host of commit f4b490b
+with the `wasm` feature added): a cold release build of the host with its
+default features (wasm on) and without them (native plugins only), each in
+a fresh, empty target directory, one after the other, at normal priority,
+on a machine of this kind with another CPU (`nproc` = 2, Intel Xeon, 23 GiB,
+rustc 1.95.0), then the binary stripped:
+
+```sh
+CARGO_TARGET_DIR=/tmp/bt-wasm /usr/bin/time -v cargo build --release -p cln-autoreload
+CARGO_TARGET_DIR=/tmp/bt-native /usr/bin/time -v cargo build --release -p cln-autoreload --no-default-features
+cp /tmp/bt-wasm/release/cln-autoreload host-wasm && strip host-wasm && ls -l host-wasm   # likewise for bt-native
+```
+
+| build | crates compiled | wall | CPU (user + sys) | binary | stripped |
+| --- | ---: | ---: | ---: | ---: | ---: |
+| default (`wasm`) | 208 | 57 min 42 s | 23 min 28 s (1 330 + 78 s) | 126.7 MB | 19.3 MB |
+| `--no-default-features` | 61 | 7 min 6 s | 3 min 57 s (222 + 16 s) | 29.0 MB | 4.3 MB |
+
+Other builds and test suites shared the 2 cores all along (load average
+3.0 when the first build started, 11–17 during it, 11.4 when the
+second started; the wasm build got 40 % of a core on average, the native one 55 %), so
+the wall
+times say mostly how busy the machine was: the CPU time is the steadier
+figure. Without wasmtime the build takes about a sixth of the CPU time and
+the stripped binary is under a quarter of the size.
+The unstripped binaries carry line tables (`debug = "line-tables-only"`
+in the workspace's release profile).
+"#;
 
 /// Findings from profiling by hand (callgrind, and the host patched
 /// outside the repository): not regenerated by the bench.
