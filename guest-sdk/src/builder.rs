@@ -2,6 +2,8 @@
 
 use std::io::{self, Read, Write};
 
+use cln_protocol::{errors, hooks};
+
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -15,27 +17,6 @@ type HookFn<S> = Box<dyn FnMut(&mut Plugin<S>, Value) -> Value>;
 type SubscriptionFn<S> = Box<dyn FnMut(&mut Plugin<S>, Value)>;
 type InitFn<S> = Box<dyn FnMut(&mut Plugin<S>) -> Result<(), String>>;
 type SetconfigFn<S> = Box<dyn FnMut(&mut Plugin<S>, &str, &Value) -> Result<(), String>>;
-
-/// The hooks lightningd v26.06 knows. A request for one of them that has
-/// no handler here is answered `{"result": "continue"}`: an error answer to
-/// a hook would make lightningd abort.
-const KNOWN_HOOKS: &[&str] = &[
-    "peer_connected",
-    "commitment_revocation",
-    "db_write",
-    "invoice_payment",
-    "openchannel",
-    "openchannel2",
-    "openchannel2_changed",
-    "openchannel2_sign",
-    "rbf_channel",
-    "htlc_accepted",
-    "rpc_command",
-    "custommsg",
-    "onion_message_recv",
-    "onion_message_recv_secret",
-    "recover",
-];
 
 /// A hook registration with ordering and filters, for
 /// [`Builder::hook_with`].
@@ -473,7 +454,10 @@ impl<S> Builder<S> {
             let id = serde_json::from_str(raw_id.get()).unwrap_or(Value::Null);
             plugin.current = Some(Current { raw_id, id });
             let answer = match method {
-                None => Err(RpcError::new(-32600, "Invalid request: no method")),
+                None => Err(RpcError::new(
+                    errors::INVALID_REQUEST,
+                    "Invalid request: no method",
+                )),
                 Some("getmanifest") => Ok(manifest.clone()),
                 Some("init") => Ok(init(&mut plugin, params, on_init.as_mut())),
                 Some("setconfig") => setconfig(&mut plugin, params, on_setconfig.as_mut()),
@@ -482,10 +466,16 @@ impl<S> Builder<S> {
                         (m.handler)(&mut plugin, params)
                     } else if let Some(h) = hooks.iter_mut().find(|h| h.hook.name == method) {
                         Ok((h.handler)(&mut plugin, params))
-                    } else if KNOWN_HOOKS.contains(&method) {
+                    } else if hooks::is_known(method) {
+                        // A hook lightningd knows but nothing here handles:
+                        // an error answer to a hook would make lightningd
+                        // abort, so let the call go on.
                         Ok(json!({"result": "continue"}))
                     } else {
-                        Err(RpcError::new(-32601, format!("Unknown method {method}")))
+                        Err(RpcError::new(
+                            RpcError::METHOD_NOT_FOUND,
+                            format!("Unknown method {method}"),
+                        ))
                     }
                 }
             };

@@ -199,10 +199,10 @@ pub struct RpcError {
 }
 
 impl RpcError {
-    /// JSON-RPC's "invalid params" code.
-    pub const INVALID_PARAMS: i64 = -32602;
-    /// JSON-RPC's "method not found" code.
-    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// JSON-RPC's "invalid params" code (-32602).
+    pub const INVALID_PARAMS: i64 = cln_protocol::errors::INVALID_PARAMS;
+    /// JSON-RPC's "method not found" code (-32601).
+    pub const METHOD_NOT_FOUND: i64 = cln_protocol::errors::METHOD_NOT_FOUND;
     /// The code [`Plugin::rpc`] uses when the call could not be made at all
     /// (no socket, connection lost, not JSON).
     pub const TRANSPORT: i64 = -32000;

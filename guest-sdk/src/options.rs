@@ -14,40 +14,16 @@
 
 use serde_json::{json, Map, Value};
 
-/// The type of an option, as lightningd's manifest spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptionType {
-    /// `"string"`: any text; its value is a JSON string.
-    String,
-    /// `"int"`: an integer; its value is a JSON number.
-    Int,
-    /// `"bool"`: `true` or `false`; its value is a JSON bool.
-    Bool,
-    /// `"flag"`: given or not; its value is `true` when given. lightningd
-    /// leaves an unset flag out of `init`; [`Plugin::option`](crate::Plugin::option)
-    /// answers `false` for it.
-    Flag,
-    /// `"string-conceal"`: a string lightningd does not show in `listconfigs`.
-    StringConceal,
-}
-
-impl OptionType {
-    /// The manifest name of this type (`"string"`, `"int"`, ...).
-    ///
-    /// ```
-    /// use cln_autoreload_guest::options::OptionType;
-    /// assert_eq!(OptionType::StringConceal.as_str(), "string-conceal");
-    /// ```
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OptionType::String => "string",
-            OptionType::Int => "int",
-            OptionType::Bool => "bool",
-            OptionType::Flag => "flag",
-            OptionType::StringConceal => "string-conceal",
-        }
-    }
-}
+/// The type of an option, as lightningd's manifest spells it: the
+/// protocol crate's, so that the SDK offers exactly the types lightningd
+/// accepts. A `Flag` that is not given is absent from `init`;
+/// [`Plugin::option`](crate::Plugin::option) answers `false` for it.
+///
+/// ```
+/// use cln_autoreload_guest::options::OptionType;
+/// assert_eq!(OptionType::StringConceal.as_str(), "string-conceal");
+/// ```
+pub use cln_protocol::OptionType;
 
 /// One option in the manifest: its name, type, description, and optionally
 /// a default, `multi` (may be given several times, the value is an array)

@@ -259,3 +259,24 @@ fn params_by_name_or_position() {
     assert_eq!(param(&json!("x"), "a", 0), None);
     assert_eq!(param(&Value::Null, "a", 0), None);
 }
+
+#[test]
+fn every_level_is_one_lightningd_accepts() {
+    // Level is the SDK's own (warn and error kept apart, as a plugin writes
+    // them); a name lightningd does not know would get the plugin killed.
+    for l in [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Unusual,
+        Level::Warn,
+        Level::Broken,
+        Level::Error,
+    ] {
+        assert!(
+            cln_protocol::LogLevel::parse(l.as_str()).is_some(),
+            "{l} is not a level lightningd accepts"
+        );
+        assert_eq!(l.as_str().parse::<Level>(), Ok(l));
+    }
+}

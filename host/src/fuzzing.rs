@@ -9,7 +9,7 @@
 
 use crate::framing::{Frame, Framer, Kind};
 use crate::init::CachedInit;
-use crate::manifest::{self, Diff, Manifest, HOST_PREFIX, KNOWN_HOOKS};
+use crate::manifest::{self, Diff, Manifest, HOST_PREFIX};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -372,7 +372,7 @@ fn method_decl(inp: &mut Input) -> Value {
 }
 
 fn hook_decl(inp: &mut Input) -> Value {
-    let mut names: Vec<&str> = KNOWN_HOOKS.to_vec();
+    let mut names: Vec<&str> = cln_protocol::hooks::names().collect();
     names.extend(["no_such_hook", "", "Peer_connected"]);
     match inp.below(6) {
         0 => Value::String(inp.name(&names)),
@@ -519,7 +519,7 @@ fn check_registrable(out: &Value) {
     for o in out["options"].as_array().into_iter().flatten() {
         let ty = o["type"].as_str().unwrap_or_default();
         assert!(
-            ["string", "int", "bool", "flag", "string-conceal"].contains(&ty),
+            cln_protocol::OptionType::from_name(ty).is_some(),
             "option of type {ty}: {o}"
         );
         assert!(
@@ -537,10 +537,11 @@ fn check_registrable(out: &Value) {
             .iter()
             .zip(out["hooks"].as_array().into_iter().flatten())
         {
-            assert!(KNOWN_HOOKS.contains(name), "unknown hook '{name}'");
+            assert!(cln_protocol::hooks::is_known(name), "unknown hook '{name}'");
             if decl.get("filters").is_some() {
                 assert!(
-                    ["rpc_command", "custommsg"].contains(name),
+                    cln_protocol::hooks::find(name)
+                        .is_some_and(|h| h.filter != cln_protocol::Filter::None),
                     "filters on hook '{name}'"
                 );
             }

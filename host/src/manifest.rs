@@ -12,26 +12,11 @@ use std::fmt;
 /// Prefix of every option and method that belongs to the host itself.
 pub const HOST_PREFIX: &str = "autoreload-";
 
-/// Hooks lightningd v26.06 knows; registering any other kills the plugin.
-pub const KNOWN_HOOKS: &[&str] = &[
-    "peer_connected",
-    "recover",
-    "commitment_revocation",
-    "db_write",
-    "invoice_payment",
-    "openchannel",
-    "openchannel2",
-    "openchannel2_changed",
-    "openchannel2_sign",
-    "rbf_channel",
-    "htlc_accepted",
-    "rpc_command",
-    "custommsg",
-    "onion_message_recv",
-    "onion_message_recv_secret",
-];
-
-const OPTION_TYPES: &[&str] = &["string", "int", "bool", "flag", "string-conceal"];
+// The hooks lightningd knows, which of them take filters, the option types
+// and the topics only lightningd may send are facts the guest SDK and the
+// lightningd stand-in need too: they live in cln_protocol, with the line of
+// lightningd's source each comes from.
+use cln_protocol::{hooks, notifications, Filter, OptionType};
 
 /// lightningd v26.06's own rpc commands (not its built-in plugins'): a
 /// plugin declaring one gets killed, so the host would be.
@@ -179,32 +164,6 @@ const BUILTIN_OPTIONS: &[&str] = &[
     "require-confirmed-inputs",
 ];
 
-/// Notification topics only lightningd may send; declaring one gets a
-/// plugin killed.
-const NATIVE_TOPICS: &[&str] = &[
-    "channel_opened",
-    "channel_open_failed",
-    "channel_state_changed",
-    "connect",
-    "disconnect",
-    "invoice_payment",
-    "invoice_creation",
-    "warning",
-    "forward_event",
-    "sendpay_success",
-    "sendpay_failure",
-    "coin_movement",
-    "balance_snapshot",
-    "openchannel_peer_sigs",
-    "onionmessage_forward_fail",
-    "shutdown",
-    "log",
-    "plugin_started",
-    "plugin_stopped",
-    "block_added",
-    "custommsg",
-];
-
 /// Why lightningd would refuse an option declaration, if it would.
 fn bad_option(name: &str, ty: &str, o: &Value) -> Option<String> {
     if BUILTIN_OPTIONS.contains(&name) {
@@ -232,7 +191,6 @@ fn bad_option(name: &str, ty: &str, o: &Value) -> Option<String> {
     };
     (!fits).then(|| format!("its default {default} is not a valid {ty}"))
 }
-const FILTERABLE_HOOKS: &[&str] = &["rpc_command", "custommsg"];
 
 /// One option a plugin declares.
 #[derive(Debug, Clone, PartialEq)]
@@ -342,10 +300,11 @@ impl Manifest {
                 ));
                 continue;
             }
-            if !OPTION_TYPES.contains(&ty.as_str()) {
+            if OptionType::from_name(&ty).is_none() {
+                let all: Vec<&str> = OptionType::ALL.iter().map(|t| t.as_str()).collect();
                 problems.push(format!(
                     "option '{name}' dropped: type '{ty}' is not one of {}",
-                    OPTION_TYPES.join(", ")
+                    all.join(", ")
                 ));
                 continue;
             }
@@ -394,12 +353,12 @@ impl Manifest {
                         continue;
                     }
                 };
-                if !KNOWN_HOOKS.contains(&name.as_str()) {
+                let Some(known) = hooks::find(&name) else {
                     problems.push(format!(
                         "hook '{name}' dropped: lightningd v26.06 has no such hook"
                     ));
                     continue;
-                }
+                };
                 if hooks.contains_key(&name) {
                     problems.push(format!(
                         "hook '{name}' registered twice; the second dropped"
@@ -407,7 +366,7 @@ impl Manifest {
                     continue;
                 }
                 if let Some(o) = decl.as_object_mut() {
-                    if !FILTERABLE_HOOKS.contains(&name.as_str()) {
+                    if known.filter == Filter::None {
                         if o.remove("filters").is_some() {
                             problems.push(format!(
                                 "hook '{name}': \"filters\" removed (only rpc_command and custommsg take filters)"
@@ -436,7 +395,7 @@ impl Manifest {
                         "notification without a \"method\" dropped: {}",
                         short(&n)
                     )),
-                    Some(m) if NATIVE_TOPICS.contains(&m) => problems.push(format!(
+                    Some(m) if notifications::is_native(m) => problems.push(format!(
                         "notification '{m}' dropped: only lightningd may send it"
                     )),
                     Some(m) => {

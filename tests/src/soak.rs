@@ -19,7 +19,7 @@
 //! stand-in (`dev-counters`), log notifications in the stand-in's log.
 
 use crate::{testguest_version, testplugin_text, write_atomically, write_testplugin};
-use crate::{Node, NodeBuilder, CALL_ID};
+use crate::{Node, NodeBuilder, RpcError, CALL_ID};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,22 +31,33 @@ use std::time::{Duration, Instant};
 /// than any reload, grace period or crash back-off takes.
 pub const HUNG_BOUND: Duration = Duration::from_secs(60);
 
-/// Errors a caller may get while the plugin is reloaded or crashes, each
-/// saying why. Anything else is an unknown kind, and a failure.
-pub const LOAD_ERROR_KINDS: &[&str] = &["was reloaded", "crashed", "is not running"];
+/// Error kinds (`error.data.kind`, which cln-autoreload puts in every
+/// error it answers with: host/src/jsonrpc.rs `ErrorKind`) a caller may
+/// get while the plugin is reloaded or crashes: the call was in flight in
+/// a generation that was replaced (`reloaded`) or died (`crashed`), or no
+/// generation runs (`down`). Any other kind, and any error without a kind
+/// (the plugin's own, a broken socket), is unknown, and a failure.
+pub const LOAD_ERROR_KINDS: &[&str] = &["reloaded", "crashed", "down"];
 
-/// What the chaos task's own calls may get besides those: a restart asked
-/// for while a start is failing says so.
-pub const CHAOS_ERROR_KINDS: &[&str] = &["was reloaded", "crashed", "is not running", "reload of"];
+/// What the chaos task's own calls may get besides those: an
+/// `autoreload-restart` asked for while a start is failing says so.
+pub const CHAOS_ERROR_KINDS: &[&str] = &["reloaded", "crashed", "down", "reload-failed"];
 
-/// The kind of an error message: the known phrase it contains, or
-/// `unknown: <message>`.
-pub fn error_kind(message: &str, known: &[&str]) -> String {
-    known
-        .iter()
-        .find(|k| message.contains(*k))
-        .map(|k| k.to_string())
-        .unwrap_or_else(|| format!("unknown: {}", message.chars().take(160).collect::<String>()))
+/// The kind of an error: its `error.data.kind` when that is one of
+/// `known`; otherwise `unknown: <message>` (no kind) or
+/// `unknown: [<kind>] <message>` (a kind not expected here), so that the
+/// report shows what the caller was told.
+pub fn error_kind(e: &RpcError, known: &[&str]) -> String {
+    let kind = e.kind();
+    if known.contains(&kind) {
+        return kind.to_string();
+    }
+    let message: String = e.message().chars().take(160).collect();
+    if kind.is_empty() {
+        format!("unknown: {message}")
+    } else {
+        format!("unknown: [{kind}] {message}")
+    }
 }
 
 /// Which plugin the soak runs.
@@ -285,7 +296,7 @@ impl Report {
 /// The outcome of one call.
 enum Outcome {
     Ok(Value),
-    Err(String),
+    Err(RpcError),
     Hung,
 }
 
@@ -296,9 +307,11 @@ async fn call(node: &Node, method: &str, params: &Value) -> Outcome {
     match tokio::time::timeout(HUNG_BOUND, node.try_call_raw(req.to_string().as_bytes())).await {
         Err(_) => Outcome::Hung,
         // The socket closed or sent garbage: an unknown kind.
-        Ok(Err(e)) => Outcome::Err(format!("transport: {e:#}")),
+        Ok(Err(e)) => Outcome::Err(RpcError {
+            error: json!({"message": format!("transport: {e:#}")}),
+        }),
         Ok(Ok(v)) => match v.get("error") {
-            Some(e) => Outcome::Err(e["message"].as_str().unwrap_or("(no message)").to_string()),
+            Some(e) => Outcome::Err(RpcError { error: e.clone() }),
             None => Outcome::Ok(v.get("result").cloned().unwrap_or(Value::Null)),
         },
     }
@@ -309,7 +322,7 @@ fn count(t: &Mutex<Tally>, o: &Outcome, known: &[&str]) {
     t.sent += 1;
     match o {
         Outcome::Ok(_) => t.ok += 1,
-        Outcome::Err(m) => *t.errors.entry(error_kind(m, known)).or_default() += 1,
+        Outcome::Err(e) => *t.errors.entry(error_kind(e, known)).or_default() += 1,
         Outcome::Hung => t.hung += 1,
     }
 }
@@ -910,5 +923,36 @@ pub async fn hygiene(flavor: Flavor, warmup: u64, reloads: u64, every: u64) -> H
         samples,
         bounds,
         peak,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(e: Value) -> RpcError {
+        RpcError { error: e }
+    }
+
+    #[test]
+    fn errors_are_classified_by_their_kind_not_their_message() {
+        // The message is for people and may be reworded: only the kind
+        // counts, whatever the message says.
+        let reloaded =
+            err(json!({"code": -4, "message": "crashed? no", "data": {"kind": "reloaded"}}));
+        assert_eq!(error_kind(&reloaded, LOAD_ERROR_KINDS), "reloaded");
+        let failed = err(
+            json!({"code": -4, "message": "reload of x failed: boom", "data": {"kind": "reload-failed"}}),
+        );
+        assert_eq!(error_kind(&failed, CHAOS_ERROR_KINDS), "reload-failed");
+        assert_eq!(
+            error_kind(&failed, LOAD_ERROR_KINDS),
+            "unknown: [reload-failed] reload of x failed: boom"
+        );
+        let plain = err(json!({"code": -4, "message": "x was reloaded"}));
+        assert_eq!(
+            error_kind(&plain, LOAD_ERROR_KINDS),
+            "unknown: x was reloaded"
+        );
     }
 }

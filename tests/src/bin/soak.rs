@@ -110,7 +110,7 @@ fn soak_row(r: &Report) -> String {
         .collect::<Vec<_>>()
         .join("; ");
     format!(
-        "| Mixed soak, {} plugin: {} rpc callers, a hook, notifications to and from the plugin, all at once, while a seeded chaos task (seed {}) reloads and crashes it at random points: {chaos} | {:.1} min; {} calls, {actions} chaos actions, {} generations | {}: hung {}, answered twice {}, errors all of known kinds ({}), every hook answered (continue), every log notification answered for reached lightningd ({} of {}), serves afterwards |",
+        "| Mixed soak, {} plugin: {} rpc callers, a hook, notifications to and from the plugin, all at once, while a seeded chaos task (seed {}) reloads and crashes it at random points: {chaos} | {:.1} min; {} calls, {actions} chaos actions, {} generations | {}: hung {}, answered twice {}, errors all of known kinds by `error.data.kind` ({}), every hook answered (continue), every log notification answered for reached lightningd ({} of {}), serves afterwards |",
         r.flavor,
         r.callers,
         r.seed,

@@ -2139,6 +2139,8 @@ mod build_on_save {
 mod clnplugin;
 mod dbwrite;
 mod hostile;
+/// The protocol crate's facts checked against lightningd's source.
+mod protocol;
 mod rebuild_loop;
 /// Native plugins in a Landlock sandbox.
 mod sandbox;

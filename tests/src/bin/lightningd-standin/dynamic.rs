@@ -5,6 +5,7 @@ use crate::logbook::Level;
 use crate::plugins;
 use crate::proto::{error_response, make_id, ok_response, quote, raw_str};
 use crate::rpc::{plugin_list_json, Params, Req};
+use cln_protocol::errors::INVALID_PARAMS;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ fn alive(ld: &Ld, idx: usize) -> bool {
 pub async fn start(ld: &Arc<Ld>, req: &Req, p: &Params) -> Vec<u8> {
     let id = req.id_raw.as_str();
     let Some(given) = p.string("plugin", 1) else {
-        return error_response(id, -32602, "missing required parameter: plugin");
+        return error_response(id, INVALID_PARAMS, "missing required parameter: plugin");
     };
     // Relative paths are relative to lightningd's directory, then to
     // <lightning-dir>/plugins.
@@ -168,7 +169,7 @@ pub async fn start(ld: &Arc<Ld>, req: &Req, p: &Params) -> Vec<u8> {
 pub async fn stop(ld: &Arc<Ld>, req: &Req, p: &Params) -> Vec<u8> {
     let id = req.id_raw.as_str();
     let Some(name) = p.string("plugin", 1) else {
-        return error_response(id, -32602, "missing required parameter: plugin");
+        return error_response(id, INVALID_PARAMS, "missing required parameter: plugin");
     };
     let want = if name.contains('/') {
         std::fs::canonicalize(ld.cfg.netdir.join(&name))
@@ -185,7 +186,7 @@ pub async fn stop(ld: &Arc<Ld>, req: &Req, p: &Params) -> Vec<u8> {
             }
     });
     let Some(idx) = found else {
-        return error_response(id, -32602, &format!("Could not find plugin {name}"));
+        return error_response(id, INVALID_PARAMS, &format!("Could not find plugin {name}"));
     };
     let (dynamic, short, notify, gone) = match ld.st().plugins.get(idx) {
         Some(pl) => (
@@ -194,7 +195,9 @@ pub async fn stop(ld: &Arc<Ld>, req: &Req, p: &Params) -> Vec<u8> {
             pl.active() && pl.subscribed("shutdown"),
             pl.gone.clone(),
         ),
-        None => return error_response(id, -32602, &format!("Could not find plugin {name}")),
+        None => {
+            return error_response(id, INVALID_PARAMS, &format!("Could not find plugin {name}"))
+        }
     };
     // plugin_control.c plugin_dynamic_stop: only `dynamic` matters; an
     // important plugin is made unimportant first ("Don't freak out, even
@@ -202,7 +205,7 @@ pub async fn stop(ld: &Arc<Ld>, req: &Req, p: &Params) -> Vec<u8> {
     if !dynamic {
         return error_response(
             id,
-            -32602,
+            INVALID_PARAMS,
             &format!("{name} cannot be managed when lightningd is up"),
         );
     }

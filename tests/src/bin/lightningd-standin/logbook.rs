@@ -43,6 +43,20 @@ impl Level {
     }
 }
 
+/// lightningd's log keeps trace with debug here: the stand-in's log has no
+/// trace or io levels of its own.
+impl From<cln_protocol::LogLevel> for Level {
+    fn from(l: cln_protocol::LogLevel) -> Level {
+        use cln_protocol::LogLevel as L;
+        match l {
+            L::Trace | L::Debug => Level::Debug,
+            L::Info => Level::Info,
+            L::Unusual => Level::Unusual,
+            L::Broken => Level::Broken,
+        }
+    }
+}
+
 #[derive(Serialize, Clone)]
 pub struct Entry {
     #[serde(rename = "type")]

@@ -5,6 +5,7 @@ use crate::framing::{printable, FrameError, Framer};
 use crate::ld::{HookReg, Ld, Manifest, MethodDef, OptDef, OptType, OptVal, Phase, PluginRec};
 use crate::logbook::Level;
 use crate::proto::{quote, raw_str, Msg};
+use cln_protocol::LogLevel;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,42 +17,13 @@ use tokio::sync::{mpsc, watch, Notify};
 
 /// Hooks lightningd v26.06 offers: each `REGISTER_PLUGIN_HOOK*` site in
 /// `lightningd/` (`git grep -n REGISTER_PLUGIN_HOOK -- lightningd`), plus
-/// `db_write`, which plugin_hook.c registers itself (`db_write_hook`).
-pub const HOOKS: &[&str] = &[
-    "peer_connected",            // peer_control.c
-    "recover",                   // lightningd.c
-    "commitment_revocation",     // peer_htlcs.c
-    "db_write",                  // plugin_hook.c db_write_hook
-    "invoice_payment",           // invoice.c
-    "openchannel",               // opening_control.c
-    "openchannel2",              // dual_open_control.c
-    "openchannel2_changed",      // dual_open_control.c
-    "openchannel2_sign",         // dual_open_control.c
-    "rbf_channel",               // dual_open_control.c
-    "htlc_accepted",             // peer_htlcs.c
-    "rpc_command",               // jsonrpc.c, REGISTER_PLUGIN_HOOK_STRFILTER
-    "custommsg",                 // connect_control.c, REGISTER_PLUGIN_HOOK_INTFILTER
-    "onion_message_recv",        // onion_message.c
-    "onion_message_recv_secret", // onion_message.c
-];
-
-/// Which filters a hook takes (plugin_hook.c plugin_hook_register,
-/// from the hook's `filter_type`): strings for rpc_command (STRFILTER),
-/// unsigned integers for custommsg (INTFILTER), none for the others.
-#[derive(PartialEq)]
-enum FilterType {
-    None,
-    Str,
-    Int,
-}
-
-fn filter_type(hook: &str) -> FilterType {
-    match hook {
-        "rpc_command" => FilterType::Str,
-        "custommsg" => FilterType::Int,
-        _ => FilterType::None,
-    }
-}
+/// `db_write`, which plugin_hook.c registers itself (`db_write_hook`), and
+/// which filters each takes (plugin_hook.c plugin_hook_register, from the
+/// hook's `filter_type`: STRFILTER → strings, INTFILTER → unsigned
+/// integers). The list is shared with the host and the guest SDK; each
+/// entry names its registration site, and tests/tests/e2e/protocol.rs
+/// checks it against lightningd's source.
+pub use cln_protocol::hooks::{self, Filter};
 
 /// RPC methods the stand-in answers itself.
 pub const BUILTIN_METHODS: &[&str] = &[
@@ -72,31 +44,8 @@ pub const BUILTIN_METHODS: &[&str] = &[
 
 /// Notification topics only lightningd may send (notification.c, the
 /// `REGISTER_NOTIFICATION` sites; plugin.c plugin_notifications_add refuses
-/// them in a manifest).
-pub const NATIVE_TOPICS: &[&str] = &[
-    "channel_opened",
-    "channel_open_failed",
-    "channel_state_changed",
-    "connect",
-    "disconnect",
-    "invoice_payment",
-    "invoice_creation",
-    "warning",
-    "forward_event",
-    "sendpay_success",
-    "sendpay_failure",
-    "coin_movement",
-    "balance_snapshot",
-    "openchannel_peer_sigs",
-    "onionmessage_forward_fail",
-    "shutdown",
-    "log",
-    "plugin_started",
-    "plugin_stopped",
-    "block_added",
-    "custommsg",
-    "deprecated_oneshot",
-];
+/// them in a manifest): shared with the host, each with its line.
+pub use cln_protocol::NATIVE_TOPICS;
 
 /// FNV-1a over the file's bytes (lightningd keeps a crc32c to notice that a
 /// plugin changed before a `plugin start`).
@@ -303,9 +252,11 @@ fn handle_msg(ld: &Arc<Ld>, idx: usize, raw: Vec<u8>) -> bool {
                 );
                 return false;
             };
+            // plugin.c plugin_log_handle: log_level_parse (any case, with
+            // the warn and error aliases), then the io levels refused.
             let level = match p.get("level") {
                 None => Some(Level::Info),
-                Some(Value::String(l)) => Level::parse(l),
+                Some(Value::String(l)) => LogLevel::parse(l).map(Level::from),
                 Some(_) => None,
             };
             let Some(level) = level else {
@@ -754,24 +705,24 @@ fn check_manifest(ld: &Ld, idx: usize, raw: &[u8]) -> Result<Manifest, MErr> {
                     }
                 };
                 // plugin_hook.c plugin_hook_register, in its order.
-                if !HOOKS.contains(&reg.name.as_str()) {
+                let Some(hook) = hooks::find(&reg.name) else {
                     return Err(kill(format!("Unknown hook name {}", reg.name)));
-                }
-                let ft = filter_type(&reg.name);
+                };
+                let ft = hook.filter;
                 match (filters, ft) {
                     (None, _) => {}
-                    (Some(_), FilterType::None) => {
+                    (Some(_), Filter::None) => {
                         return Err(kill(format!("Hook {} does not allow filters", reg.name)));
                     }
                     (Some(Value::Array(fs)), ft) => {
                         reg.filters = Some(fs.clone());
                         for f in fs {
                             let ok = match ft {
-                                FilterType::Str => f.is_string(),
+                                Filter::Strings => f.is_string(),
                                 _ => f.is_u64(),
                             };
                             if !ok {
-                                let what = if ft == FilterType::Str {
+                                let what = if ft == Filter::Strings {
                                     "strings"
                                 } else {
                                     "unsigned integers"
@@ -875,7 +826,7 @@ pub fn order_hooks(ld: &Arc<Ld>) {
     {
         let mut st = ld.st();
         let mut orders = HashMap::new();
-        for hook in HOOKS {
+        for hook in hooks::names() {
             let mut remaining: Vec<(usize, String, HookReg)> = st
                 .plugins
                 .iter()

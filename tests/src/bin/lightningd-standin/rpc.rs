@@ -5,10 +5,13 @@ use crate::cli::{is_builtin_option, VERSION};
 use crate::framing::{printable, FrameError, Framer};
 use crate::ld::{Ld, OptDef, OptType, OptVal, Out, Reply};
 use crate::logbook::Level;
-use crate::plugins::{BUILTIN_METHODS, HOOKS};
+use crate::plugins::{hooks, BUILTIN_METHODS};
 use crate::proto::{
     error_response, error_response_raw, framed, id_text, make_id, ok_response, quote, raw_str,
     span_of, splice, Msg,
+};
+use cln_protocol::errors::{
+    INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PLUGIN_TERMINATED, PLUGIN_TERMINATED_MESSAGE,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -65,21 +68,21 @@ fn parse_req(
 ) -> Result<Req, Vec<u8>> {
     let null = id_override.map(|o| o.0).unwrap_or("null").to_string();
     let Some(m) = Msg::parse(&raw) else {
-        return Err(error_response(&null, -32600, "Invalid request"));
+        return Err(error_response(&null, INVALID_REQUEST, "Invalid request"));
     };
     let id_span = m.id.and_then(|i| span_of(&raw, i));
     let (id_raw, idt) = match (id_override, m.id) {
         (Some((r, t)), _) => (r.to_string(), t.to_string()),
         (None, Some(i)) => (i.get().to_string(), id_text(i.get())),
-        (None, None) => return Err(error_response("null", -32600, "No id")),
+        (None, None) => return Err(error_response("null", INVALID_REQUEST, "No id")),
     };
     let Some(method) = m.method else {
-        return Err(error_response(&id_raw, -32600, "No method"));
+        return Err(error_response(&id_raw, INVALID_REQUEST, "No method"));
     };
     let Some(method) = raw_str(method) else {
         return Err(error_response(
             &id_raw,
-            -32600,
+            INVALID_REQUEST,
             "Expected string for method",
         ));
     };
@@ -200,7 +203,7 @@ async fn connection(ld: Arc<Ld>, stream: UnixStream) {
                     };
                     let _ = tx.send(Out::Data(error_response(
                         "null",
-                        -32600,
+                        INVALID_REQUEST,
                         &format!("Invalid token in json input: '{text}'"),
                     )));
                     break 'outer;
@@ -260,18 +263,18 @@ impl Params {
         match text.trim_start().as_bytes().first() {
             Some(b'{') => {
                 p.obj = serde_json::from_str(text).map_err(|e| {
-                    error_response(&req.id_raw, -32602, &format!("Invalid params: {e}"))
+                    error_response(&req.id_raw, INVALID_PARAMS, &format!("Invalid params: {e}"))
                 })?
             }
             Some(b'[') => {
                 p.arr = serde_json::from_str(text).map_err(|e| {
-                    error_response(&req.id_raw, -32602, &format!("Invalid params: {e}"))
+                    error_response(&req.id_raw, INVALID_PARAMS, &format!("Invalid params: {e}"))
                 })?
             }
             _ => {
                 return Err(error_response(
                     &req.id_raw,
-                    -32602,
+                    INVALID_PARAMS,
                     "Expected array or object for params",
                 ))
             }
@@ -341,7 +344,7 @@ async fn dispatch(ld: &Arc<Ld>, tx: &mpsc::UnboundedSender<Out>, req: &Req) -> O
         ),
         m => match ld.owner_of(m) {
             Some(idx) => forward(ld, req, idx, m).await,
-            None => error_response(id, -32601, &format!("Unknown command '{m}'")),
+            None => error_response(id, METHOD_NOT_FOUND, &format!("Unknown command '{m}'")),
         },
     })
 }
@@ -377,7 +380,7 @@ async fn forward(ld: &Arc<Ld>, req: &Req, idx: usize, suffix: &str) -> Vec<u8> {
 
 /// plugin.c plugin_terminated_fail_req's response, with the client's id.
 pub fn terminated_response(id_raw: &str) -> Vec<u8> {
-    format!("{{\"jsonrpc\": \"2.0\",\"id\": {id_raw},\"error\": {{\"code\":-4, \"message\":\"Plugin terminated before replying to RPC call.\"}}}}\n\n").into_bytes()
+    format!("{{\"jsonrpc\": \"2.0\",\"id\": {id_raw},\"error\": {{\"code\":{PLUGIN_TERMINATED}, \"message\":\"{PLUGIN_TERMINATED_MESSAGE}\"}}}}\n\n").into_bytes()
 }
 
 enum HookRes {
@@ -420,7 +423,7 @@ async fn call_hook(
                 let code = serde_json::from_str::<Map<String, Value>>(e)
                     .ok()
                     .and_then(|o| o.get("code").and_then(Value::as_i64));
-                if code == Some(-4) {
+                if code == Some(PLUGIN_TERMINATED) {
                     return HookRes::Continue;
                 }
                 format!(
@@ -485,7 +488,7 @@ async fn rpc_command_hook(ld: &Arc<Ld>, req: &Req) -> HookOut {
         let bad = |why: &str| {
             HookOut::Respond(error_response(
                 &req.id_raw,
-                -32600,
+                INVALID_REQUEST,
                 &format!("Bad response to 'rpc_command' hook: {why}"),
             ))
         };
@@ -553,7 +556,7 @@ async fn plugin_cmd(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
     let Some(sub) = p.string("subcommand", 0) else {
         return error_response(
             &req.id_raw,
-            -32602,
+            INVALID_PARAMS,
             "missing required parameter: subcommand",
         );
     };
@@ -569,7 +572,7 @@ async fn plugin_cmd(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
         "stop" => crate::dynamic::stop(ld, req, &p).await,
         _ => error_response(
             &req.id_raw,
-            -32602,
+            INVALID_PARAMS,
             &format!("subcommand '{sub}' is not supported by lightningd-standin"),
         ),
     }
@@ -584,7 +587,7 @@ fn getlog(ld: &Ld, req: &Req) -> Vec<u8> {
             None => {
                 return error_response(
                     &req.id_raw,
-                    -32602,
+                    INVALID_PARAMS,
                     "level: should be 'io', 'debug', 'info', 'unusual' or 'broken'",
                 )
             }
@@ -606,7 +609,7 @@ async fn check(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
     let Some(cmd) = p.string("command_to_check", 0) else {
         return error_response(
             &req.id_raw,
-            -32602,
+            INVALID_PARAMS,
             "missing required parameter: command_to_check",
         );
     };
@@ -620,7 +623,11 @@ async fn check(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
         return done();
     }
     let Some(idx) = ld.owner_of(&cmd) else {
-        return error_response(&req.id_raw, -32601, &format!("Unknown command '{cmd}'"));
+        return error_response(
+            &req.id_raw,
+            METHOD_NOT_FOUND,
+            &format!("Unknown command '{cmd}'"),
+        );
     };
     let cancheck = ld.st().plugins.get(idx).is_some_and(|p| p.m.cancheck);
     if cancheck {
@@ -634,7 +641,7 @@ async fn setconfig(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
     let id = req.id_raw.as_str();
     let p = params_or_return!(req);
     let Some(name) = p.string("config", 0) else {
-        return error_response(id, -32602, "missing required parameter: config");
+        return error_response(id, INVALID_PARAMS, "missing required parameter: config");
     };
     let val: Option<String> = p
         .get("val", 1)
@@ -653,22 +660,26 @@ async fn setconfig(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
     };
     let Some((idx, opt, path)) = found else {
         if is_builtin_option(&name) {
-            return error_response(id, -32602, &format!("{name}: not a dynamic option"));
+            return error_response(id, INVALID_PARAMS, &format!("{name}: not a dynamic option"));
         }
-        return error_response(id, -32602, &format!("Unknown config option '{name}'"));
+        return error_response(
+            id,
+            INVALID_PARAMS,
+            &format!("Unknown config option '{name}'"),
+        );
     };
     if !opt.dynamic {
-        return error_response(id, -32602, &format!("{name}: not a dynamic option"));
+        return error_response(id, INVALID_PARAMS, &format!("{name}: not a dynamic option"));
     }
     let value = match (&val, opt.typ) {
         (None, OptType::Flag) => OptVal::Bool(true),
-        (None, _) => return error_response(id, -32602, "missing required parameter: val"),
+        (None, _) => return error_response(id, INVALID_PARAMS, "missing required parameter: val"),
         (Some(v), t) => match t.value(v) {
             Some(x) => x,
             None => {
                 return error_response(
                     id,
-                    -32602,
+                    INVALID_PARAMS,
                     &format!("{name}: {v} does not parse as type {}", t.name()),
                 )
             }
@@ -687,7 +698,7 @@ async fn setconfig(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
     req.gate.open();
     let raw = match rx.await {
         Ok(Reply::Msg(raw)) => raw,
-        _ => return error_response(id, -4, "Plugin terminated before replying to RPC call."),
+        _ => return error_response(id, PLUGIN_TERMINATED, PLUGIN_TERMINATED_MESSAGE),
     };
     // plugin.c plugin_setconfig_done: an error is passed on as its code and
     // message only (the message token's text as written); an error without
@@ -829,7 +840,11 @@ fn help(ld: &Ld, req: &Req) -> Vec<u8> {
         None => entries.iter().map(|(_, e)| e).collect(),
     };
     if let (Some(c), true) = (&only, list.is_empty()) {
-        return error_response(&req.id_raw, -32601, &format!("Unknown command '{c}'"));
+        return error_response(
+            &req.id_raw,
+            METHOD_NOT_FOUND,
+            &format!("Unknown command '{c}'"),
+        );
     }
     let list = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
     ok_response(&req.id_raw, &format!("{{\"help\":{list}}}"))
@@ -845,14 +860,22 @@ fn custommsg_type(payload: &str) -> Option<u64> {
 async fn dev_hook(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
     let p = params_or_return!(req);
     let Some(hook) = p.string("hook", 0) else {
-        return error_response(&req.id_raw, -32602, "missing required parameter: hook");
+        return error_response(
+            &req.id_raw,
+            INVALID_PARAMS,
+            "missing required parameter: hook",
+        );
     };
-    if !HOOKS.contains(&hook.as_str()) {
-        return error_response(&req.id_raw, -32602, &format!("Unknown hook '{hook}'"));
+    if !hooks::is_known(&hook) {
+        return error_response(
+            &req.id_raw,
+            INVALID_PARAMS,
+            &format!("Unknown hook '{hook}'"),
+        );
     }
     if hook == "db_write" {
         let msg = "db_write comes with a data_version lightningd keeps: use dev-db-write";
-        return error_response(&req.id_raw, -32602, msg);
+        return error_response(&req.id_raw, INVALID_PARAMS, msg);
     }
     let payload = p
         .get("payload", 1)
@@ -902,7 +925,7 @@ async fn dev_db_write(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
     let Some(writes) = writes else {
         return error_response(
             &req.id_raw,
-            -32602,
+            INVALID_PARAMS,
             "writes: an array of strings is required",
         );
     };
@@ -913,7 +936,11 @@ async fn dev_db_write(ld: &Arc<Ld>, req: &Req) -> Vec<u8> {
 fn dev_notify(ld: &Ld, req: &Req) -> Vec<u8> {
     let p = params_or_return!(req);
     let Some(topic) = p.string("topic", 0) else {
-        return error_response(&req.id_raw, -32602, "missing required parameter: topic");
+        return error_response(
+            &req.id_raw,
+            INVALID_PARAMS,
+            "missing required parameter: topic",
+        );
     };
     let payload = p.get("payload", 1).map(|r| r.get()).unwrap_or("{}");
     let t = quote(&topic);
