@@ -222,9 +222,11 @@ impl Host {
                 path,
                 backend,
                 wasm,
+                urgency,
                 native,
             } => {
-                let answer = match self.spawn(plugin, gen, &path, backend, wasm, native) {
+                let answer = match self.spawn(plugin, gen, &path, backend, (wasm, urgency), native)
+                {
                     Ok(instance) => {
                         let pid = instance.pid();
                         self.instances.insert((plugin, gen), instance);
@@ -327,7 +329,7 @@ impl Host {
         gen: Gen,
         path: &std::path::Path,
         backend: BackendKind,
-        wasm: Option<wasm::Settings>,
+        (wasm, urgency): (Option<wasm::Settings>, wasm::Urgency),
         native: Option<sandbox::Spec>,
     ) -> Result<Instance, SpawnError> {
         let tx = self.events.clone();
@@ -339,7 +341,7 @@ impl Host {
             });
         };
         let spawned = match (backend, wasm) {
-            (BackendKind::Wasm, Some(settings)) => wasm::spawn(path, &settings, report),
+            (BackendKind::Wasm, Some(settings)) => wasm::spawn(path, &settings, urgency, report),
             _ => {
                 let name = self.core.plugins()[p].name.clone();
                 let prepared = self

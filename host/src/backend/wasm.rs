@@ -35,7 +35,7 @@ use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
-pub use super::wasm_settings::{Compiler, GrantedDir, Settings};
+pub use super::wasm_settings::{Compiler, GrantedDir, Settings, Urgency};
 
 /// Tells an instance's thread to stop now.
 #[derive(Debug, Default)]
@@ -237,6 +237,7 @@ fn cache() -> &'static ModuleCache {
 fn module_for(
     path: &Path,
     compiler: Compiler,
+    urgency: Urgency,
     report: &impl Fn(InstanceEvent),
 ) -> anyhow::Result<(Module, Compiler)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -258,14 +259,14 @@ fn module_for(
     if !bytes.starts_with(b"\0asm") {
         anyhow::bail!("{} is not a wasm module (no \\0asm header)", path.display());
     }
-    let (module, used) = match compile(&engines(compiler)?.engine, &bytes) {
+    let (module, used) = match compile(&engines(compiler)?.engine, &bytes, urgency) {
         Ok(m) => (m, compiler),
         // Winch does not support every proposal: fall back, and say so.
         Err(e) if compiler == Compiler::Winch => {
             report(InstanceEvent::Warn(format!(
                 "Winch cannot compile it ({e:#}); using Cranelift"
             )));
-            let m = compile(&engines(Compiler::Cranelift)?.engine, &bytes)
+            let m = compile(&engines(Compiler::Cranelift)?.engine, &bytes, urgency)
                 .map_err(|e| anyhow!("{e:#}"))?;
             (m, Compiler::Cranelift)
         }
@@ -281,13 +282,31 @@ fn module_for(
     Ok((module, used))
 }
 
-/// Compiles a module on a thread of its own at the lowest CPU priority
-/// (and wasmtime spreads the functions over rayon's pool, whose threads
-/// are lowered too, see [`compile_pool`]): while a new version compiles,
-/// the old one is still serving, and its calls must not wait for the
-/// compiler. On an idle machine this costs nothing; on a busy one the
-/// swap comes later instead of every call stalling.
-fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+/// Compiles a module. In the background (a version serves meanwhile):
+/// on a thread of its own at the lowest CPU priority, and wasmtime spreads
+/// the functions over rayon's pool, whose threads are lowered too (see
+/// [`compile_pool`]): the serving version's calls must not wait for the
+/// compiler; on an idle machine this costs nothing, on a busy one the swap
+/// comes later instead of every call stalling. Urgently (no version
+/// serves, calls wait for this one): at normal priority, on a pool of its
+/// own, since starving it on a busy machine would only keep the plugin
+/// down longer.
+fn compile(engine: &Engine, bytes: &[u8], urgency: Urgency) -> wasmtime::Result<Module> {
+    if urgency == Urgency::Urgent {
+        static URGENT: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+        let pool = URGENT.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .thread_name(|i| format!("wasm-compile-now-{i}"))
+                .build()
+                .ok()
+        });
+        return match pool {
+            // Nested parallel work runs on the pool it is installed in.
+            Some(pool) => pool.install(|| Module::new(engine, bytes)),
+            None => Module::new(engine, bytes),
+        };
+    }
+
     compile_pool();
     std::thread::scope(|scope| {
         let compiling = std::thread::Builder::new()
@@ -334,6 +353,7 @@ fn lower_priority() {
 pub fn spawn(
     path: &Path,
     settings: &Settings,
+    urgency: Urgency,
     report: impl Fn(InstanceEvent) + Send + Sync + Clone + 'static,
 ) -> std::io::Result<Instance> {
     let (stdin_host, stdin_guest) = tokio::io::duplex(64 * 1024);
@@ -363,6 +383,7 @@ pub fn spawn(
                 Ok(rt) => rt.block_on(run(
                     &path_buf,
                     &settings,
+                    urgency,
                     Pipes {
                         stdin: stdin_guest,
                         stdout: stdout_guest,
@@ -397,12 +418,13 @@ struct Pipes {
 async fn run(
     path: &Path,
     settings: &Settings,
+    urgency: Urgency,
     pipes: Pipes,
     stop: Arc<Stop>,
     report: impl Fn(InstanceEvent) + Send + Sync + Clone + 'static,
 ) -> Exit {
     let fail = |how: String| Exit::plain(how);
-    let (module, compiler) = match module_for(path, settings.compiler, &report) {
+    let (module, compiler) = match module_for(path, settings.compiler, urgency, &report) {
         Ok(m) => m,
         Err(e) => return fail(format!("does not compile: {e:#}")),
     };

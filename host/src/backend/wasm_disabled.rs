@@ -14,7 +14,7 @@
 use super::{Instance, InstanceEvent};
 use std::path::Path;
 
-pub use super::wasm_settings::{Compiler, GrantedDir, Settings};
+pub use super::wasm_settings::{Compiler, GrantedDir, Settings, Urgency};
 
 /// Would tell a wasm instance to stop; there are none in this build, so
 /// there is no value of it either.
@@ -35,6 +35,7 @@ impl Stop {
 pub fn spawn(
     path: &Path,
     _settings: &Settings,
+    _urgency: Urgency,
     _report: impl Fn(InstanceEvent) + Send + Sync + Clone + 'static,
 ) -> std::io::Result<Instance> {
     Err(unsupported(path))

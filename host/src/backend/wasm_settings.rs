@@ -94,3 +94,13 @@ impl Default for Settings {
         }
     }
 }
+
+/// How soon a module must be compiled: in the background while another
+/// version of the plugin serves, or now, when calls wait for this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// A version serves meanwhile: compile at the lowest priority.
+    Background,
+    /// No version serves: compile at normal priority.
+    Urgent,
+}

@@ -152,6 +152,9 @@ pub enum Output {
         backend: BackendKind,
         /// Its sandbox (wasm).
         wasm: Option<wasm::Settings>,
+        /// Whether calls wait for it (no version serves): a wasm module
+        /// is then compiled at normal priority, not in the background.
+        urgency: wasm::Urgency,
         /// Its Landlock sandbox (native), if any.
         native: Option<sandbox::Spec>,
     },

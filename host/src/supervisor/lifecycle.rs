@@ -49,12 +49,17 @@ impl Supervisor {
             BackendKind::Wasm => (Some(settings.clone()), SandboxUsed::Wasm(settings)),
             BackendKind::Native => (None, SandboxUsed::Native(native.clone())),
         };
+        let urgency = match plugin.phase.serving() {
+            Some(_) => crate::backend::wasm::Urgency::Background,
+            None => crate::backend::wasm::Urgency::Urgent,
+        };
         self.out.push(Output::Spawn {
             plugin: p,
             gen: number,
             path: plugin.path.clone(),
             backend: plugin.backend,
             wasm,
+            urgency,
             native,
         });
         let id = RawId::from_string(&format!("autoreload:getmanifest#{number}"));
@@ -450,14 +455,22 @@ impl Supervisor {
                 pending,
                 ..
             } => {
-                // The serving one died mid-swap: the next one carries on.
+                // The serving one died mid-swap: the next one carries on;
+                // if it is still compiling in the background, where a busy
+                // machine may starve it, it starts over at once at normal
+                // priority, since calls now wait for it.
                 self.plugins[p].crashes += 1;
                 self.out.log(Level::Warn, format!("[{name}] {why}"));
-                self.plugins[p].phase = Phase::Starting {
-                    gen: *next,
-                    step,
-                    pending,
-                };
+                if next.compiled {
+                    self.plugins[p].phase = Phase::Starting {
+                        gen: *next,
+                        step,
+                        pending,
+                    };
+                } else {
+                    self.instance(p, next.number, InstanceOp::Kill);
+                    self.start(p, pending);
+                }
                 self.orphans(p, number, &exit, false);
             }
             Phase::Serving { .. } | Phase::Draining { .. } => self.crashed(p, number, &exit, why),

@@ -33,6 +33,8 @@ struct Fake {
     ending: bool,
     /// It exited (the supervisor was told).
     exited: bool,
+    /// How soon its module was to be compiled.
+    urgency: Option<crate::backend::wasm::Urgency>,
 }
 
 /// The loop and the instances, by hand.
@@ -119,11 +121,20 @@ impl Rig {
         while let Some(o) = self.sup.poll_output() {
             match o {
                 Output::ToLightningd(bytes) => self.lightningd_gets(&bytes),
-                Output::Spawn { plugin, gen, .. } => {
+                Output::Spawn {
+                    plugin,
+                    gen,
+                    urgency,
+                    ..
+                } => {
                     let answer = match self.spawn_error.take() {
                         Some(error) => Input::SpawnFailed { plugin, gen, error },
                         None => {
-                            self.fakes.insert((plugin, gen), Fake::default());
+                            let fake = Fake {
+                                urgency: Some(urgency),
+                                ..Fake::default()
+                            };
+                            self.fakes.insert((plugin, gen), fake);
                             Input::Spawned {
                                 plugin,
                                 gen,
@@ -887,4 +898,35 @@ fn a_slow_native_start_finishes_in_the_end_however_often_the_file_is_saved() {
         }
     }
     assert!(served, "it never served: {:#?}", rig.logs);
+}
+
+#[test]
+fn a_module_is_compiled_in_the_background_only_while_a_version_serves() {
+    use crate::backend::wasm::Urgency;
+    let mut rig = Rig::new(&["/p/plugin.wasm"]);
+    rig.boot();
+    let first = rig.gen();
+    assert_eq!(
+        rig.fakes[&(PluginId(0), first)].urgency,
+        Some(Urgency::Urgent)
+    );
+    rig.save();
+    let next = *spawned(&rig).last().expect("next");
+    assert_eq!(
+        rig.fakes[&(PluginId(0), next)].urgency,
+        Some(Urgency::Background)
+    );
+    // The serving one dies while the next still compiles: calls now wait
+    // for a version, so it starts over, urgently.
+    rig.exit(first, "trapped: unreachable");
+    assert!(rig.fakes[&(PluginId(0), next)].ending);
+    let now = *spawned(&rig).last().expect("now");
+    assert!(now > next);
+    assert_eq!(
+        rig.fakes[&(PluginId(0), now)].urgency,
+        Some(Urgency::Urgent)
+    );
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    rig.nothing_waits();
 }
