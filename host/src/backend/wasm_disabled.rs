@@ -65,6 +65,7 @@ mod tests {
         let e = spawn(
             Path::new("/plugins/hello.wasm"),
             &Settings::default(),
+            Urgency::Urgent,
             |_| {},
         )
         .expect_err("a host without the wasm feature must not start a .wasm plugin");
