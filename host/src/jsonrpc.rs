@@ -10,13 +10,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-/// Error code lightningd itself uses when a plugin cannot answer a call
-/// (terminated, crashed); also what a hook treats like `continue`.
-pub const PLUGIN_TERMINATED: i64 = -4;
-/// JSON-RPC "method not found".
-pub const METHOD_NOT_FOUND: i64 = -32601;
-/// JSON-RPC "invalid params".
-pub const INVALID_PARAMS: i64 = -32602;
+pub use cln_protocol::errors::{INVALID_PARAMS, METHOD_NOT_FOUND, PLUGIN_TERMINATED};
 
 #[derive(Serialize)]
 struct Response<'a, T: Serialize> {

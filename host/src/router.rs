@@ -214,8 +214,9 @@ impl Router {
             _ => {
                 let owners = self.hook(method);
                 if !owners.is_empty() {
-                    // Filters matter only for these two hooks.
-                    let filtered = matches!(method, "rpc_command" | "custommsg");
+                    // Only a hook that takes filters needs its params.
+                    let filtered = cln_protocol::hooks::find(method)
+                        .is_some_and(|h| h.filter != cln_protocol::Filter::None);
                     let hook_params = if filtered { params() } else { None };
                     let must = ReqKind::Hook(method.to_owned()).must_reach_plugin();
                     // The plugins whose current version still has the hook

@@ -588,7 +588,7 @@ fn rpc_error(req: &[u8], message: String) -> Vec<u8> {
         .ok()
         .and_then(|v| v.get("id").cloned())
         .unwrap_or(serde_json::Value::Null);
-    serde_json::to_vec(&serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32600, "message": message}}))
+    serde_json::to_vec(&serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": cln_protocol::errors::INVALID_REQUEST, "message": message}}))
         .unwrap_or_default()
 }
 

@@ -18,11 +18,10 @@ use crate::jsonrpc::{self, ErrorKind};
 use crate::link::Level;
 use crate::manifest::{Diff, Manifest};
 use crate::router::ReqKind;
+use cln_protocol::log::LOG_LEVEL_NAMES;
+use cln_protocol::LogLevel;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// The log levels lightningd accepts in a plugin's `log` notification.
-const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
 
 /// At most this many warnings of one kind about one plugin per
 /// [`NOISE_WINDOW`]; the rest are counted, and the count logged.
@@ -492,15 +491,22 @@ impl Supervisor {
                             .get("message")
                             .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned))
                             .unwrap_or_default();
-                        let (level, text) = match params.get("level") {
-                            None => ("info", text),
-                            Some(Value::String(l)) if LOG_LEVELS.contains(&l.as_str()) => (l.as_str(), text),
-                            Some(Value::String(l)) if l == "unusual" => ("warn", text),
-                            Some(Value::String(l)) if l == "broken" => ("error", text),
-                            Some(Value::String(l)) if l == "io" => ("debug", text),
-                            Some(l) => (
+                        // Read as lightningd reads it; the host logs at
+                        // the same level, in the names its `log` takes.
+                        let parsed = match params.get("level") {
+                            None => Ok(LogLevel::Info),
+                            Some(Value::String(l)) => LogLevel::parse(l).ok_or(l.clone()),
+                            Some(other) => Err(other.to_string()),
+                        };
+                        let (level, text) = match parsed {
+                            Ok(LogLevel::Trace) => ("trace", text),
+                            Ok(LogLevel::Debug) => ("debug", text),
+                            Ok(LogLevel::Info) => ("info", text),
+                            Ok(LogLevel::Unusual) => ("warn", text),
+                            Ok(LogLevel::Broken) => ("error", text),
+                            Err(l) => (
                                 "warn",
-                                format!("(log level {l} is not one of {}: lightningd would have killed it for this) {text}", LOG_LEVELS.join(", ")),
+                                format!("(log level {l} is not one of {}: lightningd would have killed it for this) {text}", LOG_LEVEL_NAMES.join(", ")),
                             ),
                         };
                         // Once the host closed its stdin, what it says is
