@@ -495,7 +495,9 @@ impl Supervisor {
                         // the same level, in the names its `log` takes.
                         let parsed = match params.get("level") {
                             None => Ok(LogLevel::Info),
-                            Some(Value::String(l)) => LogLevel::parse(l).ok_or(l.clone()),
+                            Some(v @ Value::String(l)) => {
+                                LogLevel::parse(l).ok_or_else(|| v.to_string())
+                            }
                             Some(other) => Err(other.to_string()),
                         };
                         let (level, text) = match parsed {
