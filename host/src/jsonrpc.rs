@@ -146,6 +146,15 @@ pub fn notification<T: Serialize>(method: &str, params: T) -> Bytes {
     })
 }
 
+/// A `log` notification: a line in lightningd's log at `level` (one of
+/// the names lightningd takes there).
+pub fn log(level: &str, message: &str) -> Bytes {
+    notification(
+        "log",
+        serde_json::json!({"level": level, "message": message}),
+    )
+}
+
 /// The answer that lets lightningd go on as if no plugin had the hook.
 pub fn hook_continue(id: &RawId) -> Bytes {
     response(id, serde_json::json!({"result": "continue"}))

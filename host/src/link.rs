@@ -8,7 +8,6 @@ use crate::decode::FrameReader;
 use crate::framing::Frame;
 use crate::jsonrpc;
 use bytes::Bytes;
-use serde_json::json;
 use std::ops::ControlFlow;
 use std::os::fd::AsFd;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -54,10 +53,7 @@ impl Link {
 
     /// Writes a line to lightningd's log (attributed to cln-autoreload).
     pub fn log(&self, level: Level, message: impl AsRef<str>) {
-        self.send(jsonrpc::notification(
-            "log",
-            json!({"level": level.as_str(), "message": message.as_ref()}),
-        ));
+        self.send(jsonrpc::log(level.as_str(), message.as_ref()));
     }
 }
 

@@ -522,10 +522,8 @@ impl Supervisor {
                             ),
                             _ => (level, text),
                         };
-                        self.out.send(jsonrpc::notification(
-                            "log",
-                            json!({"level": level, "message": format!("[{name}] {text}")}),
-                        ));
+                        self.out
+                            .send(jsonrpc::log(level, &format!("[{name}] {text}")));
                     }
                     "message" | "progress" if params.get("id").is_none() => {
                         let w = format!("[{name}] sent a '{method}' notification without \"params.id\" (the request it is about; lightningd would have killed it for this): dropped");

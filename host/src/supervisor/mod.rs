@@ -164,10 +164,7 @@ impl Outbox {
 
     /// A line in lightningd's log.
     pub fn log(&mut self, level: Level, message: impl AsRef<str>) {
-        self.send(jsonrpc::notification(
-            "log",
-            json!({"level": level.as_str(), "message": message.as_ref()}),
-        ));
+        self.send(jsonrpc::log(level.as_str(), message.as_ref()));
     }
 
     /// Anything else.

@@ -383,11 +383,6 @@ impl ManagedPlugin {
         !matches!(self.phase, Phase::Starting { .. })
     }
 
-    /// Whether nothing of it runs any more.
-    pub fn stopped(&self) -> bool {
-        matches!(self.phase, Phase::Down { .. }) && self.retiring.is_empty()
-    }
-
     pub(super) fn set_phase(&mut self, phase: Phase) {
         self.epoch.bump();
         self.phase = phase;
