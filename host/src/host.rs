@@ -21,7 +21,9 @@ use crate::locate;
 use crate::rebuild;
 use crate::reregister;
 use crate::sandbox;
-use crate::supervisor::{FileStamp, Input, InstanceOp, Output, SpawnError, Supervisor, Timer};
+use crate::supervisor::{
+    FileStamp, Input, InstanceOp, Output, Sandbox, Spawn, SpawnError, Supervisor, Timer,
+};
 use crate::watch;
 use serde_json::json;
 use std::collections::HashMap;
@@ -216,17 +218,9 @@ impl Host {
     fn perform(&mut self, o: Output) {
         match o {
             Output::ToLightningd(bytes) => self.link.send(bytes),
-            Output::Spawn {
-                plugin,
-                gen,
-                path,
-                backend,
-                wasm,
-                urgency,
-                native,
-            } => {
-                let answer = match self.spawn(plugin, gen, &path, backend, (wasm, urgency), native)
-                {
+            Output::Spawn(s) => {
+                let (plugin, gen) = (s.plugin, s.gen);
+                let answer = match self.spawn(&s) {
                     Ok(instance) => {
                         let pid = instance.pid();
                         self.instances.insert((plugin, gen), instance);
@@ -234,7 +228,7 @@ impl Host {
                             plugin,
                             gen,
                             pid,
-                            file: FileStamp::of(&path),
+                            file: FileStamp::of(&s.path),
                         }
                     }
                     Err(error) => Input::SpawnFailed { plugin, gen, error },
@@ -323,15 +317,8 @@ impl Host {
     }
 
     /// Starts an instance that reports as generation `gen` of `p`.
-    fn spawn(
-        &mut self,
-        p: PluginId,
-        gen: Gen,
-        path: &std::path::Path,
-        backend: BackendKind,
-        (wasm, urgency): (Option<wasm::Settings>, wasm::Urgency),
-        native: Option<sandbox::Spec>,
-    ) -> Result<Instance, SpawnError> {
+    fn spawn(&mut self, s: &Spawn) -> Result<Instance, SpawnError> {
+        let (p, gen, path) = (s.plugin, s.gen, s.path.as_path());
         let tx = self.events.clone();
         let report = move |event| {
             let _ = tx.send(Event::Instance {
@@ -340,13 +327,13 @@ impl Host {
                 event,
             });
         };
-        let spawned = match (backend, wasm) {
-            (BackendKind::Wasm, Some(settings)) => wasm::spawn(path, &settings, urgency, report),
-            _ => {
+        let spawned = match &s.sandbox {
+            Sandbox::Wasm(settings) => wasm::spawn(path, settings, s.urgency, report),
+            Sandbox::Native(spec) => {
                 let name = self.core.plugins()[p].name.clone();
                 let prepared = self
                     .sandboxes
-                    .prepare(p.0, native.as_ref(), &name, path)
+                    .prepare(p.0, spec.as_ref(), &name, path)
                     .map_err(SpawnError::Other)?;
                 let developer = self.core.config().developer;
                 native::spawn(path, developer, prepared, report)

@@ -5,7 +5,7 @@
 //! answered before anything else happens, a [`Timer`] comes back with the
 //! epoch it was set in). Must not: hold behaviour.
 
-use crate::backend::{wasm, BackendKind, InstanceEvent};
+use crate::backend::{wasm, InstanceEvent};
 use crate::framing::{Frame, RawId};
 use crate::ids::{Epoch, Gen, PluginId};
 use crate::sandbox;
@@ -120,6 +120,33 @@ pub enum Input {
     },
 }
 
+/// An instance to start.
+#[derive(Debug, Clone)]
+pub struct Spawn {
+    /// Whose.
+    pub plugin: PluginId,
+    /// Which generation it will be.
+    pub gen: Gen,
+    /// The plugin file.
+    pub path: PathBuf,
+    /// How it runs, and in what sandbox.
+    pub sandbox: Sandbox,
+    /// Whether calls wait for it (no version serves): a wasm module is
+    /// then compiled at normal priority, not in the background.
+    pub urgency: wasm::Urgency,
+}
+
+/// How an instance runs and the sandbox it runs in. A generation keeps
+/// the one it was started in: init may give another, and a generation
+/// that waits for init in the wrong one is replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sandbox {
+    /// In wasmtime, with these settings.
+    Wasm(wasm::Settings),
+    /// A child process, in this Landlock sandbox (`None`: not sandboxed).
+    Native(Option<sandbox::Spec>),
+}
+
 /// What to do to one running instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstanceOp {
@@ -141,23 +168,7 @@ pub enum Output {
     /// Start an instance of a plugin; answer with [`Input::Spawned`] or
     /// [`Input::SpawnFailed`], and report what it does as
     /// [`Input::Instance`].
-    Spawn {
-        /// Whose.
-        plugin: PluginId,
-        /// Which generation it will be.
-        gen: Gen,
-        /// The plugin file.
-        path: PathBuf,
-        /// How it runs.
-        backend: BackendKind,
-        /// Its sandbox (wasm).
-        wasm: Option<wasm::Settings>,
-        /// Whether calls wait for it (no version serves): a wasm module
-        /// is then compiled at normal priority, not in the background.
-        urgency: wasm::Urgency,
-        /// Its Landlock sandbox (native), if any.
-        native: Option<sandbox::Spec>,
-    },
+    Spawn(Spawn),
     /// Do something to a running instance (nothing, if it is gone).
     Instance {
         /// Whose.

@@ -9,8 +9,8 @@
 
 use super::lifecycle::*;
 use super::plugin::*;
-use super::{InstanceOp, Supervisor, Timer};
-use crate::backend::{wasm, BackendKind, Exit, InstanceEvent};
+use super::{InstanceOp, Sandbox, Supervisor, Timer};
+use crate::backend::{BackendKind, Exit, InstanceEvent};
 use crate::framing::{preview, Kind, Message, RawId};
 use crate::ids::{Gen, PluginId};
 use crate::init::CachedInit;
@@ -88,8 +88,8 @@ impl Supervisor {
                 if let Some(g) = role.and_then(|r| plugin.gen_mut(r)) {
                     g.compiled = true;
                     let compiler = match &g.sandbox {
-                        SandboxUsed::Wasm(s) => Some(s.compiler),
-                        SandboxUsed::Native(_) => None,
+                        Sandbox::Wasm(s) => Some(s.compiler),
+                        Sandbox::Native(_) => None,
                     };
                     plugin.last_compile = Some((millis, cached, compiler));
                 }
@@ -273,11 +273,8 @@ impl Supervisor {
     /// `autoreload-native-*` values read there): then a fresh one takes its
     /// place (for wasm, of the same cached module).
     pub(crate) fn init_started(&mut self, p: PluginId) {
+        let now = self.sandbox_for(p);
         let plugin = &self.plugins[p];
-        let now = match plugin.backend {
-            BackendKind::Wasm => SandboxUsed::Wasm(self.wasm_settings()),
-            BackendKind::Native => SandboxUsed::Native(self.config.native.spec(&plugin.name)),
-        };
         let other_sandbox = plugin.phase.generation().is_some_and(|g| g.sandbox != now);
         let plugin = &mut self.plugins[p];
         match plugin.phase.take() {
@@ -420,11 +417,18 @@ impl Supervisor {
     }
 
     /// The sandbox settings for new wasm instances.
-    pub(crate) fn wasm_settings(&self) -> wasm::Settings {
-        let mut s = self.config.wasm.clone();
-        s.developer = self.config.developer;
-        s.rpc_socket = self.config.rpc_socket.clone();
-        s
+    /// The sandbox a new instance of `p` gets now.
+    pub(crate) fn sandbox_for(&self, p: PluginId) -> Sandbox {
+        let plugin = &self.plugins[p];
+        match plugin.backend {
+            BackendKind::Wasm => {
+                let mut s = self.config.wasm.clone();
+                s.developer = self.config.developer;
+                s.rpc_socket = self.config.rpc_socket.clone();
+                Sandbox::Wasm(s)
+            }
+            BackendKind::Native => Sandbox::Native(self.config.native.spec(&plugin.name)),
+        }
     }
 
     /// Plugin `p`'s entry in `autoreload-status`.

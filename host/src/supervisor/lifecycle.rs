@@ -14,7 +14,7 @@
 //! decide routes.
 
 use super::plugin::*;
-use super::{InstanceOp, Output, SpawnError, Supervisor, Timer};
+use super::{InstanceOp, Output, Spawn, SpawnError, Supervisor, Timer};
 use crate::backend::{BackendKind, Exit};
 use crate::framing::RawId;
 use crate::ids::{Epoch, Gen, PluginId};
@@ -39,29 +39,22 @@ impl Supervisor {
     /// [`Input::Spawned`]: super::Input::Spawned
     /// [`Input::SpawnFailed`]: super::Input::SpawnFailed
     pub(crate) fn start(&mut self, p: PluginId, pending: Pending) {
-        let settings = self.wasm_settings();
-        let native = self.config.native.spec(&self.plugins[p].name);
+        let sandbox = self.sandbox_for(p);
         let plugin = &mut self.plugins[p];
         plugin.retry = None;
         let number = plugin.generations.next();
         plugin.generations = number;
-        let (wasm, sandbox) = match plugin.backend {
-            BackendKind::Wasm => (Some(settings.clone()), SandboxUsed::Wasm(settings)),
-            BackendKind::Native => (None, SandboxUsed::Native(native.clone())),
-        };
         let urgency = match plugin.phase.serving() {
             Some(_) => crate::backend::wasm::Urgency::Background,
             None => crate::backend::wasm::Urgency::Urgent,
         };
-        self.out.push(Output::Spawn {
+        self.out.push(Output::Spawn(Spawn {
             plugin: p,
             gen: number,
             path: plugin.path.clone(),
-            backend: plugin.backend,
-            wasm,
+            sandbox: sandbox.clone(),
             urgency,
-            native,
-        });
+        }));
         let id = RawId::from_string(&format!("autoreload:getmanifest#{number}"));
         let getmanifest = jsonrpc::request(&id, "getmanifest", &self.getmanifest_params);
         self.instance(p, number, InstanceOp::Send(getmanifest));

@@ -8,12 +8,12 @@
 //! change phase on its own account: the transitions are in
 //! [`super::lifecycle`], and what they do goes out as an [`Output`].
 
+use super::Sandbox;
 use crate::backend::{wasm, BackendKind};
 use crate::framing::RawId;
 use crate::ids::{Epoch, Gen};
 use crate::manifest::{Diff, Manifest};
 use crate::router::Request;
-use crate::sandbox;
 pub use crate::watch::FileStamp;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -70,7 +70,7 @@ pub struct Generation {
     /// Its last stderr lines, to explain a crash.
     pub(super) stderr_tail: VecDeque<String>,
     /// The sandbox it runs in.
-    pub(super) sandbox: SandboxUsed,
+    pub(super) sandbox: Sandbox,
     /// Which file it was started from, once it runs.
     pub(super) file: Option<FileStamp>,
     /// When it was started.
@@ -79,14 +79,6 @@ pub struct Generation {
     /// start still compiling is making progress, however long it takes on
     /// a busy machine.
     pub(super) compiled: bool,
-}
-
-/// The sandbox a generation was started in: init may give another, and a
-/// generation that waits for init in the wrong one is replaced.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum SandboxUsed {
-    Wasm(wasm::Settings),
-    Native(Option<sandbox::Spec>),
 }
 
 impl Generation {

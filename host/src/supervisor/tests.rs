@@ -121,12 +121,12 @@ impl Rig {
         while let Some(o) = self.sup.poll_output() {
             match o {
                 Output::ToLightningd(bytes) => self.lightningd_gets(&bytes),
-                Output::Spawn {
+                Output::Spawn(Spawn {
                     plugin,
                     gen,
                     urgency,
                     ..
-                } => {
+                }) => {
                     let answer = match self.spawn_error.take() {
                         Some(error) => Input::SpawnFailed { plugin, gen, error },
                         None => {
