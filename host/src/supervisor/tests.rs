@@ -210,8 +210,21 @@ impl Rig {
 
     /// lightningd sends a request; its id.
     fn request(&mut self, method: &str, params: Value) -> String {
+        self.send_request(method, params, false)
+    }
+
+    fn hook(&mut self, name: &str, params: Value) -> String {
+        self.send_request(name, params, true)
+    }
+
+    /// lightningd sends a request (a hook, which must never be answered
+    /// with an error, if `hook`); its id.
+    fn send_request(&mut self, method: &str, params: Value, hook: bool) -> String {
         self.next_id += 1;
         let id = format!("\"ld:{method}#{}\"", self.next_id);
+        if hook {
+            self.hooks.insert(id.clone());
+        }
         self.waiting.insert(id.clone(), method.to_owned());
         let raw: Value = serde_json::from_str(&id).expect("id");
         self.input(Input::Lightningd(frame(
@@ -220,16 +233,13 @@ impl Rig {
         id
     }
 
-    fn hook(&mut self, name: &str, params: Value) -> String {
-        self.next_id += 1;
-        let id = format!("\"ld:{name}#{}\"", self.next_id);
-        self.hooks.insert(id.clone());
-        self.waiting.insert(id.clone(), name.to_owned());
-        let raw: Value = serde_json::from_str(&id).expect("id");
-        self.input(Input::Lightningd(frame(
-            json!({"jsonrpc": "2.0", "id": raw, "method": name, "params": params}),
-        )));
-        id
+    /// Instance `gen` of plugin 0 reports `event`.
+    fn reports(&mut self, gen: Gen, event: InstanceEvent) {
+        self.input(Input::Instance {
+            plugin: PluginId(0),
+            gen,
+            event,
+        });
     }
 
     fn notify(&mut self, method: &str, params: Value) {
@@ -292,11 +302,7 @@ impl Rig {
             }
             _ => json!({"jsonrpc": "2.0", "id": id, "result": {"method": method}}),
         };
-        self.input(Input::Instance {
-            plugin: p,
-            gen,
-            event: InstanceEvent::Message(message(answer)),
-        });
+        self.reports(gen, InstanceEvent::Message(message(answer)));
         true
     }
 
@@ -309,11 +315,7 @@ impl Rig {
             }
             f.exited = true;
         }
-        self.input(Input::Instance {
-            plugin: p,
-            gen,
-            event: InstanceEvent::Exited(Exit::plain(how)),
-        });
+        self.reports(gen, InstanceEvent::Exited(Exit::plain(how)));
     }
 
     /// The plugin file is saved.
@@ -569,24 +571,22 @@ fn event(rig: &mut Rig, name: &str) {
         "late init answer from an older generation" => {
             let g = rig.gen();
             let old = Gen(g.0.saturating_sub(1));
-            rig.input(Input::Instance {
-                plugin: PluginId(0),
-                gen: old,
-                event: InstanceEvent::Message(message(
+            rig.reports(
+                old,
+                InstanceEvent::Message(message(
                     json!({"jsonrpc": "2.0", "id": format!("autoreload:init#{old}"), "result": {}}),
                 )),
-            });
+            );
         }
         "garbage on stdout" => {
             let g = rig.gen();
-            rig.input(Input::Instance {
-                plugin: PluginId(0),
-                gen: g,
-                event: InstanceEvent::Garbage {
+            rig.reports(
+                g,
+                InstanceEvent::Garbage {
                     bytes: Bytes::from_static(b"hello"),
                     reason: "not JSON".into(),
                 },
-            });
+            );
         }
         other => panic!("no event {other}"),
     }
@@ -852,14 +852,13 @@ fn a_wasm_start_still_compiling_is_not_replaced_however_long_it_takes() {
     assert_eq!(rig.gen(), starting, "not replaced while compiling");
     assert_eq!(spawned(&rig).len(), 2);
     // Compiled, then silent for longer than the grace period: stuck.
-    rig.input(Input::Instance {
-        plugin: PluginId(0),
-        gen: starting,
-        event: InstanceEvent::Compiled {
+    rig.reports(
+        starting,
+        InstanceEvent::Compiled {
             millis: 9000.0,
             cached: false,
         },
-    });
+    );
     rig.now += Duration::from_secs(3);
     rig.save();
     assert!(rig.gen() > starting, "a stuck start is replaced");
