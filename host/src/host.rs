@@ -236,17 +236,13 @@ impl Host {
                 self.core.handle(Instant::now(), answer);
             }
             Output::Instance { plugin, gen, op } => {
-                let Some(i) = self.instances.get(&(plugin, gen)) else {
+                let Some(i) = self.instances.get_mut(&(plugin, gen)) else {
                     // Gone already: its exit settles whatever this was.
                     return;
                 };
                 match op {
                     InstanceOp::Send(bytes) => i.send(bytes),
-                    InstanceOp::CloseStdin => {
-                        if let Some(i) = self.instances.get_mut(&(plugin, gen)) {
-                            i.close_stdin();
-                        }
-                    }
+                    InstanceOp::CloseStdin => i.close_stdin(),
                     InstanceOp::Terminate => i.terminate(),
                     InstanceOp::Kill => i.kill(),
                 }
