@@ -8,6 +8,7 @@ pub mod dev;
 pub mod framing;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
+pub mod handover;
 pub mod host;
 pub mod ids;
 pub mod init;

@@ -5,6 +5,7 @@
 //! Owns: every rule about manifest contents. Must not: talk to processes or
 //! lightningd; it works on values only.
 
+use crate::handover;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -220,6 +221,9 @@ pub struct Manifest {
     pub subscriptions: Vec<String>,
     /// Custom notifications the plugin may send.
     pub notifications: Vec<String>,
+    /// It declared `"autoreload": {"state": true}`: it hands its state to
+    /// its next version (see [`crate::handover`]).
+    pub keeps_state: bool,
 }
 
 impl Manifest {
@@ -235,6 +239,13 @@ impl Manifest {
         };
         let mut value = obj.clone();
         let mut problems = vec![];
+        // Ours, not lightningd's: it never sees the field, nor the two
+        // methods a framework may have listed to answer the hand-over.
+        let keeps_state = handover::declared(value.remove(handover::MANIFEST_FIELD).as_ref())
+            .unwrap_or_else(|why| {
+                problems.push(why);
+                false
+            });
 
         let mut methods = BTreeMap::new();
         let mut kept = vec![];
@@ -251,6 +262,9 @@ impl Manifest {
                 problems.push(format!(
                     "rpc method '{name}' dropped: it has no \"usage\" string (lightningd requires one, e.g. \"usage\": \"[arg]\")"
                 ));
+                continue;
+            }
+            if name == handover::SAVE || name == handover::RESTORE {
                 continue;
             }
             if name.starts_with(HOST_PREFIX) {
@@ -437,6 +451,7 @@ impl Manifest {
                 hooks,
                 subscriptions,
                 notifications,
+                keeps_state,
             },
             problems,
         ))
@@ -519,6 +534,10 @@ pub fn host_options() -> Vec<Value> {
                "description": "On reload, how long the old instance may take to finish requests in flight before it is stopped"}),
         json!({"name": "autoreload-settle-ms", "type": "int", "default": 50,
                "description": "How long a changed file must stay quiet before it is reloaded"}),
+        json!({"name": "autoreload-overlap", "type": "string", "multi": true,
+               "description": "[PLUGIN::]true|false: start a new version while the old one serves (true, the default), or stop the old one first (false: for plugins that cannot run twice at once, holding a port or a lock)"}),
+        json!({"name": "autoreload-start-timeout-ms", "type": "int", "default": 60000,
+               "description": "How long a new version may take to answer getmanifest, and then init, before it counts as broken"}),
         json!({"name": "autoreload-build", "type": "string", "multi": true,
                "description": "[PLUGIN::]COMMAND to run (sh -c, in the plugin's project directory) when its sources change; 'none' turns off the inferred cargo build"}),
         json!({"name": "autoreload-watch", "type": "string", "multi": true,
@@ -902,6 +921,39 @@ mod tests {
         assert!(methods.iter().any(|o| o["name"] == "autoreload-status"));
         // "shutdown" already there: not added twice.
         assert_eq!(merged["subscriptions"], orig["subscriptions"]);
+    }
+
+    #[test]
+    fn the_state_declaration_and_its_methods_never_reach_lightningd() {
+        let mut v = trace_manifest();
+        v["autoreload"] = json!({"state": true});
+        v["rpcmethods"].as_array_mut().unwrap().extend([
+            json!({"name": "autoreload-save-state", "usage": ""}),
+            json!({"name": "autoreload-restore-state", "usage": "state"}),
+        ]);
+        let (m, problems) = Manifest::from_result(&v).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(m.keeps_state);
+        let merged = merged(&[&m]);
+        assert!(merged.get("autoreload").is_none());
+        let names: Vec<&str> = merged["rpcmethods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["name"].as_str())
+            .collect();
+        assert!(!names.iter().any(|n| n.ends_with("-state")), "{names:?}");
+
+        v["autoreload"] = json!({"state": "yes"});
+        let (m, problems) = Manifest::from_result(&v).unwrap();
+        assert!(!m.keeps_state);
+        assert!(problems[0].contains("{\"state\": true}"), "{problems:?}");
+        assert!(
+            !Manifest::from_result(&trace_manifest())
+                .unwrap()
+                .0
+                .keeps_state
+        );
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub enum Timer {
     /// A second of a plugin's warnings of this kind is over: say how many
     /// were not logged.
     QuietOver(&'static str),
+    /// This generation was asked to save or restore its state and has not
+    /// answered within the grace period: go on without.
+    StateTimeout(Gen),
 }
 
 /// Why a spawn failed: the supervisor retries a busy file shortly and

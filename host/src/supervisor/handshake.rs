@@ -8,6 +8,7 @@
 //! routing tables built from them. Must not: start or stop anything but
 //! through [`super::lifecycle`].
 
+use super::lifecycle::{overlap_problems, OPT_OVERLAP};
 use super::plugin::*;
 use super::*;
 use crate::backend::wasm;
@@ -85,6 +86,9 @@ impl Supervisor {
         if let Some(s) = ms("autoreload-settle-ms") {
             self.config.settle = s;
         }
+        if let Some(t) = ms("autoreload-start-timeout-ms") {
+            self.config.start_timeout = t;
+        }
         if let Some(t) = ms("autoreload-wasm-request-timeout-ms") {
             self.config.wasm.request_timeout = t;
         }
@@ -141,6 +145,10 @@ impl Supervisor {
             self.out.log(Level::Warn, w);
         }
         self.config.native = native;
+        self.config.overlap = strings(OPT_OVERLAP);
+        for w in overlap_problems(&self.config.overlap, &names) {
+            self.out.log(Level::Warn, w);
+        }
         let allow = strings("autoreload-wasm-rpc-allow");
         self.config.wasm.rpc_allow = (!allow.is_empty()).then_some(allow);
         let conf = params.get("configuration");

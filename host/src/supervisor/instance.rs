@@ -7,11 +7,11 @@
 //! warnings about a plugin. Must not: change phase other than through
 //! [`super::lifecycle`]'s transitions.
 
-use super::lifecycle::*;
 use super::plugin::*;
 use super::{InstanceOp, Sandbox, Supervisor, Timer};
 use crate::backend::{BackendKind, Exit, InstanceEvent};
 use crate::framing::{preview, Kind, Message, RawId};
+use crate::handover;
 use crate::ids::{Gen, PluginId};
 use crate::init::CachedInit;
 use crate::jsonrpc::{self, ErrorKind};
@@ -137,6 +137,11 @@ impl Supervisor {
 
     pub(super) fn on_message(&mut self, p: PluginId, role: Role, number: Gen, m: Message) {
         if let Kind::Response { id } = &m.kind {
+            for op in [handover::Op::Save, handover::Op::Restore] {
+                if op.is_ours(id) {
+                    return self.on_state_answer(p, number, op, &m);
+                }
+            }
             let starting = matches!(
                 (role, &self.plugins[p].phase),
                 (Role::Current, Phase::Starting { .. }) | (Role::Next, Phase::Swapping { .. })
@@ -263,7 +268,7 @@ impl Supervisor {
             number,
             InstanceOp::Send(jsonrpc::request(&id, "init", params)),
         );
-        self.after(STARTUP_TIMEOUT, p, Timer::StartTimeout);
+        self.after(self.config.start_timeout, p, Timer::StartTimeout);
     }
 
     /// lightningd's init has come: the generation that answered
@@ -309,6 +314,12 @@ impl Supervisor {
         if let Some(why) = answer.get("result").and_then(|r| r.get("disable")) {
             return self.start_failed(p, format!("it disabled itself in init: {why}"));
         }
+        self.init_answered(p);
+    }
+
+    /// The new generation serves from now on: the one it replaces (if any)
+    /// retires, the held requests go to it, the reload is reported.
+    pub(super) fn serve(&mut self, p: PluginId) {
         let at = self.wall(self.now);
         let plugin = &mut self.plugins[p];
         let (gen, old, pending) = match plugin.phase.take() {
@@ -324,6 +335,7 @@ impl Supervisor {
         let took = self.now.saturating_duration_since(pending.since);
         let number = gen.number;
         plugin.set_phase(Phase::Serving { gen });
+        plugin.saved = None;
         plugin.last_error = None;
         plugin.stuck_starts = 0;
         if pending.trigger != Trigger::Startup {

@@ -1,13 +1,18 @@
 //! Where a reload happens: the transitions of each plugin's life cycle
 //! (start, serve, reload, drain, swap, retire, crash, back off, stop).
 //!
-//! Native plugins reload break-before-make: the old process may hold
-//! something exclusive (a port, a lock), so it finishes its requests in
-//! flight (within the grace period), is stopped, and only then does the new
-//! one start; requests that arrive meanwhile wait in the held queue.
-//! WebAssembly plugins reload make-before-break: the old instance serves
-//! until the new one has answered init, then retires, finishing what it has
-//! in flight; if the new one fails, the old one simply stays.
+//! Reloads are make-before-break by default, native and wasm alike: the
+//! new version starts beside the old one, which serves until the new one
+//! has answered init (and taken the old one's state, if they keep state);
+//! then the old one retires, finishing what it has in flight. A new version
+//! that fails never replaced anything: the old one simply stays.
+//!
+//! Some native plugins cannot run twice at once (a port, a lock file). When
+//! a new version fails saying so on stderr, or `autoreload-overlap` is
+//! false for the plugin, the reload is break-before-make: the old one
+//! finishes its requests in flight (within the grace period), saves its
+//! state, is stopped, and only then does the new one start; requests that
+//! arrive meanwhile wait in the held queue.
 //!
 //! Owns: every change of a plugin's [`Phase`]. Must not: do I/O (a spawn,
 //! a signal, a timer go out as [`Output`]s), parse lightningd's traffic or
@@ -24,11 +29,85 @@ use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub(super) const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub(super) const BUSY_RETRY: Duration = Duration::from_millis(20);
 pub(super) const BUSY_RETRIES: u32 = 100;
 pub(super) const CRASH_WINDOW: Duration = Duration::from_secs(30);
 pub(super) const CRASH_LOOP: usize = 5;
+/// Whether a plugin's new version starts beside the old one:
+/// `[PLUGIN::]true|false`.
+pub(crate) const OPT_OVERLAP: &str = "autoreload-overlap";
+
+/// Whether plugin `name` reloads make-before-break, by the
+/// `autoreload-overlap` values: its own last value, else the last value
+/// for all, else yes. Anything but `false` (or `off`, `no`) is yes: a
+/// typo must not stop a plugin for the length of every reload.
+pub(crate) fn overlap_value(values: &[String], name: &str) -> bool {
+    let mut mine = None;
+    let mut all = None;
+    for v in values {
+        match v.split_once(crate::sandbox::BIND) {
+            Some((n, rest)) if n == name => mine = Some(rest),
+            Some(_) => {}
+            None => all = Some(v.as_str()),
+        }
+    }
+    !matches!(
+        mine.or(all).map(str::trim),
+        Some("false" | "off" | "no" | "0")
+    )
+}
+
+/// Problems with `autoreload-overlap` values, given the plugins' names.
+pub(crate) fn overlap_problems(values: &[String], names: &[String]) -> Vec<String> {
+    let mut out = vec![];
+    for v in values {
+        let (name, rest) = match v.split_once(crate::sandbox::BIND) {
+            Some((n, rest)) => (Some(n), rest),
+            None => (None, v.as_str()),
+        };
+        if let Some(n) = name.filter(|n| !names.iter().any(|x| x == n)) {
+            out.push(format!(
+                "{OPT_OVERLAP}={v}: no managed plugin is called '{n}' (managed: {}): ignored",
+                names.join(", ")
+            ));
+        }
+        if !matches!(
+            rest.trim(),
+            "true" | "false" | "on" | "off" | "yes" | "no" | "1" | "0"
+        ) {
+            out.push(format!(
+                "{OPT_OVERLAP}={v}: '{rest}' is neither true nor false: taken as true (make-before-break)"
+            ));
+        }
+    }
+    out
+}
+
+/// A line of a new version's stderr saying it could not take something
+/// the old version holds (a port, a lock), if there is one: then it is
+/// not broken, it only cannot run beside the old one.
+pub(super) fn conflict_line(tail: &VecDeque<String>) -> Option<&str> {
+    const SIGNS: &[&str] = &[
+        "address already in use",
+        "address in use",
+        "eaddrinuse",
+        "already in use",
+        "resource temporarily unavailable",
+        "would block",
+        "ewouldblock",
+        "database is locked",
+        "lock file",
+        "lockfile",
+        "acquire lock",
+        "already locked",
+        "already running",
+        "another instance",
+    ];
+    tail.iter().rev().map(String::as_str).find(|l| {
+        let l = l.to_lowercase();
+        SIGNS.iter().any(|s| l.contains(s))
+    })
+}
 
 impl Supervisor {
     /// Starts a new generation of plugin `p` now: the only one if none
@@ -83,7 +162,7 @@ impl Supervisor {
             },
         };
         plugin.set_phase(phase);
-        self.after(STARTUP_TIMEOUT, p, Timer::StartTimeout);
+        self.after(self.config.start_timeout, p, Timer::StartTimeout);
     }
 
     /// A generation the supervisor asked for runs.
@@ -172,7 +251,9 @@ impl Supervisor {
             return self.answer_waiters(p, Err(why));
         }
         let grace = self.config.grace;
+        let start_timeout = self.config.start_timeout;
         let wasm = self.plugins[p].backend == BackendKind::Wasm;
+        let overlaps = self.overlaps(p);
         let plugin = &mut self.plugins[p];
         match plugin.phase.take() {
             Phase::Down { .. } => {
@@ -180,18 +261,11 @@ impl Supervisor {
                 self.start(p, pending);
             }
             // Make before break: the new one starts beside it.
-            Phase::Serving { gen } if wasm => {
+            Phase::Serving { gen } if overlaps => {
                 plugin.phase = Phase::Serving { gen };
                 self.start(p, pending);
             }
-            Phase::Serving { gen } => {
-                if self.router.count(p) == 0 {
-                    self.stop(p, gen, Some(pending));
-                } else {
-                    plugin.set_phase(Phase::Draining { gen, pending });
-                    self.after(self.config.grace, p, Timer::GraceOver);
-                }
-            }
+            Phase::Serving { gen } => self.break_before_make(p, gen, pending),
             // A version that is starting (and none serves) finishes its
             // start, then the reload goes ahead if the file changed since
             // it started: replacing it would start the next one from
@@ -209,7 +283,7 @@ impl Supervisor {
             } => {
                 let patience = grace
                     .saturating_mul(1 << plugin.stuck_starts.min(5))
-                    .min(STARTUP_TIMEOUT);
+                    .min(start_timeout);
                 let stuck =
                     gen.compiled && self.now.saturating_duration_since(gen.started) > patience;
                 if stuck {
@@ -232,13 +306,39 @@ impl Supervisor {
                 }
             }
             Phase::Swapping { gen, next, .. } => {
-                plugin.phase = Phase::Serving { gen };
+                // A state the old one saved for this new one is stale
+                // once it serves on: the next hand-over asks it again.
+                plugin.saved = None;
+                plugin.set_phase(Phase::Serving { gen });
                 self.instance(p, next.number, InstanceOp::Kill);
                 self.start(p, pending);
+                self.release_held(p);
             }
             // Already on the way to a new generation, which will read the
             // newest file.
             phase @ (Phase::Draining { .. } | Phase::Stopping { .. }) => plugin.phase = phase,
+        }
+    }
+
+    /// Whether plugin `p`'s next version starts beside the serving one.
+    pub(super) fn overlaps(&self, p: PluginId) -> bool {
+        let plugin = &self.plugins[p];
+        plugin.cannot_overlap.is_none() && overlap_value(&self.config.overlap, &plugin.name)
+    }
+
+    /// Reloads `gen`'s plugin break-before-make: it finishes what it has in
+    /// flight (new requests wait), hands over its state, stops, and then
+    /// the new version starts.
+    pub(super) fn break_before_make(&mut self, p: PluginId, gen: Generation, pending: Pending) {
+        self.plugins[p].set_phase(Phase::Draining {
+            gen,
+            pending,
+            saving: false,
+        });
+        if self.router.count(p) == 0 {
+            self.drained(p);
+        } else {
+            self.after(self.config.grace, p, Timer::GraceOver);
         }
     }
 
@@ -328,14 +428,35 @@ impl Supervisor {
         self.flush_held(p);
     }
 
-    /// (wasm) The generation meant to replace the serving one failed: the
-    /// serving one stays.
+    /// The generation meant to replace the serving one failed: the
+    /// serving one stays, unless the new one said it could not take
+    /// something the old one holds (then the reload goes on
+    /// break-before-make).
     pub(super) fn next_failed(&mut self, p: PluginId, why: String) {
+        let native = self.plugins[p].backend == BackendKind::Native;
         let plugin = &mut self.plugins[p];
         match plugin.phase.take() {
-            Phase::Swapping { gen, next, .. } => {
-                plugin.set_phase(Phase::Serving { gen });
+            Phase::Swapping {
+                gen, next, pending, ..
+            } => {
+                plugin.saved = None;
                 self.instance(p, next.number, InstanceOp::Kill);
+                let conflict = conflict_line(&next.stderr_tail).filter(|_| native);
+                if let Some(line) = conflict {
+                    let line = line.to_owned();
+                    let plugin = &mut self.plugins[p];
+                    let name = plugin.name.clone();
+                    self.out.log(
+                        Level::Warn,
+                        format!(
+                            "[{name}] its new version cannot run beside the old one (\"{line}\"): stopping the old one first, and reloading it that way from now on (autoreload-overlap={name}::false says so up front)"
+                        ),
+                    );
+                    plugin.cannot_overlap = Some(line);
+                    return self.break_before_make(p, gen, pending);
+                }
+                self.plugins[p].set_phase(Phase::Serving { gen });
+                self.release_held(p);
             }
             other => plugin.phase = other,
         }
@@ -454,7 +575,17 @@ impl Supervisor {
                 // priority, since calls now wait for it.
                 self.plugins[p].crashes += 1;
                 self.out.log(Level::Warn, format!("[{name}] {why}"));
-                if next.compiled {
+                if matches!(step, Step::Handover | Step::Save) {
+                    // It died before it handed its state over: the new
+                    // one serves as it is.
+                    self.plugins[p].saved = None;
+                    self.plugins[p].phase = Phase::Starting {
+                        gen: *next,
+                        step,
+                        pending,
+                    };
+                    self.serve(p);
+                } else if next.compiled {
                     self.plugins[p].phase = Phase::Starting {
                         gen: *next,
                         step,
@@ -478,6 +609,9 @@ impl Supervisor {
         let plugin = &mut self.plugins[p];
         plugin.crashes += 1;
         plugin.last_error = Some(why.clone());
+        // A crash leaves nothing to hand over: the next version starts
+        // fresh.
+        plugin.saved = None;
         self.out
             .log(Level::Warn, format!("[{}] {why}", plugin.name));
         self.orphans(p, number, exit, false);
@@ -519,6 +653,7 @@ impl Supervisor {
     pub(crate) fn on_timer(&mut self, p: PluginId, epoch: Epoch, timer: Timer) {
         match timer {
             Timer::RetireGrace(number) => return self.close_retiring(p, number),
+            Timer::StateTimeout(number) => return self.state_timeout(p, number),
             Timer::QuietOver(kind) => return self.quiet_over(p, kind),
             Timer::RetireKill(number) => {
                 if self.plugins[p]
@@ -537,11 +672,14 @@ impl Supervisor {
             return;
         }
         match timer {
-            Timer::GraceOver => {
-                if let Phase::Draining { .. } = plugin.phase {
-                    self.drained(p);
-                }
-            }
+            Timer::GraceOver => match plugin.phase {
+                Phase::Draining { .. } => self.drained(p),
+                Phase::Swapping {
+                    step: Step::Handover,
+                    ..
+                } => self.ask_state(p),
+                _ => {}
+            },
             Timer::Terminate => {
                 if let Phase::Stopping { gen, .. } = &plugin.phase {
                     let number = gen.number;
@@ -564,14 +702,15 @@ impl Supervisor {
             Timer::StartTimeout => {
                 // A generation waiting for lightningd's init waits for
                 // lightningd, not for the plugin.
+                // One handing over state has its own, shorter, timeout.
                 let waits_for_plugin = plugin
                     .phase
                     .starting()
-                    .is_some_and(|(_, step, _)| *step != Step::WaitInit);
+                    .is_some_and(|(_, step, _)| matches!(step, Step::Manifest | Step::Init));
                 if waits_for_plugin {
                     let why = format!(
-                        "no answer to getmanifest/init within {}s",
-                        STARTUP_TIMEOUT.as_secs()
+                        "no answer to getmanifest/init within {} ms (autoreload-start-timeout-ms)",
+                        self.config.start_timeout.as_millis()
                     );
                     self.start_failed(p, why);
                 }
@@ -582,16 +721,37 @@ impl Supervisor {
                     self.start(p, pending);
                 }
             }
-            Timer::RetireGrace(_) | Timer::RetireKill(_) | Timer::QuietOver(_) => {}
+            Timer::RetireGrace(_)
+            | Timer::RetireKill(_)
+            | Timer::QuietOver(_)
+            | Timer::StateTimeout(_) => {}
         }
     }
 
     /// A draining generation has nothing left in flight (or its grace is
-    /// over): stop it and go on with the reload.
+    /// over): it is asked for its state, if it keeps one, then stopped, and
+    /// the reload goes on.
     pub(crate) fn drained(&mut self, p: PluginId) {
         let plugin = &mut self.plugins[p];
         match plugin.phase.take() {
-            Phase::Draining { gen, pending } => self.stop(p, gen, Some(pending)),
+            Phase::Draining {
+                gen,
+                pending,
+                saving: false,
+            } if gen.keeps_state() => {
+                let number = gen.number;
+                plugin.phase = Phase::Draining {
+                    gen,
+                    pending,
+                    saving: true,
+                };
+                self.send_save(p, number);
+            }
+            Phase::Draining {
+                gen,
+                pending,
+                saving: false,
+            } => self.stop(p, gen, Some(pending)),
             other => plugin.phase = other,
         }
     }

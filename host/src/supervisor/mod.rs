@@ -16,6 +16,7 @@
 //! than through [`Output::ToLightningd`].
 
 mod events;
+mod handover;
 mod handshake;
 mod instance;
 pub mod lifecycle;
@@ -67,6 +68,11 @@ pub struct Config {
     /// The directory lightningd started us in (its `<lightning-dir>/<network>`),
     /// which `rpc-file` is relative to.
     pub cwd: Option<PathBuf>,
+    /// How long a new version may take to answer getmanifest, and then
+    /// init.
+    pub start_timeout: Duration,
+    /// `autoreload-overlap` values: `[PLUGIN::]true|false`.
+    pub overlap: Vec<String>,
 }
 
 impl Default for Config {
@@ -81,6 +87,8 @@ impl Default for Config {
             rpc_socket: None,
             reregister_on_change: false,
             cwd: None,
+            start_timeout: Duration::from_secs(60),
+            overlap: vec![],
         }
     }
 }

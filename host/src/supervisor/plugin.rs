@@ -11,6 +11,7 @@
 use super::Sandbox;
 use crate::backend::{wasm, BackendKind};
 use crate::framing::RawId;
+use crate::handover;
 use crate::ids::{Epoch, Gen};
 use crate::manifest::{Diff, Manifest};
 use crate::router::Request;
@@ -85,6 +86,11 @@ impl Generation {
     pub(super) fn subscribes(&self, topic: &str) -> bool {
         self.manifest.as_ref().is_some_and(|m| m.subscribes(topic))
     }
+
+    /// Whether it declared that it hands its state to its next version.
+    pub(super) fn keeps_state(&self) -> bool {
+        self.manifest.as_ref().is_some_and(|m| m.keeps_state)
+    }
 }
 
 /// Where a generation is in its start-up.
@@ -96,6 +102,22 @@ pub enum Step {
     WaitInit,
     /// init sent.
     Init,
+    /// (Swapping) The new version answered init; the old one finishes
+    /// what it has in flight before it is asked for its state, and new
+    /// requests are held.
+    Handover,
+    /// (Swapping) The old version was asked for its state.
+    Save,
+    /// The new version was given the state saved by the old one.
+    Restore,
+}
+
+impl Step {
+    /// Whether the generation is past init, handing over state: requests
+    /// wait until the new version has its state.
+    pub(super) fn hands_over(self) -> bool {
+        matches!(self, Step::Handover | Step::Save | Step::Restore)
+    }
 }
 
 /// What a managed plugin is doing.
@@ -112,17 +134,24 @@ pub enum Phase {
     },
     /// A generation is serving; requests go to it.
     Serving { gen: Generation },
-    /// (wasm) `gen` serves while `next` starts.
+    /// `gen` serves while `next` starts (make-before-break); once `next`
+    /// answered init, state is handed over (if both keep it) and `next`
+    /// serves.
     Swapping {
         gen: Generation,
         next: Box<Generation>,
         step: Step,
         pending: Pending,
     },
-    /// (native) A reload was asked for; `gen` finishes what it has in
-    /// flight while new requests are held.
-    Draining { gen: Generation, pending: Pending },
-    /// (native) `gen` was told to stop; `then` says whether a new one
+    /// A break-before-make reload was asked for; `gen` finishes what it
+    /// has in flight while new requests are held, then (`saving`) is asked
+    /// for its state.
+    Draining {
+        gen: Generation,
+        pending: Pending,
+        saving: bool,
+    },
+    /// `gen` was told to stop; `then` says whether a new one
     /// starts once it is gone.
     Stopping {
         gen: Generation,
@@ -188,7 +217,8 @@ impl Phase {
     /// that init like lightningd's own plugins do.
     pub(super) fn takes_requests(&self, before_init: bool) -> Option<&Generation> {
         match self {
-            Phase::Serving { gen } | Phase::Swapping { gen, .. } => Some(gen),
+            Phase::Serving { gen } => Some(gen),
+            Phase::Swapping { gen, step, .. } if !step.hands_over() => Some(gen),
             Phase::Starting {
                 gen,
                 step: Step::WaitInit,
@@ -298,6 +328,18 @@ pub struct ManagedPlugin {
     pub(super) noise: HashMap<&'static str, Noise>,
     /// The last generations whose stdin the host closed to stop them.
     pub(super) closed_stdins: VecDeque<Gen>,
+    /// The state the last version saved, until a new one takes it: kept
+    /// across a new version that fails to start (break-before-make), so
+    /// the one after it still gets it.
+    pub(super) saved: Option<handover::Saved>,
+    /// When the state was asked for, to report how long the hand-over took.
+    pub(super) handover_since: Option<Instant>,
+    /// The last hand-over, for `autoreload-status`.
+    pub(super) last_handover: Option<Value>,
+    /// Why it cannot run twice at once, once a new version failed for
+    /// that while the old one ran: it reloads break-before-make from then
+    /// on.
+    pub(super) cannot_overlap: Option<String>,
 }
 
 /// How many of [`ManagedPlugin::closed_stdins`] are remembered: a
@@ -348,6 +390,10 @@ impl ManagedPlugin {
             refused: None,
             noise: HashMap::new(),
             closed_stdins: VecDeque::new(),
+            saved: None,
+            handover_since: None,
+            last_handover: None,
+            cannot_overlap: None,
         }
     }
 
@@ -474,6 +520,12 @@ impl ManagedPlugin {
         }
         if let Some(d) = &self.last_diff {
             s["manifest_changes"] = d.to_json();
+        }
+        if let Some(h) = &self.last_handover {
+            s["last_handover"] = h.clone();
+        }
+        if let Some(why) = &self.cannot_overlap {
+            s["break_before_make"] = json!(why);
         }
         s
     }

@@ -142,9 +142,17 @@ impl Supervisor {
         self.dispatch_to(next, req);
     }
 
+    /// After an answer: a generation that was waiting to have nothing in
+    /// flight goes on (to stop, or to hand its state over).
     pub(super) fn check_drained(&mut self, p: PluginId) {
-        if matches!(self.plugins[p].phase, Phase::Draining { .. }) && self.router.count(p) == 0 {
-            self.drained(p);
+        match &self.plugins[p].phase {
+            Phase::Draining { .. } if self.router.count(p) == 0 => self.drained(p),
+            Phase::Swapping {
+                gen,
+                step: Step::Handover,
+                ..
+            } if self.router.count_generation(p, gen.number) == 0 => self.ask_state(p),
+            _ => {}
         }
     }
 }

@@ -60,6 +60,13 @@ struct Rig {
     broken: bool,
     /// File stamps, bumped by each save.
     saves: u64,
+    /// The plugin declares state and answers the hand-over like a
+    /// working one.
+    keeps_state: bool,
+    /// The state each generation restored: gen → state.
+    restored: BTreeMap<Gen, Value>,
+    /// The options lightningd's init gives.
+    init_options: Value,
     /// Which row of the table runs, for messages.
     row: String,
 }
@@ -107,8 +114,21 @@ impl Rig {
             spawn_error: None,
             broken: false,
             saves: 0,
+            keeps_state: false,
+            restored: BTreeMap::new(),
+            init_options: json!({}),
             row: String::new(),
         }
+    }
+
+    /// A rig for one plugin of this kind.
+    fn of(kind: Kind) -> Rig {
+        let mut rig = Rig::new(&[kind.path]);
+        rig.keeps_state = kind.keeps_state;
+        if !kind.overlap {
+            rig.init_options = json!({"autoreload-overlap": ["false"]});
+        }
+        rig
     }
 
     fn input(&mut self, input: Input) {
@@ -154,6 +174,9 @@ impl Rig {
                             let v: Value = serde_json::from_slice(&bytes).expect("json");
                             if let (Some(id), Some(m)) = (v.get("id"), v["method"].as_str()) {
                                 f.asked.insert(id.to_string(), m.to_owned());
+                            }
+                            if v["method"] == "autoreload-restore-state" {
+                                self.restored.insert(gen, v["params"]["state"].clone());
                             }
                         }
                         InstanceOp::CloseStdin | InstanceOp::Terminate | InstanceOp::Kill => {
@@ -257,7 +280,7 @@ impl Rig {
     fn init(&mut self) {
         self.request(
             "init",
-            json!({"options": {}, "configuration": {"lightning-dir": "/ld", "rpc-file": "lightning-rpc"}}),
+            json!({"options": self.init_options.clone(), "configuration": {"lightning-dir": "/ld", "rpc-file": "lightning-rpc"}}),
         );
     }
 
@@ -295,7 +318,14 @@ impl Rig {
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": -1, "message": "broken"}})
             }
             "getmanifest" => {
-                json!({"jsonrpc": "2.0", "id": id, "result": serde_json::from_str::<Value>(MANIFEST).expect("manifest")})
+                let mut m = serde_json::from_str::<Value>(MANIFEST).expect("manifest");
+                if self.keeps_state {
+                    m["autoreload"] = json!({"state": true});
+                }
+                json!({"jsonrpc": "2.0", "id": id, "result": m})
+            }
+            "autoreload-save-state" => {
+                json!({"jsonrpc": "2.0", "id": id, "result": {"state": {"saved_by": gen}}})
             }
             "peer_connected" | "db_write" => {
                 json!({"jsonrpc": "2.0", "id": id, "result": {"result": "continue"}})
@@ -433,8 +463,10 @@ const SETUPS: &[&str] = &[
     "starting: init sent",
     "serving",
     "serving, a call in flight",
-    "draining (native) / swapping (wasm), a call in flight",
-    "stopping for a reload (native) / swapping (wasm)",
+    "reloading (draining or swapping), a call in flight",
+    "reloading (stopping or swapping)",
+    "reloading, the new version answered init, a call in flight",
+    "reloading, the new version answered init",
     "down after failing to start",
     "down, backing off after two crashes",
     "down after a crash loop",
@@ -474,14 +506,31 @@ fn setup(rig: &mut Rig, name: &str) {
             rig.boot();
             rig.request("echo", json!({}));
         }
-        "draining (native) / swapping (wasm), a call in flight" => {
+        "reloading (draining or swapping), a call in flight" => {
             rig.boot();
             rig.request("echo", json!({}));
             rig.save();
         }
-        "stopping for a reload (native) / swapping (wasm)" => {
+        "reloading (stopping or swapping)" => {
             rig.boot();
             rig.save();
+        }
+        // With state: the old one drains its call (new calls wait), or is
+        // asked for its state. Without: the old one retires.
+        "reloading, the new version answered init, a call in flight" => {
+            rig.boot();
+            rig.request("echo", json!({}));
+            rig.save();
+            let next = *spawned(rig).last().expect("a generation");
+            rig.answer(next, "getmanifest");
+            rig.answer(next, "init");
+        }
+        "reloading, the new version answered init" => {
+            rig.boot();
+            rig.save();
+            let next = *spawned(rig).last().expect("a generation");
+            rig.answer(next, "getmanifest");
+            rig.answer(next, "init");
         }
         "down after failing to start" => {
             rig.broken = true;
@@ -597,14 +646,55 @@ fn event(rig: &mut Rig, name: &str) {
 /// run its course (instances exit or answer, timers fire) nothing is left
 /// unanswered and the plugin serves again (or, after a shutdown, the host
 /// exits).
+/// A kind of plugin the table runs for.
+#[derive(Debug, Clone, Copy)]
+struct Kind {
+    path: &'static str,
+    overlap: bool,
+    keeps_state: bool,
+}
+
+const KINDS: &[Kind] = &[
+    Kind {
+        path: "/p/plugin.py",
+        overlap: true,
+        keeps_state: false,
+    },
+    Kind {
+        path: "/p/plugin.py",
+        overlap: false,
+        keeps_state: false,
+    },
+    Kind {
+        path: "/p/plugin.wasm",
+        overlap: true,
+        keeps_state: false,
+    },
+    Kind {
+        path: "/p/plugin.py",
+        overlap: true,
+        keeps_state: true,
+    },
+    Kind {
+        path: "/p/plugin.py",
+        overlap: false,
+        keeps_state: true,
+    },
+    Kind {
+        path: "/p/plugin.wasm",
+        overlap: true,
+        keeps_state: true,
+    },
+];
+
 #[test]
 fn every_phase_times_every_event_leaves_nothing_unanswered() {
     let mut rows = 0;
-    for path in ["/p/plugin.py", "/p/plugin.wasm"] {
+    for kind in KINDS {
         for s in SETUPS {
             for e in EVENTS {
-                let mut rig = Rig::new(&[path]);
-                rig.row = format!("{path}: {s} × {e}");
+                let mut rig = Rig::of(*kind);
+                rig.row = format!("{kind:?}: {s} × {e}");
                 setup(&mut rig, s);
                 event(&mut rig, e);
                 // A plugin down after failing stays down until a save.
@@ -613,7 +703,7 @@ fn every_phase_times_every_event_leaves_nothing_unanswered() {
                     rig.save();
                 }
                 rig.settle();
-                let what = format!("{path}: {s} × {e}");
+                let what = format!("{kind:?}: {s} × {e}");
                 if rig.sup.shutting_down() {
                     assert!(rig.exited, "{what}: did not exit. log: {:#?}", rig.logs);
                     // lightningd shutting down waits for no handshake.
@@ -640,7 +730,7 @@ fn every_phase_times_every_event_leaves_nothing_unanswered() {
             }
         }
     }
-    assert_eq!(rows, 2 * SETUPS.len() * EVENTS.len());
+    assert_eq!(rows, KINDS.len() * SETUPS.len() * EVENTS.len());
 }
 
 /// The generations spawned so far for plugin 0.
@@ -661,8 +751,10 @@ fn a_save_during_a_young_start_lets_it_finish_then_reloads_once() {
     assert_eq!(spawned(&rig).len(), 2, "the start is not replaced");
     rig.answer(starting, "getmanifest");
     rig.answer(starting, "init");
-    // It served, then the save goes ahead: one more generation, not two.
-    assert_eq!(spawned(&rig).len(), 2, "native: it drains first");
+    // It served, then the save goes ahead: one more generation, not two,
+    // started beside it.
+    assert_eq!(spawned(&rig).len(), 3, "{:#?}", rig.logs);
+    assert_eq!(rig.phase(), "swapping");
     rig.settle();
     assert_eq!(rig.phase(), "serving");
     assert_eq!(spawned(&rig).len(), 3, "{:#?}", rig.logs);
@@ -688,7 +780,11 @@ fn a_save_that_changed_nothing_during_a_start_does_not_reload() {
 
 #[test]
 fn a_crash_while_draining_answers_the_call_and_restarts_at_once() {
-    let mut rig = Rig::new(&["/p/plugin.py"]);
+    let mut rig = Rig::of(Kind {
+        path: "/p/plugin.py",
+        overlap: false,
+        keeps_state: false,
+    });
     rig.boot();
     let call = rig.request("echo", json!({}));
     rig.save();
@@ -927,5 +1023,247 @@ fn a_module_is_compiled_in_the_background_only_while_a_version_serves() {
     );
     rig.settle();
     assert_eq!(rig.phase(), "serving");
+    rig.nothing_waits();
+}
+
+/// The state of a plugin of `kind`, reloaded once with a call in flight,
+/// is asked for once the call is answered and given to the new version
+/// before it takes any call.
+fn hand_over_with_a_call_in_flight(kind: Kind) {
+    let mut rig = Rig::of(kind);
+    rig.boot();
+    let old = rig.gen();
+    let call = rig.request("echo", json!({}));
+    rig.save();
+    let next = *spawned(&rig).last().expect("next");
+    if kind.overlap {
+        assert_eq!(rig.phase(), "swapping");
+        rig.answer(next, "getmanifest");
+        rig.answer(next, "init");
+        assert_eq!(rig.phase(), "swapping", "{:#?}", rig.logs);
+    } else {
+        assert_eq!(rig.phase(), "draining");
+    }
+    // A call now waits for the new version and its state.
+    let waiting = rig.request("echo", json!({}));
+    let asked =
+        |rig: &Rig, g: Gen, m: &str| rig.fakes[&(PluginId(0), g)].asked.values().any(|x| x == m);
+    assert!(
+        !asked(&rig, old, "autoreload-save-state"),
+        "asked while busy"
+    );
+    rig.answer(old, "echo");
+    assert!(rig.answered.contains(&call));
+    assert!(asked(&rig, old, "autoreload-save-state"), "{:#?}", rig.logs);
+    rig.answer(old, "autoreload-save-state");
+    rig.settle();
+    let newest = rig.gen();
+    assert!(newest > old);
+    assert_eq!(rig.phase(), "serving");
+    assert_eq!(rig.restored.get(&newest), Some(&json!({"saved_by": old})));
+    assert!(rig.answered.contains(&waiting));
+    assert!(rig.logged("state handed over"), "{:#?}", rig.logs);
+    rig.nothing_waits();
+}
+
+#[test]
+fn state_is_handed_over_after_the_calls_in_flight_native_overlapped() {
+    hand_over_with_a_call_in_flight(Kind {
+        path: "/p/plugin.py",
+        overlap: true,
+        keeps_state: true,
+    });
+}
+
+#[test]
+fn state_is_handed_over_after_the_calls_in_flight_native_break_before_make() {
+    hand_over_with_a_call_in_flight(Kind {
+        path: "/p/plugin.py",
+        overlap: false,
+        keeps_state: true,
+    });
+}
+
+#[test]
+fn state_is_handed_over_after_the_calls_in_flight_wasm() {
+    hand_over_with_a_call_in_flight(Kind {
+        path: "/p/plugin.wasm",
+        overlap: true,
+        keeps_state: true,
+    });
+}
+
+#[test]
+fn a_native_version_that_fails_to_start_leaves_the_old_one_serving() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    rig.boot();
+    let old = rig.gen();
+    rig.save();
+    let next = *spawned(&rig).last().expect("next");
+    rig.reports(
+        next,
+        InstanceEvent::Stderr("SyntaxError: invalid syntax".into()),
+    );
+    rig.exit(next, "exited with status 1");
+    assert_eq!(rig.phase(), "serving");
+    assert_eq!(rig.gen(), old);
+    assert!(rig.logged("the old one keeps serving"), "{:#?}", rig.logs);
+    assert!(rig.logged("SyntaxError"), "{:#?}", rig.logs);
+    let call = rig.request("echo", json!({}));
+    assert!(rig.answer(old, "echo"));
+    assert!(rig.answered.contains(&call));
+    rig.save();
+    rig.settle();
+    assert!(rig.gen() > next, "a later save starts a new version");
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_version_that_cannot_run_beside_the_old_one_reloads_break_before_make() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    rig.boot();
+    let old = rig.gen();
+    rig.save();
+    let next = *spawned(&rig).last().expect("next");
+    rig.reports(
+        next,
+        InstanceEvent::Stderr("OSError: [Errno 98] Address already in use".into()),
+    );
+    rig.exit(next, "exited with status 1");
+    assert!(
+        rig.logged("cannot run beside the old one"),
+        "{:#?}",
+        rig.logs
+    );
+    assert!(
+        rig.fakes[&(PluginId(0), old)].ending,
+        "the old one is stopped"
+    );
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    assert!(rig.gen() > next);
+    // From now on, straight to break-before-make.
+    rig.save();
+    assert_eq!(rig.phase(), "stopping", "{:#?}", rig.logs);
+    rig.settle();
+    let status = rig.sup.plugin_status(PluginId(0));
+    assert!(status["break_before_make"]
+        .as_str()
+        .is_some_and(|s| s.contains("Address already in use")));
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_state_not_saved_in_time_leaves_the_new_version_fresh_and_serving() {
+    let mut rig = Rig::of(Kind {
+        path: "/p/plugin.py",
+        overlap: true,
+        keeps_state: true,
+    });
+    rig.boot();
+    let old = rig.gen();
+    rig.save();
+    let next = *spawned(&rig).last().expect("next");
+    rig.answer(next, "getmanifest");
+    rig.answer(next, "init");
+    let call = rig.request("echo", json!({}));
+    // The old one never answers the save: its grace runs out.
+    rig.fakes
+        .get_mut(&(PluginId(0), old))
+        .expect("old")
+        .asked
+        .retain(|_, m| m != "autoreload-save-state");
+    rig.settle();
+    assert_eq!(rig.gen(), next);
+    assert!(rig.restored.is_empty());
+    assert!(rig.logged("did not hand over its state: it did not answer in time"));
+    assert!(rig.answered.contains(&call));
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_refused_state_is_a_warning_and_the_new_version_serves() {
+    let mut rig = Rig::of(Kind {
+        path: "/p/plugin.wasm",
+        overlap: true,
+        keeps_state: true,
+    });
+    rig.boot();
+    let old = rig.gen();
+    rig.save();
+    let next = *spawned(&rig).last().expect("next");
+    rig.answer(next, "getmanifest");
+    rig.answer(next, "init");
+    rig.answer(old, "autoreload-save-state");
+    let id = format!("autoreload:restore-state#{next}");
+    rig.fakes
+        .get_mut(&(PluginId(0), next))
+        .expect("next")
+        .asked
+        .clear();
+    rig.reports(
+        next,
+        InstanceEvent::Message(message(json!({"jsonrpc": "2.0", "id": id,
+            "error": {"code": -1, "message": "schema 1 is too old"}}))),
+    );
+    assert_eq!(rig.phase(), "serving");
+    assert_eq!(rig.gen(), next);
+    assert!(
+        rig.logged("did not take the state from generation"),
+        "{:#?}",
+        rig.logs
+    );
+    assert!(rig.logged("schema 1 is too old"));
+    rig.settle();
+    rig.nothing_waits();
+}
+
+#[test]
+fn an_old_version_crashing_before_its_hand_over_leaves_the_new_one_serving() {
+    let mut rig = Rig::of(Kind {
+        path: "/p/plugin.py",
+        overlap: true,
+        keeps_state: true,
+    });
+    rig.boot();
+    let old = rig.gen();
+    let call = rig.request("echo", json!({}));
+    rig.save();
+    let next = *spawned(&rig).last().expect("next");
+    rig.answer(next, "getmanifest");
+    rig.answer(next, "init");
+    let held = rig.request("echo", json!({}));
+    rig.exit(old, "exited with status 11");
+    assert_eq!(rig.phase(), "serving");
+    assert_eq!(rig.gen(), next);
+    assert!(
+        rig.answered.contains(&call),
+        "the call in flight is answered"
+    );
+    rig.settle();
+    assert!(rig.answered.contains(&held));
+    assert!(rig.restored.is_empty(), "a crash hands nothing over");
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_saved_state_outlives_a_broken_version_break_before_make() {
+    let mut rig = Rig::of(Kind {
+        path: "/p/plugin.py",
+        overlap: false,
+        keeps_state: true,
+    });
+    rig.boot();
+    let first = rig.gen();
+    rig.save();
+    rig.broken = true;
+    rig.settle();
+    assert_eq!(rig.phase(), "down", "{:#?}", rig.logs);
+    rig.broken = false;
+    rig.save();
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    let newest = rig.gen();
+    assert_eq!(rig.restored.get(&newest), Some(&json!({"saved_by": first})));
     rig.nothing_waits();
 }
