@@ -4,12 +4,14 @@ use std::io::{self, Read, Write};
 
 use cln_protocol::{errors, hooks};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::options::ConfigOption;
 use crate::plugin::{Current, Output};
+use crate::state::{Keeper, RESTORE_STATE, SAVE_STATE};
 use crate::{Plugin, RpcError};
 
 type MethodFn<S> = Box<dyn FnMut(&mut Plugin<S>, Value) -> Result<Value, RpcError>>;
@@ -165,6 +167,7 @@ pub struct Builder<S = ()> {
     dynamic: bool,
     on_init: Option<InitFn<S>>,
     on_setconfig: Option<SetconfigFn<S>>,
+    keeper: Option<Keeper<S>>,
 }
 
 impl Builder<()> {
@@ -209,6 +212,7 @@ impl<S> Builder<S> {
             dynamic: false,
             on_init: None,
             on_setconfig: None,
+            keeper: None,
         }
     }
 
@@ -319,6 +323,12 @@ impl<S> Builder<S> {
         self
     }
 
+    /// Whether the state is handed from version to version across a
+    /// reload ([`Builder::keep_state`]).
+    fn keeps_state(&self) -> bool {
+        self.keeper.is_some()
+    }
+
     /// The `getmanifest` answer this builder produces.
     ///
     /// ```
@@ -344,9 +354,15 @@ impl<S> Builder<S> {
                 subscriptions.push(topic);
             }
         }
-        json!({
+        // The host's state requests are answered by the SDK, not offered to
+        // lightningd (whose users could otherwise call them).
+        let methods = self
+            .methods
+            .iter()
+            .filter(|m| !(self.keeps_state() && is_state_request(&m.name)));
+        let mut manifest = json!({
             "options": self.options.iter().map(ConfigOption::to_json).collect::<Vec<_>>(),
-            "rpcmethods": self.methods.iter().map(|m| json!({
+            "rpcmethods": methods.map(|m| json!({
                 "name": m.name,
                 "usage": m.usage,
                 "description": m.description,
@@ -356,7 +372,13 @@ impl<S> Builder<S> {
             "notifications": self.notifications.iter().map(|n| json!({"method": n})).collect::<Vec<_>>(),
             "dynamic": self.dynamic,
             "nonnumericids": true,
-        })
+        });
+        if self.keeps_state() {
+            // Read (and removed) by cln-autoreload; lightningd ignores
+            // fields it does not know, so a plain `--plugin=` is fine too.
+            manifest["autoreload"] = json!({"state": true});
+        }
+        manifest
     }
 
     /// Runs the plugin on stdin/stdout until stdin ends or lightningd sends
@@ -402,6 +424,7 @@ impl<S> Builder<S> {
             dynamic: _,
             mut on_init,
             mut on_setconfig,
+            mut keeper,
         } = self;
         subscriptions.push(Subscription {
             topic: "shutdown".into(),
@@ -461,23 +484,31 @@ impl<S> Builder<S> {
                 Some("getmanifest") => Ok(manifest.clone()),
                 Some("init") => Ok(init(&mut plugin, params, on_init.as_mut())),
                 Some("setconfig") => setconfig(&mut plugin, params, on_setconfig.as_mut()),
-                Some(method) => {
-                    if let Some(m) = methods.iter_mut().find(|m| m.name == method) {
-                        (m.handler)(&mut plugin, params)
-                    } else if let Some(h) = hooks.iter_mut().find(|h| h.hook.name == method) {
-                        Ok((h.handler)(&mut plugin, params))
-                    } else if hooks::is_known(method) {
-                        // A hook lightningd knows but nothing here handles:
-                        // an error answer to a hook would make lightningd
-                        // abort, so let the call go on.
-                        Ok(json!({"result": "continue"}))
-                    } else {
-                        Err(RpcError::new(
-                            RpcError::METHOD_NOT_FOUND,
-                            format!("Unknown method {method}"),
-                        ))
+                // The host's state requests, only for a plugin that keeps
+                // state: for any other they are unknown methods, as the
+                // protocol expects (it sends them only to plugins that
+                // declared state).
+                Some(method) => match (&mut keeper, method) {
+                    (Some(keeper), SAVE_STATE) => keeper.save(&plugin),
+                    (Some(keeper), RESTORE_STATE) => keeper.restore(&mut plugin, params),
+                    _ => {
+                        if let Some(m) = methods.iter_mut().find(|m| m.name == method) {
+                            (m.handler)(&mut plugin, params)
+                        } else if let Some(h) = hooks.iter_mut().find(|h| h.hook.name == method) {
+                            Ok((h.handler)(&mut plugin, params))
+                        } else if hooks::is_known(method) {
+                            // A hook lightningd knows but nothing here handles:
+                            // an error answer to a hook would make lightningd
+                            // abort, so let the call go on.
+                            Ok(json!({"result": "continue"}))
+                        } else {
+                            Err(RpcError::new(
+                                RpcError::METHOD_NOT_FOUND,
+                                format!("Unknown method {method}"),
+                            ))
+                        }
                     }
-                }
+                },
             };
             if let Some(current) = plugin.current.take() {
                 let (result, error) = match &answer {
@@ -497,6 +528,94 @@ impl<S> Builder<S> {
         }
         plugin.out.finish()
     }
+}
+
+/// State that survives a reload: see the crate docs' "State that survives
+/// a reload". These need the state to be serde; the rest of the builder
+/// does not.
+impl<S: Serialize + DeserializeOwned> Builder<S> {
+    /// Hands the state ([`Plugin::state`]) over to the next version when
+    /// cln-autoreload reloads the plugin: the old version's state is
+    /// serialized with serde and the new version starts from it, with
+    /// schema 1 unless [`Builder::state_schema`] says otherwise.
+    ///
+    /// The manifest then carries `"autoreload": {"state": true}` and the SDK
+    /// answers the host's `autoreload-save-state` and
+    /// `autoreload-restore-state` requests (neither is an rpc method
+    /// lightningd sees). The handed-over state replaces the whole state
+    /// after `init` ([`Builder::on_init`]) and before any other call; when
+    /// it cannot be used, the plugin keeps the state it started with (from
+    /// [`Builder::with_state`], as `on_init` left it) and logs why at
+    /// [`Level::Warn`](crate::Level::Warn). Without cln-autoreload (a plain
+    /// `--plugin=`), or after a crash, the plugin simply starts fresh.
+    ///
+    /// ```
+    /// use cln_autoreload_guest::Builder;
+    /// use serde_json::json;
+    ///
+    /// let manifest = Builder::with_state(0u64).keep_state().manifest();
+    /// assert_eq!(manifest["autoreload"], json!({"state": true}));
+    /// ```
+    pub fn keep_state(mut self) -> Self {
+        if self.keeper.is_none() {
+            self.keeper = Some(Keeper::new());
+        }
+        self
+    }
+
+    /// The state's schema number (default 1), saved along with it. Raise it
+    /// when the state type changes in a way the old data does not
+    /// deserialize into (or deserializes into with the wrong meaning): a
+    /// handed-over state with another schema is given to
+    /// [`Builder::migrate_state`], or dropped with a warning. Implies
+    /// [`Builder::keep_state`].
+    pub fn state_schema(mut self, schema: u64) -> Self {
+        self = self.keep_state();
+        if let Some(keeper) = &mut self.keeper {
+            keeper.schema = schema;
+        }
+        self
+    }
+
+    /// Converts a handed-over state this version cannot use as is: one with
+    /// another schema number, or one whose data does not deserialize into
+    /// `S`. The conversion gets the old schema number and the old data (the
+    /// state as JSON) and returns the new state, or `None` to start fresh
+    /// (with a warning in the log). Implies [`Builder::keep_state`].
+    ///
+    /// ```no_run
+    /// use cln_autoreload_guest::Builder;
+    /// use serde::{Deserialize, Serialize};
+    /// use serde_json::{json, Value};
+    ///
+    /// // Schema 1 was a bare counter; schema 2 counts per name.
+    /// #[derive(Default, Serialize, Deserialize)]
+    /// struct Calls { total: u64, by_name: std::collections::BTreeMap<String, u64> }
+    ///
+    /// Builder::with_state(Calls::default())
+    ///     .state_schema(2)
+    ///     .migrate_state(|schema, data: Value| match schema {
+    ///         1 => Some(Calls { total: data.as_u64()?, ..Calls::default() }),
+    ///         _ => None,
+    ///     })
+    ///     .rpcmethod("calls", "", "How many calls", |p, _params| Ok(json!(p.state().total)))
+    ///     .run();
+    /// ```
+    pub fn migrate_state<F>(mut self, migrate: F) -> Self
+    where
+        F: FnMut(u64, Value) -> Option<S> + 'static,
+    {
+        self = self.keep_state();
+        if let Some(keeper) = &mut self.keeper {
+            keeper.migrate = Some(Box::new(migrate));
+        }
+        self
+    }
+}
+
+/// One of the host's requests the SDK answers for a plugin that keeps state.
+fn is_state_request(method: &str) -> bool {
+    method == SAVE_STATE || method == RESTORE_STATE
 }
 
 /// A line on stderr (which lightningd passes through to its own). Unlike

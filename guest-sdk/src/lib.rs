@@ -57,6 +57,52 @@
 //!   once. Nothing else is ever written to stdout: use [`Plugin::log`], or
 //!   `eprintln!` (stderr) for debugging.
 //! * End of stdin or the `shutdown` notification: [`Builder::run`] returns.
+//! * With [`Builder::keep_state`], cln-autoreload's `autoreload-save-state`
+//!   and `autoreload-restore-state` requests (see below).
+//!
+//! # State that survives a reload
+//!
+//! A plugin keeps whatever it needs in a state of its own type `S`, given
+//! to [`Builder::with_state`] and reached in every handler (rpc methods,
+//! hooks, subscriptions, `on_init`, `on_setconfig`) as [`Plugin::state`]
+//! and [`Plugin::state_mut`]. ([`Builder::new`] is `Builder<()>`: no
+//! state, and handlers take a plain `&mut Plugin`.)
+//!
+//! When cln-autoreload reloads the plugin (a new build, a restart), that
+//! state is lost with the old version unless the plugin asks to keep it:
+//! with [`Builder::keep_state`], and `S: Serialize + DeserializeOwned`, the
+//! old version's state is saved as JSON and the new version starts from it.
+//!
+//! ```no_run
+//! use cln_autoreload_guest::Builder;
+//! use serde::{Deserialize, Serialize};
+//! use serde_json::json;
+//!
+//! #[derive(Default, Serialize, Deserialize)]
+//! struct Seen {
+//!     connects: u64,
+//! }
+//!
+//! fn main() {
+//!     Builder::with_state(Seen::default())
+//!         .keep_state()
+//!         .subscribe("connect", |p, _params| p.state_mut().connects += 1)
+//!         .rpcmethod("seen", "", "Connections seen", |p, _params| {
+//!             Ok(json!({"connects": p.state().connects}))
+//!         })
+//!         .run();
+//! }
+//! ```
+//!
+//! The state is saved with a schema number, 1 unless
+//! [`Builder::state_schema`] says otherwise. The new version takes a saved
+//! state of its own schema that deserializes into `S`; anything else goes
+//! to [`Builder::migrate_state`] if there is one, and otherwise the new
+//! version keeps its fresh state and logs a warning saying why. So adding a
+//! field with `#[serde(default)]` needs nothing more; a change the old data
+//! does not fit needs a higher schema and, to keep the data, a conversion.
+//! Nothing is kept after a crash, nor without cln-autoreload: a plain
+//! `--plugin=` starts fresh each time.
 //!
 //! # Calling lightningd
 //!
@@ -101,6 +147,7 @@ mod builder;
 pub mod options;
 mod plugin;
 mod rpc;
+mod state;
 
 use std::fmt;
 use std::str::FromStr;

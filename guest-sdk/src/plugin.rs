@@ -166,7 +166,10 @@ impl<S> Plugin<S> {
         }
     }
 
-    /// Your state, as given to [`Builder::with_state`](crate::Builder::with_state).
+    /// Your state, as given to [`Builder::with_state`](crate::Builder::with_state)
+    /// and changed since, or as the previous version left it when
+    /// cln-autoreload reloaded a plugin that keeps its state
+    /// ([`Builder::keep_state`](crate::Builder::keep_state)).
     pub fn state(&self) -> &S {
         &self.state
     }

@@ -280,3 +280,308 @@ fn every_level_is_one_lightningd_accepts() {
         assert_eq!(l.as_str().parse::<Level>(), Ok(l));
     }
 }
+
+mod state {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+    use serde_json::{json, Value};
+
+    use super::{drive, GETMANIFEST, INIT};
+    use crate::Builder;
+
+    const SAVE: &str = r#"{"jsonrpc":"2.0","id":"autoreload:save-state#3","method":"autoreload-save-state","params":{}}"#;
+
+    fn restore(state: Value) -> String {
+        json!({"jsonrpc": "2.0", "id": "autoreload:restore-state#4", "method": "autoreload-restore-state", "params": {"state": state}}).to_string()
+    }
+
+    const COUNT: &str = r#"{"jsonrpc":"2.0","id":"c","method":"count","params":{}}"#;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    struct Counter {
+        calls: u64,
+        names: Vec<String>,
+    }
+
+    /// A plugin counting `count` calls, keeping its state.
+    fn counter() -> Builder<Counter> {
+        Builder::with_state(Counter::default())
+            .keep_state()
+            .rpcmethod("count", "", "counts", |p, _params| {
+                p.state_mut().calls += 1;
+                Ok(json!(p.state().calls))
+            })
+    }
+
+    /// The answer to the request with this id.
+    fn answer<'a>(out: &'a [Value], id: &str) -> &'a Value {
+        out.iter()
+            .find(|m| m["id"] == id)
+            .unwrap_or_else(|| panic!("no answer to {id}: {out:?}"))
+    }
+
+    /// The log notifications' (level, message).
+    fn logs(out: &[Value]) -> Vec<(String, String)> {
+        out.iter()
+            .filter(|m| m["method"] == "log")
+            .map(|m| {
+                (
+                    m["params"]["level"].as_str().unwrap_or_default().to_owned(),
+                    m["params"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn manifest_declares_state_and_hides_the_methods() {
+        let out = drive(counter(), GETMANIFEST);
+        let m = &out[0]["result"];
+        assert_eq!(m["autoreload"], json!({"state": true}));
+        assert_eq!(
+            m["rpcmethods"],
+            json!([{"name": "count", "usage": "", "description": "counts"}])
+        );
+        // Not even when a plugin registers them itself.
+        let m = counter()
+            .rpcmethod("autoreload-save-state", "", "", |_p, _params| Ok(json!(1)))
+            .rpcmethod("autoreload-restore-state", "", "", |_p, _params| {
+                Ok(json!(1))
+            })
+            .manifest();
+        assert_eq!(m["rpcmethods"].as_array().map(Vec::len), Some(1), "{m}");
+    }
+
+    #[test]
+    fn save_then_restore_in_the_next_version() {
+        let input = [GETMANIFEST, INIT, COUNT, COUNT, SAVE].concat();
+        let out = drive(counter(), &input);
+        let saved = answer(&out, "autoreload:save-state#3");
+        assert_eq!(
+            saved["result"],
+            json!({"state": {"schema": 1, "data": {"calls": 2, "names": []}}})
+        );
+
+        let input = [
+            GETMANIFEST,
+            INIT,
+            &restore(saved["result"]["state"].clone()),
+            COUNT,
+        ]
+        .concat();
+        let out = drive(counter(), &input);
+        assert_eq!(
+            *answer(&out, "autoreload:restore-state#4"),
+            json!({"jsonrpc": "2.0", "id": "autoreload:restore-state#4", "result": {}})
+        );
+        assert_eq!(answer(&out, "c")["result"], 3);
+        assert_eq!(logs(&out), vec![]);
+    }
+
+    #[test]
+    fn another_schema_without_migration_starts_fresh_with_a_warning() {
+        let old = json!({"schema": 1, "data": {"calls": 7, "names": []}});
+        let input = [INIT, &restore(old), COUNT].concat();
+        let out = drive(counter().state_schema(2), &input);
+        assert_eq!(
+            answer(&out, "autoreload:restore-state#4")["result"],
+            json!({})
+        );
+        assert_eq!(answer(&out, "c")["result"], 1);
+        let logs = logs(&out);
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert_eq!(logs[0].0, "warn");
+        assert!(
+            logs[0].1.contains("schema 1 and this version has schema 2")
+                && logs[0].1.contains("migrate_state"),
+            "{logs:?}"
+        );
+    }
+
+    #[test]
+    fn another_schema_with_migration() {
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let builder = counter()
+            .state_schema(2)
+            .migrate_state({
+                let seen = seen.clone();
+                move |schema, data| {
+                    seen.borrow_mut().push((schema, data.clone()));
+                    // Schema 1 was a bare number.
+                    Some(Counter {
+                        calls: data.as_u64()?,
+                        names: vec!["migrated".into()],
+                    })
+                }
+            })
+            .rpcmethod("names", "", "", |p, _params| Ok(json!(p.state().names)));
+        let names = r#"{"id":"n","method":"names"}"#;
+        let input = [
+            INIT,
+            &restore(json!({"schema": 1, "data": 41})),
+            COUNT,
+            names,
+        ]
+        .concat();
+        let out = drive(builder, &input);
+        assert_eq!(
+            answer(&out, "autoreload:restore-state#4")["result"],
+            json!({})
+        );
+        assert_eq!(answer(&out, "c")["result"], 42);
+        assert_eq!(answer(&out, "n")["result"], json!(["migrated"]));
+        assert_eq!(*seen.borrow(), vec![(1, json!(41))]);
+        let logs = logs(&out);
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert_eq!(logs[0].0, "info", "{logs:?}");
+    }
+
+    #[test]
+    fn a_migration_that_gives_up_starts_fresh_with_a_warning() {
+        let builder = counter()
+            .state_schema(3)
+            .migrate_state(|_schema, _data| None);
+        let input = [INIT, &restore(json!({"schema": 2, "data": {}})), COUNT].concat();
+        let out = drive(builder, &input);
+        assert_eq!(
+            answer(&out, "autoreload:restore-state#4")["result"],
+            json!({})
+        );
+        assert_eq!(answer(&out, "c")["result"], 1);
+        let logs = logs(&out);
+        assert_eq!(logs[0].0, "warn");
+        assert!(
+            logs[0]
+                .1
+                .contains("migrate_state returned None for schema 2"),
+            "{logs:?}"
+        );
+    }
+
+    #[test]
+    fn same_schema_that_does_not_deserialize_goes_to_the_migration_or_starts_fresh() {
+        // Someone changed the type without raising the schema.
+        let bad = json!({"schema": 1, "data": {"calls": "many"}});
+        let input = [INIT, &restore(bad.clone()), COUNT].concat();
+        let out = drive(counter(), &input);
+        assert_eq!(
+            answer(&out, "autoreload:restore-state#4")["result"],
+            json!({})
+        );
+        assert_eq!(answer(&out, "c")["result"], 1);
+        let logs = logs(&out);
+        assert_eq!(logs[0].0, "warn");
+        assert!(
+            logs[0].1.contains("does not fit this version's state type")
+                && logs[0].1.contains("state_schema"),
+            "{logs:?}"
+        );
+
+        let builder = counter().migrate_state(|schema, data| {
+            assert_eq!(schema, 1);
+            (data["calls"] == "many").then(|| Counter {
+                calls: 100,
+                names: vec![],
+            })
+        });
+        let out = drive(builder, &[INIT, &restore(bad), COUNT].concat());
+        assert_eq!(answer(&out, "c")["result"], 101);
+    }
+
+    #[test]
+    fn garbage_state_starts_fresh_with_a_warning() {
+        for garbage in [
+            json!(null),
+            json!("state"),
+            json!({"calls": 3}),
+            json!({"schema": -1, "data": {}}),
+            json!({"schema": 1}),
+        ] {
+            let input = [INIT, &restore(garbage.clone()), COUNT].concat();
+            let out = drive(counter(), &input);
+            assert_eq!(
+                answer(&out, "autoreload:restore-state#4")["result"],
+                json!({}),
+                "{garbage}"
+            );
+            assert_eq!(answer(&out, "c")["result"], 1, "{garbage}");
+            let logs = logs(&out);
+            assert_eq!(logs.len(), 1, "{garbage}: {logs:?}");
+            assert_eq!(logs[0].0, "warn");
+            assert!(logs[0].1.contains("\"schema\""), "{logs:?}");
+        }
+    }
+
+    #[test]
+    fn a_restore_without_state_is_an_error() {
+        for params in [json!({}), json!([]), json!(null), json!({"stat": 1})] {
+            let request =
+                json!({"id": "r", "method": "autoreload-restore-state", "params": params});
+            let out = drive(counter(), &request.to_string());
+            assert_eq!(out[0]["error"]["code"], -32602, "{params}");
+            assert!(
+                out[0]["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("params.state")),
+                "{out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_state_that_does_not_serialize_is_an_error_answer() {
+        // serde_json refuses map keys that are not strings.
+        let builder = Builder::with_state(BTreeMap::from([((1, 2), 3)])).keep_state();
+        let out = drive(builder, SAVE);
+        assert_eq!(out[0]["id"], "autoreload:save-state#3");
+        assert_eq!(out[0]["error"]["code"], -32603);
+        assert!(
+            out[0]["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("does not serialize")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn state_the_host_restores_replaces_what_init_set() {
+        let builder = counter().on_init(|p| {
+            p.state_mut().names.push("init".into());
+            Ok(())
+        });
+        let input = [
+            INIT,
+            &restore(json!({"schema": 1, "data": {"calls": 5, "names": ["old"]}})),
+        ]
+        .concat();
+        let builder = builder.rpcmethod("names", "", "", |p, _params| Ok(json!(p.state().names)));
+        let out = drive(builder, &(input + r#"{"id":"n","method":"names"}"#));
+        assert_eq!(answer(&out, "n")["result"], json!(["old"]));
+    }
+
+    #[test]
+    fn without_keep_state_nothing_changes() {
+        // Stateless, and with state that is not kept: no manifest field, and
+        // the host's requests are unknown methods.
+        let stateless = Builder::new().rpcmethod("hi", "", "", |_p, _params| Ok(json!("hi")));
+        let unkept = Builder::with_state(Counter::default());
+        let input = [
+            GETMANIFEST,
+            INIT,
+            SAVE,
+            &restore(json!({"schema": 1, "data": {}})),
+        ]
+        .concat();
+        for out in [drive(stateless, &input), drive(unkept, &input)] {
+            assert_eq!(out.len(), 4, "{out:?}");
+            assert!(out[0]["result"].get("autoreload").is_none(), "{out:?}");
+            assert_eq!(out[2]["id"], "autoreload:save-state#3");
+            assert_eq!(out[2]["error"]["code"], -32601);
+            assert_eq!(out[3]["error"]["code"], -32601);
+        }
+    }
+}
