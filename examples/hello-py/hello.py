@@ -15,13 +15,34 @@ Then try it:
     lightning-cli hello Alice
     lightning-cli -k hello name=Bob
 
+`hello` also says how many times it was called since the node started
+("calls"): the count survives reloads, because the plugin keeps it with
+cln_autoreload_state (python/ in the cln-autoreload repository), which hands
+the old version's state to the new one. Run from the repository, this file
+finds it there; for your own plugin install it next to pyln-client:
+
+    pip install /path/to/cln-autoreload/python
+
 Remember: stdout is the channel to lightningd. Never print() in a plugin,
 use plugin.log() (it shows up in lightningd's log) instead.
 """
 
+import os
 import sys
 
 from pyln.client import Plugin
+
+try:
+    from cln_autoreload_state import keep_state
+except ImportError:
+    # Not installed: use the copy in the cln-autoreload repository this file
+    # is in (found from its real path, so a symlink to it works too).
+    sys.path.insert(0, os.path.join(
+        os.path.dirname(os.path.realpath(__file__)), "..", "..", "python"))
+    try:
+        from cln_autoreload_state import keep_state
+    except ImportError:  # a copy elsewhere: count, but only until a reload
+        keep_state = None
 
 # One Plugin object per plugin. It talks JSON-RPC with lightningd over
 # stdin/stdout and builds the manifest from the decorators below.
@@ -36,12 +57,23 @@ plugin.add_option(
     opt_type="string",
 )
 
+# The plugin's state: one dict, handed from a version to the next when the
+# file changes. Bump schema when you change what its keys mean.
+if keep_state is not None:
+    state = keep_state(plugin, {"calls": 0}, schema=1)
+else:
+    state = {"calls": 0}
+
 
 @plugin.init()
 def init(options, configuration, plugin, **kwargs):
     """Called once, when lightningd has told us our options and config."""
     plugin.log("hello.py initialized, greeting is '{}'".format(
         options["hello-greeting"]))
+    if keep_state is None:
+        plugin.log("cln_autoreload_state not found (pip install "
+                   "/path/to/cln-autoreload/python): the calls count starts "
+                   "again at every reload", level="warn")
 
 
 # An RPC method: `lightning-cli hello [name]`. pyln builds the usage string
@@ -53,7 +85,9 @@ def init(options, configuration, plugin, **kwargs):
 def hello(plugin, name="world"):
     """Greet someone with the configured greeting."""
     greeting = plugin.get_option("hello-greeting")
-    return {"greeting": "{}, {}!".format(greeting, name)}
+    state["calls"] += 1
+    return {"greeting": "{}, {}!".format(greeting, name),
+            "calls": state["calls"]}
 
 
 @plugin.subscribe("connect")
