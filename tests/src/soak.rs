@@ -546,24 +546,18 @@ async fn chaos_step(
             count(calls, &o, CHAOS_ERROR_KINDS);
         }
         "version crashing in getmanifest, then a good one"
-        | "version crashing in init, then a good one" => {
-            let at = if action.contains("getmanifest") {
-                "getmanifest"
-            } else {
-                "init"
-            };
-            subject.write_crashing(at);
-            node.wait_status("down after the crashing version", |s| s["state"] == "down")
-                .await;
-            subject.write_atomic();
-        }
-        "module that does not compile, then a good one"
+        | "version crashing in init, then a good one"
+        | "module that does not compile, then a good one"
         | "module trapping before answering getmanifest, then a good one"
         | "module trapping in init, then a good one" => {
-            // The old instance keeps serving a new module that fails to
-            // start (make-before-break): wait for the refusal.
+            // The old version keeps serving a new one that fails to start
+            // (make-before-break): wait for the refusal.
             let failed = count_log(node, "unusual", "new version not started").await;
             match action {
+                "version crashing in getmanifest, then a good one" => {
+                    subject.write_crashing("getmanifest")
+                }
+                "version crashing in init, then a good one" => subject.write_crashing("init"),
                 "module that does not compile, then a good one" => subject.write_broken(),
                 a if a.contains("getmanifest") => subject.write_trapping("getmanifest"),
                 _ => subject.write_trapping("init"),
@@ -572,7 +566,7 @@ async fn chaos_step(
             while count_log(node, "unusual", "new version not started").await <= failed {
                 assert!(
                     start.elapsed() < crate::BOUND,
-                    "the broken module was never refused"
+                    "the broken version was never refused"
                 );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

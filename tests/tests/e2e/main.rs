@@ -662,12 +662,19 @@ mod node {
         assert!(s["registered"] == false, "{s:#}");
         // Fixing it after start-up cannot register methods with lightningd.
         assert!(node.call("tp-echo", json!({})).await.is_err());
-        // A failed restart says why.
+        // A version that cannot start never replaces the one serving; a
+        // failed restart says why.
         std::fs::write(&plugin, "#!/bin/sh\nexit 1\n").unwrap();
         let mut perm = std::fs::metadata(&plugin).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o644);
         std::fs::set_permissions(&plugin, perm).unwrap();
-        node.wait_status("down", |s| s["state"] == "down").await;
+        node.wait_status("the old version serving on", |s| {
+            s["state"] == "serving"
+                && s["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("chmod +x"))
+        })
+        .await;
         let err = node
             .call("autoreload-restart", json!({}))
             .await
@@ -975,7 +982,14 @@ mod node {
             plugin,
             node,
             launch: _launch,
-        }) = setup_with(json!({"hooks": hooks}), &[&log_arg], true).await
+        }) = setup_with(
+            json!({"hooks": hooks}),
+            // Break-before-make, so that a version crashing in init leaves
+            // none that can answer (overlapped, the old one would).
+            &[&log_arg, "--autoreload-overlap=false"],
+            true,
+        )
+        .await
         else {
             return;
         };
@@ -1630,11 +1644,21 @@ mod several {
     use super::*;
 
     async fn node_with(plugins: &[(&str, Value)]) -> Option<(tempfile::TempDir, Node)> {
+        node_with_args(plugins, &[]).await
+    }
+
+    async fn node_with_args(
+        plugins: &[(&str, Value)],
+        args: &[&str],
+    ) -> Option<(tempfile::TempDir, Node)> {
         let launch = tempdir();
         let mut b = NodeBuilder::new().launch_dir(launch.path()).standin_only();
         for (file, config) in plugins {
             write_testplugin(&launch.path().join(file), config);
             b = b.arg(format!("--autoreload-plugin={file}"));
+        }
+        for a in args {
+            b = b.arg(*a);
         }
         let node = b.start().await.expect("node starts")?;
         Some((launch, node))
@@ -1649,13 +1673,18 @@ mod several {
 
     #[tokio::test]
     async fn each_plugin_is_routed_logged_and_reloaded_on_its_own() {
-        let Some((launch, node)) = node_with(&[
-            (
-                "a.py",
-                json!({"methods_prefix": "ta", "ignore_shutdown": true}),
-            ),
-            ("b.py", json!({"methods_prefix": "tb"})),
-        ])
+        // a.py reloads break-before-make (the option for it alone), b.py
+        // make-before-break.
+        let Some((launch, node)) = node_with_args(
+            &[
+                (
+                    "a.py",
+                    json!({"methods_prefix": "ta", "ignore_shutdown": true}),
+                ),
+                ("b.py", json!({"methods_prefix": "tb"})),
+            ],
+            &["--autoreload-overlap=a.py::false"],
+        )
         .await
         else {
             return;

@@ -317,9 +317,12 @@ async fn a_save_during_a_start_reloads_once_that_start_is_done() {
     let launch = tempdir();
     let dir = launch.path();
     let gate = gated_plugin(dir);
+    // Break-before-make: the start is the only version (overlapped, the
+    // old one serves on and a save simply starts the newest file).
     let Some(node) = NodeBuilder::new()
         .launch_dir(dir)
         .arg("--autoreload-plugin=p")
+        .arg("--autoreload-overlap=false")
         .start()
         .await
         .expect("starts")
@@ -356,6 +359,7 @@ async fn a_generation_replaced_while_starting_answers_late_without_a_warning() {
         .launch_dir(dir)
         .arg("--autoreload-plugin=p")
         .arg("--autoreload-grace-ms=100")
+        .arg("--autoreload-overlap=false")
         .start()
         .await
         .expect("starts")
