@@ -241,6 +241,20 @@ async fn mirror_survives(node: Node, mirror: &Mirror, reload: impl Fn(u32) + Sen
 /// crashes before and after it kept a write.
 #[tokio::test]
 async fn a_native_mirror_keeps_every_db_write_once_across_reloads_and_crashes() {
+    native_mirror(true).await;
+}
+
+/// The same, reloading break-before-make (`autoreload-overlap=false`):
+/// the old version is stopped before the new one starts, and the writes
+/// meanwhile wait for it.
+#[tokio::test]
+async fn a_native_mirror_keeps_every_db_write_once_across_break_before_make_reloads() {
+    native_mirror(false).await;
+}
+
+/// Overlapped (make-before-break) reloads, or not: two versions never
+/// both get a db_write, and none is lost or answered for the plugin.
+async fn native_mirror(overlap: bool) {
     let launch = tempdir();
     let plugin = launch.path().join("dbmirror.py");
     let text = std::fs::read_to_string(root().join("tests/plugins/dbmirror.py")).expect("source");
@@ -259,6 +273,7 @@ async fn a_native_mirror_keeps_every_db_write_once_across_reloads_and_crashes() 
     let Some(node) = NodeBuilder::new()
         .launch_dir(launch.path())
         .arg("--autoreload-plugin=dbmirror.py")
+        .arg(format!("--autoreload-overlap={overlap}"))
         .env("DBMIRROR_DIR", mirror.path().display().to_string())
         .standin_only()
         .start()

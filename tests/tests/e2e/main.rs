@@ -2171,6 +2171,7 @@ mod hostile;
 /// The protocol crate's facts checked against lightningd's source.
 mod protocol;
 mod rebuild_loop;
+mod reload;
 /// Native plugins in a Landlock sandbox.
 mod sandbox;
 /// A short soak: steady mixed load while the plugin is reloaded and crashed
