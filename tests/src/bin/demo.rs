@@ -4,9 +4,10 @@
 //! named by `LIGHTNINGD`) with cln-autoreload managing, in turn:
 //! 1. a copy of examples/hello-wasm: calls `hello`, edits the source,
 //!    runs `cargo build --target wasm32-wasip1`, and shows the rebuilt
-//!    module hot-swapped inside the running host;
+//!    module hot-swapped inside the running host, its call counter carried
+//!    over;
 //! 2. a copy of examples/hello-py/hello.py (pyln-client): edits the file
-//!    and shows the reload.
+//!    and shows the reload, make-before-break, the counter carried over.
 
 use anyhow::{bail, Context, Result};
 use cln_autoreload_tests::{
@@ -69,10 +70,12 @@ async fn wasm_scene() -> Result<()> {
     );
     let wasm = build_copied_wasm(krate.path(), false);
     let node = start(krate.path(), &wasm.display().to_string()).await?;
-    println!(
-        "$ lightning-cli hello world\n  {}",
-        node.ok("hello", json!(["world"])).await
-    );
+    for _ in 0..2 {
+        println!(
+            "$ lightning-cli hello world\n  {}",
+            node.ok("hello", json!(["world"])).await
+        );
+    }
     let before = status(&node).await["generation"].as_u64().unwrap_or(0);
     println!(
         "editing src/main.rs (VERSION \"1\" -> \"2\") and rebuilding, while calls keep coming..."
@@ -95,9 +98,12 @@ async fn wasm_scene() -> Result<()> {
         s["last_reload"]["duration_ms"].as_f64().unwrap_or(0.0),
         s["generation"]
     );
+    let r = node.ok("hello", json!(["world"])).await;
+    println!("$ lightning-cli hello world\n  {r}");
     println!(
-        "$ lightning-cli hello world\n  {}",
-        node.ok("hello", json!(["world"])).await
+        "\"calls\": {} — the new version took the old one's state (handed over in {:.1} ms), so the count goes on",
+        r["calls"],
+        s["last_handover"]["duration_ms"].as_f64().unwrap_or(0.0)
     );
     node.stop().await?;
     Ok(())
@@ -116,11 +122,20 @@ async fn python_scene() -> Result<()> {
     let launch = tempdir();
     let plugin = launch.path().join("hello.py");
     std::fs::copy(root().join("examples/hello-py/hello.py"), &plugin).context("copy hello.py")?;
+    // The state helper beside it, as the README says to do (or pip
+    // install ./python).
+    std::fs::copy(
+        root().join("python/cln_autoreload_state.py"),
+        launch.path().join("cln_autoreload_state.py"),
+    )
+    .context("copy the state helper")?;
     let node = start(launch.path(), "hello.py").await?;
-    println!(
-        "$ lightning-cli hello world\n  {}",
-        node.ok("hello", json!(["world"])).await
-    );
+    for _ in 0..2 {
+        println!(
+            "$ lightning-cli hello world\n  {}",
+            node.ok("hello", json!(["world"])).await
+        );
+    }
     let before = status(&node).await["generation"].as_u64().unwrap_or(0);
     let text = std::fs::read_to_string(&plugin)?;
     let edited = text.replace(
@@ -135,14 +150,13 @@ async fn python_scene() -> Result<()> {
     std::fs::write(&plugin, edited)?;
     let s = swapped(&node, before, saved).await?;
     println!(
-        "reloaded: {:.1} ms from the file settling to generation {} serving (the old process drained and stopped first; most of it is Python importing pyln)",
+        "reloaded: {:.1} ms from the file settling to generation {} serving (most of it is Python importing pyln); the old process answered every call meanwhile, then handed its state over",
         s["last_reload"]["duration_ms"].as_f64().unwrap_or(0.0),
         s["generation"]
     );
-    println!(
-        "$ lightning-cli hello world\n  {}",
-        node.ok("hello", json!(["world"])).await
-    );
+    let r = node.ok("hello", json!(["world"])).await;
+    println!("$ lightning-cli hello world\n  {r}");
+    println!("\"calls\": {} — counted across the reload", r["calls"]);
     println!(
         "$ lightning-cli autoreload-status\n{}",
         serde_json::to_string_pretty(&status(&node).await)?

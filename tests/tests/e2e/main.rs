@@ -1032,6 +1032,12 @@ mod node {
         std::fs::copy(hello_native_bin(), &native).unwrap();
         let py = launch.path().join("hello.py");
         std::fs::copy(root().join("examples/hello-py/hello.py"), &py).unwrap();
+        // Its state helper beside it, as the README says.
+        std::fs::copy(
+            root().join("python/cln_autoreload_state.py"),
+            launch.path().join("cln_autoreload_state.py"),
+        )
+        .unwrap();
         let pyln = std::process::Command::new("python3")
             .args(["-c", "import pyln.client"])
             .status()
@@ -1059,7 +1065,11 @@ mod node {
             let r = node.ok(method, json!(["world"])).await;
             assert_eq!(r["greeting"], want, "{file}: {r}");
             node.ok("autoreload-restart", json!([file])).await;
-            assert_eq!(node.ok(method, json!(["world"])).await["greeting"], want);
+            let r = node.ok(method, json!(["world"])).await;
+            assert_eq!(r["greeting"], want);
+            if file == "hello.py" {
+                assert_eq!(r["calls"], 2, "the count survives the restart: {r}");
+            }
             node.stop().await.expect("stops");
         }
     }
