@@ -685,6 +685,11 @@ const KINDS: &[Kind] = &[
         overlap: true,
         keeps_state: true,
     },
+    Kind {
+        path: "/p/plugin.wasm",
+        overlap: false,
+        keeps_state: true,
+    },
 ];
 
 #[test]

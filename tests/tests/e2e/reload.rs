@@ -97,7 +97,7 @@ async fn a_python_counter_survives_100_reloads() {
         return;
     };
     counter_survives(&node, "hello", 100, |i| {
-        install(&plugin, &format!("{text}\n# save {i}\n"))
+        install(&plugin, format!("{text}\n# save {i}\n"))
     })
     .await;
 }
@@ -133,7 +133,7 @@ async fn a_rust_counter_survives_100_reloads_native_and_wasm() {
 async fn broken_versions_leave_the_old_one_serving_with_its_state() {
     let launch = tempdir();
     let plugin = launch.path().join("stateful.py");
-    install(&plugin, &stateful_text("v1", &json!({})));
+    install(&plugin, stateful_text("v1", &json!({})));
     let Some(node) = NodeBuilder::new()
         .launch_dir(launch.path())
         .arg("--autoreload-plugin=stateful.py")
@@ -154,7 +154,7 @@ async fn broken_versions_leave_the_old_one_serving_with_its_state() {
         assert_eq!(node.ok("count", json!({})).await["calls"], calls);
         let serving = generation(&node).await;
         let before = count_logs(&node, "new version not started").await;
-        install(&plugin, &stateful_text("v2", &json!({"FAIL_START": fail})));
+        install(&plugin, stateful_text("v2", &json!({"FAIL_START": fail})));
         next_log(&node, "new version not started", before).await;
         let s = node.ok("autoreload-status", json!({})).await["plugins"][0].clone();
         assert_eq!(s["state"], "serving", "{fail}: {s:#}");
@@ -165,7 +165,7 @@ async fn broken_versions_leave_the_old_one_serving_with_its_state() {
     let r = node.ok("count", json!({})).await;
     assert_eq!(r, json!({"calls": calls + 1, "version": "v1"}));
     let before = generation(&node).await;
-    install(&plugin, &stateful_text("v2", &json!({})));
+    install(&plugin, stateful_text("v2", &json!({})));
     serving_after(&node, before).await;
     let r = node.ok("count", json!({})).await;
     assert_eq!(r, json!({"calls": calls + 2, "version": "v2"}));
@@ -187,7 +187,7 @@ async fn a_plugin_holding_a_port_reloads_through_the_fallback() {
         let (shebang, rest) = text.split_once('\n').expect("a shebang line");
         format!("{shebang}\nVERSION = {v:?}\n{rest}")
     };
-    install(&plugin, &version("v1"));
+    install(&plugin, version("v1"));
     let Some(node) = NodeBuilder::new()
         .launch_dir(launch.path())
         .arg("--autoreload-plugin=portbind.py")
@@ -200,7 +200,7 @@ async fn a_plugin_holding_a_port_reloads_through_the_fallback() {
     };
     let first = node.ok("portbind", json!({})).await;
     assert_eq!(first["version"], "v1");
-    install(&plugin, &version("v2"));
+    install(&plugin, version("v2"));
     node.wait_log("cannot run beside the old one").await;
     let s = serving_after(&node, 1).await;
     assert!(
@@ -216,7 +216,7 @@ async fn a_plugin_holding_a_port_reloads_through_the_fallback() {
     // start.
     let before = generation(&node).await;
     let in_use = count_logs(&node, "Address already in use").await;
-    install(&plugin, &version("v3"));
+    install(&plugin, version("v3"));
     serving_after(&node, before).await;
     assert_eq!(node.ok("portbind", json!({})).await["version"], "v3");
     assert_eq!(count_logs(&node, "cannot run beside the old one").await, 1);
@@ -232,7 +232,7 @@ async fn hand_over(
 ) -> Option<(Value, Node, tempfile::TempDir)> {
     let launch = tempdir();
     let plugin = launch.path().join("stateful.py");
-    install(&plugin, &stateful_text("v1", &old));
+    install(&plugin, stateful_text("v1", &old));
     let node = NodeBuilder::new()
         .launch_dir(launch.path())
         .arg("--autoreload-plugin=stateful.py")
@@ -242,7 +242,7 @@ async fn hand_over(
         .expect("node starts")?;
     node.ok("count", json!({})).await;
     assert_eq!(node.ok("count", json!({})).await["calls"], 2);
-    install(&plugin, &stateful_text("v2", &new));
+    install(&plugin, stateful_text("v2", &new));
     serving_after(&node, 1).await;
     let r = node.ok("count", json!({})).await;
     assert_eq!(r["version"], "v2");
