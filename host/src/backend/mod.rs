@@ -179,11 +179,12 @@ impl Instance {
     }
 }
 
-/// Reports each stderr line of an instance.
+/// Reports each stderr line of an instance; the task ends when its stderr
+/// does.
 pub(crate) fn spawn_stderr_lines<R: AsyncRead + Unpin + Send + 'static>(
     err: R,
     report: impl Fn(InstanceEvent) + Send + 'static,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(err);
         let mut line = Vec::new();
@@ -203,7 +204,7 @@ pub(crate) fn spawn_stderr_lines<R: AsyncRead + Unpin + Send + 'static>(
                 }
             }
         }
-    });
+    })
 }
 
 /// Frames read from instances that the host has not handled yet. Readers

@@ -18,6 +18,8 @@ use tokio::sync::mpsc::unbounded_channel;
 
 /// How long a child that closed its stdout may take to exit.
 const STDOUT_CLOSED_GRACE: Duration = Duration::from_millis(1000);
+/// How long an exit waits for the rest of the child's stderr.
+const STDERR_AFTER_EXIT: Duration = Duration::from_millis(200);
 
 /// Sends `sig` to the process group led by `pid` (the plugin and anything
 /// it started).
@@ -77,8 +79,8 @@ pub fn spawn(
         };
     let (tx, rx) = unbounded_channel();
     tokio::spawn(write_messages(stdin, rx));
-    spawn_stderr_lines(stderr, report.clone());
-    tokio::spawn(read_stdout(child, stdout, report));
+    let stderr = spawn_stderr_lines(stderr, report.clone());
+    tokio::spawn(read_stdout(child, stdout, stderr, report));
     let Some(pid) = pid else {
         return Err(std::io::Error::other(
             "child exited before it could be watched",
@@ -92,7 +94,12 @@ pub fn spawn(
 
 /// Reports the child's frames until its stdout ends (or until shortly after
 /// it exited), then how it ended.
-async fn read_stdout(mut child: Child, stdout: ChildStdout, report: impl Fn(InstanceEvent)) {
+async fn read_stdout(
+    mut child: Child,
+    stdout: ChildStdout,
+    stderr: tokio::task::JoinHandle<()>,
+    report: impl Fn(InstanceEvent),
+) {
     let mut status = None;
     FrameReader::new(stdout)
         .repairing_utf8()
@@ -128,6 +135,10 @@ async fn read_stdout(mut child: Child, stdout: ChildStdout, report: impl Fn(Inst
         Ok(s) => describe(s),
         Err(e) => format!("could not be waited for: {e}"),
     };
+    // Its last stderr lines say why it ended (a traceback, "Address
+    // already in use"): they must be told before its exit, which is
+    // judged by them. A grandchild may hold stderr open: not for long.
+    let _ = tokio::time::timeout(STDERR_AFTER_EXIT, stderr).await;
     report(InstanceEvent::Exited(Exit::plain(how)));
 }
 

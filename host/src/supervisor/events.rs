@@ -36,7 +36,7 @@ pub enum Timer {
     /// were not logged.
     QuietOver(&'static str),
     /// This generation was asked to save or restore its state and has not
-    /// answered within the grace period: go on without.
+    /// answered in time (the grace period, at least 5 s): go on without.
     StateTimeout(Gen),
 }
 

@@ -15,6 +15,12 @@ use crate::handover::{self, Failure, Op};
 use crate::ids::{Gen, PluginId};
 use crate::link::Level;
 use serde_json::json;
+use std::time::Duration;
+
+/// The least time a version gets to save or restore its state, however
+/// short `autoreload-grace-ms` is: on a loaded machine a slow answer is
+/// likelier than a hung one, and a state given up is lost for good.
+const STATE_TIMEOUT_MIN: Duration = Duration::from_secs(5);
 
 impl Supervisor {
     /// The starting generation answered init: it is given the state the
@@ -72,7 +78,7 @@ impl Supervisor {
     pub(super) fn send_save(&mut self, p: PluginId, number: Gen) {
         self.plugins[p].handover_since = Some(self.now);
         self.instance(p, number, InstanceOp::Send(handover::save_request(number)));
-        self.after(self.config.grace, p, Timer::StateTimeout(number));
+        self.after(self.state_timeout(), p, Timer::StateTimeout(number));
     }
 
     fn give_state(&mut self, p: PluginId, number: Gen) {
@@ -85,7 +91,11 @@ impl Supervisor {
             *step = Step::Restore;
         }
         self.instance(p, number, InstanceOp::Send(request));
-        self.after(self.config.grace, p, Timer::StateTimeout(number));
+        self.after(self.state_timeout(), p, Timer::StateTimeout(number));
+    }
+
+    fn state_timeout(&self) -> Duration {
+        self.config.grace.max(STATE_TIMEOUT_MIN)
     }
 
     /// Whether generation `number` is the one waiting for an answer to
@@ -145,7 +155,7 @@ impl Supervisor {
     }
 
     /// A hand-over request had no answer in time.
-    pub(super) fn state_timeout(&mut self, p: PluginId, number: Gen) {
+    pub(super) fn state_timed_out(&mut self, p: PluginId, number: Gen) {
         for op in [Op::Save, Op::Restore] {
             if self.waits_for(p, number, op) {
                 return self.state_step_done(p, number, op, Err(Failure::Timeout));

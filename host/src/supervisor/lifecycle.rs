@@ -653,7 +653,7 @@ impl Supervisor {
     pub(crate) fn on_timer(&mut self, p: PluginId, epoch: Epoch, timer: Timer) {
         match timer {
             Timer::RetireGrace(number) => return self.close_retiring(p, number),
-            Timer::StateTimeout(number) => return self.state_timeout(p, number),
+            Timer::StateTimeout(number) => return self.state_timed_out(p, number),
             Timer::QuietOver(kind) => return self.quiet_over(p, kind),
             Timer::RetireKill(number) => {
                 if self.plugins[p]

@@ -1233,15 +1233,17 @@ mod wasm {
         };
         let node = Arc::new(node);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut tasks = vec![];
         for t in 0..8 {
-            let (node, stop) = (node.clone(), stop.clone());
+            let (node, stop, answered) = (node.clone(), stop.clone(), answered.clone());
             tasks.push(tokio::spawn(async move {
                 let mut n = 0u64;
                 let mut versions = std::collections::BTreeSet::new();
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     match node.call("tg-echo", json!({"t": t, "n": n})).await {
                         Ok(v) => {
+                            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             assert_eq!(v["params"]["n"], n);
                             versions.insert(v["version"].as_str().unwrap_or_default().to_string());
                         }
@@ -1252,6 +1254,11 @@ mod wasm {
                 (n, versions)
             }));
         }
+        // The load is on before the first swap, however busy the machine.
+        wait_for("calls answered by v1", || {
+            (answered.load(std::sync::atomic::Ordering::SeqCst) >= 8).then_some(())
+        })
+        .await;
         let mut gen = generation(&node).await;
         for v in ["v2", "v3", "v4"] {
             write_atomically(&module, &testguest_version(v));
