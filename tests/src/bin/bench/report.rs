@@ -1537,7 +1537,9 @@ fn native_section(s: &mut String, p: &PassResults, counts: &Counts) {
          `bench-plugin` (Rust) keeps no state; hello.py (examples/hello-py, pyln-client) \
          keeps its `calls` with python/cln_autoreload_state.py (found through \
          `PYTHONPATH`), so each of its reloads includes a state hand-over, calls held \
-         meanwhile.\n",
+         meanwhile (break-before-make saves the state while the old version drains and \
+         restores it after the new one's init, so there its hand-over time spans the \
+         start-up).\n",
         counts.stall_callers,
         n.per_round,
         counts.stall_gap.as_millis(),
