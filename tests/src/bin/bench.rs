@@ -6,8 +6,8 @@
 //!
 //! `--quick`: small counts, a smoke run (under a minute once built).
 //! `--out PATH`: where BENCHMARKS.md goes (default: the workspace root).
-//! `--only stdio,socket,reload,stall,edit,dbwrite`: some sections only, for
-//! profiling.
+//! `--only stdio,socket,reload,stall,edit,dbwrite,reload-native,handover`:
+//! some sections only, for profiling.
 //!
 //! Builds what it measures (release), then measures, every comparison side
 //! by side in the same run with the arms taking turns in short rounds
@@ -25,7 +25,10 @@
 //! 4. the host's memory;
 //! 5. edit to live: a source file of examples/hello-wasm saved → the new
 //!    behaviour answering (build on save), debug and release;
-//! 6. how long lightningd waits on a `db_write` that comes during a reload.
+//! 6. how long lightningd waits on a `db_write` that comes during a reload;
+//! 7. the longest wait of a call during a native reload, make-before-break
+//!    against break-before-make (`reload-native`), and the cost of a state
+//!    hand-over by the state's size (`handover`).
 //!
 //! The node is the project's lightningd stand-in; with `LIGHTNINGD` set,
 //! the node-based measurements run a second time against that lightningd.
@@ -37,6 +40,8 @@ mod client;
 mod dbwrite;
 #[path = "bench/edit.rs"]
 mod edit;
+#[path = "bench/overlap.rs"]
+mod overlap;
 #[path = "bench/procs.rs"]
 mod procs;
 #[path = "bench/reload.rs"]
@@ -100,6 +105,13 @@ pub struct Counts {
     pub stall_gap: Duration,
     /// Saves of hello-wasm's source per build kind (edit to live).
     pub edit_rounds: usize,
+    /// Native reloads under load: rounds (a fresh node per arm each), and
+    /// reloads per round.
+    pub native_rounds: usize,
+    pub native_reloads: usize,
+    /// State hand-overs: rounds per state size, reloads per round.
+    pub handover_rounds: usize,
+    pub handover_reloads: usize,
 }
 
 impl Counts {
@@ -122,6 +134,10 @@ impl Counts {
             stall_reloads: 20,
             stall_gap: Duration::from_millis(300),
             edit_rounds: 6,
+            native_rounds: 4,
+            native_reloads: 6,
+            handover_rounds: 3,
+            handover_reloads: 6,
         }
     }
 
@@ -141,6 +157,10 @@ impl Counts {
             stall_reloads: 2,
             stall_gap: Duration::from_millis(200),
             edit_rounds: 1,
+            native_rounds: 1,
+            native_reloads: 2,
+            handover_rounds: 1,
+            handover_reloads: 2,
             ..Counts::full()
         }
     }
@@ -163,7 +183,21 @@ pub struct PassResults {
     pub stall: Vec<stall::StallResult>,
     pub edit: Vec<edit::EditResult>,
     pub dbwrite: Vec<dbwrite::DbWriteResult>,
+    pub native: overlap::NativeResults,
+    pub handover: overlap::HandoverResults,
 }
+
+/// The sections `--only` can pick.
+const SECTIONS: [&str; 8] = [
+    "stdio",
+    "socket",
+    "reload",
+    "stall",
+    "edit",
+    "dbwrite",
+    "reload-native",
+    "handover",
+];
 
 struct Opts {
     quick: bool,
@@ -187,7 +221,7 @@ fn opts() -> Result<Opts> {
             "--quick" => o.quick = true,
             "--only" => match args.next() {
                 Some(list) => o.only = list.split(',').map(str::to_owned).collect(),
-                None => bail!("--only needs a list: stdio,socket,reload,stall,edit,dbwrite"),
+                None => bail!("--only needs a list: {}", SECTIONS.join(",")),
             },
             "--out" => match args.next() {
                 Some(p) => o.out = PathBuf::from(p),
@@ -195,18 +229,14 @@ fn opts() -> Result<Opts> {
             },
             s if s.starts_with("--out=") => o.out = PathBuf::from(&s["--out=".len()..]),
             "-h" | "--help" => {
-                println!("usage: cargo run --release -p cln-autoreload-tests --bin bench -- [--quick] [--out PATH] [--only stdio,socket,reload,stall,edit,dbwrite]");
+                println!("usage: cargo run --release -p cln-autoreload-tests --bin bench -- [--quick] [--out PATH] [--only {}]", SECTIONS.join(","));
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (--quick, --out PATH, --only LIST)"),
         }
     }
-    if let Some(bad) = o
-        .only
-        .iter()
-        .find(|s| !["stdio", "socket", "reload", "stall", "edit", "dbwrite"].contains(&s.as_str()))
-    {
-        bail!("--only: unknown section {bad:?} (stdio, socket, reload, stall, edit, dbwrite)");
+    if let Some(bad) = o.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+        bail!("--only: unknown section {bad:?} ({})", SECTIONS.join(", "));
     }
     Ok(o)
 }
@@ -299,6 +329,23 @@ fn run_pass(
         dbwrite = dbwrite::run(&pass, bins, counts).context("db_write during reloads")?;
         step(&format!("  {:.0} s", t.elapsed().as_secs_f64()));
     }
+    let mut native = overlap::NativeResults::empty();
+    if opts.runs("reload-native") {
+        step(&format!(
+            "native reloads under load, overlapped and not, through {}",
+            pass.name
+        ));
+        let t = Instant::now();
+        native = overlap::run_native(&pass, bins, counts).context("native reloads under load")?;
+        step(&format!("  {:.0} s", t.elapsed().as_secs_f64()));
+    }
+    let mut handover = overlap::HandoverResults::empty();
+    if opts.runs("handover") {
+        step(&format!("state hand-over by size, through {}", pass.name));
+        let t = Instant::now();
+        handover = overlap::run_handover(&pass, counts).context("state hand-over")?;
+        step(&format!("  {:.0} s", t.elapsed().as_secs_f64()));
+    }
     Ok(PassResults {
         name: pass.name,
         real: pass.real,
@@ -307,6 +354,8 @@ fn run_pass(
         stall,
         edit,
         dbwrite,
+        native,
+        handover,
     })
 }
 
@@ -348,9 +397,7 @@ fn main() -> Result<()> {
         step(&format!("  {:.0} s", t.elapsed().as_secs_f64()));
     }
 
-    let node_sections = ["socket", "reload", "stall", "edit", "dbwrite"]
-        .iter()
-        .any(|s| opts.runs(s));
+    let node_sections = SECTIONS[1..].iter().any(|s| opts.runs(s));
     let mut passes = vec![];
     if node_sections {
         passes.push(run_pass(

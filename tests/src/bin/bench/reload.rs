@@ -235,15 +235,14 @@ impl Startup {
     }
 }
 
-/// hello.py with `hello` answering `"version": v` (and its pid).
-fn pyln_text(src: &str, v: &str) -> Result<Vec<u8>> {
-    let from = "return {\"greeting\": \"{}, {}!\".format(greeting, name)}";
+/// hello.py with `hello` answering `"version": v` and its pid (besides
+/// its greeting and `calls`).
+pub fn pyln_text(src: &str, v: &str) -> Result<Vec<u8>> {
+    let from = "return {\"greeting\": \"{}, {}!\".format(greeting, name),";
     if !src.contains(from) {
         bail!("examples/hello-py/hello.py no longer has the line {from:?} to edit");
     }
-    let to = format!(
-        "return {{\"greeting\": \"{{}}, {{}}!\".format(greeting, name), \"version\": \"{v}\", \"pid\": __import__(\"os\").getpid()}}"
-    );
+    let to = format!("{from} \"version\": \"{v}\", \"pid\": __import__(\"os\").getpid(),");
     Ok(src.replace(from, &to).into_bytes())
 }
 

@@ -112,6 +112,18 @@ pub fn start_node(
     managed: bool,
     extra: &[String],
 ) -> Result<(Node, PathBuf, tempfile::TempDir)> {
+    start_node_env(pass, plugin, managed, extra, &[])
+}
+
+/// `start_node`, with environment variables for the node (and so for the
+/// host and its plugins).
+pub fn start_node_env(
+    pass: &Pass,
+    plugin: &Path,
+    managed: bool,
+    extra: &[String],
+    env: &[(String, String)],
+) -> Result<(Node, PathBuf, tempfile::TempDir)> {
     let dir = cln_autoreload_tests::tempdir();
     let copy = procs::copy_into(plugin, dir.path())?;
     let mut b = if managed {
@@ -122,6 +134,9 @@ pub fn start_node(
             .arg(format!("--plugin={}", copy.display()))
     };
     b = b.args(extra.iter().cloned());
+    for (k, v) in env {
+        b = b.env(k, v.clone());
+    }
     let node = pass
         .rt
         .block_on(b.start())

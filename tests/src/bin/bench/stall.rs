@@ -4,7 +4,8 @@
 
 use crate::client::{Conn, NoAnswer};
 use crate::procs;
-use crate::socket::{rpc_path, start_node};
+use crate::socket::{rpc_path, start_node_env};
+use crate::stats::median;
 use crate::{Bins, Counts, Pass};
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
@@ -38,6 +39,17 @@ pub struct StallResult {
     /// rename to its start, ms from the new version's first answer to its
     /// end).
     pub per_reload: Vec<(f64, f64, f64)>,
+    /// For each reload, the p50 (ms) of the calls overlapping its window.
+    pub per_reload_p50: Vec<f64>,
+    /// For each reload, the baseline for its longest wait: the longest (ms)
+    /// of as many steady-state calls as overlapped its window, the last
+    /// ones before it. With callers in a closed loop on 2 busy cores the
+    /// longest of a thousand calls is several ms with no reload at all.
+    pub per_reload_base: Vec<f64>,
+    /// With `Subject::status`: the plugin's `autoreload-status` entry read
+    /// right after each reload's first new answer (its hand-over is over
+    /// by then: the host restores the state before the new version serves).
+    pub statuses: Vec<Value>,
 }
 
 impl StallResult {
@@ -48,6 +60,51 @@ impl StallResult {
             .copied()
             .max_by(|a, b| a.0.total_cmp(&b.0))
     }
+
+    /// Each reload's longest wait, ms.
+    pub fn waits(&self) -> Vec<f64> {
+        self.per_reload.iter().map(|w| w.0).collect()
+    }
+
+    /// Adds another run of the same subject (a fresh node, a later round).
+    pub fn merge(&mut self, o: StallResult) {
+        self.reloads += o.reloads;
+        self.sent += o.sent;
+        self.ok += o.ok;
+        for (k, n) in o.errors {
+            *self.errors.entry(k).or_default() += n;
+        }
+        self.lost += o.lost;
+        self.steady.extend(o.steady);
+        self.during.extend(o.during);
+        self.windows.extend(o.windows);
+        self.per_reload.extend(o.per_reload);
+        self.per_reload_p50.extend(o.per_reload_p50);
+        self.per_reload_base.extend(o.per_reload_base);
+        self.statuses.extend(o.statuses);
+    }
+}
+
+/// What is reloaded under load, and how.
+pub struct Subject<'a> {
+    pub key: &'static str,
+    pub label: String,
+    /// The file the node starts with (copied into a directory of its own).
+    pub first: &'a Path,
+    /// The file's contents, saved in turn (reload i writes
+    /// `versions[(i + 1) % len]`); one version: the same bytes again.
+    pub versions: &'a [Vec<u8>],
+    /// Whether the file is an executable to chmod +x (the host starts
+    /// scripts through their shebang too).
+    pub executable: bool,
+    /// Answers with a `pid` or a numeric `version`, so a new version shows.
+    pub method: &'static str,
+    pub params: &'static str,
+    pub extra: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub reloads: usize,
+    /// Read `autoreload-status` after each reload.
+    pub status: bool,
 }
 
 enum Outcome {
@@ -133,20 +190,41 @@ fn one(
     key: &'static str,
     label: &str,
     first: &Path,
-    versions: &[Vec<u8>; 2],
+    versions: &[Vec<u8>],
     method: &'static str,
     extra: &[String],
 ) -> Result<StallResult> {
-    let (node, file, _dir) = start_node(pass, first, true, extra)?;
+    let native = method == "bench-pid";
+    let params = if native { "[]" } else { "[\"bench\"]" };
+    measure(
+        pass,
+        counts,
+        &Subject {
+            key,
+            label: label.to_string(),
+            first,
+            versions,
+            executable: native,
+            method,
+            params,
+            extra: extra.to_vec(),
+            env: vec![],
+            reloads: counts.stall_reloads,
+            status: false,
+        },
+    )
+}
+
+/// Callers call `sub.method` in a closed loop while `sub.first` is saved
+/// `sub.reloads` times, `counts.stall_gap` apart.
+pub fn measure(pass: &Pass, counts: &Counts, sub: &Subject) -> Result<StallResult> {
+    let (key, label, method, params) = (sub.key, sub.label.as_str(), sub.method, sub.params);
+    let (node, file, _dir) = start_node_env(pass, sub.first, true, &sub.extra, &sub.env)?;
     let rpc = rpc_path(&node);
-    let params = if method == "bench-pid" {
-        "[]"
-    } else {
-        "[\"bench\"]"
-    };
     let mut probe = Conn::connect(&rpc, LOST_BOUND)?;
     let mut current = version_of(&probe.ok(method, params)?);
-    drop(probe);
+    // Kept for `autoreload-status` (not one of the callers).
+    let mut status = probe;
     let sh = Shared {
         epoch: Instant::now(),
         stop: AtomicBool::new(false),
@@ -154,25 +232,24 @@ fn one(
         first_new: AtomicU64::new(0),
         new: AtomicU64::new(0),
     };
-    let native = method == "bench-pid";
+    if sub.versions.is_empty() {
+        bail!("{label}: no version to save");
+    }
     let mut windows: Vec<(Duration, Duration)> = vec![];
+    let mut statuses: Vec<Value> = vec![];
     let (recs, reload_err) = std::thread::scope(|s| {
         let workers: Vec<_> = (0..counts.stall_callers)
             .map(|_| s.spawn(|| caller(&sh, &rpc, method, params)))
             .collect();
         let reloads = (|| -> Result<()> {
             std::thread::sleep(counts.stall_gap);
-            for i in 0..counts.stall_reloads {
+            for i in 0..sub.reloads {
                 sh.first_new.store(0, Ordering::SeqCst);
                 sh.old.store(current, Ordering::SeqCst);
-                // Native: the same binary again (a new pid); wasm: the
-                // other module.
-                let bytes = if native {
-                    &versions[0]
-                } else {
-                    &versions[(i + 1) % 2]
-                };
-                procs::write_atomically(&file, bytes, native)?;
+                // Native: the same binary again (a new pid); wasm and
+                // scripts: the other version.
+                let bytes = &sub.versions[(i + 1) % sub.versions.len()];
+                procs::write_atomically(&file, bytes, sub.executable)?;
                 let t0 = sh.epoch.elapsed();
                 let until = Instant::now() + Duration::from_secs(30);
                 let t1 = loop {
@@ -186,6 +263,10 @@ fn one(
                     std::thread::sleep(Duration::from_micros(200));
                 };
                 windows.push((t0, t1));
+                if sub.status {
+                    let st = status.ok("autoreload-status", "{}")?;
+                    statuses.push(st["plugins"][0].clone());
+                }
                 current = sh.new.load(Ordering::SeqCst);
                 sh.old.store(0, Ordering::SeqCst);
                 std::thread::sleep(counts.stall_gap);
@@ -224,9 +305,15 @@ fn one(
             .map(|(a, b)| (*b - *a).as_secs_f64() * 1000.0)
             .collect(),
         per_reload: vec![],
+        per_reload_p50: vec![],
+        per_reload_base: vec![],
+        statuses,
     };
     let ms = |a: Duration, b: Duration| (a.as_secs_f64() - b.as_secs_f64()) * 1000.0;
     let mut worst: Vec<Option<&Rec>> = vec![None; windows.len()];
+    let mut lats: Vec<Vec<f64>> = vec![vec![]; windows.len()];
+    // Steady calls by start: (start, latency ms).
+    let mut steady_at: Vec<(Duration, f64)> = vec![];
     for r in &recs {
         match &r.outcome {
             Outcome::Ok => res.ok += 1,
@@ -242,21 +329,35 @@ fn one(
         if overlaps(Duration::ZERO) {
             res.during.push(lat);
             for (w, (a, b)) in windows.iter().enumerate() {
-                if r.start <= *b
-                    && r.end >= *a
-                    && worst[w].is_none_or(|x| x.end - x.start < r.end - r.start)
-                {
-                    worst[w] = Some(r);
+                if r.start <= *b && r.end >= *a {
+                    lats[w].push(lat / 1000.0);
+                    if worst[w].is_none_or(|x| x.end - x.start < r.end - r.start) {
+                        worst[w] = Some(r);
+                    }
                 }
             }
         } else if !overlaps(AFTERMATH) {
             res.steady.push(lat);
+            steady_at.push((r.start, lat / 1000.0));
         }
     }
     res.per_reload = worst
         .iter()
         .zip(&windows)
         .filter_map(|(r, (a, b))| r.map(|r| (ms(r.end, r.start), ms(r.start, *a), ms(r.end, *b))))
+        .collect();
+    res.per_reload_p50 = lats.iter().map(|v| median(v)).collect();
+    steady_at.sort_by_key(|x| x.0);
+    res.per_reload_base = windows
+        .iter()
+        .zip(&lats)
+        .map(|((a, _), l)| {
+            let before = steady_at.partition_point(|x| x.0 < *a);
+            steady_at[before.saturating_sub(l.len())..before]
+                .iter()
+                .map(|x| x.1)
+                .fold(f64::NAN, f64::max)
+        })
         .collect();
     Ok(res)
 }
@@ -272,7 +373,7 @@ pub fn run(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<Vec<StallResult>
             "native",
             "native: bench-plugin",
             &bins.bench_plugin,
-            &[native.clone(), native],
+            &[native],
             "bench-pid",
             &[],
         )?,
