@@ -1412,9 +1412,10 @@ fn dbwrite_section(s: &mut String, p: &PassResults) {
          waits), so a write that comes while the plugin reloads freezes the node until a \
          version can answer it. Each round: one write to the serving plugin (*steady*), \
          then the plugin file is renamed over, and once `autoreload-status` no longer says \
-         *serving* one write is sent and timed until answered (*during*). Native reloads \
-         break-before-make (the write waits for the new process's init); wasm swaps \
-         make-before-break (the old instance answers while the new one compiles). The \
+         *serving* one write is sent and timed until answered (*during*). Reloads are \
+         make-before-break by default, native and wasm: the version still serving answers \
+         while the new one starts or compiles (with `autoreload-overlap=false` a native \
+         write waits for the new process's init instead). The \
          stand-in's `dev-db-write` sends the write exactly as lightningd does. Only \
          against the stand-in: a real lightningd writes when it has something to write.\n"
     );
