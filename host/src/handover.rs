@@ -12,6 +12,8 @@ use crate::framing::RawId;
 use crate::ids::Gen;
 use crate::jsonrpc;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::fmt;
 
@@ -74,15 +76,21 @@ pub fn save_request(number: Gen) -> Bytes {
 }
 
 /// The restore request to generation `number`, carrying `state`.
-pub fn restore_request(number: Gen, state: &Value) -> Bytes {
-    jsonrpc::request(&Op::Restore.id(number), RESTORE, json!({ "state": state }))
+pub fn restore_request(number: Gen, state: &RawValue) -> Bytes {
+    #[derive(Serialize)]
+    struct Params<'a> {
+        state: &'a RawValue,
+    }
+    jsonrpc::request(&Op::Restore.id(number), RESTORE, Params { state })
 }
 
 /// A state saved by one version, for the next.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Saved {
-    /// The value the old version answered.
-    pub state: Value,
+    /// The value the old version answered, as it wrote it: it goes to the
+    /// new version byte for byte, never parsed into a tree (a state of
+    /// megabytes would be copied twice more for nothing).
+    pub state: Box<RawValue>,
     /// Which generation saved it.
     pub from: Gen,
     /// The size of its save answer.
@@ -124,17 +132,34 @@ pub fn read_save(raw: &[u8], from: Gen) -> Result<Saved, Failure> {
     if raw.len() > MAX_BYTES {
         return Err(Failure::TooLarge(raw.len()));
     }
-    let answer = answer(raw)?;
-    match answer.get("result").and_then(|r| r.get("state")) {
-        Some(state) => Ok(Saved {
-            state: state.clone(),
+    #[derive(Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        result: Option<Result<'a>>,
+        error: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize)]
+    struct Result<'a> {
+        #[serde(borrow)]
+        state: Option<&'a RawValue>,
+    }
+    let malformed = || {
+        Failure::Malformed(format!(
+            "its answer to {SAVE} is not {{\"result\": {{\"state\": ...}}}}: {}",
+            crate::framing::preview(raw, 200)
+        ))
+    };
+    match serde_json::from_slice::<Answer>(raw) {
+        Ok(Answer {
+            result: Some(Result { state: Some(state) }),
+            error: None,
+        }) => Ok(Saved {
+            state: state.to_owned(),
             from,
             bytes: raw.len(),
         }),
-        None => Err(Failure::Malformed(format!(
-            "its answer to {SAVE} has no \"result\": {{\"state\": ...}}: {}",
-            crate::framing::preview(raw, 200)
-        ))),
+        Ok(Answer { error: Some(_), .. }) => answer(raw).map_or_else(Err, |_| Err(malformed())),
+        _ => Err(malformed()),
     }
 }
 
@@ -189,10 +214,17 @@ mod tests {
         let ok =
             br#"{"jsonrpc":"2.0","id":"autoreload:save-state#2","result":{"state":{"calls":3}}}"#;
         let saved = read_save(ok, Gen(2)).expect("a good answer");
-        assert_eq!(saved.state, json!({"calls": 3}));
+        assert_eq!(saved.state.get(), r#"{"calls":3}"#);
+        let restore = restore_request(Gen(3), &saved.state);
+        let v: Value = serde_json::from_slice(&restore).expect("JSON");
+        assert_eq!(v["params"]["state"], json!({"calls": 3}));
+        assert_eq!(v["id"], "autoreload:restore-state#3");
         assert_eq!(saved.bytes, ok.len());
         let err = br#"{"jsonrpc":"2.0","id":"x","error":{"code":-1,"message":"no"}}"#;
-        assert_eq!(read_save(err, Gen(2)), Err(Failure::Refused("no".into())));
+        assert_eq!(
+            read_save(err, Gen(2)).err(),
+            Some(Failure::Refused("no".into()))
+        );
         let bare = br#"{"jsonrpc":"2.0","id":"x","result":{}}"#;
         assert!(matches!(
             read_save(bare, Gen(2)),
@@ -200,8 +232,8 @@ mod tests {
         ));
         let big = vec![b' '; MAX_BYTES + 1];
         assert_eq!(
-            read_save(&big, Gen(2)),
-            Err(Failure::TooLarge(MAX_BYTES + 1))
+            read_save(&big, Gen(2)).err(),
+            Some(Failure::TooLarge(MAX_BYTES + 1))
         );
     }
 }
