@@ -451,6 +451,17 @@ impl Rig {
         );
     }
 
+    /// Plugin 0 serving, a save starts a new version that says `line` on
+    /// stderr and exits: the old and the new generation.
+    fn reload_failing(&mut self, line: &str) -> (Gen, Gen) {
+        let old = self.gen();
+        self.save();
+        let next = *spawned(self).last().expect("next");
+        self.reports(next, InstanceEvent::Stderr(line.into()));
+        self.exit(next, "exited with status 1");
+        (old, next)
+    }
+
     fn logged(&self, needle: &str) -> bool {
         self.logs.iter().any(|l| l.contains(needle))
     }
@@ -654,42 +665,32 @@ struct Kind {
     keeps_state: bool,
 }
 
+impl Kind {
+    const fn native(overlap: bool, keeps_state: bool) -> Kind {
+        Kind {
+            path: "/p/plugin.py",
+            overlap,
+            keeps_state,
+        }
+    }
+
+    const fn wasm(overlap: bool, keeps_state: bool) -> Kind {
+        Kind {
+            path: "/p/plugin.wasm",
+            overlap,
+            keeps_state,
+        }
+    }
+}
+
 const KINDS: &[Kind] = &[
-    Kind {
-        path: "/p/plugin.py",
-        overlap: true,
-        keeps_state: false,
-    },
-    Kind {
-        path: "/p/plugin.py",
-        overlap: false,
-        keeps_state: false,
-    },
-    Kind {
-        path: "/p/plugin.wasm",
-        overlap: true,
-        keeps_state: false,
-    },
-    Kind {
-        path: "/p/plugin.py",
-        overlap: true,
-        keeps_state: true,
-    },
-    Kind {
-        path: "/p/plugin.py",
-        overlap: false,
-        keeps_state: true,
-    },
-    Kind {
-        path: "/p/plugin.wasm",
-        overlap: true,
-        keeps_state: true,
-    },
-    Kind {
-        path: "/p/plugin.wasm",
-        overlap: false,
-        keeps_state: true,
-    },
+    Kind::native(true, false),
+    Kind::native(false, false),
+    Kind::wasm(true, false),
+    Kind::native(true, true),
+    Kind::native(false, true),
+    Kind::wasm(true, true),
+    Kind::wasm(false, true),
 ];
 
 #[test]
@@ -785,11 +786,7 @@ fn a_save_that_changed_nothing_during_a_start_does_not_reload() {
 
 #[test]
 fn a_crash_while_draining_answers_the_call_and_restarts_at_once() {
-    let mut rig = Rig::of(Kind {
-        path: "/p/plugin.py",
-        overlap: false,
-        keeps_state: false,
-    });
+    let mut rig = Rig::of(Kind::native(false, false));
     rig.boot();
     let call = rig.request("echo", json!({}));
     rig.save();
@@ -1073,43 +1070,24 @@ fn hand_over_with_a_call_in_flight(kind: Kind) {
 
 #[test]
 fn state_is_handed_over_after_the_calls_in_flight_native_overlapped() {
-    hand_over_with_a_call_in_flight(Kind {
-        path: "/p/plugin.py",
-        overlap: true,
-        keeps_state: true,
-    });
+    hand_over_with_a_call_in_flight(Kind::native(true, true));
 }
 
 #[test]
 fn state_is_handed_over_after_the_calls_in_flight_native_break_before_make() {
-    hand_over_with_a_call_in_flight(Kind {
-        path: "/p/plugin.py",
-        overlap: false,
-        keeps_state: true,
-    });
+    hand_over_with_a_call_in_flight(Kind::native(false, true));
 }
 
 #[test]
 fn state_is_handed_over_after_the_calls_in_flight_wasm() {
-    hand_over_with_a_call_in_flight(Kind {
-        path: "/p/plugin.wasm",
-        overlap: true,
-        keeps_state: true,
-    });
+    hand_over_with_a_call_in_flight(Kind::wasm(true, true));
 }
 
 #[test]
 fn a_native_version_that_fails_to_start_leaves_the_old_one_serving() {
     let mut rig = Rig::new(&["/p/plugin.py"]);
     rig.boot();
-    let old = rig.gen();
-    rig.save();
-    let next = *spawned(&rig).last().expect("next");
-    rig.reports(
-        next,
-        InstanceEvent::Stderr("SyntaxError: invalid syntax".into()),
-    );
-    rig.exit(next, "exited with status 1");
+    let (old, next) = rig.reload_failing("SyntaxError: invalid syntax");
     assert_eq!(rig.phase(), "serving");
     assert_eq!(rig.gen(), old);
     assert!(rig.logged("the old one keeps serving"), "{:#?}", rig.logs);
@@ -1127,14 +1105,7 @@ fn a_native_version_that_fails_to_start_leaves_the_old_one_serving() {
 fn a_version_that_cannot_run_beside_the_old_one_reloads_break_before_make() {
     let mut rig = Rig::new(&["/p/plugin.py"]);
     rig.boot();
-    let old = rig.gen();
-    rig.save();
-    let next = *spawned(&rig).last().expect("next");
-    rig.reports(
-        next,
-        InstanceEvent::Stderr("OSError: [Errno 98] Address already in use".into()),
-    );
-    rig.exit(next, "exited with status 1");
+    let (old, next) = rig.reload_failing("OSError: [Errno 98] Address already in use");
     assert!(
         rig.logged("cannot run beside the old one"),
         "{:#?}",
@@ -1160,11 +1131,7 @@ fn a_version_that_cannot_run_beside_the_old_one_reloads_break_before_make() {
 
 #[test]
 fn a_state_not_saved_in_time_leaves_the_new_version_fresh_and_serving() {
-    let mut rig = Rig::of(Kind {
-        path: "/p/plugin.py",
-        overlap: true,
-        keeps_state: true,
-    });
+    let mut rig = Rig::of(Kind::native(true, true));
     rig.boot();
     let old = rig.gen();
     rig.save();
@@ -1188,11 +1155,7 @@ fn a_state_not_saved_in_time_leaves_the_new_version_fresh_and_serving() {
 
 #[test]
 fn a_refused_state_is_a_warning_and_the_new_version_serves() {
-    let mut rig = Rig::of(Kind {
-        path: "/p/plugin.wasm",
-        overlap: true,
-        keeps_state: true,
-    });
+    let mut rig = Rig::of(Kind::wasm(true, true));
     rig.boot();
     let old = rig.gen();
     rig.save();
@@ -1225,11 +1188,7 @@ fn a_refused_state_is_a_warning_and_the_new_version_serves() {
 
 #[test]
 fn an_old_version_crashing_before_its_hand_over_leaves_the_new_one_serving() {
-    let mut rig = Rig::of(Kind {
-        path: "/p/plugin.py",
-        overlap: true,
-        keeps_state: true,
-    });
+    let mut rig = Rig::of(Kind::native(true, true));
     rig.boot();
     let old = rig.gen();
     let call = rig.request("echo", json!({}));
@@ -1253,11 +1212,7 @@ fn an_old_version_crashing_before_its_hand_over_leaves_the_new_one_serving() {
 
 #[test]
 fn a_saved_state_outlives_a_broken_version_break_before_make() {
-    let mut rig = Rig::of(Kind {
-        path: "/p/plugin.py",
-        overlap: false,
-        keeps_state: true,
-    });
+    let mut rig = Rig::of(Kind::native(false, true));
     rig.boot();
     let first = rig.gen();
     rig.save();
