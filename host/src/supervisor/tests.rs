@@ -451,6 +451,24 @@ impl Rig {
         );
     }
 
+    /// Plugin 0 serving, a save starts a new version that answers
+    /// getmanifest and init: the old and the new generation.
+    fn reload_to_init(&mut self) -> (Gen, Gen) {
+        let old = self.gen();
+        self.save();
+        let next = *spawned(self).last().expect("next");
+        self.answer(next, "getmanifest");
+        self.answer(next, "init");
+        (old, next)
+    }
+
+    /// Instance `gen` will not answer what it was asked with `method`.
+    fn forget(&mut self, gen: Gen, method: &str) {
+        if let Some(f) = self.fakes.get_mut(&(PluginId(0), gen)) {
+            f.asked.retain(|_, m| m != method);
+        }
+    }
+
     /// Plugin 0 serving, a save starts a new version that says `line` on
     /// stderr and exits: the old and the new generation.
     fn reload_failing(&mut self, line: &str) -> (Gen, Gen) {
@@ -1133,18 +1151,10 @@ fn a_version_that_cannot_run_beside_the_old_one_reloads_break_before_make() {
 fn a_state_not_saved_in_time_leaves_the_new_version_fresh_and_serving() {
     let mut rig = Rig::of(Kind::native(true, true));
     rig.boot();
-    let old = rig.gen();
-    rig.save();
-    let next = *spawned(&rig).last().expect("next");
-    rig.answer(next, "getmanifest");
-    rig.answer(next, "init");
+    let (old, next) = rig.reload_to_init();
     let call = rig.request("echo", json!({}));
-    // The old one never answers the save: its grace runs out.
-    rig.fakes
-        .get_mut(&(PluginId(0), old))
-        .expect("old")
-        .asked
-        .retain(|_, m| m != "autoreload-save-state");
+    // The old one never answers the save: its time runs out.
+    rig.forget(old, "autoreload-save-state");
     rig.settle();
     assert_eq!(rig.gen(), next);
     assert!(rig.restored.is_empty());
@@ -1157,18 +1167,10 @@ fn a_state_not_saved_in_time_leaves_the_new_version_fresh_and_serving() {
 fn a_refused_state_is_a_warning_and_the_new_version_serves() {
     let mut rig = Rig::of(Kind::wasm(true, true));
     rig.boot();
-    let old = rig.gen();
-    rig.save();
-    let next = *spawned(&rig).last().expect("next");
-    rig.answer(next, "getmanifest");
-    rig.answer(next, "init");
+    let (old, next) = rig.reload_to_init();
     rig.answer(old, "autoreload-save-state");
     let id = format!("autoreload:restore-state#{next}");
-    rig.fakes
-        .get_mut(&(PluginId(0), next))
-        .expect("next")
-        .asked
-        .clear();
+    rig.forget(next, "autoreload-restore-state");
     rig.reports(
         next,
         InstanceEvent::Message(message(json!({"jsonrpc": "2.0", "id": id,
@@ -1190,12 +1192,8 @@ fn a_refused_state_is_a_warning_and_the_new_version_serves() {
 fn an_old_version_crashing_before_its_hand_over_leaves_the_new_one_serving() {
     let mut rig = Rig::of(Kind::native(true, true));
     rig.boot();
-    let old = rig.gen();
     let call = rig.request("echo", json!({}));
-    rig.save();
-    let next = *spawned(&rig).last().expect("next");
-    rig.answer(next, "getmanifest");
-    rig.answer(next, "init");
+    let (old, next) = rig.reload_to_init();
     let held = rig.request("echo", json!({}));
     rig.exit(old, "exited with status 11");
     assert_eq!(rig.phase(), "serving");
