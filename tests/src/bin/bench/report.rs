@@ -85,12 +85,54 @@ struct StdioGoal {
     fwd_added: Spread,
     ratio: Spread,
     tput: Spread,
+    /// Against the byte pump, if it was measured.
+    pump: Option<PumpGoal>,
+}
+
+/// What cln-autoreload adds to a round trip against what the byte pump
+/// adds (both over direct, per round).
+struct PumpGoal {
+    /// Where: the path and the placement.
+    place: String,
+    host_added: Spread,
+    pump_added: Spread,
+    /// Per round, host added / pump added (the goal: ≤ 1.25).
+    ratio: Spread,
+    /// Per round, forwarder added / pump added.
+    fwd_ratio: Option<Spread>,
+}
+
+/// The host's goal against the pump: it adds at most this many times what
+/// the pump adds.
+const PUMP_GOAL: f64 = 1.25;
+
+impl PumpGoal {
+    /// From per-round p50s of direct, the pump, the host and (if measured)
+    /// the forwarder.
+    fn of(place: String, d: &[f64], p: &[f64], h: &[f64], f: Option<&[f64]>) -> PumpGoal {
+        let hv = added(d, h);
+        let pv = added(d, p);
+        PumpGoal {
+            place,
+            host_added: Spread::of(&hv),
+            pump_added: Spread::of(&pv),
+            ratio: Spread::of(&zip_with(&hv, &pv, |h, p| h / p)),
+            fwd_ratio: f.map(|f| Spread::of(&zip_with(&added(d, f), &pv, |f, p| f / p))),
+        }
+    }
+
+    fn met(&self) -> bool {
+        self.ratio.p50 <= PUMP_GOAL
+    }
 }
 
 /// Goal figures computed once, shared by the table and the analysis.
 struct Goals {
     /// (pass name, per-round host/direct p50 spread)
     socket_ratio: Vec<(String, Spread)>,
+    /// hello-native over lightning-rpc, one caller: the host against the
+    /// byte pump, per pass and placement.
+    socket_pump: Vec<PumpGoal>,
     /// Per stdio mode.
     stdio: Vec<StdioGoal>,
     socket_tput: Vec<(String, Spread, Spread)>,
@@ -123,11 +165,21 @@ impl Report<'_> {
                     fwd_added: Spread::of(&fv),
                     ratio: Spread::of(&zip_with(&hv, &fv, |h, f| h / f)),
                     tput: Spread::of(&h.tput),
+                    pump: m.arm("pump").map(|p| {
+                        PumpGoal::of(
+                            format!("stdio path, {}", m.name),
+                            &d.round_p50,
+                            &p.round_p50,
+                            &h.round_p50,
+                            Some(&f.round_p50),
+                        )
+                    }),
                 });
             }
         }
         let mut g = Goals {
             socket_ratio: vec![],
+            socket_pump: vec![],
             stdio,
             socket_tput: vec![],
             wasm_reload: vec![],
@@ -145,6 +197,15 @@ impl Report<'_> {
                         format!("{}, {}", p.name, m.name),
                         ratio(&d.one_p50, &h.one_p50),
                     ));
+                    if let Some(pu) = m.arm("native-pump") {
+                        g.socket_pump.push(PumpGoal::of(
+                            format!("through {}, one caller, {}", p.name, m.name),
+                            &d.one_p50,
+                            &pu.one_p50,
+                            &h.one_p50,
+                            m.arm("native-forwarder").map(|f| f.one_p50.as_slice()),
+                        ));
+                    }
                 }
             }
             let s = &p.socket;
@@ -491,6 +552,26 @@ impl Report<'_> {
                 verdict(Some(sg.ratio.p50 <= 1.2))
             );
         }
+        for pg in g
+            .stdio
+            .iter()
+            .filter_map(|sg| sg.pump.as_ref())
+            .chain(&g.socket_pump)
+        {
+            let fwd = pg
+                .fwd_ratio
+                .map(|f| format!("; the minimal forwarder adds ×{} what the pump adds", f.show(2)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "| cln-autoreload adds ≤ {PUMP_GOAL}× what the byte pump adds ({}) | cln-autoreload adds {} µs, the pump {} µs (p50 over direct): ×{}{fwd} | {} |",
+                pg.place,
+                pg.host_added.show(1),
+                pg.pump_added.show(1),
+                pg.ratio.show(2),
+                verdict(Some(pg.met()))
+            );
+        }
         for (i, sg) in g.stdio.iter().enumerate() {
             let sock = if i == 0 {
                 g.socket_tput
@@ -602,10 +683,12 @@ impl Report<'_> {
              init, then one request at a time: {} rounds of {} calls per arm, the arms \
              taking turns (short rounds, so that every arm sees the same mix of the \
              machine's moods). `bench-plugin` (tests/src/bin/bench-plugin.rs) is a trivial \
-             serde_json plugin answering `bench-pid`; the forwarder \
-             (tests/src/bin/forwarder.rs) is a bare blocking proxy, one thread per \
-             direction, that parses and re-serializes each message: the floor for any \
-             proxy that reads the messages. cln-autoreload is started as lightningd would \
+             serde_json plugin answering `bench-pid`; the byte pump \
+             (tests/src/bin/pump.rs) is the true floor of any proxy: one blocking thread \
+             per direction, a plain `read` and a `write_all` of exactly what was read, \
+             nothing parsed; the forwarder (tests/src/bin/forwarder.rs) is a bare \
+             blocking proxy, one thread per direction, that parses and re-serializes \
+             each message: the floor for any proxy that reads the messages. cln-autoreload is started as lightningd would \
              start `cln-autoreload PLUGIN`. Throughput: {} rounds of {} calls with {} \
              requests in flight.\n\n\
              Everything is measured twice: with the processes placed by the scheduler, \
@@ -669,6 +752,30 @@ impl Report<'_> {
                     ratio(&d.round_p50, &f.round_p50).show(2),
                     ratio(&f.tput, &h.tput).show(2),
                 );
+                if let Some(p) = m.arm("pump") {
+                    let pg = PumpGoal::of(
+                        String::new(),
+                        &d.round_p50,
+                        &p.round_p50,
+                        &h.round_p50,
+                        Some(&f.round_p50),
+                    );
+                    let _ = writeln!(
+                        s,
+                        "\nAgainst the byte pump, the true floor (goal: ≤ {PUMP_GOAL}×): what \
+                         cln-autoreload adds over what the pump adds, per round: **×{}** \
+                         (cln-autoreload adds {} µs, the pump {} µs); what the minimal \
+                         forwarder adds over what the pump adds: ×{}. Round trip through the \
+                         pump / direct: ×{}. Throughput through cln-autoreload / through the \
+                         pump: ×{}.",
+                        pg.ratio.show(2),
+                        pg.host_added.show(1),
+                        pg.pump_added.show(1),
+                        pg.fwd_ratio.map_or("–".into(), |f| f.show(2)),
+                        ratio(&d.round_p50, &p.round_p50).show(2),
+                        ratio(&p.tput, &h.tput).show(2),
+                    );
+                }
             }
             if let (Some(d), Some(w), Some(c)) = (
                 m.arm("guest-direct"),
@@ -1114,9 +1221,19 @@ fn socket_section(s: &mut String, p: &PassResults, counts: &Counts) {
                 "native-host",
             ),
             (
+                "hello-native: via the byte pump / direct",
+                "native-direct",
+                "native-pump",
+            ),
+            (
                 "hello-native: via the minimal forwarder / direct",
                 "native-direct",
                 "native-forwarder",
+            ),
+            (
+                "hello-native: via cln-autoreload / via the byte pump",
+                "native-pump",
+                "native-host",
             ),
             (
                 "hello-native: via cln-autoreload / via the minimal forwarder",
@@ -1155,11 +1272,47 @@ fn socket_section(s: &mut String, p: &PassResults, counts: &Counts) {
                     )
                 })
                 .unwrap_or_default();
+            let pump = m
+                .arm("native-pump")
+                .map(|p| {
+                    format!(
+                        "; by the byte pump: {} µs",
+                        Spread::of(&added(&d.one_p50, &p.one_p50)).show(1)
+                    )
+                })
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "\nAdded to the one-caller p50 by cln-autoreload: {} µs per call{f} (per round, p10–p90).",
+                "\nAdded to the one-caller p50 by cln-autoreload: {} µs per call{pump}{f} (per round, p10–p90).",
                 Spread::of(&added(&d.one_p50, &h.one_p50)).show(1)
             );
+            if let Some(p) = m.arm("native-pump") {
+                let pg = PumpGoal::of(
+                    String::new(),
+                    &d.one_p50,
+                    &p.one_p50,
+                    &h.one_p50,
+                    m.arm("native-forwarder").map(|f| f.one_p50.as_slice()),
+                );
+                let c = PumpGoal::of(
+                    String::new(),
+                    &d.conc_p50,
+                    &p.conc_p50,
+                    &h.conc_p50,
+                    m.arm("native-forwarder").map(|f| f.conc_p50.as_slice()),
+                );
+                let _ = writeln!(
+                    s,
+                    "What cln-autoreload adds over what the byte pump adds (goal: ≤ {PUMP_GOAL}×), \
+                     per round: one caller **×{}**, {} callers (p50) ×{}; the minimal \
+                     forwarder over the pump: ×{} and ×{}.",
+                    pg.ratio.show(2),
+                    counts.callers,
+                    c.ratio.show(2),
+                    pg.fwd_ratio.map_or("–".into(), |f| f.show(2)),
+                    c.fwd_ratio.map_or("–".into(), |f| f.show(2)),
+                );
+            }
         }
         s.push('\n');
     }
