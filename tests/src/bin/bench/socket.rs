@@ -187,11 +187,7 @@ fn proxied_arm(
     let dir = cln_autoreload_tests::tempdir();
     let plugin = procs::copy_into(&bins.hello_native, dir.path())?;
     let wrapper = dir.path().join(format!("hello-native-via-{key}"));
-    let text = format!(
-        "#!/bin/sh\nexec {} {}\n",
-        proxy.display(),
-        plugin.display()
-    );
+    let text = format!("#!/bin/sh\nexec {} {}\n", proxy.display(), plugin.display());
     procs::write_atomically(&wrapper, text.as_bytes(), true)?;
     let node = pass
         .rt
