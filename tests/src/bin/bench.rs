@@ -13,10 +13,11 @@
 //! by side in the same run with the arms taking turns in short rounds
 //! (and on fresh processes several times, and once all on one core):
 //! 1. call latency and throughput, over stdio (the benchmark acting as
-//!    lightningd: plugin direct, through cln-autoreload, through a minimal
-//!    forwarder) and over a node's `lightning-rpc` socket (plugin loaded by
-//!    the node directly vs through cln-autoreload; native and wasm; one
-//!    caller and 16 concurrent connections);
+//!    lightningd: plugin direct, through a byte pump, through a minimal
+//!    forwarder, through cln-autoreload) and over a node's `lightning-rpc`
+//!    socket (plugin loaded by the node directly, behind the pump and the
+//!    forwarder, through cln-autoreload; native and wasm; one caller and 16
+//!    concurrent connections);
 //! 2. reload latency, file renamed into place → first answer by the new
 //!    version, broken down with `autoreload-status`, against the child's
 //!    own start-up;
@@ -68,6 +69,7 @@ pub struct Bins {
     pub host: PathBuf,
     pub bench_plugin: PathBuf,
     pub forwarder: PathBuf,
+    pub pump: PathBuf,
     pub hello_native: PathBuf,
     pub hello_wasm_native: PathBuf,
     pub hello_wasm_release: PathBuf,
@@ -260,6 +262,7 @@ fn build(keep: &std::path::Path) -> Result<Bins> {
         host: host_bin(),
         bench_plugin: built_bin("cln-autoreload-tests", "bench-plugin"),
         forwarder: built_bin("cln-autoreload-tests", "forwarder"),
+        pump: built_bin("cln-autoreload-tests", "pump"),
         hello_native: cln_autoreload_tests::hello_native_bin(),
         hello_wasm_native: built_bin("hello-wasm", "hello-wasm"),
         hello_wasm_release: wasm_bin("hello-wasm", true),
@@ -270,6 +273,7 @@ fn build(keep: &std::path::Path) -> Result<Bins> {
         &bins.host,
         &bins.bench_plugin,
         &bins.forwarder,
+        &bins.pump,
         &bins.hello_native,
         &bins.hello_wasm_native,
         &bins.hello_wasm_release,

@@ -1,6 +1,7 @@
 //! The socket path: calls over a node's `lightning-rpc`, to a plugin the
-//! node loads directly and to the same plugin through cln-autoreload,
-//! alternating rounds; one caller, then 16 concurrent connections.
+//! node loads directly, behind the byte pump or the minimal forwarder, and
+//! through cln-autoreload, alternating rounds; one caller, then 16
+//! concurrent connections.
 
 use crate::client::Conn;
 use crate::procs;
@@ -173,17 +174,20 @@ fn arm(
     })
 }
 
-/// hello-native behind the minimal forwarder, loaded by the node directly
-/// (through a wrapper script that execs `forwarder hello-native`).
-fn forwarder_arm(pass: &Pass, bins: &Bins) -> Result<Arm> {
+/// hello-native behind a proxy that takes the plugin as its argument
+/// (`proxy`: the minimal forwarder or the byte pump), loaded by the node
+/// directly (through a wrapper script that execs `PROXY hello-native`).
+fn proxied_arm(
+    pass: &Pass,
+    bins: &Bins,
+    proxy: &Path,
+    key: &'static str,
+    what: &str,
+) -> Result<Arm> {
     let dir = cln_autoreload_tests::tempdir();
     let plugin = procs::copy_into(&bins.hello_native, dir.path())?;
-    let wrapper = dir.path().join("hello-native-forwarded");
-    let text = format!(
-        "#!/bin/sh\nexec {} {}\n",
-        bins.forwarder.display(),
-        plugin.display()
-    );
+    let wrapper = dir.path().join(format!("hello-native-via-{key}"));
+    let text = format!("#!/bin/sh\nexec {} {}\n", proxy.display(), plugin.display());
     procs::write_atomically(&wrapper, text.as_bytes(), true)?;
     let node = pass
         .rt
@@ -193,11 +197,11 @@ fn forwarder_arm(pass: &Pass, bins: &Bins) -> Result<Arm> {
                 .arg(format!("--plugin={}", wrapper.display()))
                 .start(),
         )
-        .context("starting a node with hello-native behind the forwarder")?
+        .with_context(|| format!("starting a node with hello-native behind {what}"))?
         .ok_or_else(|| anyhow!("the node did not start (skipped?)"))?;
     Ok(Arm {
-        key: "native-forwarder",
-        label: "hello-native via the minimal forwarder".into(),
+        key,
+        label: format!("hello-native via {what}"),
         rpc: rpc_path(&node),
         node,
         host: None,
@@ -341,7 +345,14 @@ fn run_epoch(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<Vec<ArmResult>
             "hello-native",
             "[\"bench\"]",
         )?,
-        forwarder_arm(pass, bins)?,
+        proxied_arm(pass, bins, &bins.pump, "native-pump", "the byte pump")?,
+        proxied_arm(
+            pass,
+            bins,
+            &bins.forwarder,
+            "native-forwarder",
+            "the minimal forwarder",
+        )?,
         arm(
             pass,
             "native-host",

@@ -1,6 +1,6 @@
 //! The stdio path: the benchmark acts as lightningd and drives a plugin's
-//! stdin/stdout directly, through cln-autoreload, and through the minimal
-//! forwarder, alternating rounds; once with the scheduler free to place
+//! stdin/stdout directly, through the byte pump, through the minimal
+//! forwarder and through cln-autoreload, alternating rounds; once with the scheduler free to place
 //! the processes, once with all of them on one core.
 
 use crate::client::PipeProc;
@@ -209,6 +209,16 @@ fn run_epoch(bins: &Bins, counts: &Counts) -> Result<Vec<ArmResult>> {
             "bench-plugin, direct",
             &bins.bench_plugin,
             none,
+            None,
+            "{}",
+            "bench-pid",
+            "[]",
+        )?,
+        arm(
+            "pump",
+            "bench-plugin via the byte pump",
+            &bins.pump,
+            &[&bins.bench_plugin],
             None,
             "{}",
             "bench-pid",
