@@ -69,6 +69,40 @@ const EPOCH_TICK_BUSY: Duration = Duration::from_millis(1);
 /// ticker then ticks at [`EPOCH_TICK_BUSY`]; idle, it wakes less often).
 static COMPUTING: AtomicBool = AtomicBool::new(false);
 
+/// The engines whose epoch the ticker advances.
+type Ticked = Mutex<Vec<Engine>>;
+
+/// Starts the one thread that advances every engine's epoch (once), and
+/// returns the list it ticks. It must start at normal priority: a thread
+/// inherits its creator's, and a ticker starved like a background compile
+/// would let a guest hold the loop and outlive its CPU deadline. So the
+/// compile thread calls this before it lowers itself ([`module_off_loop`]),
+/// and every engine is made on a compile thread.
+fn ticker() -> Result<&'static Ticked, String> {
+    static TICKED: OnceLock<Result<Ticked, String>> = OnceLock::new();
+    TICKED
+        .get_or_init(|| {
+            std::thread::Builder::new()
+                .name("wasm-epoch".into())
+                .spawn(|| loop {
+                    if let Some(Ok(ticked)) = TICKED.get() {
+                        let engines = ticked.lock().map(|e| e.clone()).unwrap_or_default();
+                        for engine in &engines {
+                            engine.increment_epoch();
+                        }
+                    }
+                    std::thread::sleep(match COMPUTING.swap(false, Ordering::Relaxed) {
+                        true => EPOCH_TICK_BUSY,
+                        false => EPOCH_TICK_IDLE,
+                    });
+                })
+                .map(|_| Mutex::new(Vec::new()))
+                .map_err(|e| format!("cannot start the epoch ticker: {e}"))
+        })
+        .as_ref()
+        .map_err(|e| e.clone())
+}
+
 struct Engines {
     engine: Engine,
     linker: Linker<State>,
@@ -93,19 +127,11 @@ fn make_engines(compiler: Compiler) -> anyhow::Result<Engines> {
         Compiler::Cranelift => Strategy::Cranelift,
     });
     let engine = Engine::new(&config).map_err(|e| anyhow!("{e:#}"))?;
-    let ticker = engine.weak();
-    std::thread::Builder::new()
-        .name(format!("wasm-epoch-{}", compiler.name()))
-        .spawn(move || {
-            while let Some(engine) = ticker.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(match COMPUTING.swap(false, Ordering::Relaxed) {
-                    true => EPOCH_TICK_BUSY,
-                    false => EPOCH_TICK_IDLE,
-                });
-            }
-        })?;
+    ticker()
+        .map_err(|e| anyhow!("{e}"))?
+        .lock()
+        .map_err(|_| anyhow!("the epoch ticker's list is poisoned"))?
+        .push(engine.clone());
     let mut linker: Linker<State> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut State| &mut s.wasi)
         .map_err(|e| anyhow!("{e:#}"))?;
@@ -250,14 +276,35 @@ async fn module_off_loop(
     std::thread::Builder::new()
         .name("wasm-compile".into())
         .spawn(move || {
+            // Before lowering this thread: the ticker inherits its priority.
+            if let Err(e) = ticker() {
+                let _ = tx.send(Err(anyhow!("{e}")));
+                return;
+            }
             if urgency == Urgency::Background {
                 lower_priority();
             }
             let _ = tx.send(module_for(&path, compiler, urgency, &report));
+            give_back_freed_memory();
         })
         .context("cannot start a thread to compile it")?;
     rx.await
         .unwrap_or_else(|_| Err(anyhow!("the compiler panicked")))
+}
+
+/// Hands the memory freed since the last call back to the system. An
+/// instance's allocations are made and freed on the loop's thread, a
+/// compile's on threads that come and go, and glibc keeps what was freed
+/// in each of its arenas: over many reloads the host's RSS would creep up
+/// by what fragmentation keeps. Called after each compile, off the loop
+/// (it walks every arena).
+fn give_back_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only takes a size and is safe to call from any
+    // thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Compiles a module. In the background (a version serves meanwhile): on
@@ -301,21 +348,21 @@ fn compile_pool() {
     });
 }
 
-/// Lowers the calling thread to the lowest CPU priority. On Linux a thread
-/// has a scheduling policy and a nice value of its own, so this leaves the
-/// rest of the host alone. A failure only costs the priority, so it is
-/// ignored.
+/// Lowers the calling thread to the lowest CPU priority Linux has:
+/// `SCHED_IDLE`, which runs only when nothing else wants the CPU, and which
+/// any other thread waking up preempts at once (at nice 19, the compile
+/// could still hold a core for part of a scheduler slice before a waking
+/// call got it; measured with the bench's stall section, `SCHED_IDLE`
+/// stalled no longer and reloaded no slower). Where it is refused, nice 19.
+/// On Linux a thread has a policy and a nice value of its own, so this
+/// leaves the rest of the host alone. A failure only costs the priority,
+/// so it is ignored.
 fn lower_priority() {
-    // TEMPORARY (measuring SCHED_IDLE against nice 19): chosen by an
-    // environment variable until the bench says which stalls less.
-    let idle = std::env::var("CLN_AUTORELOAD_COMPILE_SCHED").as_deref() != Ok("nice");
-    if idle {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a valid sched_param for the call's duration;
-        // pid 0 is the calling thread.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0 {
-            return;
-        }
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param for the call's duration; pid 0
+    // is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0 {
+        return;
     }
     // SAFETY: setpriority takes no pointers; `who` = 0 is the calling thread.
     unsafe {
@@ -337,8 +384,16 @@ pub fn spawn(
     let task_stop = stop.clone();
     let path = path.to_path_buf();
     let settings = settings.clone();
+    let running = tokio::spawn({
+        let report = report.clone();
+        async move { run(&path, &settings, urgency, rx, task_stop, report).await }
+    });
     tokio::spawn(async move {
-        let exit = run(&path, &settings, urgency, rx, task_stop, report.clone()).await;
+        // A panic inside the instance's task (none is known) must still end
+        // the instance, or whatever it had in flight would wait forever.
+        let exit = running
+            .await
+            .unwrap_or_else(|e| Exit::plain(format!("its task ended without a word: {e}")));
         // Everything it wrote was reported as it was written: this is last.
         report(InstanceEvent::Exited(exit));
     });
