@@ -3,7 +3,11 @@
 //! says and when it ends as [`InstanceEvent`]s, and can be stopped.
 //!
 //! Owns: the seam between the supervisor and the ways of running a plugin,
-//! and the stdio pumps both backends share. Must not: know about routing,
+//! and what both backends' output goes through: the [`Backlog`] that
+//! pauses a plugin writing faster than the host forwards, and the
+//! [`Reporter`] that turns its frames into [`InstanceEvent`]s (a native
+//! child's pipes are pumped by tasks here and in native.rs; a wasm guest's
+//! stdio is in-process, in wasm_stdio.rs). Must not: know about routing,
 //! manifests or lightningd.
 
 pub mod native;
