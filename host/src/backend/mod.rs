@@ -5,7 +5,7 @@
 //! Owns: the seam between the supervisor and the ways of running a plugin,
 //! and what both backends' output goes through: the [`Backlog`] that
 //! pauses a plugin writing faster than the host forwards, and the
-//! [`Reporter`] that turns its frames into [`InstanceEvent`]s (a native
+//! `Reporter` that turns its frames into [`InstanceEvent`]s (a native
 //! child's pipes are pumped by tasks here and in native.rs; a wasm guest's
 //! stdio is in-process, in wasm_stdio.rs). Must not: know about routing,
 //! manifests or lightningd.
