@@ -1,14 +1,16 @@
 //! The one read loop: a byte stream read as JSON-RPC frames.
 //!
-//! Owns: reading an async stream into a [`Framer`], handing each frame to a
-//! [`FrameSink`] as soon as it is complete, optionally repairing invalid
-//! UTF-8 as it arrives ([`Utf8Repair`]), and, at the end of the stream,
-//! handing over what is left of a message as garbage. Every reader of
-//! JSON-RPC in the host goes through it: lightningd's stream on stdin,
-//! plugins' stdout (native and wasm), answers on `lightning-rpc`, and the
-//! dev node's ends of both. Must not: interpret frames (the sink does),
-//! decide when to read more (the sink's [`FrameSink::ready`] says), or write
-//! anything.
+//! Owns: turning bytes into frames for a [`FrameSink`] ([`Decoder`]: a
+//! [`Framer`], each frame handed over as soon as it is complete, invalid
+//! UTF-8 optionally repaired as it arrives ([`Utf8Repair`]), and at the
+//! end what is left of a message handed over as garbage), and reading an
+//! async stream through it ([`FrameReader`]). Every reader of JSON-RPC in
+//! the host goes through it: lightningd's stream on stdin, plugins' stdout
+//! (a native child's pipe through [`FrameReader`]; a wasm guest's writes,
+//! handed over in-process, through [`Decoder::push`]), answers on
+//! `lightning-rpc`, and the dev node's ends of both. Must not: interpret
+//! frames (the sink does), decide when to read more (the sink's
+//! [`FrameSink::ready`] says), or write anything.
 
 use crate::framing::{Frame, Framer};
 use std::future::Future;
@@ -57,11 +59,73 @@ pub enum Ended {
     Until,
 }
 
+/// Frames from bytes handed over as they come: what [`FrameReader`] does
+/// after each read, for a writer that hands its bytes over itself (a wasm
+/// guest's stdout, written in-process).
+#[derive(Default)]
+pub struct Decoder {
+    framer: Framer,
+    utf8: Option<Utf8Repair>,
+}
+
+impl Decoder {
+    /// A decoder passing the bytes on as they are.
+    pub fn new() -> Decoder {
+        Decoder::default()
+    }
+
+    /// The same, replacing invalid UTF-8 with U+FFFD as it arrives (see
+    /// [`Utf8Repair`]): for what plugins write, which lightningd must get
+    /// as UTF-8.
+    pub fn repairing_utf8() -> Decoder {
+        Decoder {
+            framer: Framer::new(),
+            utf8: Some(Utf8Repair::default()),
+        }
+    }
+
+    /// Takes `bytes` and hands `sink` every frame they complete.
+    /// `Break` from the sink stops at once; frames not handed over yet stay
+    /// buffered.
+    pub fn push(&mut self, bytes: &[u8], sink: &mut impl FrameSink) -> ControlFlow<()> {
+        let from = self.mark();
+        self.framer.push(bytes);
+        self.decoded(from, sink)
+    }
+
+    /// Before bytes are added to the buffer: where the ones to check for
+    /// UTF-8 will begin (see [`Utf8Repair::mark`]).
+    fn mark(&mut self) -> Option<usize> {
+        self.utf8.as_mut().map(|u| u.mark(&self.framer))
+    }
+
+    /// After bytes were added to the buffer (from `from`): repairs them and
+    /// hands over the frames they complete.
+    fn decoded(&mut self, from: Option<usize>, sink: &mut impl FrameSink) -> ControlFlow<()> {
+        if let (Some(utf8), Some(from)) = (self.utf8.as_mut(), from) {
+            if utf8.check(&mut self.framer, from) {
+                sink.repaired_utf8();
+            }
+        }
+        while let Some(frame) = self.framer.next_frame() {
+            sink.frame(frame)?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// At the end of the stream: hands over what is left of a message as
+    /// garbage (nothing if only whitespace is left).
+    pub fn finish(&mut self, sink: &mut impl FrameSink) {
+        if let Some(rest) = self.framer.finish() {
+            let _ = sink.frame(rest);
+        }
+    }
+}
+
 /// Reads a stream to its end as frames. See the module's documentation.
 pub struct FrameReader<R> {
     input: R,
-    framer: Framer,
-    utf8: Option<Utf8Repair>,
+    decoder: Decoder,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -69,8 +133,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(input: R) -> FrameReader<R> {
         FrameReader {
             input,
-            framer: Framer::new(),
-            utf8: None,
+            decoder: Decoder::new(),
         }
     }
 
@@ -78,7 +141,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// [`Utf8Repair`]): for what plugins write, which lightningd must get
     /// as UTF-8.
     pub fn repairing_utf8(mut self) -> FrameReader<R> {
-        self.utf8 = Some(Utf8Repair::default());
+        self.decoder = Decoder::repairing_utf8();
         self
     }
 
@@ -97,34 +160,26 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         until: impl Future<Output = ()>,
     ) -> Ended {
         let mut until = std::pin::pin!(until);
+        let d = &mut self.decoder;
         let ended = loop {
             sink.ready().await;
-            self.framer.buffer().reserve(READ_SIZE);
-            let from = self.utf8.as_mut().map(|u| u.mark(&self.framer));
-            // Reading into the framer's buffer is cancel-safe: when
-            // `until` wins, no byte read is lost.
+            d.framer.buffer().reserve(READ_SIZE);
+            let from = d.mark();
+            // Reading into the framer's buffer (no copy) is cancel-safe:
+            // when `until` wins, no byte read is lost.
             let read = tokio::select! {
-                n = self.input.read_buf(self.framer.buffer()) => n,
+                n = self.input.read_buf(d.framer.buffer()) => n,
                 () = &mut until => break Ended::Until,
             };
             match read {
                 Ok(0) | Err(_) => break Ended::Eof,
                 Ok(_) => {}
             }
-            if let (Some(utf8), Some(from)) = (self.utf8.as_mut(), from) {
-                if utf8.check(&mut self.framer, from) {
-                    sink.repaired_utf8();
-                }
-            }
-            while let Some(frame) = self.framer.next_frame() {
-                if sink.frame(frame).is_break() {
-                    return Ended::Stopped;
-                }
+            if d.decoded(from, sink).is_break() {
+                return Ended::Stopped;
             }
         };
-        if let Some(rest) = self.framer.finish() {
-            let _ = sink.frame(rest);
-        }
+        d.finish(sink);
         ended
     }
 }

@@ -3,7 +3,9 @@
 //! what happens (lightningd's frames, instances' output and exits, file
 //! changes, timers, finished builds), hands it to the supervisor, and
 //! performs the [`Output`]s it queues: writing to lightningd, spawning and
-//! signalling instances, arming timers, watching files.
+//! signalling instances, arming timers, watching files. wasm instances are
+//! tasks on this same loop (backend/wasm.rs): a message sent to one and
+//! what it reports cross no thread.
 //!
 //! Owns: the link to lightningd, the running [`Instance`]s, the file
 //! watcher, build on save ([`Builds`]) and the native sandboxes as

@@ -3,7 +3,11 @@
 //! says and when it ends as [`InstanceEvent`]s, and can be stopped.
 //!
 //! Owns: the seam between the supervisor and the ways of running a plugin,
-//! and the stdio pumps both backends share. Must not: know about routing,
+//! and what both backends' output goes through: the [`Backlog`] that
+//! pauses a plugin writing faster than the host forwards, and the
+//! `Reporter` that turns its frames into [`InstanceEvent`]s (a native
+//! child's pipes are pumped by tasks here and in native.rs; a wasm guest's
+//! stdio is in-process, in wasm_stdio.rs). Must not: know about routing,
 //! manifests or lightningd.
 
 pub mod native;
@@ -13,6 +17,8 @@ pub mod native;
 #[cfg_attr(not(feature = "wasm"), path = "wasm_disabled.rs")]
 pub mod wasm;
 mod wasm_settings;
+#[cfg(feature = "wasm")]
+mod wasm_stdio;
 
 use crate::decode::FrameSink;
 use crate::framing::{Frame, Message};
@@ -118,7 +124,7 @@ impl BackendKind {
 enum Control {
     /// A process group.
     Native { pid: u32 },
-    /// A wasm instance on its own thread.
+    /// A wasm instance: a task on the host's loop.
     // Without the `wasm` feature no wasm instance exists (`wasm::Stop` has
     // no values): the variant stays so that the code is the same in both
     // builds.
@@ -302,15 +308,4 @@ impl<F: Fn(InstanceEvent)> FrameSink for Reporter<'_, F> {
         report_frame(frame, self.0);
         ControlFlow::Continue(())
     }
-}
-
-/// Reads an instance's stdout to its end, reporting frames. (Only the wasm
-/// backend's pipes end this simply; a native child's stdout is read along
-/// with waiting for its exit, in native.rs.)
-#[cfg(feature = "wasm")]
-pub(crate) async fn read_messages<R: AsyncRead + Unpin>(out: R, report: &impl Fn(InstanceEvent)) {
-    crate::decode::FrameReader::new(out)
-        .repairing_utf8()
-        .run(&mut Reporter(report))
-        .await;
 }

@@ -1,43 +1,47 @@
 //! WebAssembly plugins: a WASI preview 1 module run by wasmtime inside the
-//! host, on a thread of its own, with its stdio piped to the same pumps as
-//! a native child's.
+//! host, as a task on the host's own event loop.
 //!
-//! Owns: engines (Winch or Cranelift), compiling and caching modules,
+//! Owns: engines (Winch or Cranelift), compiling and caching modules (off
+//! the loop, at the lowest CPU priority while another version serves),
 //! the sandbox (no preopened directory unless granted, a memory cap, a CPU
 //! deadline per request, an allow-list for lightningd rpc calls), the
 //! `cln.rpc_call`/`cln.rpc_result` imports, and stopping an instance
-//! whatever it is doing. Must not: interpret the plugin protocol.
+//! whatever it is doing. Must not: interpret the plugin protocol, or hold
+//! the loop: whatever waits (stdin, room for output, lightningd's answer to
+//! an rpc call, a compile) is a future, and a guest that computes yields.
 //!
-//! Each instance runs as an async call on its own current-thread runtime:
-//! a guest blocked reading stdin is just a pending future, so closing its
-//! stdin or dropping the call stops it at once, and a guest computing away
-//! is interrupted by the epoch callback.
+//! Each instance is one task running `_start` with `call_async`, so the
+//! guest runs on a fiber of its own, on the loop's thread. Its stdio are
+//! host-side streams (wasm_stdio.rs): a message the supervisor sends is
+//! read by the guest from its channel, and what the guest writes is framed
+//! and reported as it is written, with no pipe and no thread in between. A
+//! guest blocked reading stdin is a pending future that costs nothing;
+//! closing its stdin (dropping the sender) is its end of file, and a stop
+//! drops the call wherever it waits. A guest computing away is checked at
+//! every epoch tick: it yields to the loop, and is stopped when its CPU
+//! deadline or a stop has come.
 
-use super::{
-    read_messages, spawn_stderr_lines, Control, Exit, Instance, InstanceEvent, SandboxStop,
-};
-use crate::framing::write_messages;
+use super::wasm_stdio::{GuestOutput, GuestStdin, IoClock};
+use super::{Control, Exit, Instance, InstanceEvent, SandboxStop};
 use anyhow::{anyhow, Context as _};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
 use wasmtime::{
     Caller, Config, Engine, Linker, Module, ResourceLimiter, Store, Strategy, UpdateDeadline,
 };
-use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 pub use super::wasm_settings::{Compiler, GrantedDir, Settings, Urgency};
 
-/// Tells an instance's thread to stop now.
+/// Tells an instance to stop now.
 #[derive(Debug, Default)]
 pub struct Stop {
     flag: AtomicBool,
@@ -53,7 +57,51 @@ impl Stop {
     }
 }
 
-const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// How often the engines' epoch ticks while no guest computes: how soon a
+/// guest that starts computing is first checked.
+const EPOCH_TICK_IDLE: Duration = Duration::from_millis(5);
+
+/// How often it ticks while a guest computes: the longest a computing
+/// guest holds the loop before it yields.
+const EPOCH_TICK_BUSY: Duration = Duration::from_millis(1);
+
+/// A guest was seen computing at an epoch check since the last tick (the
+/// ticker then ticks at [`EPOCH_TICK_BUSY`]; idle, it wakes less often).
+static COMPUTING: AtomicBool = AtomicBool::new(false);
+
+/// The engines whose epoch the ticker advances.
+type Ticked = Mutex<Vec<Engine>>;
+
+/// Starts the one thread that advances every engine's epoch (once), and
+/// returns the list it ticks. It must start at normal priority: a thread
+/// inherits its creator's, and a ticker starved like a background compile
+/// would let a guest hold the loop and outlive its CPU deadline. So the
+/// compile thread calls this before it lowers itself ([`module_off_loop`]),
+/// and every engine is made on a compile thread.
+fn ticker() -> Result<&'static Ticked, String> {
+    static TICKED: OnceLock<Result<Ticked, String>> = OnceLock::new();
+    TICKED
+        .get_or_init(|| {
+            std::thread::Builder::new()
+                .name("wasm-epoch".into())
+                .spawn(|| loop {
+                    if let Some(Ok(ticked)) = TICKED.get() {
+                        let engines = ticked.lock().map(|e| e.clone()).unwrap_or_default();
+                        for engine in &engines {
+                            engine.increment_epoch();
+                        }
+                    }
+                    std::thread::sleep(match COMPUTING.swap(false, Ordering::Relaxed) {
+                        true => EPOCH_TICK_BUSY,
+                        false => EPOCH_TICK_IDLE,
+                    });
+                })
+                .map(|_| Mutex::new(Vec::new()))
+                .map_err(|e| format!("cannot start the epoch ticker: {e}"))
+        })
+        .as_ref()
+        .map_err(|e| e.clone())
+}
 
 struct Engines {
     engine: Engine,
@@ -79,16 +127,11 @@ fn make_engines(compiler: Compiler) -> anyhow::Result<Engines> {
         Compiler::Cranelift => Strategy::Cranelift,
     });
     let engine = Engine::new(&config).map_err(|e| anyhow!("{e:#}"))?;
-    let ticker = engine.weak();
-    std::thread::Builder::new()
-        .name(format!("wasm-epoch-{}", compiler.name()))
-        .spawn(move || {
-            while let Some(engine) = ticker.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })?;
+    ticker()
+        .map_err(|e| anyhow!("{e}"))?
+        .lock()
+        .map_err(|_| anyhow!("the epoch ticker's list is poisoned"))?
+        .push(engine.clone());
     let mut linker: Linker<State> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut State| &mut s.wasi)
         .map_err(|e| anyhow!("{e:#}"))?;
@@ -160,71 +203,6 @@ impl ResourceLimiter for State {
     }
 }
 
-/// When the guest last did I/O (read a request, wrote an answer, got an
-/// rpc result): the CPU deadline counts from there.
-#[derive(Debug)]
-struct IoClock {
-    start: Instant,
-    last_ms: AtomicU64,
-}
-
-impl IoClock {
-    fn new() -> IoClock {
-        IoClock {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-    fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-    fn idle(&self) -> Duration {
-        let now = self.start.elapsed();
-        now.saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
-    }
-}
-
-/// Wraps a stdio pipe so every completed read or write counts as I/O.
-struct Tracked<T> {
-    inner: T,
-    clock: Arc<IoClock>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if r.is_ready() {
-            self.clock.touch();
-        }
-        r
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if r.is_ready() {
-            self.clock.touch();
-        }
-        r
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 /// The last module compiled for each plugin file, so a restart of the same
 /// content (a crash, `autoreload-restart`, a `touch`) skips compiling.
 type ModuleCache = Mutex<HashMap<PathBuf, (u64, Compiler, Module)>>;
@@ -282,12 +260,59 @@ fn module_for(
     Ok((module, used))
 }
 
-/// Compiles a module. In the background (a version serves meanwhile):
-/// on a thread of its own at the lowest CPU priority, and wasmtime spreads
-/// the functions over rayon's pool, whose threads are lowered too (see
-/// [`compile_pool`]): the serving version's calls must not wait for the
-/// compiler; on an idle machine this costs nothing, on a busy one the swap
-/// comes later instead of every call stalling. Urgently (no version
+/// Reads and compiles the module for `path` (or takes it from the cache)
+/// on a thread of its own, so that the loop goes on meanwhile: a compile
+/// takes tens to hundreds of milliseconds, and even a cached module is a
+/// file to read. In the background (a version serves meanwhile) the thread
+/// runs at the lowest CPU priority ([`lower_priority`]).
+async fn module_off_loop(
+    path: &Path,
+    compiler: Compiler,
+    urgency: Urgency,
+    report: impl Fn(InstanceEvent) + Send + 'static,
+) -> anyhow::Result<(Module, Compiler)> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let path = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("wasm-compile".into())
+        .spawn(move || {
+            // Before lowering this thread: the ticker inherits its priority.
+            if let Err(e) = ticker() {
+                let _ = tx.send(Err(anyhow!("{e}")));
+                return;
+            }
+            if urgency == Urgency::Background {
+                lower_priority();
+            }
+            let _ = tx.send(module_for(&path, compiler, urgency, &report));
+            give_back_freed_memory();
+        })
+        .context("cannot start a thread to compile it")?;
+    rx.await
+        .unwrap_or_else(|_| Err(anyhow!("the compiler panicked")))
+}
+
+/// Hands the memory freed since the last call back to the system. An
+/// instance's allocations are made and freed on the loop's thread, a
+/// compile's on threads that come and go, and glibc keeps what was freed
+/// in each of its arenas: over many reloads the host's RSS would creep up
+/// by what fragmentation keeps. Called after each compile, off the loop
+/// (it walks every arena).
+fn give_back_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only takes a size and is safe to call from any
+    // thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Compiles a module. In the background (a version serves meanwhile): on
+/// the calling thread, which [`module_off_loop`] lowered, and wasmtime
+/// spreads the functions over rayon's pool, whose threads are lowered too
+/// (see [`compile_pool`]): the serving version's calls must not wait for
+/// the compiler; on an idle machine this costs nothing, on a busy one the
+/// swap comes later instead of every call stalling. Urgently (no version
 /// serves, calls wait for this one): at normal priority, on a pool of its
 /// own, since starving it on a busy machine would only keep the plugin
 /// down longer.
@@ -306,23 +331,8 @@ fn compile(engine: &Engine, bytes: &[u8], urgency: Urgency) -> wasmtime::Result<
             None => Module::new(engine, bytes),
         };
     }
-
     compile_pool();
-    std::thread::scope(|scope| {
-        let compiling = std::thread::Builder::new()
-            .name("wasm-compile".into())
-            .spawn_scoped(scope, || {
-                lower_priority();
-                Module::new(engine, bytes)
-            });
-        match compiling {
-            Ok(handle) => handle
-                .join()
-                .unwrap_or_else(|_| Err(wasmtime::Error::msg("the compiler panicked"))),
-            // No thread to be had: compile here rather than not at all.
-            Err(_) => Module::new(engine, bytes),
-        }
-    })
+    Module::new(engine, bytes)
 }
 
 /// Makes rayon's global pool, which wasmtime's parallel compilation uses,
@@ -338,10 +348,22 @@ fn compile_pool() {
     });
 }
 
-/// Sets the calling thread's nice value to 19. On Linux a thread has a
-/// nice value of its own, so this leaves the rest of the host alone. A
-/// failure only costs the priority, so it is ignored.
+/// Lowers the calling thread to the lowest CPU priority Linux has:
+/// `SCHED_IDLE`, which runs only when nothing else wants the CPU, and which
+/// any other thread waking up preempts at once (at nice 19, the compile
+/// could still hold a core for part of a scheduler slice before a waking
+/// call got it; measured with the bench's stall section, `SCHED_IDLE`
+/// stalled no longer and reloaded no slower). Where it is refused, nice 19.
+/// On Linux a thread has a policy and a nice value of its own, so this
+/// leaves the rest of the host alone. A failure only costs the priority,
+/// so it is ignored.
 fn lower_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param for the call's duration; pid 0
+    // is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0 {
+        return;
+    }
     // SAFETY: setpriority takes no pointers; `who` = 0 is the calling thread.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, 19);
@@ -349,58 +371,30 @@ fn lower_priority() {
 }
 
 /// Starts `path` as a wasm instance with `settings`, reporting through
-/// `report`. Compiling happens on the instance's thread, off the caller's.
+/// `report`: a task on the caller's loop (the host's), which compiles the
+/// module off the loop, then runs it.
 pub fn spawn(
     path: &Path,
     settings: &Settings,
     urgency: Urgency,
     report: impl Fn(InstanceEvent) + Send + Sync + Clone + 'static,
 ) -> std::io::Result<Instance> {
-    let (stdin_host, stdin_guest) = tokio::io::duplex(64 * 1024);
-    let (stdout_guest, stdout_host) = tokio::io::duplex(64 * 1024);
-    let (stderr_guest, stderr_host) = tokio::io::duplex(16 * 1024);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(write_messages(stdin_host, rx));
-    spawn_stderr_lines(stderr_host, report.clone());
     let stop = Arc::new(Stop::default());
-    let (exit_tx, exit_rx) = tokio::sync::oneshot::channel();
-    let thread_stop = stop.clone();
-    let thread_report = report.clone();
-    let path_buf = path.to_path_buf();
+    let task_stop = stop.clone();
+    let path = path.to_path_buf();
     let settings = settings.clone();
-    std::thread::Builder::new()
-        .name(format!(
-            "wasm {}",
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ))
-        .spawn(move || {
-            let exit = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt.block_on(run(
-                    &path_buf,
-                    &settings,
-                    urgency,
-                    Pipes {
-                        stdin: stdin_guest,
-                        stdout: stdout_guest,
-                        stderr: stderr_guest,
-                    },
-                    thread_stop,
-                    thread_report,
-                )),
-                Err(e) => Exit::plain(format!("cannot start a runtime for it: {e}")),
-            };
-            let _ = exit_tx.send(exit);
-        })?;
+    let running = tokio::spawn({
+        let report = report.clone();
+        async move { run(&path, &settings, urgency, rx, task_stop, report).await }
+    });
     tokio::spawn(async move {
-        read_messages(stdout_host, &report).await;
-        let exit = exit_rx
+        // A panic inside the instance's task (none is known) must still end
+        // the instance, or whatever it had in flight would wait forever.
+        let exit = running
             .await
-            .unwrap_or(Exit::plain("its thread ended without a word"));
+            .unwrap_or_else(|e| Exit::plain(format!("its task ended without a word: {e}")));
+        // Everything it wrote was reported as it was written: this is last.
         report(InstanceEvent::Exited(exit));
     });
     Ok(Instance {
@@ -409,49 +403,47 @@ pub fn spawn(
     })
 }
 
-struct Pipes {
-    stdin: tokio::io::DuplexStream,
-    stdout: tokio::io::DuplexStream,
-    stderr: tokio::io::DuplexStream,
-}
-
-async fn run(
+/// Compiles, instantiates and runs the instance to its end; returns how it
+/// ended.
+async fn run<R: Fn(InstanceEvent) + Send + Sync + Clone + 'static>(
     path: &Path,
     settings: &Settings,
     urgency: Urgency,
-    pipes: Pipes,
+    stdin: UnboundedReceiver<Bytes>,
     stop: Arc<Stop>,
-    report: impl Fn(InstanceEvent) + Send + Sync + Clone + 'static,
+    report: R,
 ) -> Exit {
-    let fail = |how: String| Exit::plain(how);
-    let (module, compiler) = match module_for(path, settings.compiler, urgency, &report) {
+    let fail = |how: &str| Exit::plain(how);
+    // A stop ends the instance wherever it waits: for its compile, or
+    // inside the guest (the call is dropped).
+    let woken = stop.wake.notified();
+    tokio::pin!(woken);
+    let compiled = tokio::select! {
+        biased;
+        _ = &mut woken => return fail("stopped"),
+        m = module_off_loop(path, settings.compiler, urgency, report.clone()) => m,
+    };
+    let (module, compiler) = match compiled {
         Ok(m) => m,
-        Err(e) => return fail(format!("does not compile: {e:#}")),
+        Err(e) => return fail(&format!("does not compile: {e:#}")),
     };
     let engines = match engines(compiler) {
         Ok(e) => e,
-        Err(e) => return fail(format!("{e:#}")),
+        Err(e) => return fail(&format!("{e:#}")),
     };
     let clock = Arc::new(IoClock::new());
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let stdout = GuestOutput::stdout(report.clone(), clock.clone());
+    let stderr = GuestOutput::stderr(report.clone());
     let mut b = WasiCtxBuilder::new();
-    b.stdin(AsyncStdinStream::new(Tracked {
-        inner: pipes.stdin,
-        clock: clock.clone(),
-    }))
-    .stdout(AsyncStdoutStream::new(
-        64 * 1024,
-        Tracked {
-            inner: pipes.stdout,
-            clock: clock.clone(),
-        },
-    ))
-    .stderr(AsyncStdoutStream::new(16 * 1024, pipes.stderr))
-    .arg(&name)
-    .env("LIGHTNINGD_PLUGIN", "1");
+    b.stdin(GuestStdin::new(stdin, clock.clone()))
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .arg(&name)
+        .env("LIGHTNINGD_PLUGIN", "1");
     if settings.developer {
         b.arg("--developer");
     }
@@ -460,7 +452,7 @@ async fn run(
     }
     for d in &settings.dirs {
         if let Err(e) = b.preopened_dir(&d.host, &d.guest, FsPerms::ReadWrite) {
-            return fail(format!(
+            return fail(&format!(
                 "cannot grant {} as {}: {e:#}",
                 d.host.display(),
                 d.guest
@@ -485,6 +477,11 @@ async fn run(
     let runaway = Arc::new(AtomicBool::new(false));
     let (cb_stop, cb_runaway, timeout) = (stop.clone(), runaway.clone(), settings.request_timeout);
     store.set_epoch_deadline(1);
+    // What `epoch_deadline_async_yield_and_update` does (yield to the loop
+    // at every tick), plus the stop and the CPU deadline, which need a
+    // callback of their own. It yields with tokio's `yield_now`, which lets
+    // the loop poll for I/O before the guest goes on (a plain wake would
+    // put the guest back in the run queue ahead of lightningd's input).
     store.epoch_deadline_callback(move |ctx| {
         if cb_stop.flag.load(Ordering::SeqCst) {
             return Err(wasmtime::format_err!("stopped by cln-autoreload"));
@@ -498,30 +495,50 @@ async fn run(
                 timeout.as_millis()
             ));
         }
-        Ok(UpdateDeadline::Continue(1))
+        if idle < EPOCH_TICK_BUSY {
+            // It did I/O within the last tick: a request being handled,
+            // not yet a computation worth a trip around the loop.
+            return Ok(UpdateDeadline::Continue(1));
+        }
+        COMPUTING.store(true, Ordering::Relaxed);
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
     });
     clock.touch();
-    let instance = match engines.linker.instantiate_async(&mut store, &module).await {
-        Ok(i) => i,
-        Err(e) => return fail(format!("cannot be instantiated: {e:#}")),
+    let ran = async {
+        let instance = engines
+            .linker
+            .instantiate_async(&mut store, &module)
+            .await
+            .map_err(|e| format!("cannot be instantiated: {e:#}"))?;
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .map_err(|_| {
+                "has no _start function: build a binary crate for wasm32-wasip1".to_string()
+            })?;
+        Ok::<_, String>(start.call_async(&mut store, ()).await)
     };
-    let Ok(start) = instance.get_typed_func::<(), ()>(&mut store, "_start") else {
-        return fail("has no _start function: build a binary crate for wasm32-wasip1".into());
-    };
-    let woken = stop.wake.notified();
-    tokio::pin!(woken);
-    if stop.flag.load(Ordering::SeqCst) {
-        return fail("stopped".into());
-    }
     let result = tokio::select! {
-        r = start.call_async(&mut store, ()) => r,
-        _ = &mut woken => return fail("stopped".into()),
+        biased;
+        _ = &mut woken => None,
+        r = ran => Some(r),
+    };
+    // What it left unfinished on stdout (a message cut short) and stderr
+    // comes before its end.
+    stdout.finish();
+    stderr.finish();
+    let result = match result {
+        None => return fail("stopped"),
+        Some(Err(why)) => return fail(&why),
+        Some(Ok(r)) => r,
     };
     match result {
-        Ok(()) => fail("exited with status 0".into()),
+        Ok(()) => fail("exited with status 0"),
         Err(e) => {
             if let Some(code) = e.downcast_ref::<I32Exit>() {
-                return fail(format!("exited with status {}", code.0));
+                return fail(&format!("exited with status {}", code.0));
             }
             if let Some(desired) = store.data().memory_refused {
                 report(InstanceEvent::Stderr(format!("trap: {}", e.root_cause())));
