@@ -284,8 +284,11 @@ async fn module_off_loop(
             if urgency == Urgency::Background {
                 lower_priority();
             }
-            let _ = tx.send(module_for(&path, compiler, urgency, &report));
+            let module = module_for(&path, compiler, urgency, &report);
+            // Before the module is handed over: what the compile freed is
+            // back with the system by the time the new version serves.
             give_back_freed_memory();
+            let _ = tx.send(module);
         })
         .context("cannot start a thread to compile it")?;
     rx.await
