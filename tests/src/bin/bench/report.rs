@@ -1033,11 +1033,11 @@ impl Report<'_> {
                  reloads the longest wait ended more than 1 ms before the swap, answered \
                  by the old instance while the new module was being compiled; those waits \
                  began a median {} ms after the rename, i.e. during the compile. The swap \
-                 itself does not stall. The compile ({} ms here) runs on threads at nice \
-                 19 (backend/wasm.rs `compile`), so the calls' threads win the CPU from \
-                 it, but on 2 cores a compile thread that is already running still delays \
-                 a wake-up by up to a scheduler slice (a median {} ms per reload was the \
-                 longest wait). The single longest call is bounded by the machine: the \
+                 itself does not stall. The compile ({} ms here) runs on threads at \
+                 `SCHED_IDLE` (backend/wasm.rs `lower_priority`), so a waking call's \
+                 thread preempts it, but on 2 cores the callers, the node, the host and \
+                 the serving plugin still share the CPU with it (a median {} ms per \
+                 reload was the longest wait). The single longest call is bounded by the machine: the \
                  longest steady-state wait in this run was {} ms (other work shares \
                  these 2 cores; see the load average above).\n",
                 p.name,

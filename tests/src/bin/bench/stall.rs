@@ -126,6 +126,11 @@ struct Shared {
     old: AtomicU64,
     /// When a caller first got an answer from another version (ns).
     first_new: AtomicU64,
+    /// When the current reload's file was about to be written (ns): only a
+    /// call started after it can be the new version's first answer (a
+    /// retiring instance answering late may bear the new version's tag when
+    /// the versions alternate).
+    since: AtomicU64,
     new: AtomicU64,
 }
 
@@ -151,7 +156,8 @@ fn caller(sh: &Shared, rpc: &Path, method: &str, params: &str) -> Result<Vec<Rec
             Ok(Ok(v)) => {
                 let tag = version_of(&v);
                 let old = sh.old.load(Ordering::SeqCst);
-                if old != 0 && tag != old && tag != 0 {
+                let since = Duration::from_nanos(sh.since.load(Ordering::SeqCst));
+                if old != 0 && tag != old && tag != 0 && start >= since {
                     let ns = u64::try_from(end.as_nanos()).unwrap_or(u64::MAX);
                     if sh
                         .first_new
@@ -231,6 +237,7 @@ pub fn measure(pass: &Pass, counts: &Counts, sub: &Subject) -> Result<StallResul
         old: AtomicU64::new(0),
         first_new: AtomicU64::new(0),
         new: AtomicU64::new(0),
+        since: AtomicU64::new(0),
     };
     if sub.versions.is_empty() {
         bail!("{label}: no version to save");
@@ -249,6 +256,8 @@ pub fn measure(pass: &Pass, counts: &Counts, sub: &Subject) -> Result<StallResul
                 // Native: the same binary again (a new pid); wasm and
                 // scripts: the other version.
                 let bytes = &sub.versions[(i + 1) % sub.versions.len()];
+                let ns = u64::try_from(sh.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                sh.since.store(ns, Ordering::SeqCst);
                 procs::write_atomically(&file, bytes, sub.executable)?;
                 let t0 = sh.epoch.elapsed();
                 let until = Instant::now() + Duration::from_secs(30);
