@@ -550,8 +550,11 @@ impl<K> TreeWatch<K> {
         self.snapshot = snapshot;
     }
 
-    /// The sources modified after `changed_after`, at start.
-    fn newer(&self) -> Vec<PathBuf> {
+    /// The sources modified after `changed_after`, at start. Their
+    /// content is read again: a save that came between the scan and now
+    /// is what this report builds, so its event must not count it twice
+    /// (under load, a save right after start-up did: two builds).
+    fn newer(&mut self) -> Vec<PathBuf> {
         let Some(after) = self.changed_after else {
             return vec![];
         };
@@ -566,6 +569,12 @@ impl<K> TreeWatch<K> {
             .cloned()
             .collect();
         newer.sort();
+        for p in &newer {
+            match fingerprint(p) {
+                Some(f) => self.snapshot.insert(p.clone(), f),
+                None => self.snapshot.remove(p),
+            };
+        }
         newer
     }
 
@@ -979,6 +988,31 @@ mod tests {
         assert_eq!(t.newer(), [root.join("src/new.rs")]);
         t.changed_after = None;
         assert!(t.newer().is_empty());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// A save between the start-up scan and the "newer than the plugin"
+    /// check is reported once, by the check: its event then finds the
+    /// content it already reported.
+    #[test]
+    fn a_save_during_the_start_up_scan_is_reported_once() {
+        let root = scratch();
+        write(&root, "src/p.rs", "v1");
+        let old = SystemTime::now() - Duration::from_secs(120);
+        std::fs::File::options()
+            .write(true)
+            .open(root.join("src/p.rs"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let mut t = tree(&root, vec![]);
+        t.changed_after = Some(old + Duration::from_secs(60));
+        // The save lands after the scan read "v1".
+        write(&root, "src/p.rs", "v2");
+        assert_eq!(t.newer(), [root.join("src/p.rs")]);
+        assert!(touched(&mut t, &["src/p.rs"]).is_empty());
+        write(&root, "src/p.rs", "v3");
+        assert_eq!(touched(&mut t, &["src/p.rs"]), ["src/p.rs"]);
         let _ = std::fs::remove_dir_all(&root);
     }
 
