@@ -137,8 +137,11 @@ impl Supervisor {
 
     pub(super) fn on_message(&mut self, p: PluginId, role: Role, number: Gen, m: Message) {
         if let Kind::Response { id } = &m.kind {
+            // Only this generation's own ids, exactly: lightningd puts the
+            // caller's id first in the ids it sends, so a prefix could be
+            // chosen by any caller.
             for op in [handover::Op::Save, handover::Op::Restore] {
-                if op.is_ours(id) {
+                if *id == op.id(number) {
                     return self.on_state_answer(p, number, op, &m);
                 }
             }

@@ -1225,3 +1225,21 @@ fn a_saved_state_outlives_a_broken_version_break_before_make() {
     assert_eq!(rig.restored.get(&newest), Some(&json!({"saved_by": first})));
     rig.nothing_waits();
 }
+
+/// lightningd puts the caller's id first in the ids it sends: a caller
+/// choosing one that starts like the host's own hand-over ids still gets
+/// its answer.
+#[test]
+fn a_caller_id_that_looks_like_a_hand_over_is_answered_like_any_other() {
+    let mut rig = Rig::of(Kind::native(true, true));
+    rig.boot();
+    let g = rig.gen();
+    let id = json!(format!("autoreload:save-state#{g}/cln:echo#1"));
+    rig.waiting.insert(id.to_string(), "echo".into());
+    rig.input(Input::Lightningd(frame(
+        json!({"jsonrpc": "2.0", "id": id, "method": "echo", "params": {}}),
+    )));
+    assert!(rig.answer(g, "echo"));
+    assert!(rig.answered.contains(&id.to_string()), "{:#?}", rig.logs);
+    rig.nothing_waits();
+}
