@@ -199,8 +199,12 @@ impl Supervisor {
         // getmanifest, but nothing must be lost if something were.
         self.orphans(p, number, &Exit::plain("could not be started"), true);
         let plugin = &mut self.plugins[p];
-        if error == SpawnError::Busy && plugin.busy_retries < BUSY_RETRIES {
-            // Still open for writing (a compiler finishing): shortly.
+        let soon = matches!(error, SpawnError::Busy | SpawnError::NotExecutable);
+        if soon && plugin.busy_retries < BUSY_RETRIES {
+            // Still open for writing (a compiler finishing), or renamed
+            // into place with its `chmod +x` still to come (the chmod
+            // falls in the settle window after the rename and is no save
+            // of its own): shortly.
             plugin.busy_retries += 1;
             match plugin.phase.take() {
                 Phase::Swapping { gen, .. } => plugin.set_phase(Phase::Serving { gen }),

@@ -1243,3 +1243,22 @@ fn a_caller_id_that_looks_like_a_hand_over_is_answered_like_any_other() {
     assert!(rig.answered.contains(&id.to_string()), "{:#?}", rig.logs);
     rig.nothing_waits();
 }
+
+/// A file renamed into place before its `chmod +x` (the chmod falls in
+/// the settle window, no save of its own): the new version is tried again
+/// shortly, while the old one serves, and then serves.
+#[test]
+fn a_new_version_not_yet_executable_is_tried_again_shortly() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    rig.boot();
+    let old = rig.gen();
+    rig.spawn_error = Some(SpawnError::NotExecutable);
+    rig.save();
+    assert_eq!(rig.phase(), "serving");
+    assert_eq!(rig.gen(), old);
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    assert!(rig.gen() > old, "{:#?}", rig.logs);
+    assert!(!rig.logged("not executable"), "{:#?}", rig.logs);
+    rig.nothing_waits();
+}
