@@ -947,3 +947,32 @@ pub mod facts;
 /// The mixed soak and the resource-hygiene measurement.
 pub mod soak;
 pub use soak::host_pid;
+
+/// The plugin a benchmark proxy (`pump`, `forwarder`) stands in front of:
+/// `TOOL PLUGIN [ARGS]...` from the command line, started with piped
+/// stdin and stdout (its stderr is the proxy's).
+pub fn proxied_plugin(
+    tool: &str,
+) -> std::io::Result<(
+    std::process::Child,
+    std::process::ChildStdin,
+    std::process::ChildStdout,
+)> {
+    use std::io;
+    use std::process::Stdio;
+    let mut args = std::env::args_os().skip(1);
+    let Some(plugin) = args.next() else {
+        return Err(io::Error::other(format!("usage: {tool} PLUGIN [ARGS]...")));
+    };
+    let mut child = std::process::Command::new(&plugin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| io::Error::other(format!("starting {}: {e}", plugin.to_string_lossy())))?;
+    match (child.stdin.take(), child.stdout.take()) {
+        (Some(i), Some(o)) => Ok((child, i, o)),
+        _ => Err(io::Error::other("the plugin has no piped stdio")),
+    }
+}

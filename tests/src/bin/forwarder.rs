@@ -9,7 +9,7 @@
 //! trip with what this adds.
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match run() {
@@ -22,20 +22,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> io::Result<()> {
-    let mut args = std::env::args_os().skip(1);
-    let Some(plugin) = args.next() else {
-        return Err(io::Error::other("usage: forwarder PLUGIN [ARGS]..."));
-    };
-    let mut child = Command::new(&plugin)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| io::Error::other(format!("starting {}: {e}", plugin.to_string_lossy())))?;
-    let (Some(child_in), Some(child_out)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(io::Error::other("the plugin has no piped stdio"));
-    };
+    let (mut child, child_in, child_out) = cln_autoreload_tests::proxied_plugin("forwarder")?;
     // lightningd → plugin on a thread of its own; plugin → lightningd here.
     // When our stdin ends, the plugin's stdin is closed (the pump drops it)
     // and the plugin exits; when the plugin exits (say on `shutdown`), we

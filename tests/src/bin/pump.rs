@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 /// As large as a pipe's default capacity: one read takes whatever is there.
 const BUF: usize = 64 * 1024;
@@ -29,20 +29,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> io::Result<()> {
-    let mut args = std::env::args_os().skip(1);
-    let Some(plugin) = args.next() else {
-        return Err(io::Error::other("usage: pump PLUGIN [ARGS]..."));
-    };
-    let mut child = Command::new(&plugin)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| io::Error::other(format!("starting {}: {e}", plugin.to_string_lossy())))?;
-    let (Some(child_in), Some(child_out)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(io::Error::other("the plugin has no piped stdio"));
-    };
+    let (mut child, child_in, child_out) = cln_autoreload_tests::proxied_plugin("pump")?;
     // lightningd → plugin on a thread of its own; plugin → lightningd here.
     // When our stdin ends, the plugin's stdin is closed (the pump drops it)
     // and the plugin exits; when the plugin exits (say on `shutdown`), we
