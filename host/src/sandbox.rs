@@ -166,7 +166,9 @@ impl Options {
     }
 }
 
-fn split(v: &str) -> (Option<&str>, &str) {
+/// `PLUGIN::VALUE` as the plugin's name and the value; a value without
+/// `PLUGIN::` is for every plugin.
+pub(crate) fn split(v: &str) -> (Option<&str>, &str) {
     match v.split_once(BIND) {
         Some((n, rest)) => (Some(n), rest),
         None => (None, v),

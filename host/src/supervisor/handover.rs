@@ -207,22 +207,18 @@ impl Supervisor {
                 }));
             }
         }
-        let plugin = &mut self.plugins[p];
-        match (op, plugin.phase.take()) {
-            (Op::Save, Phase::Draining { gen, pending, .. }) => self.stop(p, gen, Some(pending)),
-            (Op::Save, phase @ Phase::Swapping { .. }) => {
-                plugin.phase = phase;
-                let next = match &plugin.phase {
-                    Phase::Swapping { next, .. } => next.number,
-                    _ => return,
-                };
+        match (op, &self.plugins[p].phase) {
+            (Op::Save, Phase::Draining { .. }) => {
+                if let Phase::Draining { gen, pending, .. } = self.plugins[p].phase.take() {
+                    self.stop(p, gen, Some(pending));
+                }
+            }
+            (Op::Save, Phase::Swapping { next, .. }) => {
+                let next = next.number;
                 self.give_state(p, next);
             }
-            (Op::Restore, phase) => {
-                plugin.phase = phase;
-                self.serve(p);
-            }
-            (_, phase) => plugin.phase = phase,
+            (Op::Restore, _) => self.serve(p),
+            _ => {}
         }
     }
 }

@@ -431,7 +431,6 @@ impl Supervisor {
         }
     }
 
-    /// The sandbox settings for new wasm instances.
     /// The sandbox a new instance of `p` gets now.
     pub(crate) fn sandbox_for(&self, p: PluginId) -> Sandbox {
         let plugin = &self.plugins[p];

@@ -45,10 +45,10 @@ pub(crate) fn overlap_value(values: &[String], name: &str) -> bool {
     let mut mine = None;
     let mut all = None;
     for v in values {
-        match v.split_once(crate::sandbox::BIND) {
-            Some((n, rest)) if n == name => mine = Some(rest),
-            Some(_) => {}
-            None => all = Some(v.as_str()),
+        match crate::sandbox::split(v) {
+            (Some(n), rest) if n == name => mine = Some(rest),
+            (Some(_), _) => {}
+            (None, rest) => all = Some(rest),
         }
     }
     !matches!(
@@ -61,10 +61,7 @@ pub(crate) fn overlap_value(values: &[String], name: &str) -> bool {
 pub(crate) fn overlap_problems(values: &[String], names: &[String]) -> Vec<String> {
     let mut out = vec![];
     for v in values {
-        let (name, rest) = match v.split_once(crate::sandbox::BIND) {
-            Some((n, rest)) => (Some(n), rest),
-            None => (None, v.as_str()),
-        };
+        let (name, rest) = crate::sandbox::split(v);
         if let Some(n) = name.filter(|n| !names.iter().any(|x| x == n)) {
             out.push(format!(
                 "{OPT_OVERLAP}={v}: no managed plugin is called '{n}' (managed: {}): ignored",
