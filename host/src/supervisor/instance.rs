@@ -139,10 +139,13 @@ impl Supervisor {
         if let Kind::Response { id } = &m.kind {
             // Only this generation's own ids, exactly: lightningd puts the
             // caller's id first in the ids it sends, so a prefix could be
-            // chosen by any caller.
-            for op in [handover::Op::Save, handover::Op::Restore] {
-                if *id == op.id(number) {
-                    return self.on_state_answer(p, number, op, &m);
+            // chosen by any caller. The prefix only spares every other
+            // answer building the two ids.
+            if id.as_json().starts_with("\"autoreload:") {
+                for op in [handover::Op::Save, handover::Op::Restore] {
+                    if *id == op.id(number) {
+                        return self.on_state_answer(p, number, op, &m);
+                    }
                 }
             }
             let starting = matches!(
