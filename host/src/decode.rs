@@ -66,6 +66,9 @@ pub enum Ended {
 pub struct Decoder {
     framer: Framer,
     utf8: Option<Utf8Repair>,
+    /// Where the bytes read by [`Decoder::read_from`] and not yet checked
+    /// for UTF-8 begin.
+    unchecked: Option<usize>,
 }
 
 impl Decoder {
@@ -79,9 +82,32 @@ impl Decoder {
     /// as UTF-8.
     pub fn repairing_utf8() -> Decoder {
         Decoder {
-            framer: Framer::new(),
             utf8: Some(Utf8Repair::default()),
+            ..Decoder::default()
         }
+    }
+
+    /// Reads once from `input` straight into the buffer; `Ok(0)` at the
+    /// end of the stream. Hand the frames over with [`Decoder::frames`].
+    /// Cancel-safe: a read that did not complete read nothing, so a
+    /// reader may wait for it beside other things (the host's loop does).
+    pub async fn read_from<R: AsyncRead + Unpin>(
+        &mut self,
+        input: &mut R,
+    ) -> std::io::Result<usize> {
+        if self.unchecked.is_none() {
+            self.unchecked = self.mark();
+        }
+        self.framer.buffer().reserve(READ_SIZE);
+        input.read_buf(self.framer.buffer()).await
+    }
+
+    /// Hands `sink` every frame the bytes read so far complete. `Break`
+    /// from the sink stops at once; frames not handed over yet stay
+    /// buffered.
+    pub fn frames(&mut self, sink: &mut impl FrameSink) -> ControlFlow<()> {
+        let from = self.unchecked.take();
+        self.decoded(from, sink)
     }
 
     /// Takes `bytes` and hands `sink` every frame they complete.
@@ -163,19 +189,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let d = &mut self.decoder;
         let ended = loop {
             sink.ready().await;
-            d.framer.buffer().reserve(READ_SIZE);
-            let from = d.mark();
-            // Reading into the framer's buffer (no copy) is cancel-safe:
-            // when `until` wins, no byte read is lost.
+            // When `until` wins, no byte read is lost (see `read_from`).
             let read = tokio::select! {
-                n = self.input.read_buf(d.framer.buffer()) => n,
+                n = d.read_from(&mut self.input) => n,
                 () = &mut until => break Ended::Until,
             };
             match read {
                 Ok(0) | Err(_) => break Ended::Eof,
                 Ok(_) => {}
             }
-            if d.decoded(from, sink).is_break() {
+            if d.frames(sink).is_break() {
                 return Ended::Stopped;
             }
         };

@@ -3,9 +3,13 @@
 //! what happens (lightningd's frames, instances' output and exits, file
 //! changes, timers, finished builds), hands it to the supervisor, and
 //! performs the [`Output`]s it queues: writing to lightningd, spawning and
-//! signalling instances, arming timers, watching files. wasm instances are
-//! tasks on this same loop (backend/wasm.rs): a message sent to one and
-//! what it reports cross no thread.
+//! signalling instances, arming timers, watching files. It reads
+//! lightningd's stdin itself and writes to lightningd and to native
+//! plugins' stdin straight into their pipes ([`crate::outbox`]), so a
+//! request goes from lightningd's pipe to its plugin's within one wake-up
+//! of this task. wasm instances are tasks on this same loop
+//! (backend/wasm.rs): a message sent to one and what it reports cross no
+//! thread.
 //!
 //! Owns: the link to lightningd, the running [`Instance`]s, the file
 //! watcher, build on save ([`Builds`]) and the native sandboxes as
@@ -15,6 +19,7 @@
 
 use crate::backend::{native, wasm, BackendKind, Instance, InstanceEvent};
 use crate::builds::Builds;
+use crate::decode::Decoder;
 use crate::framing::{Frame, RawId};
 use crate::ids::{Epoch, Gen, PluginId};
 use crate::jsonrpc;
@@ -28,9 +33,10 @@ use crate::supervisor::{
 };
 use crate::watch;
 use serde_json::json;
-use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
+use tokio::io::AsyncRead;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 pub use crate::supervisor::Config;
@@ -100,7 +106,7 @@ pub struct Host {
     core: Supervisor,
     link: Link,
     events: UnboundedSender<Event>,
-    instances: HashMap<(PluginId, Gen), Instance>,
+    instances: crate::router::HashMap<(PluginId, Gen), Instance>,
     sandboxes: sandbox::Settings,
     watcher: Option<watch::Watcher>,
     builds: Builds,
@@ -127,19 +133,46 @@ impl Host {
             builds: Builds::new(link.clone(), events.clone(), started),
             link,
             events,
-            instances: HashMap::new(),
+            instances: Default::default(),
             sandboxes: sandbox::Settings::default(),
             watcher: None,
             exit: false,
         }
     }
 
-    /// Runs until lightningd shuts us down.
-    pub async fn run(mut self, mut rx: UnboundedReceiver<Event>) {
-        while let Some(ev) = rx.recv().await {
-            self.handle(ev);
-            if self.exit {
-                break;
+    /// Runs until lightningd shuts us down, reading lightningd's stream
+    /// from `lightningd` and everything else from `rx`.
+    pub async fn run<R: AsyncRead + Unpin>(
+        mut self,
+        mut rx: UnboundedReceiver<Event>,
+        mut lightningd: R,
+    ) {
+        // lightningd's stream is read here, not by a task of its own: a
+        // request is routed and written to its plugin in the same wake-up
+        // that read it, with no hop between tasks.
+        let mut decoder = Decoder::new();
+        let mut open = true;
+        while !self.exit {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(ev) => self.handle(ev),
+                    None => break,
+                },
+                read = decoder.read_from(&mut lightningd), if open => {
+                    let mut sink = |f| {
+                        self.handle(Event::Lightningd(f));
+                        if self.exit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                    };
+                    if matches!(read, Ok(n) if n > 0) {
+                        let _ = decoder.frames(&mut sink);
+                    } else {
+                        decoder.finish(&mut sink);
+                        open = false;
+                        if !self.exit {
+                            self.handle(Event::LightningdClosed);
+                        }
+                    }
+                }
             }
         }
         // Whatever is still running dies with us.

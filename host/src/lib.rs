@@ -16,6 +16,7 @@ pub mod jsonrpc;
 pub mod link;
 pub mod locate;
 pub mod manifest;
+pub mod outbox;
 pub mod rebuild;
 pub mod reregister;
 pub mod router;

@@ -1,12 +1,15 @@
 //! The host's own stdio: the link to lightningd.
 //!
-//! Owns: reading lightningd's stream from stdin, and stdout, which only the
-//! writer task here ever writes (lightningd kills a plugin for one stray
-//! byte on stdout). Must not: decide anything about the messages.
+//! Owns: reading lightningd's stream from stdin, and stdout, which only a
+//! [`Link`] ever writes (lightningd kills a plugin for one stray byte on
+//! stdout): straight into the pipe from the host's loop
+//! ([`crate::outbox`]), or through a writer task when it is not a pipe.
+//! Must not: decide anything about the messages.
 
 use crate::decode::FrameReader;
 use crate::framing::Frame;
 use crate::jsonrpc;
+use crate::outbox::Outbox;
 use bytes::Bytes;
 use std::ops::ControlFlow;
 use std::os::fd::AsFd;
@@ -41,14 +44,35 @@ impl Level {
 /// Sends messages to lightningd. Cheap to clone.
 #[derive(Clone)]
 pub struct Link {
-    tx: UnboundedSender<Bytes>,
+    out: Out,
+}
+
+#[derive(Clone)]
+enum Out {
+    /// Written by the sender, straight into the pipe.
+    Pipe(Outbox),
+    /// Queued for a writer task (not a pipe: the dev node's end, a file).
+    Queued(UnboundedSender<Bytes>),
 }
 
 impl Link {
-    /// Queues one whole JSON-RPC message for lightningd.
+    /// Sends one whole JSON-RPC message to lightningd.
     pub fn send(&self, msg: Bytes) {
-        // Only fails once the writer is gone, i.e. lightningd is gone.
-        let _ = self.tx.send(msg);
+        match &self.out {
+            Out::Pipe(out) => out.send(msg),
+            // Only fails once the writer is gone, i.e. lightningd is gone.
+            Out::Queued(tx) => {
+                let _ = tx.send(msg);
+            }
+        }
+    }
+
+    /// Waits until what was sent so far is written, for a link straight
+    /// to a pipe (a queued link's writer task says so by ending).
+    pub async fn flushed(&self) {
+        if let Out::Pipe(out) = &self.out {
+            out.flushed().await
+        }
     }
 
     /// Writes a line to lightningd's log (attributed to cln-autoreload).
@@ -64,7 +88,27 @@ pub fn writer<W: AsyncWrite + Unpin + Send + 'static>(
 ) -> (Link, tokio::task::JoinHandle<()>) {
     let (tx, rx) = unbounded_channel();
     let task = tokio::spawn(crate::framing::write_messages(out, rx));
-    (Link { tx }, task)
+    (
+        Link {
+            out: Out::Queued(tx),
+        },
+        task,
+    )
+}
+
+/// The link to lightningd over this process's stdout: written straight
+/// into the pipe (it is one, under lightningd); otherwise through a writer
+/// task, returned too, that ends once everything queued is written and
+/// every clone of the link is gone.
+pub fn to_stdout() -> (Link, Option<tokio::task::JoinHandle<()>>) {
+    if let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() {
+        if let Ok(tx) = tokio::net::unix::pipe::Sender::from_owned_fd(fd) {
+            let out = Out::Pipe(Outbox::new(tx));
+            return (Link { out }, None);
+        }
+    }
+    let (link, task) = writer(tokio::io::stdout());
+    (link, Some(task))
 }
 
 /// Reads lightningd's stream, calling `on_frame` for each frame (what was
@@ -92,14 +136,4 @@ pub fn stdin() -> Box<dyn AsyncRead + Unpin + Send> {
         }
     }
     Box::new(tokio::io::stdin())
-}
-
-/// Stdout as an async writer, like [`stdin`].
-pub fn stdout() -> Box<dyn AsyncWrite + Unpin + Send> {
-    if let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() {
-        if let Ok(tx) = tokio::net::unix::pipe::Sender::from_owned_fd(fd) {
-            return Box::new(tx);
-        }
-    }
-    Box::new(tokio::io::stdout())
 }

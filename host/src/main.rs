@@ -2,7 +2,7 @@
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 use cln_autoreload::dev;
-use cln_autoreload::host::{Config, Event, Host};
+use cln_autoreload::host::{Config, Host};
 use cln_autoreload::link;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -141,30 +141,24 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async {
-        let (link, writer) = link::writer(link::stdout());
+        let (link, writer) = link::to_stdout();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let reader_tx = tx.clone();
-        tokio::spawn(async move {
-            let close_tx = reader_tx.clone();
-            link::read_loop(
-                link::stdin(),
-                move |f| {
-                    let _ = reader_tx.send(Event::Lightningd(f));
-                },
-                move || {
-                    let _ = close_tx.send(Event::LightningdClosed);
-                },
-            )
-            .await;
-        });
         let config = Config {
             developer: cli.developer,
             ..Config::default()
         };
-        Host::new(config, cli.plugins, link, tx).run(rx).await;
-        // The host dropped its link: the writer ends once it has written
-        // everything queued, unless lightningd stopped reading.
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        Host::new(config, cli.plugins, link.clone(), tx)
+            .run(rx, link::stdin())
+            .await;
+        // Let what is queued reach lightningd, unless it stopped reading.
+        let flushed = async {
+            link.flushed().await;
+            drop(link);
+            if let Some(writer) = writer {
+                let _ = writer.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), flushed).await;
     });
     // Don't wait for the thread reading a non-pipe stdin.
     std::process::exit(0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Counts the host's instructions per stdio round trip: plays lightningd
 towards `cln-autoreload PLUGIN` run under callgrind (getmanifest, init, then N
-calls of bench-pid with 16 in flight).
+calls of bench-pid with 16 in flight, or INFLIGHT=N).
 
     cargo build --release -p cln-autoreload -p cln-autoreload-tests --bin bench-plugin
     python3 tests/profile/stdio-callgrind.py $PWD/target/release/cln-autoreload \\
@@ -33,7 +33,7 @@ send({"jsonrpc":"2.0","id":2,"method":"init","params":{"options":{},"configurati
 while (m := read()).get("id") != 2: pass
 inflight = 0; sent = 0; got = 0
 while got < n:
-    while inflight < 16 and sent < n:
+    while inflight < int(os.environ.get("INFLIGHT", "16")) and sent < n:
         send({"jsonrpc":"2.0","id":"c%d"%sent,"method":"bench-pid","params":[]}); sent += 1; inflight += 1
     m = read()
     if "id" in m: got += 1; inflight -= 1

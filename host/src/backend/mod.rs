@@ -22,6 +22,7 @@ mod wasm_stdio;
 
 use crate::decode::FrameSink;
 use crate::framing::{Frame, Message};
+use crate::outbox::Outbox;
 use bytes::Bytes;
 use std::future::Future;
 use std::ops::ControlFlow;
@@ -132,11 +133,30 @@ enum Control {
     Wasm(Arc<wasm::Stop>),
 }
 
+/// Where messages to an instance go.
+enum Stdin {
+    /// A native child's stdin pipe, written from the host's loop.
+    Pipe(Outbox),
+    /// A wasm guest's stdin, read in-process by its task.
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
+    Channel(UnboundedSender<Bytes>),
+}
+
+impl std::fmt::Debug for Stdin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stdin::Pipe(_) => "Pipe",
+            Stdin::Channel(_) => "Channel",
+        })
+    }
+}
+
 /// A running instance of a plugin, as the supervisor holds it.
 #[derive(Debug)]
 pub struct Instance {
-    /// Messages to the instance; dropping it closes the instance's stdin.
-    stdin: Option<UnboundedSender<Bytes>>,
+    /// Messages to the instance; dropping it closes the instance's stdin
+    /// (once what was sent is written).
+    stdin: Option<Stdin>,
     control: Control,
 }
 
@@ -151,10 +171,14 @@ impl Instance {
 
     /// Sends one message (the separator is added by the writer).
     pub fn send(&self, msg: Bytes) {
-        if let Some(tx) = &self.stdin {
-            // A closed channel means the instance is ending; its exit event
-            // will settle whatever this message was.
-            let _ = tx.send(msg);
+        // A closed pipe or channel means the instance is ending; its exit
+        // event will settle whatever this message was.
+        match &self.stdin {
+            Some(Stdin::Pipe(out)) => out.send(msg),
+            Some(Stdin::Channel(tx)) => {
+                let _ = tx.send(msg);
+            }
+            None => {}
         }
     }
 

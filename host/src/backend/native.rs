@@ -1,20 +1,22 @@
 //! Native plugins: a child process with piped stdio, in its own process
 //! group, that dies with the host.
 //!
-//! Owns: spawning the child, pumping its stdin/stdout/stderr, reaping it.
+//! Owns: spawning the child, pumping its stdout/stderr, reaping it (its
+//! stdin is an [`Outbox`] the host's loop writes to).
 //! Must not: interpret messages beyond framing.
 
-use super::{spawn_stderr_lines, Control, Exit, Instance, InstanceEvent, Reporter};
+use super::{spawn_stderr_lines, Control, Exit, Instance, InstanceEvent, Reporter, Stdin};
 use crate::decode::FrameReader;
-use crate::framing::write_messages;
+use crate::outbox::Outbox;
 use crate::sandbox::{restrict_self, Prepared};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
+use tokio::net::unix::pipe;
 use tokio::process::{Child, ChildStdout, Command};
-use tokio::sync::mpsc::unbounded_channel;
+use tokio::sync::oneshot;
 
 /// How long a child that closed its stdout may take to exit.
 const STDOUT_CLOSED_GRACE: Duration = Duration::from_millis(1000);
@@ -77,8 +79,13 @@ pub fn spawn(
             (Some(i), Some(o), Some(e)) => (i, o, e),
             _ => return Err(std::io::Error::other("child has no piped stdio")),
         };
-    let (tx, rx) = unbounded_channel();
-    tokio::spawn(write_messages(stdin, rx));
+    let stdin = match stdin.into_owned_fd().and_then(pipe::Sender::from_owned_fd) {
+        Ok(pipe) => Outbox::new(pipe),
+        Err(e) => {
+            let _ = child.start_kill();
+            return Err(e);
+        }
+    };
     let stderr = spawn_stderr_lines(stderr, report.clone());
     tokio::spawn(read_stdout(child, stdout, stderr, report));
     let Some(pid) = pid else {
@@ -87,7 +94,7 @@ pub fn spawn(
         ));
     };
     Ok(Instance {
-        stdin: Some(tx),
+        stdin: Some(Stdin::Pipe(stdin)),
         control: Control::Native { pid },
     })
 }
@@ -100,11 +107,21 @@ async fn read_stdout(
     stderr: tokio::task::JoinHandle<()>,
     report: impl Fn(InstanceEvent),
 ) {
+    let pid = child.id();
+    // Waited for by a task of its own: a wait polled beside every read
+    // would cost each message a look at the signal it waits for.
+    let (tx, mut exited) = oneshot::channel();
+    tokio::spawn(async move {
+        let _ = tx.send(child.wait().await);
+    });
+    let status_of = |r: Result<std::io::Result<ExitStatus>, oneshot::error::RecvError>| {
+        r.unwrap_or_else(|_| Err(std::io::Error::other("its waiting task ended")))
+    };
     let mut status = None;
     FrameReader::new(stdout)
         .repairing_utf8()
         .run_until(&mut Reporter(&report), async {
-            status = Some(child.wait().await);
+            status = Some(status_of((&mut exited).await));
             // The child has exited, but a grandchild may hold its stdout
             // open: take what is already in the pipe, then stop waiting.
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -116,14 +133,14 @@ async fn read_stdout(
     let mut killed = false;
     let status = match status {
         Some(s) => s,
-        None => match tokio::time::timeout(STDOUT_CLOSED_GRACE, child.wait()).await {
-            Ok(s) => s,
+        None => match tokio::time::timeout(STDOUT_CLOSED_GRACE, &mut exited).await {
+            Ok(s) => status_of(s),
             Err(_) => {
-                if let Some(pid) = child.id() {
+                if let Some(pid) = pid {
                     signal_group(pid, Signal::SIGKILL);
                 }
                 killed = true;
-                child.wait().await
+                status_of(exited.await)
             }
         },
     };

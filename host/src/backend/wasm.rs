@@ -401,7 +401,7 @@ pub fn spawn(
         report(InstanceEvent::Exited(exit));
     });
     Ok(Instance {
-        stdin: Some(tx),
+        stdin: Some(super::Stdin::Channel(tx)),
         control: Control::Wasm(stop),
     })
 }

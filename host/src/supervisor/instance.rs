@@ -175,7 +175,7 @@ impl Supervisor {
             // first: it is stopping now) may still answer its own
             // getmanifest or init: nobody waits for that any more.
             let own = |what| *id == RawId::from_string(&format!("autoreload:{what}#{number}"));
-            if own("getmanifest") || own("init") {
+            if id.as_json().starts_with("\"autoreload:") && (own("getmanifest") || own("init")) {
                 let name = &self.plugins[p].name;
                 return self.out.log(
                     Level::Debug,
