@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::options::ConfigOption;
 use crate::plugin::{Current, Output};
 use crate::state::{Keeper, RESTORE_STATE, SAVE_STATE};
+use crate::stream::Texts;
 use crate::{Plugin, RpcError};
 
 type MethodFn<S> = Box<dyn FnMut(&mut Plugin<S>, Value) -> Result<Value, RpcError>>;
@@ -432,21 +433,18 @@ impl<S> Builder<S> {
         });
         let mut plugin = Plugin::new(state, options, Output::new(Box::new(output)));
 
-        let stream = serde_json::Deserializer::from_reader(input).into_iter::<Box<RawValue>>();
-        for raw in stream {
-            let raw = match raw {
-                Ok(raw) => raw,
-                // stdin closed in the middle of a message: lightningd is gone.
-                Err(e) if e.is_eof() => break,
-                Err(e) => return Err(e.into()),
-            };
+        // At its end (even in the middle of a message), lightningd is gone.
+        let mut texts = Texts::new(input);
+        while let Some(text) = texts.next_text()? {
             // (Checked first: serde would also take an array for a struct.)
-            if !raw.get().trim_start().starts_with('{') {
+            if text.first() != Some(&b'{') {
                 stderr(format_args!("ignoring a message that is not a JSON object"));
                 continue;
             }
-            let message: Incoming = match serde_json::from_str(raw.get()) {
+            let message: Incoming = match serde_json::from_slice(text) {
                 Ok(message) => message,
+                // Not JSON: the stream is not a JSON stream.
+                Err(e) if e.classify() != serde_json::error::Category::Data => return Err(e.into()),
                 Err(e) => {
                     stderr(format_args!(
                         "ignoring a message that is not a JSON object: {e}"

@@ -148,6 +148,7 @@ pub mod options;
 mod plugin;
 mod rpc;
 mod state;
+mod stream;
 
 use std::fmt;
 use std::str::FromStr;

@@ -52,6 +52,8 @@ pub(crate) struct Current {
 pub(crate) struct Output {
     writer: Box<dyn Sink>,
     pub(crate) failed: Option<io::Error>,
+    /// Each message is serialized here, kept so that its room is reused.
+    buf: Vec<u8>,
 }
 
 /// A writer that can be had back with its own type at the end.
@@ -70,6 +72,7 @@ impl Output {
         Output {
             writer,
             failed: None,
+            buf: Vec::new(),
         }
     }
 
@@ -89,17 +92,15 @@ impl Output {
         if self.failed.is_some() {
             return;
         }
-        let mut buf = match serde_json::to_vec(message) {
-            Ok(buf) => buf,
-            Err(e) => {
-                self.failed = Some(e.into());
-                return;
-            }
-        };
-        buf.extend_from_slice(b"\n\n");
+        self.buf.clear();
+        if let Err(e) = serde_json::to_writer(&mut self.buf, message) {
+            self.failed = Some(e.into());
+            return;
+        }
+        self.buf.extend_from_slice(b"\n\n");
         if let Err(e) = self
             .writer
-            .write_all(&buf)
+            .write_all(&self.buf)
             .and_then(|()| self.writer.flush())
         {
             self.failed = Some(e);

@@ -17,8 +17,14 @@ use std::future::Future;
 use std::ops::ControlFlow;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// How much room is made in the buffer before each read.
+/// How much room is made in the buffer when a read finds too little.
 const READ_SIZE: usize = 64 * 1024;
+
+/// The least room a read is made with. Not [`READ_SIZE`] every time: the
+/// frames taken from the buffer share its allocation (a request's bytes
+/// stay in the table of requests in flight), so asking for that much
+/// again after each message would allocate a fresh buffer for every read.
+const READ_MIN: usize = 4 * 1024;
 
 /// What a [`FrameReader`] hands its frames to.
 ///
@@ -82,8 +88,9 @@ impl Decoder {
     /// as UTF-8.
     pub fn repairing_utf8() -> Decoder {
         Decoder {
+            framer: Framer::of_valid_utf8(),
             utf8: Some(Utf8Repair::default()),
-            ..Decoder::default()
+            unchecked: None,
         }
     }
 
@@ -98,8 +105,11 @@ impl Decoder {
         if self.unchecked.is_none() {
             self.unchecked = self.mark();
         }
-        self.framer.buffer().reserve(READ_SIZE);
-        input.read_buf(self.framer.buffer()).await
+        let buf = self.framer.buffer();
+        if buf.capacity() - buf.len() < READ_MIN {
+            buf.reserve(READ_SIZE);
+        }
+        input.read_buf(buf).await
     }
 
     /// Hands `sink` every frame the bytes read so far complete. `Break`

@@ -126,8 +126,9 @@ enum Unusable {
     NotJsonRpc(String),
 }
 
-/// Parses and classifies one complete JSON text, in a single pass.
-fn classify(raw: &[u8]) -> Result<Kind, Unusable> {
+/// Parses and classifies one complete JSON text, in a single pass;
+/// `utf8_checked` when its bytes are known to be valid UTF-8 already.
+fn classify(raw: &[u8], utf8_checked: bool) -> Result<Kind, Unusable> {
     let env: Envelope = serde_json::from_slice(raw).map_err(|e| {
         // serde stops at the first error: a data error (an array, a
         // duplicate field) says nothing about the bytes after it, which
@@ -144,7 +145,7 @@ fn classify(raw: &[u8]) -> Result<Kind, Unusable> {
     let bad = |r: &str| Err(Unusable::NotJsonRpc(r.to_string()));
     // Parsing skips the params without decoding them, so invalid UTF-8
     // there would pass: JSON is UTF-8, and a peer may refuse anything else.
-    if std::str::from_utf8(raw).is_err() {
+    if !utf8_checked && std::str::from_utf8(raw).is_err() {
         return bad("not valid UTF-8");
     }
     if env.jsonrpc.is_none() {
@@ -190,6 +191,9 @@ fn error_at_end(buf: &[u8], e: &serde_json::Error) -> bool {
 pub struct Framer {
     buf: BytesMut,
     scan: Scan,
+    /// Whoever feeds it has made sure what it pushes is valid UTF-8
+    /// (decode.rs repairs what plugins write): not checked again.
+    utf8_checked: bool,
 }
 
 /// Where the top-level object in the buffer ends, found incrementally:
@@ -275,6 +279,14 @@ impl Framer {
         Framer::default()
     }
 
+    /// A framer fed only valid UTF-8, which it then does not check again.
+    pub fn of_valid_utf8() -> Framer {
+        Framer {
+            utf8_checked: true,
+            ..Framer::default()
+        }
+    }
+
     /// Appends bytes read from the stream.
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
@@ -311,7 +323,7 @@ impl Framer {
         let end = self.scan.advance(&self.buf);
         if let Some(end) = end {
             // The usual case: one parse validates and classifies it.
-            match classify(&self.buf[..end]) {
+            match classify(&self.buf[..end], self.utf8_checked) {
                 Ok(kind) => return Some(self.take(end, Ok(kind))),
                 Err(Unusable::NotJsonRpc(reason)) => return Some(self.take(end, Err(reason))),
                 // Balanced but not JSON: let the stream parser below say
@@ -338,7 +350,7 @@ impl Framer {
         match stream.next() {
             Some(Ok(_)) => {
                 let end = stream.byte_offset();
-                let kind = classify(&self.buf[..end]).map_err(|u| match u {
+                let kind = classify(&self.buf[..end], self.utf8_checked).map_err(|u| match u {
                     Unusable::NotJson(r) | Unusable::NotJsonRpc(r) => r,
                 });
                 Some(self.take(end, kind))

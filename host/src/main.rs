@@ -147,9 +147,11 @@ fn main() -> ExitCode {
             developer: cli.developer,
             ..Config::default()
         };
-        Host::new(config, cli.plugins, link.clone(), tx)
-            .run(rx, link::stdin())
-            .await;
+        // A task rather than `block_on`'s own future: waking a task from
+        // another task on this thread queues it, where waking `block_on`'s
+        // future makes the runtime poll its drivers once more first.
+        let host = Host::new(config, cli.plugins, link.clone(), tx);
+        let _ = tokio::spawn(host.run(rx, link::stdin())).await;
         // Let what is queued reach lightningd, unless it stopped reading.
         let flushed = async {
             link.flushed().await;

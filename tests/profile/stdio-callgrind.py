@@ -34,7 +34,7 @@ while (m := read()).get("id") != 2: pass
 inflight = 0; sent = 0; got = 0
 while got < n:
     while inflight < int(os.environ.get("INFLIGHT", "16")) and sent < n:
-        send({"jsonrpc":"2.0","id":"c%d"%sent,"method":"bench-pid","params":[]}); sent += 1; inflight += 1
+        send({"jsonrpc":"2.0","id":"c%d"%sent,"method":os.environ.get("METHOD", "bench-pid"),"params":{}}); sent += 1; inflight += 1
     m = read()
     if "id" in m: got += 1; inflight -= 1
 p.stdin.close(); p.wait(); print("done", got)
