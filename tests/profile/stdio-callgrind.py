@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Counts the host's instructions per stdio round trip: plays lightningd
 towards `cln-autoreload PLUGIN` run under callgrind (getmanifest, init, then N
-calls of bench-pid with 16 in flight, or INFLIGHT=N).
+calls of bench-pid with 16 in flight; INFLIGHT=N, METHOD=M and
+INIT_OPTIONS=JSON (init's options, e.g. {"autoreload-wasm-compiler": "cranelift"})
+change that).
 
     cargo build --release -p cln-autoreload -p cln-autoreload-tests --bin bench-plugin
     python3 tests/profile/stdio-callgrind.py $PWD/target/release/cln-autoreload \\
@@ -29,7 +31,7 @@ def read():
 def send(o): p.stdin.write((json.dumps(o) + "\n\n").encode()); p.stdin.flush()
 send({"jsonrpc":"2.0","id":1,"method":"getmanifest","params":{"allow-deprecated-apis":False}})
 while "result" not in (m := read()) or m.get("id") != 1: pass
-send({"jsonrpc":"2.0","id":2,"method":"init","params":{"options":{},"configuration":{"lightning-dir":d,"rpc-file":"lightning-rpc","startup":True,"network":"regtest","feature_set":{}}}})
+send({"jsonrpc":"2.0","id":2,"method":"init","params":{"options":json.loads(os.environ.get("INIT_OPTIONS", "{}")),"configuration":{"lightning-dir":d,"rpc-file":"lightning-rpc","startup":True,"network":"regtest","feature_set":{}}}})
 while (m := read()).get("id") != 2: pass
 inflight = 0; sent = 0; got = 0
 while got < n:
