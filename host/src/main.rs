@@ -140,7 +140,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async {
+    let code = rt.block_on(async {
         let (link, writer) = link::to_stdout();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let config = Config {
@@ -151,7 +151,9 @@ fn main() -> ExitCode {
         // another task on this thread queues it, where waking `block_on`'s
         // future makes the runtime poll its drivers once more first.
         let host = Host::new(config, cli.plugins, link.clone(), tx);
-        let _ = tokio::spawn(host.run(rx, link::stdin())).await;
+        // A panic in it was printed as it happened; it still ends the host
+        // with a failure, as it would have on `block_on`'s own future.
+        let ran = tokio::spawn(host.run(rx, link::stdin())).await;
         // Let what is queued reach lightningd, unless it stopped reading.
         let flushed = async {
             link.flushed().await;
@@ -161,7 +163,12 @@ fn main() -> ExitCode {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), flushed).await;
+        if ran.is_err() {
+            101
+        } else {
+            0
+        }
     });
     // Don't wait for the thread reading a non-pipe stdin.
-    std::process::exit(0)
+    std::process::exit(code)
 }

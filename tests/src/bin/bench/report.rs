@@ -1072,7 +1072,10 @@ impl Report<'_> {
                  {} ms to instantiate it and answer getmanifest and init. Winch's compile \
                  is the bound: its time grows with the module's size, which is why the \
                  example is built with the README's release profile (`lto`, \
-                 `opt-level = \"s\"`).\n",
+                 `opt-level = \"s\"`), and with the CPU: the same module compiled in \
+                 ~46 ms on the AMD EPYC of the runs of 2026-11-26, and takes 75–110 ms \
+                 on the Intel Xeon of 2026-11-30 with the machine idle (profile notes, \
+                 *the stall during a wasm swap*).\n",
                 p.name,
                 f1(t.p50),
                 f1(detect),
