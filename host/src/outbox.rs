@@ -6,9 +6,10 @@
 //! is written straight into the pipe by [`Outbox::send`], from the host's
 //! loop, when the pipe has room: no task, no channel, no wake-up between
 //! the decision to send and the `write`. Only when the pipe is full (the
-//! reader is slow) is the rest queued, and a task writes the queue as the
-//! pipe drains, for as long as there is one. Must not: look into the
-//! messages, or wait: `send` never blocks.
+//! reader is slow), or before the runtime has first seen a new pipe
+//! writable (a new child's first message), is the rest queued, and a task
+//! writes the queue as the pipe drains, for as long as there is one. Must
+//! not: look into the messages, or wait: `send` never blocks.
 //!
 //! The pipe closes when the last [`Outbox`] is dropped and the queue is
 //! written (or the reader is gone): that is the reader's end of file.
