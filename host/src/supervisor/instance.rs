@@ -140,49 +140,11 @@ impl Supervisor {
             // Only this generation's own ids, exactly: lightningd puts the
             // caller's id first in the ids it sends, so a prefix could be
             // chosen by any caller. The prefix only spares every other
-            // answer building the two ids.
-            if id.as_json().starts_with("\"autoreload:") {
-                for op in [handover::Op::Save, handover::Op::Restore] {
-                    if *id == op.id(number) {
-                        return self.on_state_answer(p, number, op, &m);
-                    }
-                }
-            }
-            let starting = matches!(
-                (role, &self.plugins[p].phase),
-                (Role::Current, Phase::Starting { .. }) | (Role::Next, Phase::Swapping { .. })
-            );
-            let step = if starting {
-                self.plugins[p].phase.starting().map(|(_, s, _)| *s)
-            } else {
-                None
-            };
-            let expected = match step {
-                Some(Step::Manifest) => Some(format!("autoreload:getmanifest#{number}")),
-                Some(Step::Init) => Some(format!("autoreload:init#{number}")),
-                _ => None,
-            };
-            if let Some(expected) = expected {
-                if id == &RawId::from_string(&expected) {
-                    match step {
-                        Some(Step::Manifest) => self.on_manifest(p, &m),
-                        _ => self.on_init_answer(p, &m),
-                    }
-                    return;
-                }
-            }
-            // A generation replaced while it started (a reload came
-            // first: it is stopping now) may still answer its own
-            // getmanifest or init: nobody waits for that any more.
-            let own = |what| *id == RawId::from_string(&format!("autoreload:{what}#{number}"));
-            if id.as_json().starts_with("\"autoreload:") && (own("getmanifest") || own("init")) {
-                let name = &self.plugins[p].name;
-                return self.out.log(
-                    Level::Debug,
-                    format!(
-                        "[{name}] generation {number} answered {id} after it was replaced: dropped"
-                    ),
-                );
+            // answer building the host's ids to compare with.
+            if id.as_json().starts_with("\"autoreload:")
+                && self.on_own_answer(p, role, number, id, &m)
+            {
+                return;
             }
         }
         self.on_plugin_message(p, number, m);
@@ -191,6 +153,50 @@ impl Supervisor {
                 self.close_retiring(p, number);
             }
         }
+    }
+
+    /// An answer to one of the host's own requests to generation `number`
+    /// (its getmanifest, its init, a state hand-over), handled; whether it
+    /// was one.
+    fn on_own_answer(
+        &mut self,
+        p: PluginId,
+        role: Role,
+        number: Gen,
+        id: &RawId,
+        m: &Message,
+    ) -> bool {
+        for op in [handover::Op::Save, handover::Op::Restore] {
+            if *id == op.id(number) {
+                self.on_state_answer(p, number, op, m);
+                return true;
+            }
+        }
+        let own = |what| *id == RawId::from_string(&format!("autoreload:{what}#{number}"));
+        let step = match (role, &self.plugins[p].phase) {
+            (Role::Current, Phase::Starting { .. }) | (Role::Next, Phase::Swapping { .. }) => {
+                self.plugins[p].phase.starting().map(|(_, s, _)| *s)
+            }
+            _ => None,
+        };
+        match step {
+            Some(Step::Manifest) if own("getmanifest") => self.on_manifest(p, m),
+            Some(Step::Init) if own("init") => self.on_init_answer(p, m),
+            // A generation replaced while it started (a reload came
+            // first: it is stopping now) may still answer its own
+            // getmanifest or init: nobody waits for that any more.
+            _ if own("getmanifest") || own("init") => {
+                let name = &self.plugins[p].name;
+                self.out.log(
+                    Level::Debug,
+                    format!(
+                        "[{name}] generation {number} answered {id} after it was replaced: dropped"
+                    ),
+                );
+            }
+            _ => return false,
+        }
+        true
     }
 
     pub(super) fn on_manifest(&mut self, p: PluginId, m: &Message) {
