@@ -20,7 +20,7 @@
 use crate::backend::{native, wasm, BackendKind, Instance, InstanceEvent};
 use crate::builds::Builds;
 use crate::decode::Decoder;
-use crate::framing::{Frame, RawId};
+use crate::framing::RawId;
 use crate::ids::{Epoch, Gen, PluginId};
 use crate::jsonrpc;
 use crate::link::{Level, Link};
@@ -41,13 +41,10 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 pub use crate::supervisor::Config;
 
-/// Everything the loop reacts to.
+/// Everything the loop reacts to besides lightningd's stream, which it
+/// reads itself.
 #[derive(Debug)]
 pub enum Event {
-    /// A frame from lightningd.
-    Lightningd(Frame),
-    /// lightningd closed our stdin.
-    LightningdClosed,
     /// A plugin instance reported something.
     Instance {
         /// Whose.
@@ -160,7 +157,7 @@ impl Host {
                 },
                 read = decoder.read_from(&mut lightningd), if open => {
                     let mut sink = |f| {
-                        self.handle(Event::Lightningd(f));
+                        self.feed(Input::Lightningd(f));
                         if self.exit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
                     };
                     if matches!(read, Ok(n) if n > 0) {
@@ -169,7 +166,7 @@ impl Host {
                         decoder.finish(&mut sink);
                         open = false;
                         if !self.exit {
-                            self.handle(Event::LightningdClosed);
+                            self.feed(Input::LightningdClosed);
                         }
                     }
                 }
@@ -183,8 +180,6 @@ impl Host {
 
     fn handle(&mut self, ev: Event) {
         let input = match ev {
-            Event::Lightningd(f) => Input::Lightningd(f),
-            Event::LightningdClosed => Input::LightningdClosed,
             Event::Instance { plugin, gen, event } => {
                 if matches!(
                     event,
