@@ -9,42 +9,38 @@ at a time.
     python3 tests/profile/switches.py $R/pump $R/bench-plugin 20000
     python3 tests/profile/switches.py $R/cln-autoreload $R/bench-plugin 20000
 """
-import json, os, subprocess, sys, tempfile, glob
-proxy = sys.argv[1:-1]; n = int(sys.argv[-1])
-d = tempfile.mkdtemp(); os.makedirs(d + "/regtest")
-env = dict(os.environ, LIGHTNINGD_PLUGIN="1", LIGHTNINGD_VERSION="v26.06.6")
-p = subprocess.Popen(["taskset", "-c", "1"] + proxy, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=d + "/regtest", env=env)
+import glob, os, sys
+from lightningd import Lightningd
+
+proxy, n = sys.argv[1:-1], int(sys.argv[-1])
+node = Lightningd(["taskset", "-c", "1"] + proxy)
 os.sched_setaffinity(0, {1})
-dec = json.JSONDecoder(); buf = ""
-def read():
-    global buf
-    while True:
-        buf = buf.lstrip()
-        if buf:
-            try:
-                v, i = dec.raw_decode(buf); buf = buf[i:]; return v
-            except ValueError: pass
-        chunk = os.read(p.stdout.fileno(), 65536)
-        if not chunk: raise SystemExit("eof")
-        buf += chunk.decode()
-def send(o): p.stdin.write((json.dumps(o) + "\n\n").encode()); p.stdin.flush()
-send({"jsonrpc":"2.0","id":1,"method":"getmanifest","params":{"allow-deprecated-apis":False}})
-while (m := read()).get("id") != 1: pass
-send({"jsonrpc":"2.0","id":2,"method":"init","params":{"options":{},"configuration":{"lightning-dir":d,"rpc-file":"lightning-rpc","startup":True,"network":"regtest","feature_set":{}}}})
-while (m := read()).get("id") != 2: pass
+node.handshake()
+
+
 def calls(k, tag):
     for i in range(k):
-        send({"jsonrpc":"2.0","id":"%s%d"%(tag,i),"method":"bench-pid","params":[]})
-        while "id" not in (m := read()): pass
-calls(500, "w")
+        node.send({"jsonrpc": "2.0", "id": "%s%d" % (tag, i), "method": "bench-pid", "params": []})
+        while "id" not in node.read():
+            pass
+
+
 def stats():
-    v=nv=0; run=0
-    for t in glob.glob("/proc/%d/task/*" % p.pid):
-        for l in open(t + "/status"):
-            if l.startswith("voluntary_ctxt_switches"): v += int(l.split()[1])
-            if l.startswith("nonvoluntary_ctxt_switches"): nv += int(l.split()[1])
+    v = nv = run = 0
+    for t in glob.glob("/proc/%d/task/*" % node.proc.pid):
+        for line in open(t + "/status"):
+            if line.startswith("voluntary_ctxt_switches"):
+                v += int(line.split()[1])
+            if line.startswith("nonvoluntary_ctxt_switches"):
+                nv += int(line.split()[1])
         run += int(open(t + "/schedstat").read().split()[0])
     return v, nv, run
-a = stats(); calls(n, "c"); b = stats()
-print("vol/call %.2f  invol/call %.2f  cpu us/call %.2f" % ((b[0]-a[0])/n, (b[1]-a[1])/n, (b[2]-a[2])/n/1000))
-p.stdin.close(); p.wait()
+
+
+calls(500, "w")
+a = stats()
+calls(n, "c")
+b = stats()
+print("vol/call %.2f  invol/call %.2f  cpu us/call %.2f"
+      % ((b[0] - a[0]) / n, (b[1] - a[1]) / n, (b[2] - a[2]) / n / 1000))
+node.close()
