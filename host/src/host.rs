@@ -23,13 +23,14 @@ use crate::decode::Decoder;
 use crate::framing::RawId;
 use crate::ids::{Epoch, Gen, PluginId};
 use crate::jsonrpc;
+use crate::keep::Keeper;
 use crate::link::{Level, Link};
 use crate::locate;
 use crate::rebuild;
 use crate::reregister;
 use crate::sandbox;
 use crate::supervisor::{
-    FileStamp, Input, InstanceOp, Output, Sandbox, Spawn, SpawnError, Supervisor, Timer,
+    FileStamp, Input, InstanceOp, Output, Sandbox, Source, Spawn, SpawnError, Supervisor, Timer,
 };
 use crate::watch;
 use serde_json::json;
@@ -88,6 +89,15 @@ pub enum Event {
     },
     /// Shutdown took too long: exit anyway.
     ShutdownDeadline,
+    /// The copy of the file a generation started from is made (or not).
+    Kept {
+        /// Whose.
+        plugin: PluginId,
+        /// Which generation.
+        gen: Gen,
+        /// Where the copy is, or why there is none.
+        outcome: Result<PathBuf, String>,
+    },
     /// The wrapper to re-register through was found and marked changed
     /// (or why not).
     Reregister {
@@ -107,6 +117,7 @@ pub struct Host {
     sandboxes: sandbox::Settings,
     watcher: Option<watch::Watcher>,
     builds: Builds,
+    kept: Keeper,
     exit: bool,
 }
 
@@ -133,6 +144,7 @@ impl Host {
             instances: Default::default(),
             sandboxes: sandbox::Settings::default(),
             watcher: None,
+            kept: Keeper::default(),
             exit: false,
         }
     }
@@ -210,6 +222,11 @@ impl Host {
             },
             Event::Reregister { caller, outcome } => Input::Reregistered { caller, outcome },
             Event::ShutdownDeadline => Input::ShutdownDeadline,
+            Event::Kept {
+                plugin,
+                gen,
+                outcome,
+            } => return self.kept.made(plugin, gen, outcome),
             Event::SourcesChanged { plugin, change } => {
                 if self.core.shutting_down() {
                     return;
@@ -254,11 +271,23 @@ impl Host {
                     Ok(instance) => {
                         let pid = instance.pid();
                         self.instances.insert((plugin, gen), instance);
+                        // A version brought back is not the file as it is
+                        // now: any save is newer than it.
+                        let file = match s.source {
+                            Source::File => FileStamp::of(&s.path),
+                            Source::Kept(_) => None,
+                        };
+                        match s.source {
+                            Source::File => {
+                                self.kept.keep(plugin, gen, &s.path, file, &self.events)
+                            }
+                            Source::Kept(from) => self.kept.share(plugin, from, gen),
+                        }
                         Input::Spawned {
                             plugin,
                             gen,
                             pid,
-                            file: FileStamp::of(&s.path),
+                            file,
                         }
                     }
                     Err(error) => Input::SpawnFailed { plugin, gen, error },
@@ -338,13 +367,19 @@ impl Host {
                 self.link
                     .send(jsonrpc::response(&id, json!({ "plugins": list })));
             }
+            Output::Served { plugin, gen } => self.kept.served(plugin, gen),
             Output::Exit => self.exit = true,
         }
     }
 
     /// Starts an instance that reports as generation `gen` of `p`.
     fn spawn(&mut self, s: &Spawn) -> Result<Instance, SpawnError> {
-        let (p, gen, path) = (s.plugin, s.gen, s.path.as_path());
+        let kept = match s.source {
+            Source::File => None,
+            Source::Kept(from) => Some(self.kept.path(s.plugin, from).map_err(SpawnError::Other)?),
+        };
+        let (p, gen) = (s.plugin, s.gen);
+        let path = kept.as_deref().unwrap_or(&s.path);
         let tx = self.events.clone();
         let report = move |event| {
             let _ = tx.send(Event::Instance {

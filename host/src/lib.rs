@@ -13,6 +13,7 @@ pub mod host;
 pub mod ids;
 pub mod init;
 pub mod jsonrpc;
+pub mod keep;
 pub mod link;
 pub mod locate;
 pub mod manifest;

@@ -132,11 +132,24 @@ pub struct Spawn {
     pub gen: Gen,
     /// The plugin file.
     pub path: PathBuf,
+    /// Which version of it.
+    pub source: Source,
     /// How it runs, and in what sandbox.
     pub sandbox: Sandbox,
     /// Whether calls wait for it (no version serves): a wasm module is
     /// then compiled at normal priority, not in the background.
     pub urgency: wasm::Urgency,
+}
+
+/// Which version of a plugin's file an instance runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The file as it is now.
+    File,
+    /// The file as it was when this generation started: the host keeps a
+    /// copy of the one that serves, to bring it back when a new version
+    /// fails after the old one stopped.
+    Kept(Gen),
 }
 
 /// How an instance runs and the sandbox it runs in. A generation keeps
@@ -232,6 +245,14 @@ pub enum Output {
         id: RawId,
         /// Each chosen plugin and its entry.
         entries: Vec<(PluginId, Value)>,
+    },
+    /// This generation serves now: the copy of its file is the one to keep
+    /// (see [`Source::Kept`]); the others are no longer needed.
+    Served {
+        /// Whose.
+        plugin: PluginId,
+        /// Which generation.
+        gen: Gen,
     },
     /// Every plugin is down after a shutdown: exit.
     Exit,

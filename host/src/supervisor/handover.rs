@@ -209,8 +209,11 @@ impl Supervisor {
         }
         match (op, &self.plugins[p].phase) {
             (Op::Save, Phase::Draining { .. }) => {
-                if let Phase::Draining { gen, pending, .. } = self.plugins[p].phase.take() {
-                    self.stop(p, gen, Some(pending));
+                if let Phase::Draining {
+                    gen, pending, next, ..
+                } = self.plugins[p].phase.take()
+                {
+                    self.stop_drained(p, gen, pending, next);
                 }
             }
             (Op::Save, Phase::Swapping { next, .. }) => {

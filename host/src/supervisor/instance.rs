@@ -8,7 +8,7 @@
 //! [`super::lifecycle`]'s transitions.
 
 use super::plugin::*;
-use super::{InstanceOp, Sandbox, Supervisor, Timer};
+use super::{InstanceOp, Output, Sandbox, Supervisor, Timer};
 use crate::backend::{BackendKind, Exit, InstanceEvent};
 use crate::framing::{preview, Kind, Message, RawId};
 use crate::handover;
@@ -102,6 +102,9 @@ impl Supervisor {
                 }
                 Some(Role::Retiring(i)) => {
                     let r = self.plugins[p].retiring.remove(i);
+                    for id in r.waiters {
+                        self.out.send(jsonrpc::response(&id, &r.answer));
+                    }
                     self.orphans(p, r.gen.number, &exit, true);
                     self.shutdown_progress();
                 }
@@ -244,6 +247,10 @@ impl Supervisor {
         };
         gen.manifest = Some(manifest);
         *step = Step::WaitInit;
+        if matches!(plugin.phase, Phase::Swapping { .. }) && self.reload_mode(p) == ReloadMode::Warm
+        {
+            return self.warmed_up(p);
+        }
         self.send_init(p);
         if self.init.is_none() {
             // lightningd may be waiting on a request held for this plugin
@@ -347,8 +354,17 @@ impl Supervisor {
         let took = self.now.saturating_duration_since(pending.since);
         let number = gen.number;
         plugin.set_phase(Phase::Serving { gen });
+        self.out.push(Output::Served {
+            plugin: p,
+            gen: number,
+        });
+        let plugin = &mut self.plugins[p];
         plugin.saved = None;
-        plugin.last_error = None;
+        // A version brought back serves because the new one failed: why
+        // stays in sight.
+        if !matches!(pending.trigger, Trigger::Rollback(_)) {
+            plugin.last_error = None;
+        }
         plugin.stuck_starts = 0;
         if pending.trigger != Trigger::Startup {
             plugin.reloads += 1;
@@ -374,11 +390,19 @@ impl Supervisor {
             "duration_ms": took.as_secs_f64() * 1000.0,
             "manifest_changes": plugin.last_diff.as_ref().map(Diff::to_json),
         });
-        if plugin.again.is_none() {
-            self.answer_waiters(p, Ok(answer));
-        }
-        if let Some(old) = old {
-            self.retire(p, old);
+        // A reload still to come (a newer save) answers them later.
+        let waiters = match plugin.again {
+            None => std::mem::take(&mut plugin.restart_waiters),
+            Some(_) => vec![],
+        };
+        match old {
+            // Answered once the old version is gone.
+            Some(old) => self.retire(p, old, waiters, answer),
+            None => {
+                for id in waiters {
+                    self.out.send(jsonrpc::response(&id, &answer));
+                }
+            }
         }
         let needs_registering = self.plugins[p]
             .last_diff
@@ -456,7 +480,9 @@ impl Supervisor {
 
     /// Plugin `p`'s entry in `autoreload-status`.
     pub(crate) fn plugin_status(&self, p: PluginId) -> Value {
-        self.plugins[p].status(self.router.count(p))
+        let mut s = self.plugins[p].status(self.router.count(p));
+        s["reload_mode"] = json!(self.reload_mode(p).name());
+        s
     }
 
     /// A message from plugin `p`'s current generation, other than its

@@ -19,7 +19,7 @@
 //! decide routes.
 
 use super::plugin::*;
-use super::{InstanceOp, Output, Spawn, SpawnError, Supervisor, Timer};
+use super::{InstanceOp, Output, Source, Spawn, SpawnError, Supervisor, Timer};
 use crate::backend::{BackendKind, Exit};
 use crate::framing::RawId;
 use crate::ids::{Epoch, Gen, PluginId};
@@ -37,11 +37,11 @@ pub(super) const CRASH_LOOP: usize = 5;
 /// `[PLUGIN::]true|false`.
 pub(crate) const OPT_OVERLAP: &str = "autoreload-overlap";
 
-/// Whether plugin `name` reloads make-before-break, by the
-/// `autoreload-overlap` values: its own last value, else the last value
-/// for all, else yes. Anything but `false` (or `off`, `no`) is yes: a
-/// typo must not stop a plugin for the length of every reload.
-pub(crate) fn overlap_value(values: &[String], name: &str) -> bool {
+/// How plugin `name` reloads, by the `autoreload-overlap` values: its own
+/// last value, else the last value for all, else `None` (the default). A
+/// value that is none of the words below is taken as a warm start: a typo
+/// must not stop a plugin for the length of every reload.
+pub(crate) fn reload_mode_value(values: &[String], name: &str) -> Option<ReloadMode> {
     let mut mine = None;
     let mut all = None;
     for v in values {
@@ -51,10 +51,20 @@ pub(crate) fn overlap_value(values: &[String], name: &str) -> bool {
             (None, rest) => all = Some(rest),
         }
     }
-    !matches!(
-        mine.or(all).map(str::trim),
-        Some("false" | "off" | "no" | "0")
-    )
+    mine.or(all)
+        .map(|v| parse_reload_mode(v.trim()).unwrap_or(ReloadMode::Warm))
+}
+
+/// `warm` (the default), `full` (also `true`, `on`, `yes`, `1`: what
+/// `true` always meant, a new version's `init` beside the old one) or
+/// `false` (also `cold`, `off`, `no`, `0`: break-before-make).
+fn parse_reload_mode(v: &str) -> Option<ReloadMode> {
+    match v {
+        "warm" => Some(ReloadMode::Warm),
+        "full" | "true" | "on" | "yes" | "1" => Some(ReloadMode::Overlap),
+        "cold" | "false" | "off" | "no" | "0" => Some(ReloadMode::Cold),
+        _ => None,
+    }
 }
 
 /// Problems with `autoreload-overlap` values, given the plugins' names.
@@ -68,12 +78,9 @@ pub(crate) fn overlap_problems(values: &[String], names: &[String]) -> Vec<Strin
                 names.join(", ")
             ));
         }
-        if !matches!(
-            rest.trim(),
-            "true" | "false" | "on" | "off" | "yes" | "no" | "1" | "0"
-        ) {
+        if parse_reload_mode(rest.trim()).is_none() {
             out.push(format!(
-                "{OPT_OVERLAP}={v}: '{rest}' is neither true nor false: taken as true (make-before-break)"
+                "{OPT_OVERLAP}={v}: '{rest}' is none of warm, full (true) or false (cold): taken as warm"
             ));
         }
     }
@@ -83,7 +90,10 @@ pub(crate) fn overlap_problems(values: &[String], names: &[String]) -> Vec<Strin
 /// A line of a new version's stderr saying it could not take something
 /// the old version holds (a port, a lock), if there is one: then it is
 /// not broken, it only cannot run beside the old one.
-pub(super) fn conflict_line(tail: &VecDeque<String>) -> Option<&str> {
+pub(super) fn conflict_line<'a>(
+    tail: &'a VecDeque<String>,
+    answer: Option<&'a str>,
+) -> Option<&'a str> {
     const SIGNS: &[&str] = &[
         "address already in use",
         "address in use",
@@ -100,10 +110,15 @@ pub(super) fn conflict_line(tail: &VecDeque<String>) -> Option<&str> {
         "already running",
         "another instance",
     ];
-    tail.iter().rev().map(String::as_str).find(|l| {
-        let l = l.to_lowercase();
-        SIGNS.iter().any(|s| l.contains(s))
-    })
+    // pyln-client answers an exception in `init` with an error and
+    // writes nothing to stderr: the answer counts as much as the lines.
+    answer
+        .into_iter()
+        .chain(tail.iter().rev().map(String::as_str))
+        .find(|l| {
+            let l = l.to_lowercase();
+            SIGNS.iter().any(|s| l.contains(s))
+        })
 }
 
 impl Supervisor {
@@ -124,10 +139,15 @@ impl Supervisor {
             Some(_) => crate::backend::wasm::Urgency::Background,
             None => crate::backend::wasm::Urgency::Urgent,
         };
+        let source = match pending.trigger {
+            Trigger::Rollback(gen) => Source::Kept(gen),
+            _ => Source::File,
+        };
         self.out.push(Output::Spawn(Spawn {
             plugin: p,
             gen: number,
             path: plugin.path.clone(),
+            source,
             sandbox: sandbox.clone(),
             urgency,
         }));
@@ -220,11 +240,7 @@ impl Supervisor {
         if swapping {
             return self.next_failed(p, why);
         }
-        plugin.set_phase(Phase::Down {
-            reason: why.clone(),
-        });
-        self.fail(p, why);
-        self.startup_progress();
+        self.start_failed(p, why);
     }
 
     /// Keeps plugin `p` from running for good (until lightningd restarts).
@@ -254,15 +270,15 @@ impl Supervisor {
         let grace = self.config.grace;
         let start_timeout = self.config.start_timeout;
         let wasm = self.plugins[p].backend == BackendKind::Wasm;
-        let overlaps = self.overlaps(p);
+        let beside = self.reload_mode(p) != ReloadMode::Cold;
         let plugin = &mut self.plugins[p];
         match plugin.phase.take() {
             Phase::Down { .. } => {
                 plugin.recent_crashes.clear();
                 self.start(p, pending);
             }
-            // Make before break: the new one starts beside it.
-            Phase::Serving { gen } if overlaps => {
+            // Warm start or full overlap: the new one starts beside it.
+            Phase::Serving { gen } if beside => {
                 plugin.phase = Phase::Serving { gen };
                 self.start(p, pending);
             }
@@ -292,7 +308,7 @@ impl Supervisor {
                     if wasm {
                         self.replace_starting(p, gen, pending);
                     } else {
-                        self.stop(p, gen, Some(pending));
+                        self.stop(p, gen, Then::Start(pending));
                     }
                 } else {
                     let newer = pending.trigger != Trigger::Restart && file != gen.file;
@@ -315,26 +331,86 @@ impl Supervisor {
                 self.start(p, pending);
                 self.release_held(p);
             }
-            // Already on the way to a new generation, which will read the
-            // newest file.
-            phase @ (Phase::Draining { .. } | Phase::Stopping { .. }) => plugin.phase = phase,
+            // Already on the way to a new generation. One that warmed up
+            // beside the old version read the file as it was then: if it
+            // changed since, the reload goes ahead once that one serves.
+            phase @ (Phase::Draining { .. } | Phase::Stopping { .. }) => {
+                let stale = phase
+                    .next()
+                    .is_some_and(|next| pending.trigger != Trigger::Restart && file != next.file);
+                plugin.phase = phase;
+                if stale {
+                    plugin.again = Some(pending);
+                }
+            }
         }
     }
 
-    /// Whether plugin `p`'s next version starts beside the serving one.
-    pub(super) fn overlaps(&self, p: PluginId) -> bool {
+    /// How plugin `p` reloads now: as configured, or more cautiously
+    /// since a new version could not run beside the old one.
+    ///
+    /// The default is a warm start, but for a plugin that takes the
+    /// `db_write` hook: such a plugin journals lightningd's database, and
+    /// may read its journal as soon as it starts, before getmanifest (the
+    /// community `backup` plugin does, in its `__main__`): warmed up beside
+    /// the old version, it would read a journal the old one is still
+    /// appending to, find itself behind on the next write and shut
+    /// lightningd down. Break-before-make lets it read the journal only
+    /// once the old version has written its last write; lightningd waits
+    /// for the writes meanwhile.
+    pub(crate) fn reload_mode(&self, p: PluginId) -> ReloadMode {
         let plugin = &self.plugins[p];
-        plugin.cannot_overlap.is_none() && overlap_value(&self.config.overlap, &plugin.name)
+        let journals = plugin
+            .current_manifest()
+            .is_some_and(|m| m.hooks.contains_key("db_write"));
+        let configured =
+            reload_mode_value(&self.config.overlap, &plugin.name).unwrap_or(if journals {
+                ReloadMode::Cold
+            } else {
+                ReloadMode::Warm
+            });
+        match &plugin.downgraded {
+            Some((mode, _)) => configured.min(*mode),
+            None => configured,
+        }
     }
 
     /// Reloads `gen`'s plugin break-before-make: it finishes what it has in
     /// flight (new requests wait), hands over its state, stops, and then
     /// the new version starts.
     pub(super) fn break_before_make(&mut self, p: PluginId, gen: Generation, pending: Pending) {
+        self.drain(p, gen, pending, None);
+    }
+
+    /// The new version warmed up beside the old one (it answered
+    /// getmanifest): the old one finishes what it has in flight (new
+    /// requests wait), hands over its state and stops; then the new one
+    /// gets `init`, so that it never takes a file, port or lock the old
+    /// one still holds.
+    pub(super) fn warmed_up(&mut self, p: PluginId) {
+        let plugin = &mut self.plugins[p];
+        match plugin.phase.take() {
+            Phase::Swapping {
+                gen, next, pending, ..
+            } => self.drain(p, gen, pending, Some(next)),
+            other => plugin.phase = other,
+        }
+    }
+
+    /// `gen` finishes what it has in flight before it is asked for its
+    /// state and stopped; `next`, if any, waits for `init` meanwhile.
+    fn drain(
+        &mut self,
+        p: PluginId,
+        gen: Generation,
+        pending: Pending,
+        next: Option<Box<Generation>>,
+    ) {
         self.plugins[p].set_phase(Phase::Draining {
             gen,
             pending,
             saving: false,
+            next,
         });
         if self.router.count(p) == 0 {
             self.drained(p);
@@ -358,7 +434,7 @@ impl Supervisor {
 
     /// Tells a generation to stop: shutdown notification (if it wants
     /// one), stdin closed, then SIGTERM and SIGKILL if it lingers.
-    pub(crate) fn stop(&mut self, p: PluginId, gen: Generation, then: Option<Pending>) {
+    pub(crate) fn stop(&mut self, p: PluginId, gen: Generation, then: Then) {
         if gen.subscribes("shutdown") {
             let shutdown = jsonrpc::notification("shutdown", json!({"shutdown": {}}));
             self.instance(p, gen.number, InstanceOp::Send(shutdown));
@@ -371,11 +447,23 @@ impl Supervisor {
 
     /// Moves the serving generation out (wasm): it finishes its requests in
     /// flight within the grace period, then stops.
-    pub(super) fn retire(&mut self, p: PluginId, gen: Generation) {
+    /// `autoreload-restart` callers waiting for the reload are answered
+    /// (`answer`) once it is gone: until then it may still hold what the
+    /// caller wants released.
+    pub(super) fn retire(
+        &mut self,
+        p: PluginId,
+        gen: Generation,
+        waiters: Vec<RawId>,
+        answer: Value,
+    ) {
         let number = gen.number;
-        self.plugins[p]
-            .retiring
-            .push(Retiring { gen, closed: false });
+        self.plugins[p].retiring.push(Retiring {
+            gen,
+            closed: false,
+            waiters,
+            answer,
+        });
         if self.router.count_generation(p, number) == 0 {
             self.close_retiring(p, number);
         } else {
@@ -429,48 +517,114 @@ impl Supervisor {
         self.flush_held(p);
     }
 
-    /// The generation meant to replace the serving one failed: the
-    /// serving one stays, unless the new one said it could not take
-    /// something the old one holds (then the reload goes on
-    /// break-before-make).
+    /// The generation meant to replace the serving one failed before it
+    /// got to serve. While the old one serves, it stays. While the old
+    /// one is on its way out (warm start, after its state was handed
+    /// over), its version comes back once it is gone. A new version that
+    /// failed for something the old one holds (a port, a lock: its
+    /// stderr or its error answer says so) is not broken: the reload goes
+    /// on more cautiously, and later ones too.
     pub(super) fn next_failed(&mut self, p: PluginId, why: String) {
-        let native = self.plugins[p].backend == BackendKind::Native;
         let plugin = &mut self.plugins[p];
+        let name = plugin.name.clone();
         match plugin.phase.take() {
             Phase::Swapping {
-                gen, next, pending, ..
+                gen,
+                next,
+                pending,
+                step,
             } => {
                 plugin.saved = None;
                 self.instance(p, next.number, InstanceOp::Kill);
-                let conflict = conflict_line(&next.stderr_tail).filter(|_| native);
-                if let Some(line) = conflict {
+                if let Some(line) = conflict_line(&next.stderr_tail, Some(&why)) {
+                    // Before its init, only its start can have taken
+                    // something: it cannot even start beside the old one.
+                    // In init (full overlap), a warm start keeps the two
+                    // inits apart.
+                    let (mode, how) = if step == Step::Manifest {
+                        (
+                            ReloadMode::Cold,
+                            "stopping the old one before the new one starts",
+                        )
+                    } else {
+                        (
+                            ReloadMode::Warm,
+                            "giving the new one init only once the old one is gone",
+                        )
+                    };
                     let line = line.to_owned();
-                    let plugin = &mut self.plugins[p];
-                    let name = plugin.name.clone();
                     self.out.log(
                         Level::Warn,
                         format!(
-                            "[{name}] its new version cannot run beside the old one (\"{line}\"): stopping the old one first, and reloading it that way from now on (autoreload-overlap={name}::false says so up front)"
+                            "[{name}] its new version cannot run beside the old one (\"{line}\"): {how}, for this reload and from now on (autoreload-overlap={name}::{} says so up front)",
+                            if mode == ReloadMode::Cold { "false" } else { "warm" }
                         ),
                     );
-                    plugin.cannot_overlap = Some(line);
-                    return self.break_before_make(p, gen, pending);
+                    self.plugins[p].downgraded = Some((mode, line));
+                    return match mode {
+                        ReloadMode::Cold => self.break_before_make(p, gen, pending),
+                        _ => {
+                            self.plugins[p].set_phase(Phase::Serving { gen });
+                            self.start(p, pending);
+                        }
+                    };
                 }
                 self.plugins[p].set_phase(Phase::Serving { gen });
                 self.release_held(p);
             }
-            other => plugin.phase = other,
+            Phase::Draining {
+                gen,
+                next: Some(next),
+                ..
+            } => {
+                // It failed while waiting for init: the old version has
+                // not stopped yet, and serves on. A save it may still
+                // answer is for nobody now.
+                plugin.saved = None;
+                self.instance(p, next.number, InstanceOp::Kill);
+                self.plugins[p].set_phase(Phase::Serving { gen });
+                self.release_held(p);
+            }
+            Phase::Stopping {
+                gen,
+                then: Then::Init { next, pending },
+            } => {
+                self.instance(p, next.number, InstanceOp::Kill);
+                let then = self.fallback(p, pending, &why);
+                self.plugins[p].set_phase(Phase::Stopping { gen, then });
+                self.plugins[p].last_error = Some(why.clone());
+                return self.answer_waiters(p, Err(why));
+            }
+            other => {
+                plugin.phase = other;
+                return;
+            }
         }
         let plugin = &mut self.plugins[p];
         self.out.log(
             Level::Warn,
-            format!(
-                "[{}] new version not started, the old one keeps serving: {why}",
-                plugin.name
-            ),
+            format!("[{name}] new version not started, the old one keeps serving: {why}"),
         );
         plugin.last_error = Some(why.clone());
         self.answer_waiters(p, Err(why));
+    }
+
+    /// What follows a new version that failed once the old one was
+    /// stopped for it: the old one's version comes back (with the state
+    /// it handed over), or, if this start was that comeback, the plugin
+    /// is down until the next save.
+    fn fallback(&mut self, p: PluginId, pending: Pending, why: &str) -> Then {
+        let name = &self.plugins[p].name;
+        match pending.fallback {
+            Some(old) => {
+                self.out.log(
+                    Level::Warn,
+                    format!("[{name}] new version failed after the old one stopped: {why}. Bringing back the version generation {old} ran; save again to retry"),
+                );
+                Then::Start(Pending::at(Trigger::Rollback(old), self.now))
+            }
+            None => Then::Down(why.to_string()),
+        }
     }
 
     pub(super) fn answer_waiters(&mut self, p: PluginId, outcome: Result<Value, String>) {
@@ -491,10 +645,9 @@ impl Supervisor {
     pub(super) fn start_failed(&mut self, p: PluginId, why: String) {
         let plugin = &mut self.plugins[p];
         match plugin.phase.take() {
-            Phase::Starting { gen, .. } => {
+            Phase::Starting { gen, pending, .. } => {
                 self.instance(p, gen.number, InstanceOp::Kill);
-                self.fail(p, why);
-                self.startup_progress();
+                self.start_gone(p, pending, why);
             }
             Phase::Swapping {
                 gen,
@@ -512,6 +665,25 @@ impl Supervisor {
             }
             other => plugin.phase = other,
         }
+    }
+
+    /// A start that no version serves beside failed: a newer file saved
+    /// meanwhile is tried, else the version stopped for it comes back,
+    /// else the plugin is down.
+    fn start_gone(&mut self, p: PluginId, pending: Pending, why: String) {
+        let plugin = &mut self.plugins[p];
+        if let Some(again) = plugin.again.as_mut() {
+            // The newer one may fail too: what comes back then is the same.
+            again.fallback = pending.fallback;
+        } else if pending.fallback.is_some() {
+            plugin.last_error = Some(why.clone());
+            self.answer_waiters(p, Err(why.clone()));
+            if let Then::Start(rollback) = self.fallback(p, pending, &why) {
+                return self.start(p, rollback);
+            }
+        }
+        self.fail(p, why);
+        self.startup_progress();
     }
 
     /// The current generation ended.
@@ -536,7 +708,7 @@ impl Supervisor {
         self.instance(p, number, InstanceOp::Kill);
         match phase {
             Phase::Stopping {
-                then: Some(pending),
+                then: Then::Start(pending),
                 ..
             } => {
                 // Start first, so that hooks it never answered wait for
@@ -544,11 +716,27 @@ impl Supervisor {
                 self.start(p, pending);
                 self.orphans(p, number, &exit, true);
             }
-            Phase::Stopping { then: None, .. } => {
-                self.orphans(p, number, &exit, true);
-                self.plugins[p].phase = Phase::Down {
-                    reason: "stopped".into(),
+            Phase::Stopping {
+                then: Then::Init { next, pending },
+                ..
+            } => {
+                // Its ports, locks and files are released: the version
+                // that warmed up beside it gets init now. Hooks it never
+                // answered wait for that one.
+                self.plugins[p].phase = Phase::Starting {
+                    gen: *next,
+                    step: Step::WaitInit,
+                    pending,
                 };
+                self.orphans(p, number, &exit, true);
+                self.send_init(p);
+            }
+            Phase::Stopping {
+                then: Then::Down(reason),
+                ..
+            } => {
+                self.orphans(p, number, &exit, true);
+                self.plugins[p].phase = Phase::Down { reason };
                 self.flush_held(p);
                 self.shutdown_progress();
             }
@@ -559,10 +747,9 @@ impl Supervisor {
                 step: Step::WaitInit,
                 ..
             } if self.init.is_none() => self.crashed(p, number, &exit, why),
-            Phase::Starting { .. } => {
+            Phase::Starting { pending, .. } => {
                 self.plugins[p].crashes += 1;
-                self.fail(p, why);
-                self.startup_progress();
+                self.start_gone(p, pending, why);
             }
             Phase::Swapping {
                 next,
@@ -598,7 +785,15 @@ impl Supervisor {
                 }
                 self.orphans(p, number, &exit, false);
             }
-            Phase::Serving { .. } | Phase::Draining { .. } => self.crashed(p, number, &exit, why),
+            Phase::Draining { next, .. } => {
+                // A version that warmed up beside it is not known to work
+                // yet: it goes, and the plugin restarts as after any crash.
+                if let Some(next) = next {
+                    self.instance(p, next.number, InstanceOp::Kill);
+                }
+                self.crashed(p, number, &exit, why)
+            }
+            Phase::Serving { .. } => self.crashed(p, number, &exit, why),
             Phase::Down { .. } => {}
         }
     }
@@ -626,10 +821,7 @@ impl Supervisor {
         {
             plugin.recent_crashes.pop_front();
         }
-        let pending = Pending {
-            trigger: Trigger::Crash,
-            since: now,
-        };
+        let pending = Pending::at(Trigger::Crash, now);
         let n = plugin.recent_crashes.len();
         if n >= CRASH_LOOP {
             let reason = format!(
@@ -739,12 +931,14 @@ impl Supervisor {
                 gen,
                 pending,
                 saving: false,
+                next,
             } if gen.keeps_state() => {
                 let number = gen.number;
                 plugin.phase = Phase::Draining {
                     gen,
                     pending,
                     saving: true,
+                    next,
                 };
                 self.send_save(p, number);
             }
@@ -752,9 +946,29 @@ impl Supervisor {
                 gen,
                 pending,
                 saving: false,
-            } => self.stop(p, gen, Some(pending)),
+                next,
+            } => self.stop_drained(p, gen, pending, next),
             other => plugin.phase = other,
         }
+    }
+
+    /// A drained generation (its state saved, if it keeps one) stops.
+    /// Once it is gone, the version that warmed up beside it gets init,
+    /// or (break-before-make) a new one starts; if that fails, this one's
+    /// version comes back.
+    pub(super) fn stop_drained(
+        &mut self,
+        p: PluginId,
+        gen: Generation,
+        pending: Pending,
+        next: Option<Box<Generation>>,
+    ) {
+        let pending = pending.falling_back_to(gen.number);
+        let then = match next {
+            Some(next) => Then::Init { next, pending },
+            None => Then::Start(pending),
+        };
+        self.stop(p, gen, then);
     }
 
     /// `autoreload-restart`: answer `id` once the new generation serves.
@@ -765,7 +979,12 @@ impl Supervisor {
         }
         let reloading = matches!(
             self.plugins[p].phase,
-            Phase::Draining { .. } | Phase::Stopping { then: Some(_), .. } | Phase::Swapping { .. }
+            Phase::Draining { .. }
+                | Phase::Stopping {
+                    then: Then::Start(_) | Then::Init { .. },
+                    ..
+                }
+                | Phase::Swapping { .. }
         );
         if !reloading {
             self.reload_for(p, Pending::at(Trigger::Restart, self.now), None);
@@ -784,16 +1003,23 @@ impl Supervisor {
             self.close_retiring(p, n);
         }
         let plugin = &mut self.plugins[p];
-        match plugin.phase.take() {
-            Phase::Serving { gen } | Phase::Draining { gen, .. } | Phase::Starting { gen, .. } => {
-                self.stop(p, gen, None)
+        let stopped = || Then::Down("stopped".into());
+        let phase = plugin.phase.take();
+        if let Some(next) = phase.next() {
+            self.instance(p, next.number, InstanceOp::Kill);
+        }
+        match phase {
+            Phase::Serving { gen }
+            | Phase::Draining { gen, .. }
+            | Phase::Starting { gen, .. }
+            | Phase::Swapping { gen, .. } => self.stop(p, gen, stopped()),
+            Phase::Stopping { gen, .. } => {
+                self.plugins[p].phase = Phase::Stopping {
+                    gen,
+                    then: stopped(),
+                }
             }
-            Phase::Swapping { gen, next, .. } => {
-                self.instance(p, next.number, InstanceOp::Kill);
-                self.stop(p, gen, None);
-            }
-            Phase::Stopping { gen, .. } => plugin.phase = Phase::Stopping { gen, then: None },
-            Phase::Down { reason } => plugin.phase = Phase::Down { reason },
+            Phase::Down { reason } => self.plugins[p].phase = Phase::Down { reason },
         }
         self.plugins[p].retry = None;
     }

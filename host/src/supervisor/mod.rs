@@ -37,7 +37,7 @@ use crate::manifest::Manifest;
 use crate::router::{Decision, ReqKind, Request, Router};
 use crate::sandbox;
 use bytes::Bytes;
-pub use events::{Input, InstanceOp, Output, Sandbox, Spawn, SpawnError, Timer};
+pub use events::{Input, InstanceOp, Output, Sandbox, Source, Spawn, SpawnError, Timer};
 pub use plugin::{FileStamp, ManagedPlugin, Phase, Trigger};
 use serde_json::{json, Value};
 use std::collections::VecDeque;

@@ -32,6 +32,9 @@ pub enum Trigger {
     Restart,
     /// The previous generation exited on its own.
     Crash,
+    /// A new version failed after the old one had stopped: this
+    /// generation's file, as it was when it started, comes back.
+    Rollback(Gen),
 }
 
 impl Trigger {
@@ -41,6 +44,7 @@ impl Trigger {
             Trigger::FileChanged => "file changed",
             Trigger::Restart => "autoreload-restart",
             Trigger::Crash => "crash",
+            Trigger::Rollback(_) => "rollback",
         }
     }
 }
@@ -50,13 +54,75 @@ impl Trigger {
 pub struct Pending {
     pub(super) trigger: Trigger,
     pub(super) since: Instant,
+    /// The generation whose version comes back if this start fails: the
+    /// one that served until it was stopped for this start, so that a new
+    /// version broken in `init` (which only runs once the old version is
+    /// gone) does not leave the plugin down.
+    pub(super) fallback: Option<Gen>,
 }
 
 impl Pending {
     /// A (re)start asked for at `since`.
     pub fn at(trigger: Trigger, since: Instant) -> Pending {
-        Pending { trigger, since }
+        Pending {
+            trigger,
+            since,
+            fallback: None,
+        }
     }
+
+    /// The same start, with generation `gen`'s version to come back if
+    /// it fails.
+    pub(super) fn falling_back_to(self, gen: Gen) -> Pending {
+        Pending {
+            fallback: Some(gen),
+            ..self
+        }
+    }
+}
+
+/// How a plugin is reloaded: what runs beside what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReloadMode {
+    /// Break-before-make: the old version stops before the new one
+    /// starts at all. For plugins that take something as soon as they
+    /// start (a port bound at import).
+    Cold,
+    /// The new version starts and answers getmanifest beside the old one
+    /// (the slow part: process start, imports, a compile); then the old
+    /// one finishes its calls, hands over its state and exits, and only
+    /// then does the new one get `init`, where real plugins take their
+    /// files, ports and locks. The default.
+    Warm,
+    /// The new version starts and answers `init` beside the old one,
+    /// which serves until then: for plugins whose `init` takes nothing.
+    Overlap,
+}
+
+impl ReloadMode {
+    /// Its name in `autoreload-status` and in `autoreload-overlap`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReloadMode::Cold => "cold",
+            ReloadMode::Warm => "warm",
+            ReloadMode::Overlap => "full",
+        }
+    }
+}
+
+/// What happens once a stopping generation is gone.
+#[derive(Debug)]
+pub enum Then {
+    /// The plugin is down, for this reason (shutdown, or nothing to bring
+    /// back).
+    Down(String),
+    /// A new generation starts (break-before-make, a rollback).
+    Start(Pending),
+    /// The generation that warmed up beside it gets `init` (warm start).
+    Init {
+        next: Box<Generation>,
+        pending: Pending,
+    },
 }
 
 /// One running instance of the plugin.
@@ -143,20 +209,19 @@ pub enum Phase {
         step: Step,
         pending: Pending,
     },
-    /// A break-before-make reload was asked for; `gen` finishes what it
-    /// has in flight while new requests are held, then (`saving`) is asked
-    /// for its state.
+    /// `gen` is on its way out for a reload: it finishes what it has in
+    /// flight while new requests are held, then (`saving`) is asked for
+    /// its state, then stopped. `next` is the new version that warmed up
+    /// beside it (warm start), waiting for `init`; without one
+    /// (break-before-make) the new version starts once `gen` is gone.
     Draining {
         gen: Generation,
         pending: Pending,
         saving: bool,
+        next: Option<Box<Generation>>,
     },
-    /// `gen` was told to stop; `then` says whether a new one
-    /// starts once it is gone.
-    Stopping {
-        gen: Generation,
-        then: Option<Pending>,
-    },
+    /// `gen` was told to stop; `then` says what happens once it is gone.
+    Stopping { gen: Generation, then: Then },
 }
 
 impl Phase {
@@ -228,6 +293,37 @@ impl Phase {
         }
     }
 
+    /// The new version waiting beside the current one: starting
+    /// ([`Phase::Swapping`]), or warmed up and waiting for `init` until the
+    /// old one is gone (warm start).
+    pub(super) fn next(&self) -> Option<&Generation> {
+        match self {
+            Phase::Swapping { next, .. }
+            | Phase::Draining {
+                next: Some(next), ..
+            }
+            | Phase::Stopping {
+                then: Then::Init { next, .. },
+                ..
+            } => Some(next),
+            _ => None,
+        }
+    }
+
+    fn next_mut(&mut self) -> Option<&mut Generation> {
+        match self {
+            Phase::Swapping { next, .. }
+            | Phase::Draining {
+                next: Some(next), ..
+            }
+            | Phase::Stopping {
+                then: Then::Init { next, .. },
+                ..
+            } => Some(next),
+            _ => None,
+        }
+    }
+
     /// The generation in start-up, its step and why it starts.
     pub(super) fn starting(&mut self) -> Option<(&mut Generation, &mut Step, Pending)> {
         match self {
@@ -277,6 +373,11 @@ pub(super) struct ReloadRecord {
 pub struct Retiring {
     pub(super) gen: Generation,
     pub(super) closed: bool,
+    /// `autoreload-restart` callers answered once it is gone (a full
+    /// overlap reload serves before the old version has exited), and
+    /// their answer.
+    pub(super) waiters: Vec<RawId>,
+    pub(super) answer: Value,
 }
 
 /// One plugin under cln-autoreload's care.
@@ -336,10 +437,10 @@ pub struct ManagedPlugin {
     pub(super) handover_since: Option<Instant>,
     /// The last hand-over, for `autoreload-status`.
     pub(super) last_handover: Option<Value>,
-    /// Why it cannot run twice at once, once a new version failed for
-    /// that while the old one ran: it reloads break-before-make from then
-    /// on.
-    pub(super) cannot_overlap: Option<String>,
+    /// A reload mode more cautious than configured, and why: a new
+    /// version failed for something the old one held (a port, a lock)
+    /// while it ran beside it, so it reloads this way from then on.
+    pub(super) downgraded: Option<(ReloadMode, String)>,
 }
 
 /// How many of [`ManagedPlugin::closed_stdins`] are remembered: a
@@ -393,7 +494,7 @@ impl ManagedPlugin {
             saved: None,
             handover_since: None,
             last_handover: None,
-            cannot_overlap: None,
+            downgraded: None,
         }
     }
 
@@ -448,10 +549,8 @@ impl ManagedPlugin {
         if self.phase.generation().is_some_and(|g| g.number == number) {
             return Some(Role::Current);
         }
-        if let Phase::Swapping { next, .. } = &self.phase {
-            if next.number == number {
-                return Some(Role::Next);
-            }
+        if self.phase.next().is_some_and(|g| g.number == number) {
+            return Some(Role::Next);
         }
         self.retiring
             .iter()
@@ -461,8 +560,7 @@ impl ManagedPlugin {
 
     pub(super) fn gen_mut(&mut self, role: Role) -> Option<&mut Generation> {
         match (role, &mut self.phase) {
-            (Role::Next, Phase::Swapping { next, .. }) => Some(next),
-            (Role::Next, _) => None,
+            (Role::Next, phase) => phase.next_mut(),
             (Role::Retiring(i), _) => self.retiring.get_mut(i).map(|r| &mut r.gen),
             (Role::Current, phase) => phase.generation_mut(),
         }
@@ -470,14 +568,10 @@ impl ManagedPlugin {
 
     /// Every generation still running, for shutdown.
     pub fn all_generations(&self) -> impl Iterator<Item = &Generation> {
-        let next = match &self.phase {
-            Phase::Swapping { next, .. } => Some(&**next),
-            _ => None,
-        };
         self.phase
             .generation()
             .into_iter()
-            .chain(next)
+            .chain(self.phase.next())
             .chain(self.retiring.iter().map(|r| &r.gen))
     }
 
@@ -524,8 +618,11 @@ impl ManagedPlugin {
         if let Some(h) = &self.last_handover {
             s["last_handover"] = h.clone();
         }
-        if let Some(why) = &self.cannot_overlap {
-            s["break_before_make"] = json!(why);
+        if let Some((mode, why)) = &self.downgraded {
+            s["reload_mode_why"] = json!(why);
+            if *mode == ReloadMode::Cold {
+                s["break_before_make"] = json!(why);
+            }
         }
         s
     }

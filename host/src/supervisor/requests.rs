@@ -124,7 +124,10 @@ impl Supervisor {
             return self.router.sent(p, number, req);
         }
         match &plugin.phase {
-            Phase::Stopping { then: None, .. } => self.unavailable(p, req),
+            Phase::Stopping {
+                then: Then::Down(_),
+                ..
+            } => self.unavailable(p, req),
             Phase::Down { .. } if plugin.retry.is_none() => self.unavailable(p, req),
             // Starting, draining, stopping for a restart, or a restart due
             // shortly (file busy, crash back-off).

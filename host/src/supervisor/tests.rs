@@ -9,6 +9,7 @@
 //! exit when told to settle, answers requests like a well-behaved plugin,
 //! and fires timers in time order.
 
+use super::plugin::ReloadMode;
 use super::*;
 use crate::backend::{Exit, InstanceEvent};
 use crate::framing::Framer;
@@ -58,6 +59,11 @@ struct Rig {
     spawn_error: Option<SpawnError>,
     /// The plugin answers getmanifest with an error.
     broken: bool,
+    /// The plugin answers init with an error saying this, as pyln-client
+    /// does when its init handler raises.
+    init_error: Option<&'static str>,
+    /// Which file each generation was started from.
+    sources: BTreeMap<Gen, super::Source>,
     /// File stamps, bumped by each save.
     saves: u64,
     /// The plugin declares state and answers the hand-over like a
@@ -113,10 +119,14 @@ impl Rig {
             next_id: 0,
             spawn_error: None,
             broken: false,
+            init_error: None,
+            sources: BTreeMap::new(),
             saves: 0,
             keeps_state: false,
             restored: BTreeMap::new(),
-            init_options: json!({}),
+            // Warm start, named: the rig's plugin takes db_write, which
+            // makes the default break-before-make.
+            init_options: json!({"autoreload-overlap": ["warm"]}),
             row: String::new(),
         }
     }
@@ -125,8 +135,10 @@ impl Rig {
     fn of(kind: Kind) -> Rig {
         let mut rig = Rig::new(&[kind.path]);
         rig.keeps_state = kind.keeps_state;
-        if !kind.overlap {
-            rig.init_options = json!({"autoreload-overlap": ["false"]});
+        match kind.mode {
+            ReloadMode::Warm => rig.init_options = json!({"autoreload-overlap": ["warm"]}),
+            ReloadMode::Overlap => rig.init_options = json!({"autoreload-overlap": ["full"]}),
+            ReloadMode::Cold => rig.init_options = json!({"autoreload-overlap": ["false"]}),
         }
         rig
     }
@@ -145,8 +157,10 @@ impl Rig {
                     plugin,
                     gen,
                     urgency,
+                    source,
                     ..
                 }) => {
+                    self.sources.insert(gen, source);
                     let answer = match self.spawn_error.take() {
                         Some(error) => Input::SpawnFailed { plugin, gen, error },
                         None => {
@@ -196,7 +210,8 @@ impl Rig {
                     self.lightningd_gets(&jsonrpc::response(&id, json!({ "plugins": list })));
                 }
                 Output::Exit => self.exited = true,
-                Output::WatchFiles(_)
+                Output::Served { .. }
+                | Output::WatchFiles(_)
                 | Output::StopWatching
                 | Output::SetUpBuilds { .. }
                 | Output::FindWrapper { .. }
@@ -316,6 +331,13 @@ impl Rig {
         let answer = match method {
             "getmanifest" if self.broken => {
                 json!({"jsonrpc": "2.0", "id": id, "error": {"code": -1, "message": "broken"}})
+            }
+            "init" if self.init_error.is_some() => {
+                let message = format!(
+                    "Error while processing init: {}",
+                    self.init_error.unwrap_or_default()
+                );
+                json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32600, "message": message}})
             }
             "getmanifest" => {
                 let mut m = serde_json::from_str::<Value>(MANIFEST).expect("manifest");
@@ -496,6 +518,9 @@ const SETUPS: &[&str] = &[
     "reloading (stopping or swapping)",
     "reloading, the new version answered init, a call in flight",
     "reloading, the new version answered init",
+    "reloading, the new version answered getmanifest, a call in flight",
+    "reloading, the new version answered getmanifest",
+    "reloading, the old version failed to come back after a broken init",
     "down after failing to start",
     "down, backing off after two crashes",
     "down after a crash loop",
@@ -560,6 +585,38 @@ fn setup(rig: &mut Rig, name: &str) {
             let next = *spawned(rig).last().expect("a generation");
             rig.answer(next, "getmanifest");
             rig.answer(next, "init");
+        }
+        // Warm: the old one drains (new calls wait), or stops, while the
+        // new one waits for init.
+        "reloading, the new version answered getmanifest, a call in flight" => {
+            rig.boot();
+            rig.request("echo", json!({}));
+            rig.save();
+            let next = *spawned(rig).last().expect("a generation");
+            rig.answer(next, "getmanifest");
+        }
+        "reloading, the new version answered getmanifest" => {
+            rig.boot();
+            rig.save();
+            let next = *spawned(rig).last().expect("a generation");
+            rig.answer(next, "getmanifest");
+        }
+        // The new version fails init once the old one is gone (warm,
+        // cold), and the version brought back is starting.
+        "reloading, the old version failed to come back after a broken init" => {
+            rig.boot();
+            rig.init_error = Some("broken");
+            rig.save();
+            for _ in 0..3 {
+                let next = *spawned(rig).last().expect("a generation");
+                rig.answer(next, "getmanifest");
+                rig.settle_exits();
+                rig.answer(next, "init");
+                rig.answer(next, "autoreload-save-state");
+                let old = rig.gen();
+                rig.answer(old, "autoreload-save-state");
+            }
+            rig.init_error = None;
         }
         "down after failing to start" => {
             rig.broken = true;
@@ -679,37 +736,45 @@ fn event(rig: &mut Rig, name: &str) {
 #[derive(Debug, Clone, Copy)]
 struct Kind {
     path: &'static str,
-    overlap: bool,
+    mode: ReloadMode,
     keeps_state: bool,
 }
 
 impl Kind {
-    const fn native(overlap: bool, keeps_state: bool) -> Kind {
+    const fn native(mode: ReloadMode, keeps_state: bool) -> Kind {
         Kind {
             path: "/p/plugin.py",
-            overlap,
+            mode,
             keeps_state,
         }
     }
 
-    const fn wasm(overlap: bool, keeps_state: bool) -> Kind {
+    const fn wasm(mode: ReloadMode, keeps_state: bool) -> Kind {
         Kind {
             path: "/p/plugin.wasm",
-            overlap,
+            mode,
             keeps_state,
         }
     }
 }
 
-const KINDS: &[Kind] = &[
-    Kind::native(true, false),
-    Kind::native(false, false),
-    Kind::wasm(true, false),
-    Kind::native(true, true),
-    Kind::native(false, true),
-    Kind::wasm(true, true),
-    Kind::wasm(false, true),
-];
+const KINDS: &[Kind] = {
+    use ReloadMode::{Cold, Overlap, Warm};
+    &[
+        Kind::native(Warm, false),
+        Kind::native(Overlap, false),
+        Kind::native(Cold, false),
+        Kind::wasm(Warm, false),
+        Kind::wasm(Overlap, false),
+        Kind::wasm(Cold, false),
+        Kind::native(Warm, true),
+        Kind::native(Overlap, true),
+        Kind::native(Cold, true),
+        Kind::wasm(Warm, true),
+        Kind::wasm(Overlap, true),
+        Kind::wasm(Cold, true),
+    ]
+};
 
 #[test]
 fn every_phase_times_every_event_leaves_nothing_unanswered() {
@@ -804,7 +869,7 @@ fn a_save_that_changed_nothing_during_a_start_does_not_reload() {
 
 #[test]
 fn a_crash_while_draining_answers_the_call_and_restarts_at_once() {
-    let mut rig = Rig::of(Kind::native(false, false));
+    let mut rig = Rig::of(Kind::native(ReloadMode::Cold, false));
     rig.boot();
     let call = rig.request("echo", json!({}));
     rig.save();
@@ -1056,13 +1121,26 @@ fn hand_over_with_a_call_in_flight(kind: Kind) {
     let call = rig.request("echo", json!({}));
     rig.save();
     let next = *spawned(&rig).last().expect("next");
-    if kind.overlap {
-        assert_eq!(rig.phase(), "swapping");
-        rig.answer(next, "getmanifest");
-        rig.answer(next, "init");
-        assert_eq!(rig.phase(), "swapping", "{:#?}", rig.logs);
-    } else {
-        assert_eq!(rig.phase(), "draining");
+    match kind.mode {
+        ReloadMode::Overlap => {
+            assert_eq!(rig.phase(), "swapping");
+            rig.answer(next, "getmanifest");
+            rig.answer(next, "init");
+            assert_eq!(rig.phase(), "swapping", "{:#?}", rig.logs);
+        }
+        ReloadMode::Warm => {
+            assert_eq!(rig.phase(), "swapping");
+            rig.answer(next, "getmanifest");
+            assert_eq!(rig.phase(), "draining", "{:#?}", rig.logs);
+            assert!(
+                !rig.fakes[&(PluginId(0), next)]
+                    .asked
+                    .values()
+                    .any(|m| m == "init"),
+                "init only once the old one is gone"
+            );
+        }
+        ReloadMode::Cold => assert_eq!(rig.phase(), "draining"),
     }
     // A call now waits for the new version and its state.
     let waiting = rig.request("echo", json!({}));
@@ -1087,18 +1165,11 @@ fn hand_over_with_a_call_in_flight(kind: Kind) {
 }
 
 #[test]
-fn state_is_handed_over_after_the_calls_in_flight_native_overlapped() {
-    hand_over_with_a_call_in_flight(Kind::native(true, true));
-}
-
-#[test]
-fn state_is_handed_over_after_the_calls_in_flight_native_break_before_make() {
-    hand_over_with_a_call_in_flight(Kind::native(false, true));
-}
-
-#[test]
-fn state_is_handed_over_after_the_calls_in_flight_wasm() {
-    hand_over_with_a_call_in_flight(Kind::wasm(true, true));
+fn state_is_handed_over_after_the_calls_in_flight_in_every_mode() {
+    for mode in [ReloadMode::Warm, ReloadMode::Overlap, ReloadMode::Cold] {
+        hand_over_with_a_call_in_flight(Kind::native(mode, true));
+        hand_over_with_a_call_in_flight(Kind::wasm(mode, true));
+    }
 }
 
 #[test]
@@ -1149,7 +1220,7 @@ fn a_version_that_cannot_run_beside_the_old_one_reloads_break_before_make() {
 
 #[test]
 fn a_state_not_saved_in_time_leaves_the_new_version_fresh_and_serving() {
-    let mut rig = Rig::of(Kind::native(true, true));
+    let mut rig = Rig::of(Kind::native(ReloadMode::Overlap, true));
     rig.boot();
     let (old, next) = rig.reload_to_init();
     let call = rig.request("echo", json!({}));
@@ -1165,7 +1236,7 @@ fn a_state_not_saved_in_time_leaves_the_new_version_fresh_and_serving() {
 
 #[test]
 fn a_refused_state_is_a_warning_and_the_new_version_serves() {
-    let mut rig = Rig::of(Kind::wasm(true, true));
+    let mut rig = Rig::of(Kind::wasm(ReloadMode::Overlap, true));
     rig.boot();
     let (old, next) = rig.reload_to_init();
     rig.answer(old, "autoreload-save-state");
@@ -1190,7 +1261,7 @@ fn a_refused_state_is_a_warning_and_the_new_version_serves() {
 
 #[test]
 fn an_old_version_crashing_before_its_hand_over_leaves_the_new_one_serving() {
-    let mut rig = Rig::of(Kind::native(true, true));
+    let mut rig = Rig::of(Kind::native(ReloadMode::Overlap, true));
     rig.boot();
     let call = rig.request("echo", json!({}));
     let (old, next) = rig.reload_to_init();
@@ -1210,7 +1281,7 @@ fn an_old_version_crashing_before_its_hand_over_leaves_the_new_one_serving() {
 
 #[test]
 fn a_saved_state_outlives_a_broken_version_break_before_make() {
-    let mut rig = Rig::of(Kind::native(false, true));
+    let mut rig = Rig::of(Kind::native(ReloadMode::Cold, true));
     rig.boot();
     let first = rig.gen();
     rig.save();
@@ -1231,7 +1302,7 @@ fn a_saved_state_outlives_a_broken_version_break_before_make() {
 /// its answer.
 #[test]
 fn a_caller_id_that_looks_like_a_hand_over_is_answered_like_any_other() {
-    let mut rig = Rig::of(Kind::native(true, true));
+    let mut rig = Rig::of(Kind::native(ReloadMode::Overlap, true));
     rig.boot();
     let g = rig.gen();
     let id = json!(format!("autoreload:save-state#{g}/cln:echo#1"));
@@ -1261,4 +1332,241 @@ fn a_new_version_not_yet_executable_is_tried_again_shortly() {
     assert!(rig.gen() > old, "{:#?}", rig.logs);
     assert!(!rig.logged("not executable"), "{:#?}", rig.logs);
     rig.nothing_waits();
+}
+
+/// Plugin 0 (warm start) serving: a save, and the new version answers
+/// getmanifest: the old and the new generation.
+fn warm_up(rig: &mut Rig) -> (Gen, Gen) {
+    let old = rig.gen();
+    rig.save();
+    let next = *spawned(rig).last().expect("next");
+    assert_eq!(rig.phase(), "swapping");
+    assert!(rig.answer(next, "getmanifest"));
+    (old, next)
+}
+
+fn asked(rig: &Rig, g: Gen, method: &str) -> bool {
+    rig.fakes[&(PluginId(0), g)]
+        .asked
+        .values()
+        .any(|m| m == method)
+}
+
+#[test]
+fn a_warm_start_gives_init_only_once_the_old_version_is_gone() {
+    let mut rig = Rig::of(Kind::native(ReloadMode::Warm, false));
+    rig.boot();
+    let call = rig.request("echo", json!({}));
+    let (old, next) = warm_up(&mut rig);
+    assert_eq!(rig.phase(), "draining", "{:#?}", rig.logs);
+    // New calls wait; the old one finishes its own.
+    let waiting = rig.request("echo", json!({}));
+    assert!(!asked(&rig, old, "echo") || !rig.answered.contains(&waiting));
+    assert!(rig.answer(old, "echo"));
+    assert!(rig.answered.contains(&call));
+    assert_eq!(rig.phase(), "stopping");
+    assert!(
+        rig.fakes[&(PluginId(0), old)].ending,
+        "the old one is stopped"
+    );
+    assert!(
+        !asked(&rig, next, "init"),
+        "init before the old one is gone"
+    );
+    rig.settle_exits();
+    assert!(asked(&rig, next, "init"), "{:#?}", rig.logs);
+    assert!(rig.answer(next, "init"));
+    assert_eq!(rig.phase(), "serving");
+    assert_eq!(rig.gen(), next);
+    assert!(
+        asked(&rig, next, "echo"),
+        "the held call goes to the new one"
+    );
+    rig.settle();
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_new_version_broken_in_init_brings_the_old_version_back_with_its_state() {
+    for kind in [
+        Kind::native(ReloadMode::Warm, true),
+        Kind::wasm(ReloadMode::Warm, true),
+        Kind::native(ReloadMode::Cold, true),
+    ] {
+        let mut rig = Rig::of(kind);
+        rig.boot();
+        let old = rig.gen();
+        let call = rig.request("echo", json!({}));
+        rig.save();
+        let failing = *spawned(&rig).last().expect("next");
+        if kind.mode == ReloadMode::Warm {
+            assert!(rig.answer(failing, "getmanifest"));
+        }
+        assert_eq!(rig.phase(), "draining", "{kind:?}");
+        assert!(rig.answer(old, "echo"));
+        assert!(
+            rig.answer(old, "autoreload-save-state"),
+            "{kind:?}: {:#?}",
+            rig.logs
+        );
+        rig.settle_exits();
+        let failing = *spawned(&rig).last().expect("next");
+        rig.answer(failing, "getmanifest");
+        rig.init_error = Some("[Errno 2] No such file or directory: 'conf.json'");
+        assert!(rig.answer(failing, "init"), "{kind:?}: {:#?}", rig.logs);
+        rig.init_error = None;
+        rig.settle();
+        let back = rig.gen();
+        assert!(back > failing, "{kind:?}");
+        assert_eq!(rig.sources[&back], super::Source::Kept(old), "{kind:?}");
+        assert_eq!(rig.phase(), "serving", "{kind:?}: {:#?}", rig.logs);
+        assert_eq!(
+            rig.restored.get(&back),
+            Some(&json!({"saved_by": old})),
+            "{kind:?}: the state the old one handed over"
+        );
+        assert!(rig.answered.contains(&call));
+        assert!(
+            rig.logged("Bringing back the version generation"),
+            "{:#?}",
+            rig.logs
+        );
+        let status = rig.sup.plugin_status(PluginId(0));
+        assert_eq!(status["last_reload"]["trigger"], "rollback", "{status:#}");
+        assert!(status["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("conf.json")));
+        rig.nothing_waits();
+    }
+}
+
+#[test]
+fn a_version_brought_back_that_fails_too_leaves_the_plugin_down_until_a_save() {
+    let mut rig = Rig::of(Kind::native(ReloadMode::Warm, false));
+    rig.boot();
+    rig.init_error = Some("boom");
+    rig.save();
+    rig.settle();
+    assert_eq!(rig.phase(), "down", "{:#?}", rig.logs);
+    let call = rig.request("echo", json!({}));
+    assert!(rig.answered.contains(&call), "answered for it while down");
+    rig.init_error = None;
+    rig.save();
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    assert_eq!(rig.sources[&rig.gen()], super::Source::File);
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_new_version_that_dies_while_the_old_one_drains_leaves_the_old_one_serving() {
+    let mut rig = Rig::of(Kind::native(ReloadMode::Warm, false));
+    rig.boot();
+    let call = rig.request("echo", json!({}));
+    let (old, next) = warm_up(&mut rig);
+    let waiting = rig.request("echo", json!({}));
+    rig.exit(next, "exited with status 1");
+    assert_eq!(rig.phase(), "serving");
+    assert_eq!(rig.gen(), old);
+    assert!(rig.logged("the old one keeps serving"), "{:#?}", rig.logs);
+    rig.settle();
+    assert!(rig.answered.contains(&call) && rig.answered.contains(&waiting));
+    assert_eq!(rig.gen(), old);
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_new_version_that_dies_while_the_old_one_stops_brings_the_old_version_back() {
+    let mut rig = Rig::of(Kind::native(ReloadMode::Warm, false));
+    rig.boot();
+    let (old, next) = warm_up(&mut rig);
+    assert_eq!(rig.phase(), "stopping");
+    rig.exit(next, "exited with status 1");
+    let call = rig.request("echo", json!({}));
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    assert_eq!(rig.sources[&rig.gen()], super::Source::Kept(old));
+    assert!(rig.answered.contains(&call));
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_conflict_in_an_init_error_answer_makes_a_full_overlap_reload_warm() {
+    let mut rig = Rig::of(Kind::native(ReloadMode::Overlap, false));
+    rig.boot();
+    let old = rig.gen();
+    rig.save();
+    let next = *spawned(&rig).last().expect("next");
+    assert!(rig.answer(next, "getmanifest"));
+    rig.init_error = Some("[Errno 98] Address already in use");
+    assert!(rig.answer(next, "init"));
+    rig.init_error = None;
+    assert!(
+        rig.logged("cannot run beside the old one"),
+        "{:#?}",
+        rig.logs
+    );
+    // The same reload goes on warm: the old one serves until the newest
+    // version has warmed up, then stops before its init.
+    assert_eq!(rig.phase(), "swapping");
+    assert_eq!(rig.gen(), old);
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    assert!(rig.gen() > next);
+    let status = rig.sup.plugin_status(PluginId(0));
+    assert_eq!(status["reload_mode"], "warm", "{status:#}");
+    assert!(status["reload_mode_why"]
+        .as_str()
+        .is_some_and(|s| s.contains("Address already in use")));
+    rig.nothing_waits();
+}
+
+#[test]
+fn a_plugin_that_takes_db_write_reloads_break_before_make_by_default() {
+    let mut rig = Rig::new(&["/p/plugin.py"]);
+    rig.init_options = json!({});
+    rig.boot();
+    rig.save();
+    // Nothing in flight: the old one stops before any new process starts.
+    assert_eq!(rig.phase(), "stopping", "{:#?}", rig.logs);
+    assert_eq!(spawned(&rig).len(), 1);
+    let status = rig.sup.plugin_status(PluginId(0));
+    assert_eq!(status["reload_mode"], "cold", "{status:#}");
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    rig.nothing_waits();
+}
+
+#[test]
+fn autoreload_restart_answers_once_the_old_process_is_gone() {
+    for mode in [ReloadMode::Warm, ReloadMode::Overlap, ReloadMode::Cold] {
+        let mut rig = Rig::of(Kind::native(mode, false));
+        rig.boot();
+        let old = rig.gen();
+        let restart = rig.request("autoreload-restart", json!({}));
+        // Everything but the old process's exit.
+        for _ in 0..50 {
+            let asked: Vec<(Gen, String)> = rig
+                .fakes
+                .iter()
+                .filter(|(_, f)| !f.exited)
+                .flat_map(|(&(_, g), f)| f.asked.values().map(move |m| (g, m.clone())))
+                .collect();
+            match asked.first() {
+                Some((g, m)) => {
+                    let (g, m) = (*g, m.clone());
+                    rig.answer(g, &m);
+                }
+                None => break,
+            }
+        }
+        assert!(
+            !rig.answered.contains(&restart),
+            "{mode:?}: answered while the old process runs"
+        );
+        assert!(rig.fakes[&(PluginId(0), old)].ending, "{mode:?}");
+        rig.settle();
+        assert!(rig.answered.contains(&restart), "{mode:?}: {:#?}", rig.logs);
+        rig.nothing_waits();
+    }
 }
