@@ -184,6 +184,8 @@ pub struct Ld {
     /// nothing else until every plugin has answered it
     /// (`plugins_exclusive_loop`), so no rpc request is taken meanwhile.
     pub db: tokio::sync::Mutex<crate::db::Db>,
+    /// The datastore.
+    pub datastore: Mutex<crate::datastore::Store>,
 }
 
 pub fn env_secs(name: &str, default: u64) -> Duration {
@@ -208,7 +210,12 @@ impl Ld {
             unknown_responses: AtomicU64::new(0),
             ready: watch::channel(false).0,
             db: tokio::sync::Mutex::new(crate::db::Db::default()),
+            datastore: Mutex::new(Default::default()),
         }
+    }
+
+    pub fn datastore(&self) -> MutexGuard<'_, crate::datastore::Store> {
+        self.datastore.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn st(&self) -> MutexGuard<'_, State> {

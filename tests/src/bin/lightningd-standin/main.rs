@@ -12,6 +12,7 @@
 //! log to stderr).
 
 mod cli;
+mod datastore;
 mod db;
 mod dynamic;
 mod framing;

@@ -323,6 +323,9 @@ async fn dispatch(ld: &Arc<Ld>, tx: &mpsc::UnboundedSender<Out>, req: &Req) -> O
         "setconfig" => setconfig(ld, req).await,
         "help" => help(ld, req),
         "notifications" => ok_response(id, "{}"),
+        "datastore" => ld.datastore().datastore(id, req.params.as_deref()),
+        "listdatastore" => ld.datastore().list(id, req.params.as_deref()),
+        "deldatastore" => ld.datastore().delete(id, req.params.as_deref()),
         "dev-hook" => dev_hook(ld, req).await,
         "dev-db-write" => dev_db_write(ld, req).await,
         "dev-db-log" => {
