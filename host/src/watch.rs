@@ -15,6 +15,11 @@
 //! then still follows them, but only to fold in a trailing `chmod` or
 //! `touch` of the same save, which must not count as a second change.
 //!
+//! A build that starts clean (`rm -rf out && mkdir out`) removes the
+//! watched directory, and the watch with it: the directory above it is
+//! watched too, and a watched file's directory created again is watched
+//! again, with its file armed if it is already there.
+//!
 //! Source trees (build on save) are watched recursively, and what counts
 //! in them is decided here: the project's ignore files (`.gitignore`,
 //! `.ignore`, `.git/info/exclude`, git's global excludes, through the
@@ -31,7 +36,7 @@
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use notify::{RecursiveMode, Watcher as _};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -40,7 +45,9 @@ use tokio::time::Instant;
 
 /// Keeps the watch alive; dropping it stops watching.
 pub struct Watcher {
-    _inner: RecommendedWatcher,
+    /// The `notify` watcher (shared with the loop that watches again a
+    /// directory made anew).
+    _inner: Box<dyn std::any::Any + Send>,
 }
 
 /// Watches `files` (each with a key returned on change), reporting a key
@@ -56,6 +63,7 @@ pub fn watch<K: Copy + Send + 'static>(
     })?;
     let mut targets: HashMap<PathBuf, K> = HashMap::new();
     let mut dirs: Vec<PathBuf> = vec![];
+    let mut above: Vec<PathBuf> = vec![];
     let mut problems = vec![];
     for (key, path) in files {
         let mut names = vec![path.clone()];
@@ -71,15 +79,35 @@ pub fn watch<K: Copy + Send + 'static>(
             };
             if !dirs.contains(&dir) {
                 match inner.watch(&dir, RecursiveMode::NonRecursive) {
-                    Ok(()) => dirs.push(dir),
+                    Ok(()) => dirs.push(dir.clone()),
                     Err(e) => problems.push(format!("cannot watch {}: {e}", dir.display())),
+                }
+                // Where the directory comes back after a clean build.
+                if let Some(up) = dir.parent().filter(|u| !above.contains(&u.to_path_buf())) {
+                    if inner.watch(up, RecursiveMode::NonRecursive).is_ok() {
+                        above.push(up.to_path_buf());
+                    }
                 }
             }
             targets.insert(name, *key);
         }
     }
-    tokio::spawn(settle_loop(rx, targets, settle, changed));
-    Ok((Watcher { _inner: inner }, problems))
+    let inner = std::sync::Arc::new(std::sync::Mutex::new(inner));
+    let rewatch = {
+        let inner = inner.clone();
+        move |dir: &Path| {
+            inner.lock().map_or(false, |mut w| {
+                w.watch(dir, RecursiveMode::NonRecursive).is_ok()
+            })
+        }
+    };
+    tokio::spawn(settle_loop(rx, targets, dirs, settle, changed, rewatch));
+    Ok((
+        Watcher {
+            _inner: Box::new(inner),
+        },
+        problems,
+    ))
 }
 
 #[derive(Default)]
@@ -113,8 +141,10 @@ fn is_extra_link(path: &Path) -> bool {
 async fn settle_loop<K: Copy>(
     mut rx: UnboundedReceiver<notify::Result<notify::Event>>,
     targets: HashMap<PathBuf, K>,
+    dirs: Vec<PathBuf>,
     settle: Duration,
     changed: impl Fn(K),
+    rewatch: impl Fn(&Path) -> bool,
 ) {
     let mut state: HashMap<PathBuf, FileState> = HashMap::new();
     loop {
@@ -139,6 +169,22 @@ async fn settle_loop<K: Copy>(
         };
         let Some(ev) = ev else { return };
         let Ok(ev) = ev else { continue };
+        if let EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_)) = ev.kind {
+            // A watched file's directory made again (a clean build): its
+            // watch went with the old one. A file already in it may have
+            // been written before the watch was back: it counts as saved
+            // once it has settled.
+            for dir in ev.paths.iter().filter(|p| dirs.contains(p) && p.is_dir()) {
+                if rewatch(dir) {
+                    for (path, _) in targets.iter().filter(|(t, _)| t.parent() == Some(dir)) {
+                        if path.exists() {
+                            state.entry(path.clone()).or_default().deadline =
+                                Some(Instant::now() + settle);
+                        }
+                    }
+                }
+            }
+        }
         for path in &ev.paths {
             if !targets.contains_key(path) {
                 continue;
@@ -704,7 +750,12 @@ pub fn watch_trees<K: Copy + PartialEq + Send + 'static>(
         .name("autoreload-sources".into())
         .spawn(move || sources_loop(rx, watches, settle, changed))
         .map_err(notify::Error::io)?;
-    Ok((Watcher { _inner: inner }, problems))
+    Ok((
+        Watcher {
+            _inner: Box::new(inner),
+        },
+        problems,
+    ))
 }
 
 fn sources_loop<K: Copy + PartialEq>(

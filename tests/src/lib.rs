@@ -147,6 +147,7 @@ pub struct NodeBuilder {
     with_host: bool,
     host_path: Option<PathBuf>,
     standin_only: bool,
+    lightning_dir: Option<PathBuf>,
 }
 
 impl NodeBuilder {
@@ -188,6 +189,13 @@ impl NodeBuilder {
         self
     }
 
+    /// The node's lightning dir, made by the test (a plugin needs a file
+    /// there before it starts); by default a temporary one.
+    pub fn lightning_dir(mut self, d: &Path) -> Self {
+        self.lightning_dir = Some(d.to_path_buf());
+        self
+    }
+
     /// Runs the host through this path (a wrapper script) instead.
     pub fn host_path(mut self, p: &Path) -> Self {
         self.host_path = Some(p.to_path_buf());
@@ -222,8 +230,12 @@ impl NodeBuilder {
             .clone()
             .unwrap_or_else(|| dir.path().to_path_buf());
         let bin = real.clone().unwrap_or_else(standin_bin);
+        let ldir = self
+            .lightning_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().to_path_buf());
         let mut cmd = Command::new(&bin);
-        cmd.arg(format!("--lightning-dir={}", dir.path().display()))
+        cmd.arg(format!("--lightning-dir={}", ldir.display()))
             .arg("--network=regtest");
         // lightningd's log, to show what happened when a call hangs (no
         // rpc, `getlog` included, is answered while a db_write is out).
@@ -280,7 +292,7 @@ impl NodeBuilder {
                 }
             });
         }
-        let rpc = dir.path().join("regtest/lightning-rpc");
+        let rpc = ldir.join("regtest/lightning-rpc");
         let deadline = Instant::now() + Duration::from_secs(60);
         let node = Node {
             child,

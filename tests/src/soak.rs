@@ -551,8 +551,13 @@ async fn chaos_step(
         | "module trapping before answering getmanifest, then a good one"
         | "module trapping in init, then a good one" => {
             // The old version keeps serving a new one that fails to start
-            // (make-before-break): wait for the refusal.
-            let failed = count_log(node, "unusual", "new version not started").await;
+            // beside it, and comes back after one that fails in init (which
+            // runs once the old one is gone): wait for either.
+            let refused = |node| async move {
+                count_log(node, "unusual", "new version not started").await
+                    + count_log(node, "unusual", "Bringing back the version").await
+            };
+            let failed = refused(node).await;
             match action {
                 "version crashing in getmanifest, then a good one" => {
                     subject.write_crashing("getmanifest")
@@ -563,7 +568,7 @@ async fn chaos_step(
                 _ => subject.write_trapping("init"),
             }
             let start = Instant::now();
-            while count_log(node, "unusual", "new version not started").await <= failed {
+            while refused(node).await <= failed {
                 assert!(
                     start.elapsed() < crate::BOUND,
                     "the broken version was never refused"

@@ -353,6 +353,19 @@ impl Supervisor {
         };
         let took = self.now.saturating_duration_since(pending.since);
         let number = gen.number;
+        // What came while no version could take it, in order, before
+        // the requests held meanwhile.
+        for (topic, msg) in std::mem::take(&mut plugin.held_notifications) {
+            if gen.subscribes(&topic) {
+                self.out.push(Output::Instance {
+                    plugin: p,
+                    gen: number,
+                    op: InstanceOp::Send(msg),
+                });
+            } else {
+                plugin.dropped_notifications += 1;
+            }
+        }
         plugin.set_phase(Phase::Serving { gen });
         self.out.push(Output::Served {
             plugin: p,

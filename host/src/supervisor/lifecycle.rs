@@ -1,18 +1,26 @@
 //! Where a reload happens: the transitions of each plugin's life cycle
-//! (start, serve, reload, drain, swap, retire, crash, back off, stop).
+//! (start, warm up, serve, drain, stop, init, roll back, retire, crash,
+//! back off).
 //!
-//! Reloads are make-before-break by default, native and wasm alike: the
-//! new version starts beside the old one, which serves until the new one
-//! has answered init (and taken the old one's state, if they keep state);
-//! then the old one retires, finishing what it has in flight. A new version
-//! that fails never replaced anything: the old one simply stays.
+//! Three ways to reload ([`ReloadMode`]), native and wasm alike:
+//! - warm (the default): the new version starts and answers getmanifest
+//!   beside the old one ([`Phase::Swapping`]); then the old one drains
+//!   ([`Phase::Draining`] with the new one waiting beside it), hands over
+//!   its state and stops ([`Phase::Stopping`], [`Then::Init`]); only once
+//!   it is gone does the new one get init ([`Phase::Starting`]), so that
+//!   the two never hold a port, a lock or a file at once;
+//! - cold (break-before-make; the default for a plugin with the
+//!   `db_write` hook, which may read its journal as soon as it starts):
+//!   the old one drains, hands over and stops before the new one starts;
+//! - full overlap: the new version's init too runs beside the old one,
+//!   which serves until the new one has answered it and then retires.
 //!
-//! Some native plugins cannot run twice at once (a port, a lock file). When
-//! a new version fails saying so on stderr, or `autoreload-overlap` is
-//! false for the plugin, the reload is break-before-make: the old one
-//! finishes its requests in flight (within the grace period), saves its
-//! state, is stopped, and only then does the new one start; requests that
-//! arrive meanwhile wait in the held queue.
+//! A new version that fails while the old one serves never replaced
+//! anything. One that fails once the old one is gone (warm, cold) brings
+//! the old version back (`Trigger::Rollback`: the host ran a kept copy of
+//! its file), with the state it handed over. A failure that says the new
+//! version could not take something the old one holds makes this reload,
+//! and later ones, more cautious.
 //!
 //! Owns: every change of a plugin's [`Phase`]. Must not: do I/O (a spawn,
 //! a signal, a timer go out as [`Output`]s), parse lightningd's traffic or

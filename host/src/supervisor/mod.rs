@@ -44,6 +44,11 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+/// How many notifications a plugin's next version gets once it has
+/// answered init (those that came while no version could take them);
+/// more are dropped, and counted.
+const HELD_NOTIFICATIONS: usize = 10_000;
+
 /// Settings, from the command line first and lightningd's init after.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -393,6 +398,15 @@ impl Supervisor {
                 Phase::Serving { gen }
                 | Phase::Swapping { gen, .. }
                 | Phase::Draining { gen, .. } => sends.push((p, gen.number)),
+                // A new version is on its way (the old one has stopped, or
+                // crashed): it gets them once it has answered init.
+                Phase::Starting { .. }
+                | Phase::Stopping {
+                    then: plugin::Then::Start(_) | plugin::Then::Init { .. },
+                    ..
+                } if plugin.held_notifications.len() < HELD_NOTIFICATIONS => plugin
+                    .held_notifications
+                    .push_back((method.to_owned(), m.raw.clone())),
                 _ => plugin.dropped_notifications += 1,
             }
         }

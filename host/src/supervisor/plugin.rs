@@ -402,6 +402,8 @@ pub struct ManagedPlugin {
     pub registered: Option<Manifest>,
     /// Requests waiting for a generation that can take them.
     pub held: VecDeque<Request>,
+    /// Notifications (topic, message) waiting for the next version.
+    pub(super) held_notifications: VecDeque<(String, bytes::Bytes)>,
     pub(super) restart_waiters: Vec<RawId>,
     /// A reload asked for while a generation was starting: it goes ahead
     /// once that one serves (or failed).
@@ -476,6 +478,7 @@ impl ManagedPlugin {
             retiring: vec![],
             registered: None,
             held: VecDeque::new(),
+            held_notifications: VecDeque::new(),
             restart_waiters: vec![],
             again: None,
             reloads: 0,

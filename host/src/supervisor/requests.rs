@@ -20,6 +20,9 @@ impl Supervisor {
     /// Answers every held request on the plugin's behalf, except those
     /// that only the plugin may answer (`db_write`).
     pub(super) fn flush_held(&mut self, p: PluginId) {
+        let plugin = &mut self.plugins[p];
+        plugin.dropped_notifications += plugin.held_notifications.len() as u64;
+        plugin.held_notifications.clear();
         let held = std::mem::take(&mut self.plugins[p].held);
         for req in held {
             self.unavailable(p, req);

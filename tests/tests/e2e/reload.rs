@@ -126,9 +126,11 @@ async fn a_rust_counter_survives_100_reloads_native_and_wasm() {
     }
 }
 
-/// A new version that fails to start (a syntax error, an exit, no answer
-/// to init) never replaces the serving one: its calls and its state go on,
-/// and the log and the status say why.
+/// A new version that fails to start (a syntax error, an exit) never
+/// replaces the serving one: its calls and its state go on, and the log
+/// and the status say why. One that fails in init (no answer), which runs
+/// only once the old one has gone, brings the old version back with its
+/// state.
 #[tokio::test]
 async fn broken_versions_leave_the_old_one_serving_with_its_state() {
     let launch = tempdir();
@@ -145,11 +147,7 @@ async fn broken_versions_leave_the_old_one_serving_with_its_state() {
         return;
     };
     let mut calls = 0;
-    for (fail, says) in [
-        ("syntax", "SyntaxError"),
-        ("exit", "FAIL_START=exit"),
-        ("hang-init", "no answer to getmanifest/init within 3000 ms"),
-    ] {
+    for (fail, says) in [("syntax", "SyntaxError"), ("exit", "FAIL_START=exit")] {
         calls += 1;
         assert_eq!(node.ok("count", json!({})).await["calls"], calls);
         let serving = generation(&node).await;
@@ -162,6 +160,21 @@ async fn broken_versions_leave_the_old_one_serving_with_its_state() {
         let err = s["last_error"].as_str().unwrap_or_default();
         assert!(err.contains(says), "{fail}: {s:#}");
     }
+    calls += 1;
+    assert_eq!(node.ok("count", json!({})).await["calls"], calls);
+    let before = generation(&node).await;
+    install(
+        &plugin,
+        stateful_text("v2", &json!({"FAIL_START": "hang-init"})),
+    );
+    let s = serving_after(&node, before).await;
+    assert_eq!(s["last_reload"]["trigger"], "rollback", "{s:#}");
+    let err = s["last_error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("no answer to getmanifest/init within 3000 ms"),
+        "{s:#}"
+    );
+    node.wait_log("Bringing back the version generation").await;
     let r = node.ok("count", json!({})).await;
     assert_eq!(r, json!({"calls": calls + 1, "version": "v1"}));
     let before = generation(&node).await;

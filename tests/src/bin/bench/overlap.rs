@@ -1,5 +1,6 @@
-//! Native reloads under load, make-before-break against break-before-make
-//! (section `reload-native`), and the cost of a state hand-over by the
+//! Native reloads under load in each reload mode, side by side: a warm
+//! start (the default), a full overlap and break-before-make (section
+//! `reload-native`), and the cost of a state hand-over by the
 //! state's size (section `handover`). Both reuse the stall measurement
 //! (stall.rs `measure`): callers call in a closed loop while the file is
 //! saved again and again; per reload, the longest wait of a call that
@@ -17,8 +18,8 @@ pub struct NativeArm {
     /// "rust" or "pyln".
     pub plugin: &'static str,
     pub label: String,
-    /// Make-before-break (the default) or `--autoreload-overlap=false`.
-    pub overlap: bool,
+    /// The `autoreload-overlap` value it ran with.
+    pub mode: &'static str,
     pub res: StallResult,
     /// `last_handover` outcomes seen after the reloads (hello.py keeps its
     /// `calls` with python/cln_autoreload_state.py), with their count.
@@ -45,10 +46,10 @@ impl NativeResults {
         }
     }
 
-    pub fn arm(&self, plugin: &str, overlap: bool) -> Option<&NativeArm> {
+    pub fn arm(&self, plugin: &str, mode: &str) -> Option<&NativeArm> {
         self.arms
             .iter()
-            .find(|a| a.plugin == plugin && a.overlap == overlap)
+            .find(|a| a.plugin == plugin && a.mode == mode)
     }
 }
 
@@ -140,16 +141,10 @@ pub fn run_native(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<NativeRes
     // cln_autoreload_state through PYTHONPATH, so that its `calls` is
     // handed over as a developer running it from the repository sees.
     let pythonpath = cln_autoreload_tests::root().join("python");
-    let bbm = vec!["--autoreload-overlap=false".to_string()];
-    let mut plan: Vec<(&'static str, bool)> = vec![];
+    let mut plan: Vec<(&'static str, &'static str)> = vec![];
     let mut subjects = vec![];
-    for overlap in [true, false] {
-        let mode = if overlap {
-            "make-before-break"
-        } else {
-            "break-before-make"
-        };
-        let extra = if overlap { vec![] } else { bbm.clone() };
+    for (overlap, mode) in MODES {
+        let extra = vec![format!("--autoreload-overlap={overlap}")];
         plan.push(("rust", overlap));
         subjects.push(Subject {
             key: "rust",
@@ -188,7 +183,7 @@ pub fn run_native(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<NativeRes
     let arms = plan
         .into_iter()
         .zip(subjects.iter().zip(results))
-        .map(|((plugin, overlap), (sub, res))| {
+        .map(|((plugin, mode), (sub, res))| {
             let mut handovers = BTreeMap::new();
             let mut handover_ms = vec![];
             for st in &res.statuses {
@@ -202,7 +197,7 @@ pub fn run_native(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<NativeRes
             NativeArm {
                 plugin,
                 label: sub.label.clone(),
-                overlap,
+                mode,
                 res,
                 handovers,
                 handover_ms,
@@ -216,6 +211,14 @@ pub fn run_native(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<NativeRes
         pyln,
     })
 }
+
+/// The reload modes measured: the `autoreload-overlap` value and what it
+/// does.
+pub const MODES: [(&str, &str); 3] = [
+    ("warm", "warm start"),
+    ("full", "full overlap"),
+    ("false", "break-before-make"),
+];
 
 /// The state sizes measured (STATE_SIZE, bytes of padding).
 pub const SIZES: [usize; 4] = [0, 64 << 10, 1 << 20, 8 << 20];

@@ -155,7 +155,7 @@ struct Goals {
     native_rss: Vec<(String, f64, f64, f64)>,
     /// (pass, plugin label, make-before-break and break-before-make:
     /// longest wait per reload, ms)
-    native_wait: Vec<(String, String, Spread, f64, Option<Spread>)>,
+    native_wait: Vec<(String, String, &'static str, Spread, f64)>,
 }
 
 impl Report<'_> {
@@ -273,16 +273,14 @@ impl Report<'_> {
                     Spread::of(&added(&su.ms, &c.host)),
                 ));
             }
-            for a in p.native.arms.iter().filter(|a| a.overlap) {
+            for a in &p.native.arms {
                 let waits = a.res.waits();
                 g.native_wait.push((
                     p.name.clone(),
                     plugin_name(a).to_string(),
+                    a.mode,
                     Spread::of(&waits),
                     waits.iter().copied().fold(f64::NAN, f64::max),
-                    p.native
-                        .arm(a.plugin, false)
-                        .map(|b| Spread::of(&b.res.waits())),
                 ));
             }
             for r in p
@@ -701,16 +699,26 @@ impl Report<'_> {
                 verdict(Some(*max <= 5.0))
             );
         }
-        for (name, plugin, w, max, bbm) in &g.native_wait {
-            let bbm = bbm
-                .map(|b| format!("; break-before-make: {} ms", b.show(1)))
-                .unwrap_or_default();
+        for (name, plugin, mode, w, max) in &g.native_wait {
+            // The goals: a full overlap hides the whole start (≤ 5 ms); a
+            // warm start hides all but the old version's exit and the new
+            // one's init (≤ 10 ms); break-before-make hides nothing (its
+            // figure stands beside them, with no goal).
+            let goal = match *mode {
+                "full" => Some(5.0),
+                "warm" => Some(10.0),
+                _ => None,
+            };
+            let what = match goal {
+                Some(ms) => format!("a call waits ≤ {ms} ms during a native reload, {mode}"),
+                None => format!("the wait of a call during a native reload, {mode}"),
+            };
             let _ = writeln!(
                 s,
-                "| a call waits ≤ 5 ms during a native reload, make-before-break ({plugin}; {name}) | longest wait of a call overlapping a reload, per reload, p50 (p10–p90): {} ms, worst reload {} ms{bbm} | {} |",
+                "| {what} ({plugin}; {name}) | longest wait of a call overlapping a reload, per reload, p50 (p10–p90): {} ms, worst reload {} ms | {} |",
                 w.show(1),
                 f1(*max),
-                verdict(Some(w.p50 <= 5.0))
+                goal.map_or_else(|| "–".to_string(), |ms| verdict(Some(w.p50 <= ms)).to_string())
             );
         }
         let _ = writeln!(
@@ -1159,9 +1167,9 @@ impl Report<'_> {
             );
         }
         for p in self.passes {
-            for a in p.native.arms.iter().filter(|a| a.overlap) {
+            for a in p.native.arms.iter().filter(|a| a.mode != "false") {
                 let w = Spread::of(&a.res.waits());
-                if w.p50 <= 5.0 {
+                if w.p50 <= if a.mode == "warm" { 10.0 } else { 5.0 } {
                     continue;
                 }
                 any = true;
@@ -1841,7 +1849,8 @@ fn before_swap(r: &StallResult) -> usize {
     r.per_reload.iter().filter(|w| w.2 < -1.0).count()
 }
 
-/// What bounds the wait of an overlapped native reload that missed 5 ms.
+/// What bounds the wait of a native reload that missed its goal (5 ms
+/// overlapped, 10 ms warm).
 fn native_bound(a: &NativeArm, p: &PassResults, w: Spread) -> String {
     let r = &a.res;
     let steady = Summary::of(&r.steady);
@@ -1849,8 +1858,9 @@ fn native_bound(a: &NativeArm, p: &PassResults, w: Spread) -> String {
     let base = Spread::of(&r.per_reload_base);
     let bbm = p
         .native
-        .arm(a.plugin, false)
+        .arm(a.plugin, "false")
         .map(|b| Spread::of(&b.res.waits()).p50);
+    let goal = if a.mode == "warm" { 10 } else { 5 };
     let start = if a.plugin == "pyln" {
         "a pyln-client plugin spends ~150 ms of CPU starting (section 2)"
     } else {
@@ -1865,7 +1875,7 @@ fn native_bound(a: &NativeArm, p: &PassResults, w: Spread) -> String {
         )
     };
     format!(
-        "**a call waits ≤ 5 ms during a native reload of {}, make-before-break, through {}** \
+        "**a call waits ≤ {goal} ms during a native reload of {}, {}, through {}** \
          (longest wait per reload {} ms p50; break-before-make {} ms). The baseline is \
          the longest of as many steady-state calls: {} ms p50 ({} callers in a closed \
          loop; steady p99 {} ms, max {} ms), so most of the figure is the machine, not \
@@ -1877,6 +1887,7 @@ fn native_bound(a: &NativeArm, p: &PassResults, w: Spread) -> String {
          waited at the switch.{handover} No call is held for the start-up: that is what \
          break-before-make costs.",
         plugin_name(a),
+        a.mode,
         p.name,
         w.show(1),
         bbm.map_or("–".into(), f1),
@@ -1892,18 +1903,20 @@ fn native_section(s: &mut String, p: &PassResults, counts: &Counts) {
     let n = &p.native;
     let _ = writeln!(
         s,
-        "## 7. Native reloads under load: make-before-break against break-before-make, through {}\n",
+        "## 7. Native reloads under load: warm start, full overlap and break-before-make, through {}\n",
         p.name
     );
     let _ = writeln!(
         s,
         "As in section 3: {} callers, each on its own connection, call in a closed loop \
          while the plugin file is saved (renamed into place) {} times per round, {} ms \
-         apart; {} rounds, each on a fresh node, the four arms taking turns. \
-         *Make-before-break* is the default: the new version starts beside the old one, \
-         which serves until the new one has answered init. *Break-before-make* is the \
-         same node with `--autoreload-overlap=false`: the old version drains and stops, \
-         then the new one starts, calls waiting meanwhile. A reload window runs from the \
+         apart; {} rounds, each on a fresh node, the arms taking turns. \
+         *Warm start* is the default (`--autoreload-overlap=warm`): the new version \
+         starts and answers getmanifest beside the old one; then calls wait while the \
+         old one drains, hands over its state and exits, and the new one gets init. \
+         *Full overlap* (`=full`): the new version answers init too beside the old \
+         one, which serves until then. *Break-before-make* (`=false`): the old version \
+         drains and stops, then the new one starts, calls waiting meanwhile. A reload window runs from the \
          rename to the first answer from the new version (a new pid); for each reload, \
          the longest wait of a call overlapping its window and the p50 of those calls; \
          the table gives the median over the reloads and, in brackets, p10–p90. \
@@ -1966,13 +1979,14 @@ fn native_section(s: &mut String, p: &PassResults, counts: &Counts) {
         );
     }
     let mut rows = vec![];
-    for a in n.arms.iter().filter(|a| a.overlap) {
-        if let Some(b) = n.arm(a.plugin, false) {
+    for a in n.arms.iter().filter(|a| a.mode != "false") {
+        if let Some(b) = n.arm(a.plugin, "false") {
             let (wa, wb) = (median(&a.res.waits()), median(&b.res.waits()));
             let before = before_swap(&a.res);
             rows.push(format!(
-                "| {} | ×{:.1} | {} of {} | {} of {} |",
+                "| {}, {} | ×{:.1} | {} of {} | {} of {} |",
                 plugin_name(a),
+                a.mode,
                 wb / wa,
                 before,
                 a.res.per_reload.len(),
@@ -1987,7 +2001,7 @@ fn native_section(s: &mut String, p: &PassResults, counts: &Counts) {
             "\n*Before the swap* means the longest call of a reload was answered more \
              than 1 ms before the new version's first answer (by the old version, while \
              the new one started); otherwise it waited at the switch or for the new \
-             version.\n\n| plugin | longest wait p50: break-before-make / make-before-break | longest before the swap, make-before-break | longest before the swap, break-before-make |\n| --- | ---: | ---: | ---: |"
+             version.\n\n| plugin, mode | longest wait p50: break-before-make / this mode | longest before the swap, this mode | longest before the swap, break-before-make |\n| --- | ---: | ---: | ---: |"
         );
         for r in rows {
             let _ = writeln!(s, "{r}");
@@ -2012,7 +2026,7 @@ fn handover_section(s: &mut String, p: &PassResults, counts: &Counts) {
         s,
         "tests/plugins/stateful.py (stdlib Python, declares `\"autoreload\": {{\"state\": \
          true}}`) with `STATE_SIZE` bytes of padding in its state, two versions saved in \
-         turn (renamed into place), make-before-break, {} callers calling `count` in a \
+         turn (renamed into place), reloaded warm (the default), {} callers calling `count` in a \
          closed loop as in section 7; {} rounds of {} reloads per size, each on a fresh \
          node, the sizes taking turns. **hand-over** is `autoreload-status`'s \
          `last_handover.duration_ms`, read after each reload: from the save request to \
