@@ -96,9 +96,9 @@ pub fn watch<K: Copy + Send + 'static>(
     let rewatch = {
         let inner = inner.clone();
         move |dir: &Path| {
-            inner.lock().map_or(false, |mut w| {
-                w.watch(dir, RecursiveMode::NonRecursive).is_ok()
-            })
+            inner
+                .lock()
+                .is_ok_and(|mut w| w.watch(dir, RecursiveMode::NonRecursive).is_ok())
         }
     };
     tokio::spawn(settle_loop(rx, targets, dirs, settle, changed, rewatch));
