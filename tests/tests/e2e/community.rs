@@ -13,8 +13,8 @@
 //!
 //! Each runs through a wrapper script, as reckless installs Python
 //! plugins (their `#!` line asks for `uv run`, which resolves their
-//! dependencies from the network at every start); the plugin's directory
-//! is watched as its sources, so saving its file reloads it.
+//! dependencies from the network at every start): the wrapper is the file
+//! cln-autoreload manages, and saving it reloads the plugin.
 
 use cln_autoreload_tests::*;
 use serde_json::{json, Value};
@@ -67,31 +67,23 @@ fn python_has(modules: &[&str]) -> bool {
     })
 }
 
-/// A wrapper that runs `script` with python3, as reckless's does.
-fn wrapper(dir: &Path, script: &Path) -> PathBuf {
-    let w = dir.join(format!(
-        "{}-wrapper",
-        script
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("plugin")
-    ));
-    std::fs::write(
-        &w,
-        format!("#!/bin/sh\nexec python3 {} \"$@\"\n", script.display()),
-    )
-    .expect("wrapper");
-    make_executable(&w);
+/// The wrapper that runs `script` with python3, as reckless's does,
+/// saved (renamed into place) for the `n`th time.
+fn wrapper(dir: &Path, script: &Path, n: u32) -> PathBuf {
+    let stem = script
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("plugin");
+    let w = dir.join(format!("{stem}-wrapper"));
+    let tmp = w.with_extension("save~");
+    let text = format!(
+        "#!/bin/sh\n# save {n}\nexec python3 {} \"$@\"\n",
+        script.display()
+    );
+    std::fs::write(&tmp, text).expect("wrapper");
+    make_executable(&tmp);
+    std::fs::rename(&tmp, &w).expect("rename");
     w
-}
-
-/// Saves `file` with the same content, as an editor's save-all does:
-/// a reload of the plugin whose sources it is.
-fn resave(file: &Path) {
-    let text = std::fs::read(file).expect("read");
-    let tmp = file.with_extension("save~");
-    std::fs::write(&tmp, text).expect("write");
-    std::fs::rename(&tmp, file).expect("rename");
 }
 
 async fn generation(node: &Node) -> u64 {
@@ -130,12 +122,12 @@ async fn backup_keeps_every_write_across_reloads() {
         .output()
         .expect("backup-cli init");
     assert!(init.status.success(), "backup-cli init: {init:?}");
-    let w = wrapper(work.path(), &plugin_dir.join("backup.py"));
+    let script = plugin_dir.join("backup.py");
+    let w = wrapper(work.path(), &script, 0);
     let Some(node) = NodeBuilder::new()
         .launch_dir(work.path())
         .lightning_dir(&ldir)
         .arg(format!("--autoreload-plugin={}", w.display()))
-        .arg(format!("--autoreload-watch={}", plugin_dir.display()))
         .standin_only()
         .start()
         .await
@@ -149,9 +141,9 @@ async fn backup_keeps_every_write_across_reloads() {
     )
     .await;
     let mut inserted = 0u64;
-    for _ in 0..20 {
+    for n in 1..=20 {
         let before = generation(&node).await;
-        resave(&plugin_dir.join("backup.py"));
+        wrapper(work.path(), &script, n);
         // Writes go on while it reloads: each waits for the version that
         // can take it.
         let start = Instant::now();
@@ -222,11 +214,11 @@ async fn prometheus_serves_its_port_after_every_reload() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let w = wrapper(work.path(), &plugin_dir.join("prometheus.py"));
+    let script = plugin_dir.join("prometheus.py");
+    let w = wrapper(work.path(), &script, 0);
     let Some(node) = NodeBuilder::new()
         .launch_dir(work.path())
         .arg(format!("--autoreload-plugin={}", w.display()))
-        .arg(format!("--autoreload-watch={}", plugin_dir.display()))
         .arg(format!("--prometheus-listen=127.0.0.1:{port}"))
         .start()
         .await
@@ -253,9 +245,9 @@ async fn prometheus_serves_its_port_after_every_reload() {
         }
     };
     assert!(scrape().await.contains("lightning_node_info"));
-    for _ in 0..5 {
+    for n in 1..=5 {
         let before = generation(&node).await;
-        resave(&plugin_dir.join("prometheus.py"));
+        wrapper(work.path(), &script, n);
         let s = reloaded(&node, before).await;
         assert!(s["last_error"].is_null(), "{s:#}");
         assert!(scrape().await.contains("lightning_node_info"));
