@@ -344,3 +344,36 @@ async fn a_version_broken_in_init_brings_the_old_version_back() {
     let r = wait_version(&node, "count", "v3").await;
     assert!(r["calls"].as_u64() > Some(4));
 }
+
+/// `autoreload-restart` answers once the new version serves and the old
+/// process is gone (its port released), in every mode.
+#[tokio::test]
+async fn autoreload_restart_answers_once_the_old_process_is_gone() {
+    for mode in ["warm", "full", "false"] {
+        let launch = tempdir();
+        let path = launch.path().join("portinit.py");
+        install("portinit.py", "v1", &path);
+        let port = free_port();
+        let Some(node) = NodeBuilder::new()
+            .launch_dir(launch.path())
+            .arg("--autoreload-plugin=portinit.py")
+            .arg(format!("--portinit-port={port}"))
+            .arg(format!("--autoreload-overlap={mode}"))
+            .start()
+            .await
+            .expect("node")
+        else {
+            return;
+        };
+        let old = wait_version(&node, "portinit", "v1").await["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .expect("a pid");
+        let r = node.ok("autoreload-restart", json!({})).await;
+        assert!(!alive(old), "{mode}: answered {r} while {old} runs");
+        let now = node.ok("portinit", json!({})).await;
+        assert_ne!(now["pid"], json!(old), "{mode}");
+        assert_eq!(now["port"], port, "{mode}");
+        node.stop().await.expect("stop");
+    }
+}
