@@ -292,6 +292,17 @@ async fn native_mirror(overlap: bool) {
 /// a new module swapped in every 150 ms.
 #[tokio::test]
 async fn a_wasm_mirror_keeps_every_db_write_once_across_swaps_and_crashes() {
+    wasm_mirror(None).await;
+}
+
+/// The same with warm starts, asked for: the guest reads its mirror in
+/// init, which a new instance gets only once the old one is gone.
+#[tokio::test]
+async fn a_wasm_mirror_read_in_init_keeps_every_db_write_once_across_warm_swaps() {
+    wasm_mirror(Some("warm")).await;
+}
+
+async fn wasm_mirror(mode: Option<&str>) {
     let launch = tempdir();
     let plugin = launch.path().join("guest.wasm");
     write_atomically(&plugin, &testguest_version("m0"));
@@ -304,6 +315,7 @@ async fn a_wasm_mirror_keeps_every_db_write_once_across_swaps_and_crashes() {
             "--autoreload-wasm-dir={}:/mirror",
             mirror.path().display()
         ))
+        .args(mode.map(|m| format!("--autoreload-overlap={m}")))
         .standin_only()
         .start()
         .await

@@ -104,6 +104,13 @@ fn main() {
                 panic!("testguest {}: trapping in init, as told", version());
             }
             p.state_mut().init_options = Value::Object(p.options().clone());
+            // Like `backup`, the mirror reads where it stands once, here
+            // (or at the first write, if that comes before init), and
+            // keeps it in memory: a version whose init ran while another
+            // still appended would start behind.
+            if std::path::Path::new(MIRROR_DIR).is_dir() && p.state().mirror.is_none() {
+                p.state_mut().mirror = Some(Mirror::open());
+            }
             Ok(())
         })
         .on_setconfig(|p, name, value| {
