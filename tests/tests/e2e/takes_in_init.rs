@@ -255,6 +255,18 @@ async fn a_journal_read_in_init_keeps_every_write_once_across_warm_reloads() {
     journal_survives(Some("warm"), 25).await;
 }
 
+/// A node running counter.py (version v1, installed at `path`).
+async fn counter_node(path: &Path) -> Option<Node> {
+    install("counter.py", "v1", path);
+    let dir = path.parent().expect("a directory");
+    NodeBuilder::new()
+        .launch_dir(dir)
+        .arg("--autoreload-plugin=counter.py")
+        .start()
+        .await
+        .expect("node")
+}
+
 /// counter.py keeps its count in lightningd's datastore, read in `init`:
 /// a caller calling without pause across reloads sees every call counted
 /// once, none lost (an `init` beside the old version would read the count
@@ -263,14 +275,7 @@ async fn a_journal_read_in_init_keeps_every_write_once_across_warm_reloads() {
 async fn a_datastore_counter_read_in_init_loses_nothing_across_reloads() {
     let launch = tempdir();
     let path = launch.path().join("counter.py");
-    install("counter.py", "v1", &path);
-    let Some(node) = NodeBuilder::new()
-        .launch_dir(launch.path())
-        .arg("--autoreload-plugin=counter.py")
-        .start()
-        .await
-        .expect("node")
-    else {
+    let Some(node) = counter_node(&path).await else {
         return;
     };
     let node = Arc::new(node);
@@ -308,14 +313,7 @@ async fn a_datastore_counter_read_in_init_loses_nothing_across_reloads() {
 async fn a_version_broken_in_init_brings_the_old_version_back() {
     let launch = tempdir();
     let path = launch.path().join("counter.py");
-    install("counter.py", "v1", &path);
-    let Some(node) = NodeBuilder::new()
-        .launch_dir(launch.path())
-        .arg("--autoreload-plugin=counter.py")
-        .start()
-        .await
-        .expect("node")
-    else {
+    let Some(node) = counter_node(&path).await else {
         return;
     };
     for i in 1..=3 {
