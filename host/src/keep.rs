@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
+/// How the name of the directory the copies are kept in begins (in
+/// `TMPDIR`): source trees never count what is in one.
+pub const DIR_PREFIX: &str = "cln-autoreload-kept-";
+
 /// One kept copy, removed when no generation needs it any more.
 #[derive(Debug)]
 struct Copy(PathBuf);
@@ -134,7 +138,7 @@ impl Keeper {
             return Ok(d.path().to_path_buf());
         }
         let d = tempfile::Builder::new()
-            .prefix("cln-autoreload-kept-")
+            .prefix(DIR_PREFIX)
             .tempdir()
             .map_err(|e| format!("cannot make a directory to keep it in: {e}"))?;
         let path = d.path().to_path_buf();

@@ -310,9 +310,12 @@ impl Change {
 }
 
 /// What never counts as a source, whatever the project's ignore files say:
-/// version control, caches that tools write by themselves, and editors'
-/// temporary and swap files (gitignore syntax).
+/// version control, caches that tools write by themselves, editors'
+/// temporary and swap files, and the copies of plugin files the host keeps
+/// in `TMPDIR` ([`crate::keep::DIR_PREFIX`]), should that be inside a
+/// watched tree (gitignore syntax).
 const BUILTIN_IGNORES: &[&str] = &[
+    "cln-autoreload-kept-*/",
     ".git",
     ".hg",
     ".svn",
