@@ -38,6 +38,8 @@ pub const BUILTIN_METHODS: &[&str] = &[
     "dev-hook",
     "dev-notify",
     "dev-counters",
+    "signmessage",
+    "dev-rpc-notify",
     "dev-db-write",
     "dev-db-log",
 ];
