@@ -240,3 +240,53 @@ async fn without_namespaces_on_refuses_and_best_effort_says_so() {
     let v = rpc(&node, "signmessage", sign(), None).await;
     assert_eq!(v["ok"], true, "not fenced, as the status says: {v}");
 }
+
+/// A pyln-client plugin, which builds the socket's path from `init`'s
+/// `lightning-dir` and `rpc-file` itself and turns notifications on before
+/// its call when asked to pass them on, goes through the filter.
+#[tokio::test]
+async fn a_pyln_client_plugin_goes_through_the_filter() {
+    let pyln = std::process::Command::new("python3")
+        .args(["-c", "import pyln.client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !pyln {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install pyln-client"
+        );
+        skip("pylnrpc.py: pip install pyln-client");
+        return;
+    }
+    let pdir = tempdir();
+    let py = install_probe(pdir.path(), &root().join("tests/plugins/pylnrpc.py"));
+    let Some(node) = NodeBuilder::new()
+        .arg(format!("--autoreload-plugin={}", py.display()))
+        .arg("--autoreload-native-sandbox=on")
+        .arg("--autoreload-native-rpc-allow=pylnrpc.py::getinfo,dev-rpc-notify")
+        .start()
+        .await
+        .expect("node starts")
+    else {
+        return;
+    };
+    let v = node.ok("pyln-rpc", json!(["getinfo"])).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["result"]["id"].is_string(), "{v}");
+    let v = node.ok("pyln-rpc", json!(["signmessage", sign()])).await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not allowed")),
+        "{v}"
+    );
+    if real_lightningd().is_none() {
+        let params = json!({"count": 2, "size": 10});
+        let v = node
+            .ok("pyln-rpc", json!(["dev-rpc-notify", params, true]))
+            .await;
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["messages"], 2, "{v}");
+    }
+}
