@@ -10,6 +10,8 @@ an error: `{"ok": true, ...}` or `{"ok": false, "errno": N, "error": ...}`.
 - probe-rpc [method] [params] [path] [notify]: a call (`getinfo`) over
   lightningd's `lightning-rpc` (or the socket at `path`, where `{ppid}`
   is the host's pid); with `notify`, notifications enabled and counted
+- probe-rpc-raw text: sends `text` over `lightning-rpc`; the first
+  message back, and whether the connection was closed after it
 - probe-rpc-many connections calls [method]: that many connections at
   once, each sending all its calls before reading the answers
 - probe-env name: an environment variable, and TMPDIR
@@ -27,6 +29,7 @@ MANIFEST = {
         {"name": "probe-spawn-read", "usage": "path", "description": "a child reads a file"},
         {"name": "probe-connect", "usage": "host port", "description": "TCP connect"},
         {"name": "probe-rpc", "usage": "[method] [params] [path] [notify]", "description": "a call over lightning-rpc"},
+        {"name": "probe-rpc-raw", "usage": "text", "description": "raw bytes to lightning-rpc"},
         {"name": "probe-rpc-many", "usage": "connections calls [method]", "description": "many calls at once"},
         {"name": "probe-env", "usage": "name", "description": "an environment variable"},
     ],
@@ -154,6 +157,16 @@ def handle(method, params):
             path = (param(params, "path", 2) or RPC_FILE).replace("{ppid}", str(os.getppid()))
             return rpc_call(path, param(params, "method", 0) or "getinfo",
                             param(params, "params", 1) or {}, bool(param(params, "notify", 3)))
+        if method == "probe-rpc-raw":
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(30)
+            s.connect(RPC_FILE)
+            s.sendall(param(params, "text", 0).encode())
+            msgs = read_messages(s, [""], json.JSONDecoder())
+            first = next(msgs, None)
+            closed = next(msgs, None) is None
+            s.close()
+            return {"ok": first is not None, "answer": first, "closed": closed}
         if method == "probe-rpc-many":
             return rpc_many(int(param(params, "connections", 0)), int(param(params, "calls", 1)),
                             param(params, "method", 2) or "getinfo")

@@ -3,10 +3,11 @@
 //! lightningd's) `lightning-rpc`, an allowed method works, a refused one
 //! is refused and logged, the real socket cannot be reached (by its path
 //! it is the plugin's filter; through another namespace not at all), an
-//! unsandboxed control reaches every method; the filter answers every
-//! call under many connections at once, and passes lightningd's large
-//! answers and notifications through; where the kernel cannot fence the
-//! socket, `on` refuses and `best-effort` says so.
+//! unsandboxed control reaches every method; a pyln-client plugin goes
+//! through the filter too; the filter answers every call (under many
+//! connections at once, when lightningd hangs up, on garbage), and passes
+//! lightningd's large answers and notifications through; where the kernel
+//! cannot fence the socket, `on` refuses and `best-effort` says so.
 
 use super::sandbox::{install_probe, python_probe, status_of};
 use super::*;
@@ -289,4 +290,49 @@ async fn a_pyln_client_plugin_goes_through_the_filter() {
         assert_eq!(v["ok"], true, "{v}");
         assert_eq!(v["messages"], 2, "{v}");
     }
+}
+
+/// No call waits forever: one in flight when lightningd hangs up gets an
+/// error from the filter, and what is not a request gets an error and the
+/// connection closed (as lightningd does).
+#[tokio::test]
+async fn every_call_is_answered_when_lightningd_hangs_up_or_on_garbage() {
+    let pdir = tempdir();
+    let py = install_probe(pdir.path(), &python_probe());
+    let Some(node) = NodeBuilder::new()
+        .standin_only()
+        .arg(format!("--autoreload-plugin={}", py.display()))
+        .arg("--autoreload-native-sandbox=on")
+        .arg("--autoreload-native-rpc-allow=dev-rpc-hangup,getinfo")
+        .start()
+        .await
+        .expect("node starts")
+    else {
+        return;
+    };
+    let v = rpc(&node, "dev-rpc-hangup", json!({}), None).await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["answer"]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("lightningd closed the connection before answering")),
+        "{v}"
+    );
+    for (text, id) in [
+        ("[1, 2, 3]", Value::Null),
+        (r#"{"jsonrpc": "2.0", "id": 7}"#, json!(7)),
+    ] {
+        let v = node.ok("probe-rpc-raw", json!([text])).await;
+        assert_eq!(v["ok"], true, "{text}: {v}");
+        assert_eq!(v["answer"]["id"], id, "{text}: {v}");
+        assert!(
+            v["answer"]["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("not a JSON-RPC request")),
+            "{text}: {v}"
+        );
+        assert_eq!(v["closed"], true, "{text}: {v}");
+    }
+    // The filter still serves.
+    assert_eq!(rpc(&node, "getinfo", json!({}), None).await["ok"], true);
 }

@@ -40,6 +40,7 @@ pub const BUILTIN_METHODS: &[&str] = &[
     "dev-counters",
     "signmessage",
     "dev-rpc-notify",
+    "dev-rpc-hangup",
     "dev-db-write",
     "dev-db-log",
 ];

@@ -172,6 +172,7 @@ async fn connection(ld: Arc<Ld>, stream: UnixStream) {
                     let _ = wr.flush().await;
                     let _ = ack.send(());
                 }
+                Out::Hangup => break,
             }
         }
     });
@@ -335,6 +336,12 @@ async fn dispatch(ld: &Arc<Ld>, tx: &mpsc::UnboundedSender<Out>, req: &Req) -> O
         }
         "dev-notify" => dev_notify(ld, req),
         "signmessage" => signmessage(req),
+        "dev-rpc-hangup" => {
+            // Hangs up on the caller without an answer, as lightningd does
+            // when it goes away with the call in flight.
+            let _ = tx.send(Out::Hangup);
+            return None;
+        }
         "dev-rpc-notify" => {
             for frame in dev_rpc_notify(req) {
                 let _ = tx.send(Out::Data(frame));
