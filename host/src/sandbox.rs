@@ -138,7 +138,12 @@ impl Options {
             }
         }
         let allow = AllowList::parse(&self.rpc_allow);
-        for n in names {
+        // (A .wasm plugin has its own list, autoreload-wasm-rpc-allow.)
+        let native = |n: &&String| {
+            crate::backend::BackendKind::for_path(Path::new(n.as_str()))
+                == crate::backend::BackendKind::Native
+        };
+        for n in names.iter().filter(native) {
             if self.spec(n).is_none() && allow.for_plugin(n).is_some() {
                 out.push(format!(
                     "{OPT_RPC_ALLOW}: {n} is not sandboxed (autoreload-native-sandbox): the list does not apply to it, it may call every method"
