@@ -23,7 +23,7 @@ pub(crate) fn python_probe() -> PathBuf {
     root().join("tests/plugins/probe.py")
 }
 
-fn rust_probe() -> PathBuf {
+pub(crate) fn rust_probe() -> PathBuf {
     // Cargo builds the tests crate's binaries before its integration tests.
     let profile = if cfg!(debug_assertions) {
         "debug"

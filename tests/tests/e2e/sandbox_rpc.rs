@@ -2,14 +2,15 @@
 //! (`autoreload-native-rpc-allow`): through the stand-in's (or a real
 //! lightningd's) `lightning-rpc`, an allowed method works, a refused one
 //! is refused and logged, the real socket cannot be reached (by its path
-//! it is the plugin's filter; through another namespace not at all), an
+//! it is the plugin's filter; through another namespace, or another
+//! plugin's filter, not at all), an
 //! unsandboxed control reaches every method; a pyln-client plugin goes
 //! through the filter too; the filter answers every call (under many
 //! connections at once, when lightningd hangs up, on garbage), and passes
 //! lightningd's large answers and notifications through; where the kernel
 //! cannot fence the socket, `on` refuses and `best-effort` says so.
 
-use super::sandbox::{install_probe, python_probe, status_of};
+use super::sandbox::{install_probe, python_probe, rust_probe, status_of};
 use super::*;
 
 /// A call through the probe's `lightning-rpc` (or the socket at `path`).
@@ -335,4 +336,37 @@ async fn every_call_is_answered_when_lightningd_hangs_up_or_on_garbage() {
     }
     // The filter still serves.
     assert_eq!(rpc(&node, "getinfo", json!({}), None).await["ok"], true);
+}
+
+/// Another plugin's filter, which may allow more, is out of reach: the
+/// directory of the filters is hidden in each plugin's namespace.
+#[tokio::test]
+async fn another_plugins_filter_is_out_of_reach() {
+    let pdir = tempdir();
+    let py = install_probe(pdir.path(), &python_probe());
+    let rs = install_probe(pdir.path(), &rust_probe());
+    let Some(node) = NodeBuilder::new()
+        .arg(format!("--autoreload-plugin={}", py.display()))
+        .arg(format!("--autoreload-plugin={}", rs.display()))
+        .arg("--autoreload-native-sandbox=on")
+        .arg("--autoreload-native-rpc-allow=probe-native::*")
+        .start()
+        .await
+        .expect("node starts")
+    else {
+        return;
+    };
+    let s = node.ok("autoreload-status", json!({})).await;
+    let theirs = status_of(&s, "probe-native")["sandbox"]["rpc"]["filter"]
+        .as_str()
+        .expect("probe-native's filter")
+        .to_owned();
+    assert!(std::path::Path::new(&theirs).exists(), "{s:#}");
+    let v = rpc(&node, "signmessage", sign(), Some(&theirs)).await;
+    assert_eq!(v["ok"], false, "{theirs}: {v}");
+    assert_eq!(v["errno"], 2, "ENOENT: hidden: {v}");
+    assert!(refused(&rpc(&node, "signmessage", sign(), None).await));
+    // The other plugin reaches lightningd through its own.
+    let v = node.ok("rprobe-rpc", json!([])).await;
+    assert_eq!(v["ok"], true, "{v}");
 }
