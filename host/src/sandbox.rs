@@ -861,10 +861,14 @@ fn fence(
         true => None,
         false if real.exists() => Some((rpc.filter.as_path(), real.as_path())),
         false => {
-            limits.push(format!(
-                "lightningd's socket {} does not exist yet: it is not fenced until the plugin restarts",
+            let what = format!(
+                "lightningd's socket {} (outside the network directory) does not exist: it cannot be covered",
                 real.display()
-            ));
+            );
+            if spec.mode != Mode::BestEffort {
+                return Err(format!("sandbox: {what}: not started"));
+            }
+            limits.push(what);
             None
         }
     };
@@ -874,7 +878,8 @@ fn fence(
         .collect();
     let fence = Fence::new(&pairs, &rpc.view, network_dir, outside, &rpc.hide)
         .map_err(|e| format!("sandbox: {e}"))?;
-    Ok((Some(fence), true))
+    let covered = in_netdir || outside.is_some();
+    Ok((Some(fence), covered))
 }
 
 /// Builds the Landlock ruleset: `all` handled, `rules` allowed, and, with
