@@ -394,7 +394,7 @@ impl Host {
                 let name = self.core.plugins()[p].name.clone();
                 let prepared = self
                     .sandboxes
-                    .prepare(p.0, spec.as_ref(), &name, path)
+                    .prepare(p.0, spec.as_ref(), &name, path, &self.link)
                     .map_err(SpawnError::Other)?;
                 let developer = self.core.config().developer;
                 native::spawn(path, developer, prepared, report)

@@ -553,7 +553,7 @@ pub fn host_options() -> Vec<Value> {
         json!({"name": "autoreload-wasm-dir", "type": "string", "multi": true,
                "description": "HOST[:GUEST] directory a .wasm plugin may use (none by default)"}),
         json!({"name": "autoreload-wasm-rpc-allow", "type": "string", "multi": true,
-               "description": "lightningd methods a .wasm plugin may call (default: all)"}),
+               "description": "[PLUGIN::]METHOD lightningd methods a .wasm plugin may call (default: all; * for all)"}),
         json!({"name": "autoreload-native-sandbox", "type": "string", "multi": true,
                "description": "[PLUGIN::]on|best-effort|off: run native plugins (all, or PLUGIN) in a Landlock sandbox that hides the lightning dir's secrets"}),
         json!({"name": "autoreload-native-allow", "type": "string", "multi": true,
@@ -562,6 +562,8 @@ pub fn host_options() -> Vec<Value> {
                "description": "[PLUGIN::]any|none|PORT,... TCP a sandboxed native plugin may connect to and bind (default: none)"}),
         json!({"name": "autoreload-native-env", "type": "string", "multi": true,
                "description": "[PLUGIN::]NAME,... environment variables a sandboxed native plugin keeps (default: all; NAME* for a prefix)"}),
+        json!({"name": "autoreload-native-rpc-allow", "type": "string", "multi": true,
+               "description": "[PLUGIN::]METHOD lightningd methods a sandboxed native plugin may call over lightning-rpc (default: read-only methods; * for all)"}),
     ]
 }
 

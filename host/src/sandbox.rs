@@ -23,6 +23,11 @@ use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use crate::link::Link;
+use crate::rpc_allow::{AllowList, Methods};
+use crate::rpc_fence::{self, Fence};
+use crate::rpc_filter::Filter;
+
 /// Separates a plugin's file name from the value (`probe.py::on`).
 pub const BIND: &str = "::";
 /// The options this module reads (lightningd's names).
@@ -33,6 +38,8 @@ pub const OPT_ALLOW: &str = "autoreload-native-allow";
 pub const OPT_NET: &str = "autoreload-native-net";
 /// Environment variables a sandboxed plugin keeps: `[PLUGIN::]NAME,...`.
 pub const OPT_ENV: &str = "autoreload-native-env";
+/// lightningd methods a sandboxed plugin may call: `[PLUGIN::]METHOD`.
+pub const OPT_RPC_ALLOW: &str = "autoreload-native-rpc-allow";
 /// Test knob: the Landlock ABI the sandbox requires, in place of the one
 /// its rules need (set it above the kernel's to see a refusal).
 pub const ABI_REQUIRED_VAR: &str = "AUTORELOAD_LANDLOCK_ABI_REQUIRED";
@@ -53,6 +60,10 @@ pub struct Options {
     pub net: Vec<String>,
     /// `autoreload-native-env` values.
     pub env: Vec<String>,
+    /// `autoreload-native-rpc-allow` values.
+    pub rpc_allow: Vec<String>,
+    /// lightningd's `lightning-rpc` (its default until init names it).
+    pub rpc_socket: Option<PathBuf>,
 }
 
 impl Options {
@@ -73,6 +84,7 @@ impl Options {
             OPT_ALLOW => self.allow.push(value),
             OPT_NET => self.net.push(value),
             OPT_ENV => self.env.push(value),
+            OPT_RPC_ALLOW => self.rpc_allow.push(value),
             _ => {}
         }
     }
@@ -100,6 +112,7 @@ impl Options {
             (OPT_ALLOW, &self.allow),
             (OPT_NET, &self.net),
             (OPT_ENV, &self.env),
+            (OPT_RPC_ALLOW, &self.rpc_allow),
         ];
         for (opt, list) in lists {
             for v in list {
@@ -122,6 +135,19 @@ impl Options {
                         out.push(format!("{opt}={v}: {e}: no network (none)"));
                     }
                 }
+            }
+        }
+        let allow = AllowList::parse(&self.rpc_allow);
+        // (A .wasm plugin has its own list, autoreload-wasm-rpc-allow.)
+        let native = |n: &&String| {
+            crate::backend::BackendKind::for_path(Path::new(n.as_str()))
+                == crate::backend::BackendKind::Native
+        };
+        for n in names.iter().filter(native) {
+            if self.spec(n).is_none() && allow.for_plugin(n).is_some() {
+                out.push(format!(
+                    "{OPT_RPC_ALLOW}: {n} is not sandboxed (autoreload-native-sandbox): the list does not apply to it, it may call every method"
+                ));
             }
         }
         out
@@ -157,11 +183,16 @@ impl Options {
                 .map(str::to_owned)
                 .collect()
         });
+        let rpc_allow = AllowList::parse(&self.rpc_allow)
+            .for_plugin(name)
+            .unwrap_or_else(Methods::read_only);
         Some(Spec {
             mode,
             grants,
             net,
             env,
+            rpc_allow,
+            rpc_socket: self.rpc_socket.clone(),
         })
     }
 }
@@ -275,6 +306,10 @@ pub struct Spec {
     pub net: Net,
     /// The environment variables it keeps (`None`: all of lightningd's).
     pub env: Option<Vec<String>>,
+    /// The lightningd methods it may call.
+    pub rpc_allow: Methods,
+    /// lightningd's socket, which it must not reach.
+    pub rpc_socket: Option<PathBuf>,
 }
 
 impl Spec {
@@ -291,10 +326,16 @@ impl Spec {
 /// What each native plugin's last generation was started in, for
 /// `autoreload-status`. Which sandbox a plugin gets is the supervisor's
 /// decision ([`Options::spec`]); this is where it is made real.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct Settings {
     /// Per plugin: the status entry of its last generation's sandbox.
     started: Vec<Option<Value>>,
+    /// Per plugin: its filtering socket, once it was sandboxed.
+    filters: Vec<Option<Filter>>,
+    /// Per plugin: the views made for its generations, newest last.
+    views: Vec<Vec<PathBuf>>,
+    /// Views made so far (their names).
+    made: u64,
 }
 
 /// A sandbox ready to be entered by a child between fork and exec.
@@ -307,6 +348,9 @@ pub struct Prepared {
     pub env: Option<Vec<(OsString, OsString)>>,
     /// Its private temporary directory (`TMPDIR`).
     pub tmpdir: PathBuf,
+    /// The namespaces that keep it from lightningd's socket (`None`:
+    /// best-effort where the kernel cannot).
+    pub fence: Option<Fence>,
 }
 
 impl Settings {
@@ -319,18 +363,31 @@ impl Settings {
         spec: Option<&Spec>,
         name: &str,
         plugin: &Path,
+        link: &Link,
     ) -> Result<Option<Prepared>, String> {
         if self.started.len() <= p {
             self.started.resize(p + 1, None);
+            self.filters.resize_with(p + 1, || None);
+            self.views.resize_with(p + 1, Vec::new);
         }
         let Some(s) = spec else {
-            self.started[p] = Some(json!({"sandboxed": false}));
+            self.started[p] = Some(json!({"sandboxed": false, "rpc": {"filtered": false}}));
             return Ok(None);
         };
         let cwd = std::env::current_dir()
             .map_err(|e| format!("sandbox: cannot read the working directory: {e}"))?;
-        match build(s, name, plugin, &cwd) {
+        let rpc = self.rpc_for(p, s, name, link);
+        match rpc.and_then(|rpc| build(s, name, plugin, &cwd, &rpc)) {
             Ok((prepared, status)) => {
+                // best-effort: what the kernel does not enforce is said at
+                // each start, not only in the status.
+                for limit in status["limits"].as_array().into_iter().flatten() {
+                    let limit = limit.as_str().unwrap_or_default();
+                    link.log(
+                        crate::link::Level::Warn,
+                        format!("[{name}] sandbox (best-effort) not enforced: {limit}"),
+                    );
+                }
                 self.started[p] = Some(status);
                 Ok(Some(prepared))
             }
@@ -345,11 +402,76 @@ impl Settings {
     /// The `sandbox` entry of plugin `p`'s status; `configured`: whether
     /// the options in force give it one.
     pub fn status(&self, p: usize, configured: bool) -> Value {
-        match self.started.get(p) {
+        let mut s = match self.started.get(p) {
             Some(Some(s)) => s.clone(),
             _ => json!({"sandboxed": false, "configured": configured}),
+        };
+        if let (Some(Some(f)), Some(rpc)) = (self.filters.get(p), s.get_mut("rpc")) {
+            if rpc.get("filter").is_some() {
+                rpc["calls"] = f.counts();
+            }
         }
+        s
     }
+
+    /// Plugin `p`'s filtering socket (started the first time), set to
+    /// `spec`'s list, and a fresh directory for this generation's view.
+    fn rpc_for(&mut self, p: usize, spec: &Spec, name: &str, link: &Link) -> Result<Rpc, String> {
+        let base = rpc_base();
+        let dir = base.join(p.to_string());
+        make_private_dir(&dir)?;
+        let socket = dir.join("lightning-rpc");
+        if self.filters[p].is_none() {
+            let f = Filter::start(&socket, name, link.clone(), spec.rpc_allow.clone())
+                .map_err(|e| format!("sandbox: cannot listen at {}: {e}", socket.display()))?;
+            self.filters[p] = Some(f);
+        }
+        if let Some(f) = &self.filters[p] {
+            f.set(spec.rpc_allow.clone(), spec.rpc_socket.clone());
+        }
+        // A view may still cover an older generation's network directory
+        // (it serves during a reload): its files stay until the next one.
+        self.made += 1;
+        let view = dir.join(format!("view-{}", self.made));
+        make_private_dir(&view)?;
+        let views = &mut self.views[p];
+        views.push(view.clone());
+        while views.len() > 2 {
+            let old = views.remove(0);
+            let _ = std::fs::remove_dir_all(old);
+        }
+        Ok(Rpc {
+            filter: socket,
+            view,
+            hide: base,
+        })
+    }
+}
+
+/// Where a plugin's calls to lightningd go, for one spawn.
+struct Rpc {
+    /// Its filtering socket.
+    filter: PathBuf,
+    /// The directory that will cover the network directory.
+    view: PathBuf,
+    /// The directory of all filters, hidden from it.
+    hide: PathBuf,
+}
+
+/// The directory of the filtering sockets and views:
+/// `<tmp>/cln-autoreload-<host pid>-rpc` (not in the plugins' own
+/// temporary directories, which they may write).
+fn rpc_base() -> PathBuf {
+    std::env::temp_dir().join(format!("cln-autoreload-{}-rpc", std::process::id()))
+}
+
+fn make_private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("sandbox: cannot create {}: {e}", dir.display()))
 }
 
 /// The kernel's Landlock ABI (0: none).
@@ -406,7 +528,13 @@ struct Rule {
     access: BitFlags<AccessFs>,
 }
 
-fn build(spec: &Spec, name: &str, plugin: &Path, cwd: &Path) -> Result<(Prepared, Value), String> {
+fn build(
+    spec: &Spec,
+    name: &str,
+    plugin: &Path,
+    cwd: &Path,
+    rpc: &Rpc,
+) -> Result<(Prepared, Value), String> {
     let kernel = kernel_abi();
     let override_abi = std::env::var(ABI_REQUIRED_VAR)
         .ok()
@@ -501,6 +629,7 @@ fn build(spec: &Spec, name: &str, plugin: &Path, cwd: &Path) -> Result<(Prepared
     }
     visible.sort();
     hidden.sort();
+
     // Writable: its own directory tree, its temp dir, harmless devices.
     let own = plugin
         .parent()
@@ -545,6 +674,7 @@ fn build(spec: &Spec, name: &str, plugin: &Path, cwd: &Path) -> Result<(Prepared
         }
     }
     // Granted paths.
+    let grants_from = rules.len();
     let mut granted = vec![];
     let mut missing = vec![];
     for g in &spec.grants {
@@ -567,6 +697,25 @@ fn build(spec: &Spec, name: &str, plugin: &Path, cwd: &Path) -> Result<(Prepared
         rules.push(Rule {
             path: real,
             access: if g.write { all } else { read },
+        });
+    }
+    let granted_paths: Vec<&Path> = rules[grants_from..]
+        .iter()
+        .map(|r| r.path.as_path())
+        .collect();
+    let (fence, fenced) = fence(
+        spec,
+        name,
+        &network_dir,
+        &hidden,
+        &granted_paths,
+        rpc,
+        &mut limits,
+    )?;
+    if fence.is_some() {
+        rules.push(Rule {
+            path: rpc.view.clone(),
+            access: AccessFs::ReadDir.into(),
         });
     }
     let ruleset = if kernel == 0 {
@@ -618,15 +767,119 @@ fn build(spec: &Spec, name: &str, plugin: &Path, cwd: &Path) -> Result<(Prepared
         "net": spec.net.to_json(),
         "env": spec.env.as_ref().map_or(json!("all"), |k| json!(k)),
         "tmpdir": tmpdir,
+        "rpc": {
+            "filter": rpc.filter,
+            "fenced": fenced,
+            "lightningd_socket": spec.rpc_socket,
+            "allow": spec.rpc_allow.to_json(),
+        },
     });
     Ok((
         Prepared {
             ruleset,
             env,
             tmpdir,
+            fence,
         },
         status,
     ))
+}
+
+/// The fence that puts the filter in place of lightningd's socket, made of
+/// a view of the network directory where every entry is the real one but
+/// the secrets (`hidden`: empty placeholders, unless something in them
+/// is `granted`) and the socket (the filter); `(None, false)` where the
+/// kernel cannot (best-effort: said in `limits`). Also says whether the
+/// plugin is fenced.
+fn fence(
+    spec: &Spec,
+    name: &str,
+    network_dir: &Path,
+    hidden: &[String],
+    granted: &[&Path],
+    rpc: &Rpc,
+    limits: &mut Vec<String>,
+) -> Result<(Option<Fence>, bool), String> {
+    if let Err(why) = rpc_fence::available() {
+        let what = format!("lightning-rpc is not fenced ({why}): the plugin can connect to it and call every method");
+        if spec.mode != Mode::BestEffort {
+            return Err(format!(
+                "sandbox: {what}: not started. Allow unprivileged user namespaces, or write autoreload-native-sandbox={name}::best-effort to start it without the fence"
+            ));
+        }
+        limits.push(what);
+        return Ok((None, false));
+    }
+    let real = spec
+        .rpc_socket
+        .clone()
+        .unwrap_or_else(|| network_dir.join("lightning-rpc"));
+    // The socket may not exist yet (lightningd creates it after it has
+    // started its plugins): its parent is what must be resolved.
+    let real = match (real.parent().map(Path::canonicalize), real.file_name()) {
+        (Some(Ok(dir)), Some(f)) => dir.join(f),
+        _ => real,
+    };
+    let in_netdir = real.parent() == Some(network_dir);
+    let rpc_name = real.file_name().filter(|_| in_netdir);
+    let mut binds: Vec<(PathBuf, PathBuf)> = vec![];
+    let mut placeholders = vec![];
+    let entries = std::fs::read_dir(network_dir)
+        .map_err(|e| format!("sandbox: cannot list {}: {e}", network_dir.display()))?;
+    for e in entries.flatten() {
+        let n = e.file_name();
+        let at = rpc.view.join(&n);
+        let is_dir = e.path().is_dir();
+        placeholders.push((at.clone(), is_dir));
+        if Some(n.as_os_str()) == rpc_name {
+            binds.push((rpc.filter.clone(), at));
+        } else if e.path().exists() {
+            let secret = hidden.iter().any(|h| *h == n.to_string_lossy());
+            // Landlock still decides what of a granted secret it may use.
+            let real = e.path().canonicalize().unwrap_or_else(|_| e.path());
+            if !secret || granted.iter().any(|g| g.starts_with(&real)) {
+                binds.push((e.path(), at));
+            }
+        }
+    }
+    if let Some(n) = rpc_name {
+        if !placeholders.iter().any(|(p, _)| p.file_name() == Some(n)) {
+            let at = rpc.view.join(n);
+            placeholders.push((at.clone(), false));
+            binds.push((rpc.filter.clone(), at));
+        }
+    }
+    for (at, is_dir) in &placeholders {
+        let made = if *is_dir {
+            std::fs::create_dir(at)
+        } else {
+            std::fs::File::create(at).map(drop)
+        };
+        made.map_err(|e| format!("sandbox: cannot create {}: {e}", at.display()))?;
+    }
+    let outside = match in_netdir {
+        true => None,
+        false if real.exists() => Some((rpc.filter.as_path(), real.as_path())),
+        false => {
+            let what = format!(
+                "lightningd's socket {} (outside the network directory) does not exist: it cannot be covered",
+                real.display()
+            );
+            if spec.mode != Mode::BestEffort {
+                return Err(format!("sandbox: {what}: not started"));
+            }
+            limits.push(what);
+            None
+        }
+    };
+    let pairs: Vec<(&Path, &Path)> = binds
+        .iter()
+        .map(|(a, b)| (a.as_path(), b.as_path()))
+        .collect();
+    let fence = Fence::new(&pairs, &rpc.view, network_dir, outside, &rpc.hide)
+        .map_err(|e| format!("sandbox: {e}"))?;
+    let covered = in_netdir || outside.is_some();
+    Ok((Some(fence), covered))
 }
 
 /// Builds the Landlock ruleset: `all` handled, `rules` allowed, and, with
@@ -700,6 +953,8 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             net: net.iter().map(|s| s.to_string()).collect(),
             env: vec![],
+            rpc_allow: vec![],
+            rpc_socket: None,
         }
     }
 

@@ -51,20 +51,29 @@ pub fn spawn(
         // Its own group, so a stop reaches whatever the plugin started.
         .process_group(0);
     let mut ruleset = None;
+    let mut fence = None;
     if let Some(s) = sandbox {
         if let Some(env) = s.env {
             cmd.env_clear().envs(env);
         }
         cmd.env("TMPDIR", &s.tmpdir);
         ruleset = s.ruleset;
+        fence = s.fence;
     }
-    // SAFETY: only system calls (prctl, landlock_restrict_self), which are
-    // async-signal-safe and touch no memory of ours: the ruleset was built
-    // before the fork.
+    // SAFETY: only system calls (prctl, unshare, mount, chdir, open/write
+    // of /proc/self maps, landlock_restrict_self), which are
+    // async-signal-safe and touch no memory of ours: the ruleset and the
+    // fence's paths were made before the fork.
     unsafe {
         cmd.pre_exec(move || {
             // The child dies with the host, even if the host is SIGKILLed.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // Its own view of the network directory, before Landlock,
+            // which forbids mounting.
+            if let Some(f) = &fence {
+                f.enter()
+                    .map_err(|(_, e)| std::io::Error::from_raw_os_error(e))?;
+            }
             // The sandbox, inherited by everything it starts.
             match &ruleset {
                 Some(fd) => restrict_self(fd),

@@ -173,7 +173,7 @@ struct State {
     memory_cap: usize,
     memory_refused: Option<usize>,
     rpc_socket: Option<PathBuf>,
-    rpc_allow: Option<Vec<String>>,
+    rpc_allow: Option<crate::rpc_allow::Methods>,
     rpc_pending: Option<Vec<u8>>,
     io: Arc<IoClock>,
     warn: Box<dyn Fn(String) + Send + Sync>,
@@ -466,7 +466,10 @@ async fn run<R: Fn(InstanceEvent) + Send + Sync + Clone + 'static>(
             memory_cap: settings.max_memory,
             memory_refused: None,
             rpc_socket: settings.rpc_socket.clone(),
-            rpc_allow: settings.rpc_allow.clone(),
+            rpc_allow: settings
+                .rpc_allow
+                .as_ref()
+                .and_then(|a| a.for_plugin(&name)),
             rpc_pending: None,
             io: clock.clone(),
             warn: Box::new(move |w| warn_report(InstanceEvent::Warn(w))),
@@ -612,31 +615,43 @@ fn rpc_error(req: &[u8], message: String) -> Vec<u8> {
 /// checked: with a key given twice, serde keeps the last `"method"` and
 /// lightningd would run the first), or the error response that refuses it.
 fn check_rpc(state: &State, req: &[u8]) -> Result<(PathBuf, Vec<u8>), Vec<u8>> {
+    use crate::rpc_allow::{check, Refusal};
     let parsed: Option<serde_json::Value> = serde_json::from_slice(req).ok();
-    let Some(method) = parsed
+    if parsed
         .as_ref()
         .and_then(|v| v.get("method"))
         .and_then(|m| m.as_str())
-    else {
+        .is_none()
+    {
         return Err(rpc_error(
             req,
             "cln-autoreload: not a JSON-RPC request".into(),
         ));
-    };
-    if let Some(allow) = &state.rpc_allow {
-        if !allow.iter().any(|a| a == method) {
-            (state.warn)(format!(
-                "refused its call to lightningd's '{method}': not in autoreload-wasm-rpc-allow ({})",
-                allow.join(", ")
-            ));
-            return Err(rpc_error(
-                req,
-                format!(
-                    "cln-autoreload: calling '{method}' is not allowed (autoreload-wasm-rpc-allow)"
-                ),
-            ));
-        }
     }
+    let checked = match &state.rpc_allow {
+        None => req.to_vec(),
+        Some(allow) => match check(allow, req) {
+            Ok(checked) => checked,
+            Err(Refusal::NotRequest) => {
+                return Err(rpc_error(
+                    req,
+                    "cln-autoreload: not a JSON-RPC request".into(),
+                ))
+            }
+            Err(Refusal::Method(method)) => {
+                (state.warn)(format!(
+                    "refused its call to lightningd's '{method}': not in autoreload-wasm-rpc-allow ({})",
+                    allow.describe()
+                ));
+                return Err(rpc_error(
+                    req,
+                    format!(
+                        "cln-autoreload: calling '{method}' is not allowed (autoreload-wasm-rpc-allow)"
+                    ),
+                ));
+            }
+        },
+    };
     let socket = state.rpc_socket.clone().ok_or_else(|| {
         rpc_error(
             req,
@@ -644,9 +659,5 @@ fn check_rpc(state: &State, req: &[u8]) -> Result<(PathBuf, Vec<u8>), Vec<u8>> {
                 .into(),
         )
     })?;
-    let checked = match &parsed {
-        Some(v) if state.rpc_allow.is_some() => serde_json::to_vec(v).unwrap_or_default(),
-        _ => req.to_vec(),
-    };
     Ok((socket, checked))
 }

@@ -73,8 +73,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Directories it may use.
     pub dirs: Vec<GrantedDir>,
-    /// lightningd methods it may call; `None`: all.
-    pub rpc_allow: Option<Vec<String>>,
+    /// lightningd methods it may call (`[PLUGIN::]METHOD`); `None`: all.
+    pub rpc_allow: Option<crate::rpc_allow::AllowList>,
     /// lightningd's rpc socket, once init has told us.
     pub rpc_socket: Option<PathBuf>,
     /// `--developer` is passed on as an argument.

@@ -54,6 +54,7 @@ impl Supervisor {
             .map(|(_, d)| wasm::GrantedDir::parse(d))
             .collect();
         self.config.native = sandbox::Options::from_pairs(early());
+        self.config.native.rpc_socket = self.config.rpc_socket.clone();
         for path in &located.paths {
             self.out.log(
                 Level::Info,
@@ -135,6 +136,7 @@ impl Supervisor {
             sandbox::OPT_ALLOW,
             sandbox::OPT_NET,
             sandbox::OPT_ENV,
+            sandbox::OPT_RPC_ALLOW,
         ] {
             for v in strings(name) {
                 native.push(name, v);
@@ -150,7 +152,8 @@ impl Supervisor {
             self.out.log(Level::Warn, w);
         }
         let allow = strings("autoreload-wasm-rpc-allow");
-        self.config.wasm.rpc_allow = (!allow.is_empty()).then_some(allow);
+        self.config.wasm.rpc_allow =
+            (!allow.is_empty()).then(|| crate::rpc_allow::AllowList::parse(&allow));
         let conf = params.get("configuration");
         let rpc_file = conf
             .and_then(|c| c.get("rpc-file"))
@@ -158,6 +161,7 @@ impl Supervisor {
             .unwrap_or("lightning-rpc");
         // rpc-file is relative to lightningd's cwd, which is ours.
         self.config.rpc_socket = self.config.cwd.as_ref().map(|d| d.join(rpc_file));
+        self.config.native.rpc_socket = self.config.rpc_socket.clone();
         if let Some(b) = cached
             .host_option("autoreload-reregister-on-change")
             .and_then(Value::as_bool)

@@ -2195,6 +2195,7 @@ mod rebuild_loop;
 mod reload;
 /// Native plugins in a Landlock sandbox.
 mod sandbox;
+mod sandbox_rpc;
 /// A short soak: steady mixed load while the plugin is reloaded and crashed
 /// again and again. Nothing hangs, nothing is answered twice, and every
 /// error says why. (The long version is the bench target's job.)

@@ -12,18 +12,18 @@ use std::path::{Path, PathBuf};
 const EACCES: i64 = 13;
 
 /// Copies a probe into a directory of its own; returns its path.
-fn install_probe(dir: &Path, src: &Path) -> PathBuf {
+pub(crate) fn install_probe(dir: &Path, src: &Path) -> PathBuf {
     let to = dir.join(src.file_name().expect("a file name"));
     std::fs::copy(src, &to).expect("copy the probe");
     make_executable(&to);
     to
 }
 
-fn python_probe() -> PathBuf {
+pub(crate) fn python_probe() -> PathBuf {
     root().join("tests/plugins/probe.py")
 }
 
-fn rust_probe() -> PathBuf {
+pub(crate) fn rust_probe() -> PathBuf {
     // Cargo builds the tests crate's binaries before its integration tests.
     let profile = if cfg!(debug_assertions) {
         "debug"
@@ -41,7 +41,7 @@ fn plant_secrets(node: &Node) -> PathBuf {
     net
 }
 
-fn status_of<'a>(s: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn status_of<'a>(s: &'a Value, name: &str) -> &'a Value {
     s["plugins"]
         .as_array()
         .and_then(|a| a.iter().find(|p| p["name"] == name))

@@ -26,6 +26,9 @@ pub struct Pending {
 pub enum Out {
     Data(Vec<u8>),
     Flush(oneshot::Sender<()>),
+    /// Stop writing to the client: it sees the end of the stream
+    /// (`dev-rpc-hangup`).
+    Hangup,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -38,6 +38,9 @@ pub const BUILTIN_METHODS: &[&str] = &[
     "dev-hook",
     "dev-notify",
     "dev-counters",
+    "signmessage",
+    "dev-rpc-notify",
+    "dev-rpc-hangup",
     "dev-db-write",
     "dev-db-log",
 ];

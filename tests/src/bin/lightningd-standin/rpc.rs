@@ -172,6 +172,7 @@ async fn connection(ld: Arc<Ld>, stream: UnixStream) {
                     let _ = wr.flush().await;
                     let _ = ack.send(());
                 }
+                Out::Hangup => break,
             }
         }
     });
@@ -342,6 +343,19 @@ async fn dispatch(ld: &Arc<Ld>, tx: &mpsc::UnboundedSender<Out>, req: &Req) -> O
             )
         }
         "dev-notify" => dev_notify(ld, req),
+        "signmessage" => signmessage(req),
+        "dev-rpc-hangup" => {
+            // Hangs up on the caller without an answer, as lightningd does
+            // when it goes away with the call in flight.
+            let _ = tx.send(Out::Hangup);
+            return None;
+        }
+        "dev-rpc-notify" => {
+            for frame in dev_rpc_notify(req) {
+                let _ = tx.send(Out::Data(frame));
+            }
+            dev_rpc_notify_answer(req)
+        }
         "dev-counters" => ok_response(
             id,
             &format!(
@@ -955,4 +969,55 @@ fn dev_notify(ld: &Ld, req: &Req) -> Vec<u8> {
     let msg = format!("{{\"jsonrpc\":\"2.0\",\"method\":{t},\"params\":{{{t}:{payload}}}}}\n\n");
     let n = ld.notify(&topic, msg.as_bytes());
     ok_response(&req.id_raw, &format!("{{\"sent\":{n}}}"))
+}
+
+/// `signmessage message`: a fake signature, shaped as lightningd's (a
+/// plugin that gets one has used the node's key).
+fn signmessage(req: &Req) -> Vec<u8> {
+    let p = params_or_return!(req);
+    let Some(message) = p.string("message", 0) else {
+        return error_response(
+            &req.id_raw,
+            INVALID_PARAMS,
+            "missing required parameter: message",
+        );
+    };
+    let sig = format!("{:0>128}", message.len());
+    ok_response(
+        &req.id_raw,
+        &format!("{{\"signature\":\"{sig}\",\"recid\":\"00\",\"zbase\":\"d{sig}\"}}"),
+    )
+}
+
+/// `dev-rpc-notify count size [pad]`: `count` notifications on the caller's
+/// connection before the answer, each with a `message` of `size` bytes, as
+/// lightningd sends `message` notifications to a client that enabled them;
+/// `pad` (any size) only makes the request large.
+fn dev_rpc_notify(req: &Req) -> Vec<Vec<u8>> {
+    let Ok(p) = Params::parse(req) else {
+        return vec![];
+    };
+    let num = |name, pos| {
+        p.get(name, pos)
+            .and_then(|r| r.get().parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let (count, size) = (num("count", 0), num("size", 1));
+    (0..count)
+        .map(|i| {
+            let text = format!("{i}:{}", "n".repeat(size));
+            framed(format!(
+                "{{\"jsonrpc\":\"2.0\",\"method\":\"message\",\"params\":{{\"id\":{},\"level\":\"info\",\"message\":{}}}}}",
+                req.id_raw,
+                quote(&text)
+            ).into_bytes())
+        })
+        .collect()
+}
+
+/// `dev-rpc-notify`'s answer: how large its `pad` was.
+fn dev_rpc_notify_answer(req: &Req) -> Vec<u8> {
+    let p = params_or_return!(req);
+    let pad = p.string("pad", 2).map_or(0, |s| s.len());
+    ok_response(&req.id_raw, &format!("{{\"pad_len\":{pad}}}"))
 }
