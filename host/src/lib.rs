@@ -22,5 +22,6 @@ pub mod reregister;
 pub mod router;
 pub mod rpc;
 pub mod sandbox;
+pub mod scaffold;
 pub mod supervisor;
 pub mod watch;
