@@ -26,5 +26,6 @@ pub mod rpc_allow;
 pub mod rpc_fence;
 pub mod rpc_filter;
 pub mod sandbox;
+pub mod scaffold;
 pub mod supervisor;
 pub mod watch;

@@ -4,6 +4,7 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 use cln_autoreload::dev;
 use cln_autoreload::host::{Config, Host};
 use cln_autoreload::link;
+use cln_autoreload::scaffold;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,10 @@ use std::time::Duration;
 /// or without a node, to try a plugin from the terminal:
 ///
 ///   cln-autoreload dev path/to/plugin
+///
+/// or to start a new plugin project:
+///
+///   cln-autoreload new [--lang python|rust|wasm] my-plugin
 #[derive(Parser, Debug)]
 #[command(
     version,
@@ -66,6 +71,26 @@ enum Command {
     /// and the plugin's own methods.
     #[command(verbatim_doc_comment)]
     Dev(DevArgs),
+    /// Create a plugin project at PATH that runs under cln-autoreload at
+    /// once and reloads on save, then print how to start it.
+    ///
+    /// PATH's last component names the plugin, in lowercase letters,
+    /// digits, '-' and '_' (what lightningd accepts in the plugin's option
+    /// names). Each project has one option, one method (NAME-hello), one
+    /// hook, one notification, a test, a README and a .gitignore. PATH
+    /// must be new or empty.
+    #[command(verbatim_doc_comment)]
+    New(NewArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct NewArgs {
+    /// python: pyln-client; rust: native, with the cln-plugin crate;
+    /// wasm: Rust with cln-autoreload-guest, built for wasm32-wasip1.
+    #[arg(long, value_enum, default_value_t)]
+    lang: scaffold::Lang,
+    /// The project directory to create.
+    path: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -105,6 +130,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if let Some(Command::New(args)) = cli.command {
+        return ExitCode::from(scaffold::main(scaffold::Options {
+            lang: args.lang,
+            path: args.path,
+        }));
+    }
     if let Some(Command::Dev(args)) = cli.command {
         // Each --call's values, apart (the derived field has them all).
         let calls = matches
@@ -125,10 +156,13 @@ fn main() -> ExitCode {
     }
     if std::io::stdin().is_terminal() && std::env::var_os("LIGHTNINGD_PLUGIN").is_none() {
         eprintln!(
-            "cln-autoreload is a Core Lightning plugin: lightningd starts it.\n\n  lightningd --plugin={} --autoreload-plugin=path/to/your/plugin\n\nTo try a plugin without a node: cln-autoreload dev path/to/your/plugin\n\nSee --help.",
+            "cln-autoreload is a Core Lightning plugin: lightningd starts it.\n\n  lightningd --plugin={} --autoreload-plugin=path/to/your/plugin\n\nTo try a plugin without a node: cln-autoreload dev path/to/your/plugin\nTo start a new one: cln-autoreload new my-plugin\n\nSee --help.",
             std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "cln-autoreload".into())
         );
-        return ExitCode::from(2);
+        // Success, as a pyln-client plugin run by hand: reckless installs
+        // a plugin only if running it from its terminal exits 0 (or keeps
+        // running).
+        return ExitCode::SUCCESS;
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

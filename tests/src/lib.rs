@@ -910,10 +910,34 @@ pub fn build_copied_wasm(krate: &Path, release: bool) -> PathBuf {
 /// which is what the host's build inference recognizes); returns the
 /// hello-wasm module's path.
 pub fn build_wasm_crate(krate: &Path, release: bool, target: Option<&Path>) -> PathBuf {
+    build_wasm_crate_with(krate, release, target, true)
+}
+
+/// [`build_copied_wasm`] with cargo's progress on the terminal: the
+/// demo's first build compiles the SDK's dependencies for wasm32-wasip1,
+/// which takes a while.
+pub fn build_copied_wasm_showing_progress(krate: &Path, release: bool) -> PathBuf {
+    build_wasm_crate_with(
+        krate,
+        release,
+        Some(&target_dir().join("example-copies")),
+        false,
+    )
+}
+
+fn build_wasm_crate_with(
+    krate: &Path,
+    release: bool,
+    target: Option<&Path>,
+    quiet: bool,
+) -> PathBuf {
     let mut cmd =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "-q", "--offline", "--target", "wasm32-wasip1"])
+    cmd.args(["build", "--offline", "--target", "wasm32-wasip1"])
         .current_dir(krate);
+    if quiet {
+        cmd.arg("-q");
+    }
     match target {
         Some(t) => cmd.env("CARGO_TARGET_DIR", t),
         None => cmd.env_remove("CARGO_TARGET_DIR"),

@@ -11,7 +11,8 @@
 
 use anyhow::{bail, Context, Result};
 use cln_autoreload_tests::{
-    build_copied_wasm, copy_hello_wasm, host_bin, root, tempdir, Node, NodeBuilder,
+    build_copied_wasm, build_copied_wasm_showing_progress, copy_hello_wasm, host_bin, root,
+    target_dir, tempdir, Node, NodeBuilder,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -68,7 +69,19 @@ async fn wasm_scene() -> Result<()> {
         "$ cargo build --target wasm32-wasip1   (a copy of examples/hello-wasm in {})",
         krate.path().display()
     );
-    let wasm = build_copied_wasm(krate.path(), false);
+    // The first time, cargo compiles the SDK's dependencies for
+    // wasm32-wasip1 into a target dir kept for later runs: show it.
+    let first = !target_dir()
+        .join("example-copies/wasm32-wasip1/debug/hello-wasm.wasm")
+        .exists();
+    let wasm = if first {
+        println!(
+            "(the first time: serde and the guest SDK compile for wasm32-wasip1, a minute or so)"
+        );
+        build_copied_wasm_showing_progress(krate.path(), false)
+    } else {
+        build_copied_wasm(krate.path(), false)
+    };
     let node = start(krate.path(), &wasm.display().to_string()).await?;
     for _ in 0..2 {
         println!(

@@ -2192,10 +2192,14 @@ mod hostile;
 /// The protocol crate's facts checked against lightningd's source.
 mod protocol;
 mod rebuild_loop;
+/// reckless (lightningd's plugin manager) installing the host.
+mod reckless;
 mod reload;
 /// Native plugins in a Landlock sandbox.
 mod sandbox;
 mod sandbox_rpc;
+/// `cln-autoreload new`: the three templates, end to end.
+mod scaffold;
 /// A short soak: steady mixed load while the plugin is reloaded and crashed
 /// again and again. Nothing hangs, nothing is answered twice, and every
 /// error says why. (The long version is the bench target's job.)
