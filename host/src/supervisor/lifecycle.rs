@@ -340,12 +340,24 @@ impl Supervisor {
                 self.release_held(p);
             }
             // Already on the way to a new generation. One that warmed up
-            // beside the old version read the file as it was then: if it
-            // changed since, the reload goes ahead once that one serves.
+            // beside the old version read the file as it was then, and a
+            // version brought back is not the file at all: if it changed
+            // since, the reload goes ahead once that one serves.
             phase @ (Phase::Draining { .. } | Phase::Stopping { .. }) => {
-                let stale = phase
-                    .next()
-                    .is_some_and(|next| pending.trigger != Trigger::Restart && file != next.file);
+                let rollback = matches!(
+                    phase,
+                    Phase::Stopping {
+                        then: Then::Start(Pending {
+                            trigger: Trigger::Rollback(_),
+                            ..
+                        }),
+                        ..
+                    }
+                );
+                let stale = rollback
+                    || phase.next().is_some_and(|next| {
+                        pending.trigger != Trigger::Restart && file != next.file
+                    });
                 plugin.phase = phase;
                 if stale {
                     plugin.again = Some(pending);

@@ -1570,3 +1570,23 @@ fn autoreload_restart_answers_once_the_old_process_is_gone() {
         rig.nothing_waits();
     }
 }
+
+#[test]
+fn a_save_while_the_old_version_is_coming_back_goes_live_after_it() {
+    let mut rig = Rig::of(Kind::native(ReloadMode::Warm, false));
+    rig.boot();
+    let (old, next) = warm_up(&mut rig);
+    assert_eq!(rig.phase(), "stopping");
+    rig.exit(next, "exited with status 1");
+    // The fix is saved before the old version is back.
+    rig.save();
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    let newest = rig.gen();
+    assert_eq!(rig.sources[&newest], super::Source::File, "{:#?}", rig.logs);
+    assert!(
+        rig.sources.values().any(|s| *s == super::Source::Kept(old)),
+        "the old version came back first"
+    );
+    rig.nothing_waits();
+}
