@@ -2196,3 +2196,4 @@ mod sandbox;
 /// error says why. (The long version is the bench target's job.)
 mod soak;
 mod standin_bytes;
+mod wasm_cache;

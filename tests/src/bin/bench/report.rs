@@ -36,6 +36,14 @@ fn f1(v: f64) -> String {
     }
 }
 
+fn f2(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 fn f0(v: f64) -> String {
     if v.is_nan() {
         "–".into()
@@ -1067,8 +1075,8 @@ impl Report<'_> {
                 s,
                 "- **a wasm change serving within 50 ms, through {}** (measured {} ms p50): \
                  {} ms from the rename to the reload starting (inotify, and the first \
-                 answer), {} ms compiling the {} kB module with Winch (on threads at nice \
-                 19, sharing the 2 cores with the tight polling loop and the node), then \
+                 answer), {} ms compiling the {} kB module with Winch (at normal priority, \
+                 the default, sharing the 2 cores with the tight polling loop and the node), then \
                  {} ms to instantiate it and answer getmanifest and init. Winch's compile \
                  is the bound: its time grows with the module's size, which is why the \
                  example is built with the README's release profile (`lto`, \
@@ -1137,10 +1145,10 @@ impl Report<'_> {
                  reloads the longest wait ended more than 1 ms before the swap, answered \
                  by the old instance while the new module was being compiled; those waits \
                  began a median {} ms after the rename, i.e. during the compile. The swap \
-                 itself does not stall. The compile ({} ms here) runs on threads at \
-                 nice 19 (backend/wasm.rs `lower_priority`; `SCHED_IDLE` stalled no \
-                 less and made reloads under load slower, see its comment), so the \
-                 calls' threads win the CPU from it, but on 2 cores the callers, the \
+                 itself does not stall. The compile ({} ms here) runs at normal priority \
+                 by default, since a save must not wait behind a busy node (#22; \
+                 `--autoreload-wasm-reload-priority=low` runs it at nice 19, the \
+                 *low priority* arm beside it), and on 2 cores the callers, the \
                  node, the host and the serving plugin still share the CPU with it (a median {} ms per \
                  reload was the longest wait). The single longest call is bounded by the machine: the \
                  longest steady-state wait in this run was {} ms (other work shares \
@@ -1563,7 +1571,16 @@ fn reload_section(s: &mut String, p: &PassResults) {
          appears and does not wait for it), and the first answer. wasm versions \
          alternate between two builds of a copy of examples/hello-wasm with `VERSION` \
          \"1\" and \"2\" (release builds with the README's release profile: `lto`, \
-         `opt-level = \"s\"`), so no compile comes from the module cache; native \
+         `opt-level = \"s\"`), real code edits built by cargo; every wasm case but \
+         the *revert* ones runs with both module caches off \
+         (`--autoreload-wasm-memory-cache-mb=0 --autoreload-wasm-cache-dir=off`), so \
+         each of its reloads compiles, as the first build of a new edit does; a \
+         *revert* case has both versions compiled once before it is measured, so each \
+         of its reloads is bytes the host has seen (caches on, the default). *Busy* \
+         cases add callers that call `hello` over connections of their own without \
+         pausing, from just before the save to the new version's first answer; *low \
+         priority* is `--autoreload-wasm-reload-priority=low` (nice 19, the host's \
+         behaviour before #22), side by side with the default (normal). Native \
          versions are the same binary written again (a new pid), or a copy of \
          examples/hello-py/hello.py alternating between two edits.\n",
         r.rounds
@@ -1631,6 +1648,59 @@ fn reload_section(s: &mut String, p: &PassResults) {
                 c.label,
                 Spread::of(&added(&st.ms, &c.total)).show(1),
                 Spread::of(&added(&st.ms, &c.host)).show(1)
+            );
+        }
+    }
+    let mut first = true;
+    for (normal, low) in [
+        ("wasm-release-winch", "wasm-release-winch-low"),
+        ("wasm-release-winch-busy", "wasm-release-winch-busy-low"),
+    ] {
+        if let (Some(n), Some(l)) = (r.case(normal), r.case(low)) {
+            if first {
+                let _ = writeln!(
+                    s,
+                    "\nA save's compile at normal priority (the default) against low (nice 19), \
+                     per round, p10–p90:\n\n| case | total: low / normal | compile: low / normal | calls by the busy callers, normal / low |\n| --- | ---: | ---: | ---: |"
+                );
+                first = false;
+            }
+            let calls = if n.busy > 0 {
+                format!("{} / {}", n.busy_calls, l.busy_calls)
+            } else {
+                "–".into()
+            };
+            let _ = writeln!(
+                s,
+                "| {} | ×{} | ×{} | {calls} |",
+                n.label,
+                ratio(&n.total, &l.total).show(2),
+                ratio(&n.compile, &l.compile).show(2),
+            );
+        }
+    }
+    if !r.restarts.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nA host restart with hello-wasm's release build already compiled: each round \
+             a node on an empty cache directory (its start-up compiles), then a second node \
+             on the same directory (its start-up loads the module the first one kept). \
+             `last_compile.duration_ms`: from reading the file to the module ready, {} \
+             rounds.\n\n| compiler | compiled p10 / p50 / p90 ms | from disk p10 / p50 / p90 ms |\n| --- | ---: | ---: |",
+            r.rounds
+        );
+        for x in &r.restarts {
+            let (c, d) = (Summary::of(&x.compiled), Summary::of(&x.disk));
+            let _ = writeln!(
+                s,
+                "| {} | {} / {} / {} | {} / {} / {} |",
+                x.compiler,
+                f1(c.p10),
+                f1(c.p50),
+                f1(c.p90),
+                f2(d.p10),
+                f2(d.p50),
+                f2(d.p90)
             );
         }
     }
