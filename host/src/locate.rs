@@ -30,8 +30,10 @@ const NATIVE_PREFIX: &str = "autoreload-native-";
 fn early(name: &str) -> bool {
     name == WASM_DIR
         || name.starts_with(NATIVE_PREFIX)
-        // The first start of a wasm plugin already looks in the caches.
+        // The first start of a wasm plugin already looks in the caches,
+        // and compiles with the compiler asked for.
         || crate::backend::wasm::CacheSettings::is_option(name)
+        || name == crate::backend::wasm::OPT_COMPILER
 }
 /// Environment variable naming plugins, `:`-separated.
 pub const ENV_VAR: &str = "AUTORELOAD_PLUGIN";

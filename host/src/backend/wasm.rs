@@ -41,7 +41,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 pub use super::wasm_settings::{
     CacheSettings, CompileRecord, Compiler, GrantedDir, ModuleSource, Priority, Settings, Urgency,
-    OPT_RELOAD_PRIORITY,
+    OPT_COMPILER, OPT_RELOAD_PRIORITY,
 };
 
 /// Tells an instance to stop now.

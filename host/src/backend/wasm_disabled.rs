@@ -16,7 +16,7 @@ use std::path::Path;
 
 pub use super::wasm_settings::{
     CacheSettings, CompileRecord, Compiler, GrantedDir, ModuleSource, Priority, Settings, Urgency,
-    OPT_RELOAD_PRIORITY,
+    OPT_COMPILER, OPT_RELOAD_PRIORITY,
 };
 
 /// Would tell a wasm instance to stop; there are none in this build, so

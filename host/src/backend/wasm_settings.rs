@@ -116,6 +116,8 @@ pub struct CacheSettings {
     pub memory_max: usize,
 }
 
+/// `autoreload-wasm-compiler`: winch or cranelift.
+pub const OPT_COMPILER: &str = "autoreload-wasm-compiler";
 /// `autoreload-wasm-cache-dir`: where the on-disk cache is (`off`: none).
 pub const OPT_CACHE_DIR: &str = "autoreload-wasm-cache-dir";
 /// `autoreload-wasm-cache-mb`: the on-disk cache's bound.

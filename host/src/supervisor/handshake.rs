@@ -59,6 +59,13 @@ impl Supervisor {
         for (name, value) in early().filter(|(n, _)| wasm::CacheSettings::is_option(n)) {
             let _ = self.config.wasm.cache.apply(name, value);
         }
+        if let Some(c) = early()
+            .filter(|(n, _)| *n == wasm::OPT_COMPILER)
+            .filter_map(|(_, v)| wasm::Compiler::parse(v))
+            .last()
+        {
+            self.config.wasm.compiler = c;
+        }
         for path in &located.paths {
             self.out.log(
                 Level::Info,
@@ -106,7 +113,7 @@ impl Supervisor {
                 .saturating_mul(1 << 20);
         }
         if let Some(c) = cached
-            .host_option("autoreload-wasm-compiler")
+            .host_option(wasm::OPT_COMPILER)
             .and_then(Value::as_str)
         {
             match wasm::Compiler::parse(c) {

@@ -297,22 +297,33 @@ async fn a_module_for_another_engine_configuration_is_not_used() {
 }
 
 /// The disk cache holds at most `autoreload-wasm-cache-mb`: the least
-/// recently used entries go first, the newest stays.
+/// recently used entries go first, the newest stays; an entry larger
+/// than the whole bound is not written.
 #[tokio::test]
 async fn the_disk_cache_stays_within_its_bound() {
+    // The size of one entry, with the default bound.
     let setup = Setup::new("b0");
-    let Some(node) = setup.node(&["--autoreload-wasm-cache-mb=1"]).await else {
+    let Some(node) = setup.node(&[]).await else {
         return;
     };
     assert_eq!(version(&node).await, "b0");
     let first = setup.wait_files(1).await.remove(0);
+    node.stop().await.expect("stops");
     let size = std::fs::metadata(&first).unwrap().len();
-    assert!(
-        size < (1 << 20) / 3,
-        "the test guest's entry ({size} bytes) is too large for this test's bound"
-    );
-    // Enough versions to hold more than 1 MiB in all.
-    let n = ((1u64 << 20) / size + 2) as usize;
+
+    // A bound that holds two entries and a half (in whole MiB, as the
+    // option takes it: at least two, fewer than all of them).
+    let mb = (size * 5 / 2).div_ceil(1 << 20);
+    let bound = mb << 20;
+    let fit = (bound / size) as usize;
+    let n = fit + 2;
+    let Some(node) = setup
+        .node(&[&format!("--autoreload-wasm-cache-mb={mb}")])
+        .await
+    else {
+        return;
+    };
+    assert_eq!(source(&node).await, "disk");
     let mut gen = node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
         .as_u64()
         .unwrap();
@@ -327,7 +338,7 @@ async fn the_disk_cache_stays_within_its_bound() {
         // Each entry is written after its instance serves, then the
         // oldest are dropped: wait for both before the next version, so
         // that the order of use is the order here.
-        let new = wait_for(&format!("the entry of {v}, within the bound"), || {
+        let new = wait_for(&format!("the entry of {v}, within {mb} MiB"), || {
             let files = setup.files();
             let total: u64 = files
                 .iter()
@@ -335,17 +346,44 @@ async fn the_disk_cache_stays_within_its_bound() {
                 .map(|m| m.len())
                 .sum();
             let new = files.into_iter().find(|p| !seen.contains(p))?;
-            (total <= 1 << 20).then_some(new)
+            (total <= bound).then_some(new)
         })
         .await;
         seen.push(new);
     }
-    let newest = seen.last().cloned().unwrap();
     let files = setup.files();
-    assert!(files.len() < n + 1, "nothing was dropped: {files:?}");
-    assert!(
-        !files.contains(&first),
-        "the oldest entry stayed: {files:?}"
+    assert_eq!(
+        files.len(),
+        fit,
+        "{size}-byte entries in {mb} MiB: {files:?}"
     );
-    assert!(files.contains(&newest), "the newest entry went: {files:?}");
+    // The newest `fit` stayed, the older ones went.
+    let mut newest = seen[seen.len() - fit..].to_vec();
+    newest.sort();
+    assert_eq!(files, newest);
+    node.stop().await.expect("stops");
+
+    // A bound smaller than one entry: nothing is written, nothing kept.
+    let Some(node) = setup
+        .node(&[&format!(
+            "--autoreload-wasm-cache-mb={}",
+            (size >> 20).saturating_sub(1)
+        )])
+        .await
+    else {
+        return;
+    };
+    let gen = node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
+        .as_u64()
+        .unwrap();
+    setup.install("big");
+    serving_after(&node, gen).await;
+    assert_eq!(version(&node).await, "big");
+    assert_eq!(source(&node).await, "compiled");
+    // The write would come after the instance serves: a status call
+    // later, it has been decided; the old entries went too.
+    wait_for("the cache emptied", || {
+        setup.files().is_empty().then_some(())
+    })
+    .await;
 }

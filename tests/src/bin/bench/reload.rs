@@ -373,6 +373,21 @@ fn case(
     })
 }
 
+/// One wasm reload case: which build, compiler and save, under which
+/// options and load.
+struct WasmCase {
+    kind: &'static str,
+    compiler: &'static str,
+    save: Save,
+    /// Its key's suffix.
+    suffix: &'static str,
+    /// How it saves, in its label.
+    how: &'static str,
+    extra: &'static [&'static str],
+    /// Callers that never pause, besides the poller.
+    busy: usize,
+}
+
 /// A result with nothing in it, to take another's place.
 fn empty_result() -> CaseResult {
     CaseResult {
@@ -511,101 +526,90 @@ pub fn run(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<ReloadResults> {
         "--autoreload-wasm-cache-dir=off",
     ];
     const LOW: &str = "--autoreload-wasm-reload-priority=low";
-    // (kind, compiler, save, key suffix, how, extra options, busy callers)
-    let wasm_cases: [(&str, &str, Save, &str, &str, &[&str], usize); 10] = [
-        (
+    const NO_CACHE_LOW: [&str; 3] = [NO_CACHE[0], NO_CACHE[1], LOW];
+    let wasm_case = |kind, compiler, save, suffix, how, extra, busy| WasmCase {
+        kind,
+        compiler,
+        save,
+        suffix,
+        how,
+        extra,
+        busy,
+    };
+    let (rename, inplace) = (Save::Rename, Save::InPlace);
+    let busy2 = "renamed over, 2 more callers that never pause";
+    let seen = "renamed over, bytes compiled before (caches on)";
+    let wasm_cases = [
+        wasm_case(
             "release",
             "winch",
-            Save::Rename,
+            rename,
             "",
             "renamed over",
-            &NO_CACHE,
+            &NO_CACHE[..],
             0,
         ),
-        (
+        wasm_case(
             "release",
             "cranelift",
-            Save::Rename,
+            rename,
             "",
             "renamed over",
             &NO_CACHE,
             0,
         ),
-        (
-            "debug",
-            "winch",
-            Save::Rename,
-            "",
-            "renamed over",
-            &NO_CACHE,
-            0,
-        ),
-        (
+        wasm_case("debug", "winch", rename, "", "renamed over", &NO_CACHE, 0),
+        wasm_case(
             "debug",
             "cranelift",
-            Save::Rename,
+            rename,
             "",
             "renamed over",
             &NO_CACHE,
             0,
         ),
-        (
+        wasm_case(
             "release",
             "winch",
-            Save::InPlace,
+            inplace,
             "-inplace",
             "rewritten in place",
             &NO_CACHE,
             0,
         ),
-        (
+        wasm_case(
             "release",
             "winch",
-            Save::Rename,
+            rename,
             "-low",
             "renamed over, compile at low priority",
-            &[NO_CACHE[0], NO_CACHE[1], LOW],
+            &NO_CACHE_LOW,
             0,
         ),
-        (
+        wasm_case("release", "winch", rename, "-busy", busy2, &NO_CACHE, 2),
+        wasm_case(
             "release",
             "winch",
-            Save::Rename,
-            "-busy",
-            "renamed over, 2 more callers that never pause",
-            &NO_CACHE,
-            2,
-        ),
-        (
-            "release",
-            "winch",
-            Save::Rename,
+            rename,
             "-busy-low",
             "renamed over, 2 more callers that never pause, compile at low priority",
-            &[NO_CACHE[0], NO_CACHE[1], LOW],
+            &NO_CACHE_LOW,
             2,
         ),
-        (
-            "release",
-            "winch",
-            Save::Rename,
-            "-revert",
-            "renamed over, bytes compiled before (caches on)",
-            &[],
-            0,
-        ),
-        (
-            "release",
-            "cranelift",
-            Save::Rename,
-            "-revert",
-            "renamed over, bytes compiled before (caches on)",
-            &[],
-            0,
-        ),
+        wasm_case("release", "winch", rename, "-revert", seen, &[], 0),
+        wasm_case("release", "cranelift", rename, "-revert", seen, &[], 0),
     ];
     let mut warm = vec![];
-    for (kind, compiler, save, suffix, how, extra, busy) in wasm_cases {
+    for WasmCase {
+        kind,
+        compiler,
+        save,
+        suffix,
+        how,
+        extra,
+        busy,
+    } in wasm_cases
+    {
         let (first, versions) = if kind == "release" {
             (&w.release_1, w.release.clone())
         } else {
