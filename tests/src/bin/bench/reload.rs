@@ -85,6 +85,9 @@ pub struct RestartResult {
     pub compiler: &'static str,
     pub compiled: Vec<f64>,
     pub disk: Vec<f64>,
+    /// The size of the module, and of its entry in the disk cache.
+    pub wasm_bytes: u64,
+    pub entry_bytes: u64,
 }
 
 pub struct ReloadResults {
@@ -702,6 +705,8 @@ fn restarts(pass: &Pass, module: &Path, counts: &Counts) -> Result<Vec<RestartRe
             compiler,
             compiled: vec![],
             disk: vec![],
+            wasm_bytes: std::fs::metadata(module)?.len(),
+            entry_bytes: 0,
         };
         for _ in 0..counts.reload_rounds {
             let cache = cln_autoreload_tests::tempdir();
@@ -732,6 +737,12 @@ fn restarts(pass: &Pass, module: &Path, counts: &Counts) -> Result<Vec<RestartRe
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
+                res.entry_bytes = std::fs::read_dir(cache.path())?
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .max()
+                    .unwrap_or(0);
                 drop(conn);
                 pass.rt.block_on(node.stop())?;
             }
