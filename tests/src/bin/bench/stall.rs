@@ -271,7 +271,11 @@ pub fn measure(pass: &Pass, counts: &Counts, sub: &Subject) -> Result<StallResul
                     }
                     std::thread::sleep(Duration::from_micros(200));
                 };
-                windows.push((t0, t1));
+                // On a loaded machine this thread can lose the CPU between
+                // the rename and reading the clock for longer than the
+                // reload takes: the first new answer then comes "before"
+                // t0, and the window is empty (it began at the rename).
+                windows.push((t0.min(t1), t1));
                 if sub.status {
                     let st = status.ok("autoreload-status", "{}")?;
                     statuses.push(st["plugins"][0].clone());
