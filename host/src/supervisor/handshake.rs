@@ -60,9 +60,9 @@ impl Supervisor {
             let _ = self.config.wasm.cache.apply(name, value);
         }
         if let Some(c) = early()
+            .rev()
             .filter(|(n, _)| *n == wasm::OPT_COMPILER)
-            .filter_map(|(_, v)| wasm::Compiler::parse(v))
-            .last()
+            .find_map(|(_, v)| wasm::Compiler::parse(v))
         {
             self.config.wasm.compiler = c;
         }
