@@ -28,7 +28,12 @@ const NATIVE_PREFIX: &str = "autoreload-native-";
 /// Whether `name` is one of the host's options needed before init (see
 /// [`Located::early`]).
 fn early(name: &str) -> bool {
-    name == WASM_DIR || name.starts_with(NATIVE_PREFIX)
+    name == WASM_DIR
+        || name.starts_with(NATIVE_PREFIX)
+        // The first start of a wasm plugin already looks in the caches,
+        // and compiles with the compiler asked for.
+        || crate::backend::wasm::CacheSettings::is_option(name)
+        || name == crate::backend::wasm::OPT_COMPILER
 }
 /// Environment variable naming plugins, `:`-separated.
 pub const ENV_VAR: &str = "AUTORELOAD_PLUGIN";

@@ -263,6 +263,10 @@ impl NodeBuilder {
         cmd.args(&self.args)
             .current_dir(&launch)
             .env("PWD", &launch)
+            // The host keeps compiled wasm modules under the user's cache
+            // directory: each node gets its own, so that no test (or bench
+            // run) finds what another one compiled, unless it says so.
+            .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -621,6 +625,8 @@ impl Direct {
             .current_dir(&cwd)
             .env("LIGHTNINGD_PLUGIN", "1")
             .env("LIGHTNINGD_VERSION", "v26.06.6")
+            // Its own cache of compiled wasm modules (see NodeBuilder).
+            .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -456,6 +456,14 @@ async fn start_node(flavor: Flavor, dir: &Path) -> (Arc<Node>, Subject) {
         .launch_dir(dir)
         .arg(format!("--autoreload-plugin={file}"))
         .arg("--autoreload-grace-ms=300")
+        // The module caches legitimately grow to their bounds (in memory:
+        // compiled code, and one memfd per module for its memory image;
+        // the disk write of each new module: a thread at nice 19 holding
+        // it until it is written, which a loaded machine delays): the
+        // soak looks for what leaks per reload, so it runs without them
+        // (tests/tests/e2e/wasm_cache.rs tests the caches).
+        .arg("--autoreload-wasm-memory-cache-mb=0")
+        .arg("--autoreload-wasm-cache-dir=off")
         .standin_only()
         .start()
         .await

@@ -16,6 +16,8 @@ pub mod native;
 // builds, and a `.wasm` plugin gets an error saying how to run it.
 #[cfg_attr(not(feature = "wasm"), path = "wasm_disabled.rs")]
 pub mod wasm;
+#[cfg(feature = "wasm")]
+mod wasm_cache;
 mod wasm_settings;
 #[cfg(feature = "wasm")]
 mod wasm_stdio;
@@ -84,8 +86,8 @@ pub enum InstanceEvent {
     Garbage { bytes: Bytes, reason: String },
     /// One line it wrote to stderr.
     Stderr(String),
-    /// A wasm module was compiled (or taken from the cache) for it.
-    Compiled { millis: f64, cached: bool },
+    /// A wasm module was compiled (or taken from a cache) for it.
+    Compiled(wasm::CompileRecord),
     /// Something about it worth a warning (a refused rpc call, ...).
     Warn(String),
     /// It ended; nothing more will come from it.

@@ -1,8 +1,9 @@
 //! WebAssembly plugins: a WASI preview 1 module run by wasmtime inside the
 //! host, as a task on the host's own event loop.
 //!
-//! Owns: engines (Winch or Cranelift), compiling and caching modules (off
-//! the loop, at the lowest CPU priority while another version serves),
+//! Owns: engines (Winch or Cranelift), getting an instance its module (off
+//! the loop: from the caches of wasm_cache.rs, or compiled at the
+//! priority the settings give),
 //! the sandbox (no preopened directory unless granted, a memory cap, a CPU
 //! deadline per request, an allow-list for lightningd rpc calls), the
 //! `cln.rpc_call`/`cln.rpc_result` imports, and stopping an instance
@@ -21,12 +22,11 @@
 //! every epoch tick: it yields to the loop, and is stopped when its CPU
 //! deadline or a stop has come.
 
+use super::wasm_cache;
 use super::wasm_stdio::{GuestOutput, GuestStdin, IoClock};
 use super::{Control, Exit, Instance, InstanceEvent, SandboxStop};
 use anyhow::{anyhow, Context as _};
 use bytes::Bytes;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -39,7 +39,10 @@ use wasmtime::{
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
-pub use super::wasm_settings::{Compiler, GrantedDir, Settings, Urgency};
+pub use super::wasm_settings::{
+    CacheSettings, CompileRecord, Compiler, GrantedDir, ModuleSource, Priority, Settings, Urgency,
+    OPT_COMPILER, OPT_RELOAD_PRIORITY,
+};
 
 /// Tells an instance to stop now.
 #[derive(Debug, Default)]
@@ -106,6 +109,8 @@ fn ticker() -> Result<&'static Ticked, String> {
 struct Engines {
     engine: Engine,
     linker: Linker<State>,
+    /// The engine's configuration, as the caches key it.
+    hash: [u8; 32],
 }
 
 fn engines(compiler: Compiler) -> anyhow::Result<&'static Engines> {
@@ -164,7 +169,12 @@ fn make_engines(compiler: Compiler) -> anyhow::Result<Engines> {
             },
         )
         .map_err(|e| anyhow!("{e:#}"))?;
-    Ok(Engines { engine, linker })
+    let hash = wasm_cache::engine_hash(&engine);
+    Ok(Engines {
+        engine,
+        linker,
+        hash,
+    })
 }
 
 /// Per-instance state inside the store.
@@ -203,76 +213,138 @@ impl ResourceLimiter for State {
     }
 }
 
-/// The last module compiled for each plugin file, so a restart of the same
-/// content (a crash, `autoreload-restart`, a `touch`) skips compiling.
-type ModuleCache = Mutex<HashMap<PathBuf, (u64, Compiler, Module)>>;
-
-fn cache() -> &'static ModuleCache {
-    static CACHE: OnceLock<ModuleCache> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
+/// A module compiled now, which the on-disk cache does not have yet.
+struct ToStore {
+    key: wasm_cache::Key,
+    module: Module,
 }
 
-fn module_for(
-    path: &Path,
+/// The module for `bytes` by `compiler`, if either cache has it; a disk
+/// entry that failed its checks is reported and recompiled.
+fn cached_module(
+    content: [u8; 32],
     compiler: Compiler,
-    urgency: Urgency,
+    cache: &CacheSettings,
     report: &impl Fn(InstanceEvent),
-) -> anyhow::Result<(Module, Compiler)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    bytes.hash(&mut h);
-    let hash = h.finish();
-    if let Ok(c) = cache().lock() {
-        if let Some((h, comp, m)) = c.get(path) {
-            if *h == hash && *comp == compiler {
-                report(InstanceEvent::Compiled {
-                    millis: 0.0,
-                    cached: true,
-                });
-                return Ok((m.clone(), compiler));
-            }
+) -> anyhow::Result<(wasm_cache::Key, Option<(Module, ModuleSource)>)> {
+    let engines = engines(compiler)?;
+    let key = wasm_cache::Key::new(content, compiler, engines.hash);
+    if cache.memory_max > 0 {
+        if let Some(m) = wasm_cache::memory()
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(&key))
+        {
+            return Ok((key, Some((m, ModuleSource::Memory))));
         }
     }
+    if let Some(disk) = disk(cache) {
+        match disk.load(&key, &engines.engine) {
+            wasm_cache::Loaded::Hit(m) => {
+                remember(key, &m, cache);
+                return Ok((key, Some((m, ModuleSource::Disk))));
+            }
+            wasm_cache::Loaded::Missing => {}
+            wasm_cache::Loaded::Rejected(why) => report(InstanceEvent::Warn(format!(
+                "the compiled module cached in {why}: compiling it again"
+            ))),
+        }
+    }
+    Ok((key, None))
+}
+
+/// The on-disk cache, if there is one.
+fn disk(cache: &CacheSettings) -> Option<wasm_cache::Disk<'_>> {
+    let dir = cache.dir.as_deref().filter(|_| cache.disk_max > 0)?;
+    Some(wasm_cache::Disk {
+        dir,
+        max: cache.disk_max,
+    })
+}
+
+/// Keeps `module` in the in-memory cache.
+fn remember(key: wasm_cache::Key, module: &Module, cache: &CacheSettings) {
+    if cache.memory_max == 0 {
+        return;
+    }
+    if let Ok(mut c) = wasm_cache::memory().lock() {
+        let size = wasm_cache::module_size(module);
+        c.insert(key, module.clone(), size, cache.memory_max);
+    }
+}
+
+/// Reads `path` and gets its module: from a cache, or compiled now (at
+/// the priority the calling thread runs at; see [`module_off_loop`]).
+/// Reports where it came from.
+fn module_for(
+    path: &Path,
+    settings: &Settings,
+    urgency: Urgency,
+    report: &impl Fn(InstanceEvent),
+) -> anyhow::Result<(Module, Compiler, Option<ToStore>)> {
     let t = Instant::now();
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if !bytes.starts_with(b"\0asm") {
         anyhow::bail!("{} is not a wasm module (no \\0asm header)", path.display());
     }
-    let (module, used) = match compile(&engines(compiler)?.engine, &bytes, urgency) {
-        Ok(m) => (m, compiler),
+    let content = wasm_cache::content_hash(&bytes);
+    let cache = &settings.cache;
+    let done = |module: Module, compiler, source, store: Option<wasm_cache::Key>| {
+        report(InstanceEvent::Compiled(CompileRecord {
+            millis: t.elapsed().as_secs_f64() * 1000.0,
+            source,
+            compiler,
+        }));
+        let store = store.map(|key| ToStore {
+            key,
+            module: module.clone(),
+        });
+        (module, compiler, store)
+    };
+    let mut compiler = settings.compiler;
+    let (mut key, found) = cached_module(content, compiler, cache, report)?;
+    if let Some((m, source)) = found {
+        return Ok(done(m, compiler, source, None));
+    }
+    let module = match compile(&engines(compiler)?.engine, &bytes, urgency, settings) {
+        Ok(m) => m,
         // Winch does not support every proposal: fall back, and say so.
         Err(e) if compiler == Compiler::Winch => {
             report(InstanceEvent::Warn(format!(
                 "Winch cannot compile it ({e:#}); using Cranelift"
             )));
-            let m = compile(&engines(Compiler::Cranelift)?.engine, &bytes, urgency)
-                .map_err(|e| anyhow!("{e:#}"))?;
-            (m, Compiler::Cranelift)
+            compiler = Compiler::Cranelift;
+            let (k, found) = cached_module(content, compiler, cache, report)?;
+            if let Some((m, source)) = found {
+                return Ok(done(m, compiler, source, None));
+            }
+            key = k;
+            compile(&engines(compiler)?.engine, &bytes, urgency, settings)
+                .map_err(|e| anyhow!("{e:#}"))?
         }
         Err(e) => return Err(anyhow!("{e:#}")),
     };
-    report(InstanceEvent::Compiled {
-        millis: t.elapsed().as_secs_f64() * 1000.0,
-        cached: false,
-    });
-    if let Ok(mut c) = cache().lock() {
-        c.insert(path.to_path_buf(), (hash, compiler, module.clone()));
-    }
-    Ok((module, used))
+    remember(key, &module, cache);
+    let store = disk(cache).is_some().then_some(key);
+    Ok(done(module, compiler, ModuleSource::Compiled, store))
 }
 
-/// Reads and compiles the module for `path` (or takes it from the cache)
+/// Reads and compiles the module for `path` (or takes it from a cache)
 /// on a thread of its own, so that the loop goes on meanwhile: a compile
 /// takes tens to hundreds of milliseconds, and even a cached module is a
-/// file to read. In the background (a version serves meanwhile) the thread
-/// runs at the lowest CPU priority ([`lower_priority`]).
+/// file to read. A compile while a version serves runs at
+/// [`Settings::reload_priority`]. A module compiled now is written to the
+/// on-disk cache after it was handed over, at the lowest priority: the
+/// new version does not wait for it.
 async fn module_off_loop(
     path: &Path,
-    compiler: Compiler,
+    settings: &Settings,
     urgency: Urgency,
     report: impl Fn(InstanceEvent) + Send + 'static,
 ) -> anyhow::Result<(Module, Compiler)> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let path = path.to_path_buf();
+    let settings = settings.clone();
     std::thread::Builder::new()
         .name("wasm-compile".into())
         .spawn(move || {
@@ -281,18 +353,45 @@ async fn module_off_loop(
                 let _ = tx.send(Err(anyhow!("{e}")));
                 return;
             }
-            if urgency == Urgency::Background {
+            if low_priority(urgency, &settings) {
                 lower_priority();
             }
-            let module = module_for(&path, compiler, urgency, &report);
+            let (module, store) = match module_for(&path, &settings, urgency, &report) {
+                Ok((m, c, store)) => (Ok((m, c)), store),
+                Err(e) => (Err(e), None),
+            };
             // Before the module is handed over: what the compile freed is
             // back with the system by the time the new version serves.
             give_back_freed_memory();
             let _ = tx.send(module);
+            if let (Some(s), Some(disk)) = (store, disk(&settings.cache)) {
+                lower_priority();
+                if let Err(e) = disk.store(&s.key, &s.module) {
+                    warn_once(&report, format!("cannot keep the compiled module on disk: {e:#} (set autoreload-wasm-cache-dir, or off)"));
+                }
+                drop(s);
+                give_back_freed_memory();
+            }
         })
         .context("cannot start a thread to compile it")?;
     rx.await
         .unwrap_or_else(|_| Err(anyhow!("the compiler panicked")))
+}
+
+/// Reports `warning` the first time only (in this run of the host): a
+/// cache directory that cannot be written would otherwise say so on every
+/// reload.
+fn warn_once(report: &impl Fn(InstanceEvent), warning: String) {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        report(InstanceEvent::Warn(warning));
+    }
+}
+
+/// Whether a compile runs at the lowest priority: only in the background
+/// (a version serves meanwhile), and only if the user asked for it.
+fn low_priority(urgency: Urgency, settings: &Settings) -> bool {
+    urgency == Urgency::Background && settings.reload_priority == Priority::Low
 }
 
 /// Hands the memory freed since the last call back to the system. An
@@ -310,19 +409,24 @@ fn give_back_freed_memory() {
     }
 }
 
-/// Compiles a module. In the background (a version serves meanwhile): on
-/// the calling thread, which [`module_off_loop`] lowered, and wasmtime
-/// spreads the functions over rayon's pool, whose threads are lowered too
-/// (see [`compile_pool`]): the serving version's calls must not wait for
-/// the compiler; on an idle machine this costs nothing, on a busy one the
-/// swap comes later instead of every call stalling. Urgently (no version
-/// serves, calls wait for this one): at normal priority, on a pool of its
-/// own, since starving it on a busy machine would only keep the plugin
-/// down longer.
-fn compile(engine: &Engine, bytes: &[u8], urgency: Urgency) -> wasmtime::Result<Module> {
-    if urgency == Urgency::Urgent {
-        static URGENT: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
-        let pool = URGENT.get_or_init(|| {
+/// Compiles a module, spreading its functions over a rayon pool. At low
+/// priority ([`low_priority`]): on the calling thread, which
+/// [`module_off_loop`] lowered, and rayon's global pool, whose threads are
+/// lowered too (see [`compile_pool`]): the serving version's calls never
+/// wait for the compiler, and on a busy machine the swap comes later.
+/// Otherwise (the default, and always when no version serves): at normal
+/// priority, on a pool of its own, since the user who saved (or the
+/// calls waiting for a plugin that is down) waits for it; the serving
+/// version's calls share the CPU with it meanwhile.
+fn compile(
+    engine: &Engine,
+    bytes: &[u8],
+    urgency: Urgency,
+    settings: &Settings,
+) -> wasmtime::Result<Module> {
+    if !low_priority(urgency, settings) {
+        static NORMAL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+        let pool = NORMAL.get_or_init(|| {
             rayon::ThreadPoolBuilder::new()
                 .thread_name(|i| format!("wasm-compile-now-{i}"))
                 .build()
@@ -420,7 +524,7 @@ async fn run<R: Fn(InstanceEvent) + Send + Sync + Clone + 'static>(
     let compiled = tokio::select! {
         biased;
         _ = &mut woken => return fail("stopped"),
-        m = module_off_loop(path, settings.compiler, urgency, report.clone()) => m,
+        m = module_off_loop(path, settings, urgency, report.clone()) => m,
     };
     let (module, compiler) = match compiled {
         Ok(m) => m,

@@ -14,7 +14,10 @@
 use super::{Instance, InstanceEvent};
 use std::path::Path;
 
-pub use super::wasm_settings::{Compiler, GrantedDir, Settings, Urgency};
+pub use super::wasm_settings::{
+    CacheSettings, CompileRecord, Compiler, GrantedDir, ModuleSource, Priority, Settings, Urgency,
+    OPT_COMPILER, OPT_RELOAD_PRIORITY,
+};
 
 /// Would tell a wasm instance to stop; there are none in this build, so
 /// there is no value of it either.

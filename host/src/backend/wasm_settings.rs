@@ -1,7 +1,8 @@
-//! The settings a WebAssembly plugin runs with: which compiler, and its
-//! sandbox. Plain data, compiled with or without the `wasm` feature, so the
-//! rest of the host (options, status, the supervisor) is the same in both
-//! builds; both `wasm.rs` and its stand-in `wasm_disabled.rs` re-export it
+//! The settings a WebAssembly plugin runs with: which compiler, its
+//! sandbox, and the caches of compiled modules; and what a compile
+//! reports. Plain data, compiled with or without the `wasm` feature, so
+//! the rest of the host (options, status, the supervisor) is the same in
+//! both builds; both `wasm.rs` and its stand-in `wasm_disabled.rs` re-export it
 //! as `backend::wasm::{Compiler, GrantedDir, Settings}`.
 //!
 //! Owns: parsing and naming these settings. Must not: use wasmtime.
@@ -79,6 +80,11 @@ pub struct Settings {
     pub rpc_socket: Option<PathBuf>,
     /// `--developer` is passed on as an argument.
     pub developer: bool,
+    /// Where compiled modules are kept, and how many.
+    pub cache: CacheSettings,
+    /// The CPU priority of the compile of a new version while the old one
+    /// serves.
+    pub reload_priority: Priority,
 }
 
 impl Default for Settings {
@@ -91,6 +97,123 @@ impl Default for Settings {
             rpc_allow: None,
             rpc_socket: None,
             developer: false,
+            cache: CacheSettings::default(),
+            reload_priority: Priority::Normal,
+        }
+    }
+}
+
+/// The caches of compiled modules: one in memory, for this run of the
+/// host, and one on disk, across runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// The on-disk cache's directory; `None`: no disk cache.
+    pub dir: Option<PathBuf>,
+    /// The most the on-disk cache holds, in bytes (0: nothing).
+    pub disk_max: u64,
+    /// The most compiled code the in-memory cache holds, in bytes (0:
+    /// nothing).
+    pub memory_max: usize,
+}
+
+/// `autoreload-wasm-compiler`: winch or cranelift.
+pub const OPT_COMPILER: &str = "autoreload-wasm-compiler";
+/// `autoreload-wasm-cache-dir`: where the on-disk cache is (`off`: none).
+pub const OPT_CACHE_DIR: &str = "autoreload-wasm-cache-dir";
+/// `autoreload-wasm-cache-mb`: the on-disk cache's bound.
+pub const OPT_CACHE_MB: &str = "autoreload-wasm-cache-mb";
+/// `autoreload-wasm-memory-cache-mb`: the in-memory cache's bound.
+pub const OPT_MEMORY_CACHE_MB: &str = "autoreload-wasm-memory-cache-mb";
+/// `autoreload-wasm-reload-priority`: the CPU priority of a reload's
+/// compile.
+pub const OPT_RELOAD_PRIORITY: &str = "autoreload-wasm-reload-priority";
+
+/// The default bound of the on-disk cache, MiB.
+pub const DEFAULT_CACHE_MB: u64 = 256;
+/// The default bound of the in-memory cache, MiB.
+pub const DEFAULT_MEMORY_CACHE_MB: u64 = 64;
+
+impl Default for CacheSettings {
+    fn default() -> CacheSettings {
+        CacheSettings {
+            dir: CacheSettings::default_dir(),
+            disk_max: DEFAULT_CACHE_MB << 20,
+            memory_max: (DEFAULT_MEMORY_CACHE_MB << 20) as usize,
+        }
+    }
+}
+
+impl CacheSettings {
+    /// The user's cache directory (`$XDG_CACHE_HOME`, else `~/.cache`)
+    /// followed by `cln-autoreload/wasm`; `None` when neither is known
+    /// (no `HOME`: then there is no disk cache rather than one in a place
+    /// nobody would look for it).
+    pub fn default_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_absolute())
+                    .map(|h| h.join(".cache"))
+            })?;
+        Some(base.join("cln-autoreload").join("wasm"))
+    }
+
+    /// Applies one option by name (`value` as lightningd or the command
+    /// line gave it); a problem with the value, in words.
+    pub fn apply(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let value = value.trim();
+        let mib = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{name}={value} is not a whole number of MiB: ignored"))
+        };
+        match name {
+            OPT_CACHE_DIR => {
+                self.dir = match value {
+                    "off" | "none" | "" => None,
+                    dir => Some(PathBuf::from(dir)),
+                }
+            }
+            OPT_CACHE_MB => self.disk_max = mib()?.saturating_mul(1 << 20),
+            OPT_MEMORY_CACHE_MB => {
+                self.memory_max =
+                    usize::try_from(mib()?.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+            }
+            _ => return Err(format!("{name} is not a cache option")),
+        }
+        Ok(())
+    }
+
+    /// The cache's options.
+    pub const OPTIONS: [&'static str; 3] = [OPT_CACHE_DIR, OPT_CACHE_MB, OPT_MEMORY_CACHE_MB];
+
+    /// Whether `name` is one of the cache's options.
+    pub fn is_option(name: &str) -> bool {
+        Self::OPTIONS.contains(&name)
+    }
+}
+
+/// The CPU priority a compile runs at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Like the rest of the host: the compile of a change the user has
+    /// just saved must not wait behind a busy node.
+    Normal,
+    /// Nice 19: every call gets the CPU first, and a reload under load
+    /// waits for the CPU the calls leave.
+    Low,
+}
+
+impl Priority {
+    /// Parses `normal` or `low`.
+    pub fn parse(s: &str) -> Option<Priority> {
+        match s.trim() {
+            "normal" => Some(Priority::Normal),
+            "low" => Some(Priority::Low),
+            _ => None,
         }
     }
 }
@@ -99,8 +222,56 @@ impl Default for Settings {
 /// version of the plugin serves, or now, when calls wait for this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Urgency {
-    /// A version serves meanwhile: compile at the lowest priority.
+    /// A version serves meanwhile: compile at
+    /// [`Settings::reload_priority`] (normal by default: the user who
+    /// saved waits for it).
     Background,
     /// No version serves: compile at normal priority.
     Urgent,
+}
+
+/// Where an instance's module came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleSource {
+    /// Compiled for it now.
+    Compiled,
+    /// The same bytes were compiled earlier in this run of the host.
+    Memory,
+    /// The same bytes were compiled by an earlier run of the host, which
+    /// kept the result on disk.
+    Disk,
+}
+
+impl ModuleSource {
+    /// Its name in `autoreload-status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModuleSource::Compiled => "compiled",
+            ModuleSource::Memory => "memory",
+            ModuleSource::Disk => "disk",
+        }
+    }
+}
+
+/// How an instance got its module, for `autoreload-status`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompileRecord {
+    /// How long it took to get it (compile, or find and load), ms.
+    pub millis: f64,
+    /// Where it came from.
+    pub source: ModuleSource,
+    /// The compiler that made it (Cranelift when Winch could not).
+    pub compiler: Compiler,
+}
+
+impl CompileRecord {
+    /// Its entry in `autoreload-status`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "duration_ms": self.millis,
+            "cached": self.source != ModuleSource::Compiled,
+            "source": self.source.name(),
+            "compiler": self.compiler.name(),
+        })
+    }
 }

@@ -55,6 +55,18 @@ impl Supervisor {
             .collect();
         self.config.native = sandbox::Options::from_pairs(early());
         self.config.native.rpc_socket = self.config.rpc_socket.clone();
+        // The first compile already looks in the caches (a bad value is
+        // warned about at init, which reads them again).
+        for (name, value) in early().filter(|(n, _)| wasm::CacheSettings::is_option(n)) {
+            let _ = self.config.wasm.cache.apply(name, value);
+        }
+        if let Some(c) = early()
+            .rev()
+            .filter(|(n, _)| *n == wasm::OPT_COMPILER)
+            .find_map(|(_, v)| wasm::Compiler::parse(v))
+        {
+            self.config.wasm.compiler = c;
+        }
         for path in &located.paths {
             self.out.log(
                 Level::Info,
@@ -102,7 +114,7 @@ impl Supervisor {
                 .saturating_mul(1 << 20);
         }
         if let Some(c) = cached
-            .host_option("autoreload-wasm-compiler")
+            .host_option(wasm::OPT_COMPILER)
             .and_then(Value::as_str)
         {
             match wasm::Compiler::parse(c) {
@@ -111,6 +123,31 @@ impl Supervisor {
                     Level::Warn,
                     format!(
                         "autoreload-wasm-compiler={c} is neither winch nor cranelift: using winch"
+                    ),
+                ),
+            }
+        }
+        for name in wasm::CacheSettings::OPTIONS {
+            let value = match cached.host_option(name) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => continue,
+            };
+            if let Err(w) = self.config.wasm.cache.apply(name, &value) {
+                self.out.log(Level::Warn, w);
+            }
+        }
+        if let Some(v) = cached
+            .host_option(wasm::OPT_RELOAD_PRIORITY)
+            .and_then(Value::as_str)
+        {
+            match wasm::Priority::parse(v) {
+                Some(p) => self.config.wasm.reload_priority = p,
+                None => self.out.log(
+                    Level::Warn,
+                    format!(
+                        "{}={v} is neither normal nor low: using normal",
+                        wasm::OPT_RELOAD_PRIORITY
                     ),
                 ),
             }

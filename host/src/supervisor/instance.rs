@@ -84,14 +84,10 @@ impl Supervisor {
                 }
             }
             InstanceEvent::Warn(w) => self.plugin_warn(p, "warn", format!("[{name}] {w}")),
-            InstanceEvent::Compiled { millis, cached } => {
+            InstanceEvent::Compiled(record) => {
                 if let Some(g) = role.and_then(|r| plugin.gen_mut(r)) {
                     g.compiled = true;
-                    let compiler = match &g.sandbox {
-                        Sandbox::Wasm(s) => Some(s.compiler),
-                        Sandbox::Native(_) => None,
-                    };
-                    plugin.last_compile = Some((millis, cached, compiler));
+                    plugin.last_compile = Some(record);
                 }
             }
             InstanceEvent::Exited(exit) => match role {

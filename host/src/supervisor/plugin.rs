@@ -412,8 +412,8 @@ pub struct ManagedPlugin {
     pub(super) crashes: u64,
     pub(super) recent_crashes: VecDeque<Instant>,
     pub(super) last_reload: Option<ReloadRecord>,
-    /// The last module compiled for it: ms, from the cache, which compiler.
-    pub(super) last_compile: Option<(f64, bool, Option<wasm::Compiler>)>,
+    /// How its last wasm instance got its module.
+    pub(super) last_compile: Option<wasm::CompileRecord>,
     pub(super) last_error: Option<String>,
     pub(super) last_diff: Option<Diff>,
     /// Notifications that found no live generation.
@@ -608,12 +608,8 @@ impl ManagedPlugin {
                 "at": r.at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             });
         }
-        if let Some((ms, cached, compiler)) = self.last_compile {
-            s["last_compile"] = json!({
-                "duration_ms": ms,
-                "cached": cached,
-                "compiler": compiler.map(wasm::Compiler::name),
-            });
+        if let Some(c) = &self.last_compile {
+            s["last_compile"] = c.to_json();
         }
         if let Some(d) = &self.last_diff {
             s["manifest_changes"] = d.to_json();

@@ -1035,10 +1035,11 @@ fn a_wasm_start_still_compiling_is_not_replaced_however_long_it_takes() {
     // Compiled, then silent for longer than the grace period: stuck.
     rig.reports(
         starting,
-        InstanceEvent::Compiled {
+        InstanceEvent::Compiled(crate::backend::wasm::CompileRecord {
             millis: 9000.0,
-            cached: false,
-        },
+            source: crate::backend::wasm::ModuleSource::Compiled,
+            compiler: crate::backend::wasm::Compiler::Winch,
+        }),
     );
     rig.now += Duration::from_secs(3);
     rig.save();

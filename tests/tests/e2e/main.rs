@@ -2206,3 +2206,4 @@ mod scaffold;
 mod soak;
 mod standin_bytes;
 mod takes_in_init;
+mod wasm_cache;

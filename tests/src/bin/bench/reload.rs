@@ -49,8 +49,14 @@ pub struct CaseResult {
     pub host: Vec<f64>,
     /// `last_compile.duration_ms` (wasm).
     pub compile: Vec<f64>,
-    /// Compiles that came from the module cache (should be 0).
+    /// Modules that came from a cache (0 where the caches are off; all
+    /// of them in a revert case).
     pub cached: usize,
+    /// Callers that never pause, calling meanwhile on connections of their
+    /// own (0: only the poller).
+    pub busy: usize,
+    /// Calls the busy callers made during the reloads.
+    pub busy_calls: u64,
     /// Polls answered with an error meanwhile (should be 0).
     pub poll_errors: usize,
     /// Host RSS before and after the series, MB.
@@ -72,9 +78,22 @@ pub struct StartupResult {
     pub ms: Vec<f64>,
 }
 
+/// A host restart with bytes already compiled: the start-up's
+/// `last_compile.duration_ms` with an empty disk cache, and then with the
+/// one the first host filled.
+pub struct RestartResult {
+    pub compiler: &'static str,
+    pub compiled: Vec<f64>,
+    pub disk: Vec<f64>,
+    /// The size of the module, and of its entry in the disk cache.
+    pub wasm_bytes: u64,
+    pub entry_bytes: u64,
+}
+
 pub struct ReloadResults {
     pub cases: Vec<CaseResult>,
     pub startups: Vec<StartupResult>,
+    pub restarts: Vec<RestartResult>,
     pub rounds: usize,
     pub pyln: Option<String>,
 }
@@ -85,6 +104,7 @@ impl ReloadResults {
         ReloadResults {
             cases: vec![],
             startups: vec![],
+            restarts: vec![],
             rounds: counts.reload_rounds,
             pyln: None,
         }
@@ -109,6 +129,45 @@ struct Case {
     method: &'static str,
     host: Option<u32>,
     _dir: tempfile::TempDir,
+}
+
+/// Callers that never pause, each on a connection of its own, until
+/// stopped.
+struct Busy {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Result<u64>>>,
+}
+
+impl Busy {
+    fn start(rpc: &Path, n: usize, method: &'static str, params: &'static str) -> Result<Busy> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = vec![];
+        for _ in 0..n {
+            let mut conn = Conn::connect(rpc, crate::socket::CALL_BOUND)?;
+            let stop = stop.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut calls = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // An error answer (none is expected) still keeps the
+                    // node busy; a broken connection ends the caller.
+                    let _ = conn.call(method, params)?;
+                    calls += 1;
+                }
+                Ok(calls)
+            }));
+        }
+        Ok(Busy { stop, threads })
+    }
+
+    /// Stops the callers; the calls they made.
+    fn finish(self) -> Result<u64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut calls = 0;
+        for t in self.threads {
+            calls += t.join().map_err(|_| anyhow!("a busy caller panicked"))??;
+        }
+        Ok(calls)
+    }
 }
 
 struct Startup {
@@ -155,6 +214,15 @@ impl Case {
             Versions::Wasm(m) => (&m[next], Some(["1", "2"][next])),
         };
         let executable = !matches!(self.versions, Versions::Wasm(_));
+        let busy = match self.res.busy {
+            0 => None,
+            n => {
+                let b = Busy::start(&rpc_path(&self.node), n, self.method, self.params())?;
+                // Every caller under way before the save.
+                std::thread::sleep(Duration::from_millis(50));
+                Some(b)
+            }
+        };
         let t0 = match self.res.save {
             Save::Rename => procs::write_atomically(&self.file, bytes, executable)?,
             Save::InPlace => procs::write_in_place(&self.file, bytes)?,
@@ -183,6 +251,9 @@ impl Case {
             }
         };
         let total = (t1 - t0).as_secs_f64() * 1000.0;
+        if let Some(b) = busy {
+            self.res.busy_calls += b.finish()?;
+        }
         let status = self.conn.ok("autoreload-status", "{}")?;
         let s = &status["plugins"][0];
         let r = &s["last_reload"];
@@ -272,6 +343,7 @@ fn case(
     method: &'static str,
     save: Save,
     extra: &[&str],
+    busy: usize,
 ) -> Result<Case> {
     let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let (node, file, dir) = start_node(pass, first, true, &args)?;
@@ -287,6 +359,8 @@ fn case(
             host: vec![],
             compile: vec![],
             cached: 0,
+            busy,
+            busy_calls: 0,
             poll_errors: 0,
             rss_before: None,
             rss_after: None,
@@ -300,6 +374,40 @@ fn case(
         host,
         _dir: dir,
     })
+}
+
+/// One wasm reload case: which build, compiler and save, under which
+/// options and load.
+struct WasmCase {
+    kind: &'static str,
+    compiler: &'static str,
+    save: Save,
+    /// Its key's suffix.
+    suffix: &'static str,
+    /// How it saves, in its label.
+    how: &'static str,
+    extra: &'static [&'static str],
+    /// Callers that never pause, besides the poller.
+    busy: usize,
+}
+
+/// A result with nothing in it, to take another's place.
+fn empty_result() -> CaseResult {
+    CaseResult {
+        key: String::new(),
+        label: String::new(),
+        backend: "",
+        save: Save::Rename,
+        total: vec![],
+        host: vec![],
+        compile: vec![],
+        cached: 0,
+        busy: 0,
+        busy_calls: 0,
+        poll_errors: 0,
+        rss_before: None,
+        rss_after: None,
+    }
 }
 
 /// The example's module with `VERSION` = "1" and "2", debug and release.
@@ -377,6 +485,7 @@ pub fn run(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<ReloadResults> {
         "bench-pid",
         Save::Rename,
         &[],
+        0,
     )?);
     let py_keep = cln_autoreload_tests::tempdir();
     if pyln.is_none() {
@@ -408,27 +517,113 @@ pub fn run(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<ReloadResults> {
                 "hello",
                 save,
                 &[],
+                0,
             )?);
         }
     }
-    let wasm_cases: [(&str, bool, &str, Save); 5] = [
-        ("release", true, "winch", Save::Rename),
-        ("release", true, "cranelift", Save::Rename),
-        ("debug", false, "winch", Save::Rename),
-        ("debug", false, "cranelift", Save::Rename),
-        ("release", true, "winch", Save::InPlace),
+    // Every wasm case but the revert runs with both module caches off:
+    // each reload compiles, as the first build of a new edit does (two
+    // versions alternate, and a cache would serve all but the first two).
+    const NO_CACHE: [&str; 2] = [
+        "--autoreload-wasm-memory-cache-mb=0",
+        "--autoreload-wasm-cache-dir=off",
     ];
-    for (kind, release, compiler, save) in wasm_cases {
-        let (first, versions) = if release {
+    const LOW: &str = "--autoreload-wasm-reload-priority=low";
+    const NO_CACHE_LOW: [&str; 3] = [NO_CACHE[0], NO_CACHE[1], LOW];
+    let wasm_case = |kind, compiler, save, suffix, how, extra, busy| WasmCase {
+        kind,
+        compiler,
+        save,
+        suffix,
+        how,
+        extra,
+        busy,
+    };
+    let (rename, inplace) = (Save::Rename, Save::InPlace);
+    let busy2 = "renamed over, 2 more callers that never pause";
+    let seen = "renamed over, bytes compiled before (caches on)";
+    let wasm_cases = [
+        wasm_case(
+            "release",
+            "winch",
+            rename,
+            "",
+            "renamed over",
+            &NO_CACHE[..],
+            0,
+        ),
+        wasm_case(
+            "release",
+            "cranelift",
+            rename,
+            "",
+            "renamed over",
+            &NO_CACHE,
+            0,
+        ),
+        wasm_case("debug", "winch", rename, "", "renamed over", &NO_CACHE, 0),
+        wasm_case(
+            "debug",
+            "cranelift",
+            rename,
+            "",
+            "renamed over",
+            &NO_CACHE,
+            0,
+        ),
+        wasm_case(
+            "release",
+            "winch",
+            inplace,
+            "-inplace",
+            "rewritten in place",
+            &NO_CACHE,
+            0,
+        ),
+        wasm_case(
+            "release",
+            "winch",
+            rename,
+            "-low",
+            "renamed over, compile at low priority",
+            &NO_CACHE_LOW,
+            0,
+        ),
+        wasm_case("release", "winch", rename, "-busy", busy2, &NO_CACHE, 2),
+        wasm_case(
+            "release",
+            "winch",
+            rename,
+            "-busy-low",
+            "renamed over, 2 more callers that never pause, compile at low priority",
+            &NO_CACHE_LOW,
+            2,
+        ),
+        wasm_case("release", "winch", rename, "-revert", seen, &[], 0),
+        wasm_case("release", "cranelift", rename, "-revert", seen, &[], 0),
+    ];
+    let mut warm = vec![];
+    for WasmCase {
+        kind,
+        compiler,
+        save,
+        suffix,
+        how,
+        extra,
+        busy,
+    } in wasm_cases
+    {
+        let (first, versions) = if kind == "release" {
             (&w.release_1, w.release.clone())
         } else {
             (&w.debug_1, w.debug.clone())
         };
         let flag = format!("--autoreload-wasm-compiler={compiler}");
-        let (suffix, how) = match save {
-            Save::Rename => ("", "renamed over"),
-            Save::InPlace => ("-inplace", "rewritten in place"),
-        };
+        let mut args = vec![flag.as_str()];
+        args.extend_from_slice(extra);
+        if suffix == "-revert" {
+            warm.push(cases.len());
+        }
         cases.push(case(
             pass,
             &format!("wasm-{kind}-{compiler}{suffix}"),
@@ -438,8 +633,27 @@ pub fn run(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<ReloadResults> {
             Versions::Wasm(versions),
             "hello",
             save,
-            &[flag.as_str()],
+            &args,
+            busy,
         )?);
+    }
+    // A revert case measures bytes the host has compiled: both versions
+    // once, unmeasured.
+    for i in warm {
+        let c = &mut cases[i];
+        c.measure()?;
+        c.measure()?;
+        let busy = c.res.busy;
+        c.res = CaseResult {
+            total: vec![],
+            host: vec![],
+            compile: vec![],
+            cached: 0,
+            busy,
+            busy_calls: 0,
+            poll_errors: 0,
+            ..std::mem::replace(&mut c.res, empty_result())
+        };
     }
     for c in &mut cases {
         c.res.rss_before = c.host.and_then(|h| procs::rss_mb(h).ok());
@@ -464,7 +678,9 @@ pub fn run(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<ReloadResults> {
         drop(c.conn);
         let _ = pass.rt.block_on(c.node.stop());
     }
+    let restarts = restarts(pass, &w.release_1, counts)?;
     Ok(ReloadResults {
+        restarts,
         cases: out,
         startups: startups
             .into_iter()
@@ -477,4 +693,69 @@ pub fn run(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<ReloadResults> {
         rounds: counts.reload_rounds,
         pyln,
     })
+}
+
+/// Host restarts with hello-wasm's release build: each round a node on an
+/// empty cache directory (the start-up compiles), then another node on
+/// the same directory (the start-up loads what the first one kept).
+fn restarts(pass: &Pass, module: &Path, counts: &Counts) -> Result<Vec<RestartResult>> {
+    let mut out = vec![];
+    for compiler in ["winch", "cranelift"] {
+        let mut res = RestartResult {
+            compiler,
+            compiled: vec![],
+            disk: vec![],
+            wasm_bytes: std::fs::metadata(module)?.len(),
+            entry_bytes: 0,
+        };
+        for _ in 0..counts.reload_rounds {
+            let cache = cln_autoreload_tests::tempdir();
+            let args = [
+                format!("--autoreload-wasm-compiler={compiler}"),
+                format!("--autoreload-wasm-cache-dir={}", cache.path().display()),
+            ];
+            for want in ["compiled", "disk"] {
+                let (node, _file, _dir) = start_node(pass, module, true, &args)?;
+                let mut conn = Conn::connect(&rpc_path(&node), crate::socket::CALL_BOUND)?;
+                let status = conn.ok("autoreload-status", "{}")?;
+                let c = &status["plugins"][0]["last_compile"];
+                if c["source"] != want {
+                    bail!("restart with {compiler}: expected a module from {want}: {c}");
+                }
+                let ms = c["duration_ms"]
+                    .as_f64()
+                    .ok_or_else(|| anyhow!("no last_compile.duration_ms: {c}"))?;
+                match want {
+                    "compiled" => res.compiled.push(ms),
+                    _ => res.disk.push(ms),
+                }
+                // The module reaches the disk after the instance got it.
+                let until = Instant::now() + Duration::from_secs(10);
+                while cache_entries(cache.path())? == 0 {
+                    if Instant::now() > until {
+                        bail!("restart with {compiler}: nothing written to the cache in 10 s");
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                res.entry_bytes = std::fs::read_dir(cache.path())?
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .max()
+                    .unwrap_or(0);
+                drop(conn);
+                pass.rt.block_on(node.stop())?;
+            }
+        }
+        out.push(res);
+    }
+    Ok(out)
+}
+
+/// The entries of a wasm cache directory (not a write under way).
+fn cache_entries(dir: &Path) -> Result<usize> {
+    Ok(std::fs::read_dir(dir)?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".cwasm"))
+        .count())
 }
