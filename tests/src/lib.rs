@@ -90,6 +90,23 @@ pub fn standin_bin() -> PathBuf {
     target_dir().join(profile).join("lightningd-standin")
 }
 
+/// lightningd's source (a git directory): `LIGHTNING_SRC`, or the mirror
+/// `fetch` puts beside the checkout; `None`, after a skip note, when
+/// neither is there.
+pub fn lightning_src() -> Option<PathBuf> {
+    let src = std::env::var_os("LIGHTNING_SRC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../.mirror/ElementsProject+lightning/repo"));
+    if !src.exists() {
+        skip(format!(
+            "no lightningd source at {} (set LIGHTNING_SRC to a clone of ElementsProject/lightning)",
+            src.display()
+        ));
+        return None;
+    }
+    Some(src)
+}
+
 /// The real lightningd to test against, if `LIGHTNINGD` names one.
 pub fn real_lightningd() -> Option<PathBuf> {
     std::env::var_os("LIGHTNINGD")

@@ -9,10 +9,9 @@
 //! they are `#[ignore]`d, and `.ci/run` runs them with `--ignored` where
 //! the source is there. Run by hand without one, they say they skipped.
 
-use cln_autoreload_tests::{root, skip};
+use cln_autoreload_tests::{lightning_src, skip};
 use cln_protocol::{hooks, Filter, NATIVE_TOPICS};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 
 /// The lightningd version whose facts the protocol crate states.
@@ -22,16 +21,7 @@ const TAG: &str = "v26.06";
 /// the `TAG:` and `lightningd/` prefixes removed; `None` (after a skip
 /// note) when there is no source to read.
 fn grep(pattern: &str) -> Option<Vec<(String, String)>> {
-    let src = std::env::var_os("LIGHTNING_SRC")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../.mirror/ElementsProject+lightning/repo"));
-    if !src.exists() {
-        skip(format!(
-            "no lightningd source at {} (set LIGHTNING_SRC to a clone of ElementsProject/lightning)",
-            src.display()
-        ));
-        return None;
-    }
+    let src = lightning_src()?;
     let out = match Command::new("git")
         .arg("-C")
         .arg(&src)

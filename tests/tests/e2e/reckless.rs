@@ -26,16 +26,7 @@ const TAG: &str = "v26.06.6";
 /// reckless at [`TAG`], written to `dir`; `None` (after a skip note) when
 /// there is no lightningd source to read it from.
 fn reckless_script(dir: &Path) -> Option<PathBuf> {
-    let src = std::env::var_os("LIGHTNING_SRC")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../.mirror/ElementsProject+lightning/repo"));
-    if !src.exists() {
-        skip(format!(
-            "no lightningd source at {} (set LIGHTNING_SRC to a clone of ElementsProject/lightning)",
-            src.display()
-        ));
-        return None;
-    }
+    let src = lightning_src()?;
     let out = Command::new("git")
         .arg("-C")
         .arg(&src)
