@@ -1926,10 +1926,11 @@ fn dbwrite_section(s: &mut String, p: &PassResults) {
          waits), so a write that comes while the plugin reloads freezes the node until a \
          version can answer it. Each round: one write to the serving plugin (*steady*), \
          then the plugin file is renamed over, and once `autoreload-status` no longer says \
-         *serving* one write is sent and timed until answered (*during*). Reloads are \
-         make-before-break by default, native and wasm: the version still serving answers \
-         while the new one starts or compiles (with `autoreload-overlap=false` a native \
-         write waits for the new process's init instead). The \
+         *serving* one write is sent and timed until answered (*during*). Both plugins take \
+         `db_write`, so they reload break-before-make by default (a plugin that journals \
+         the database may read its journal as it starts): a write sent during a reload \
+         waits while the old version finishes, exits and the new one starts and answers \
+         init (for wasm, a module compiled before comes from the cache). The \
          stand-in's `dev-db-write` sends the write exactly as lightningd does. Only \
          against the stand-in: a real lightningd writes when it has something to write.\n"
     );
