@@ -514,6 +514,22 @@ impl Node {
         }
     }
 
+    /// The first plugin's generation now (0: none yet).
+    pub async fn generation(&self) -> u64 {
+        self.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Waits until a generation of the first plugin newer than `after`
+    /// serves; its status entry.
+    pub async fn serving_after(&self, after: u64) -> Value {
+        self.wait_status(&format!("a generation after {after} serving"), |s| {
+            s["state"] == "serving" && s["generation"].as_u64() > Some(after)
+        })
+        .await
+    }
+
     /// The host's entry in `plugin list`.
     pub async fn host_entry(&self) -> Value {
         let v = self.ok("plugin", json!({"subcommand": "list"})).await;

@@ -17,7 +17,7 @@
 //! cln-autoreload manages, and saving it reloads the plugin.
 
 use cln_autoreload_tests::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -86,19 +86,6 @@ fn wrapper(dir: &Path, script: &Path, n: u32) -> PathBuf {
     w
 }
 
-async fn generation(node: &Node) -> u64 {
-    node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
-async fn reloaded(node: &Node, before: u64) -> Value {
-    node.wait_status("a newer generation serving", |s| {
-        s["state"] == "serving" && s["generation"].as_u64() > Some(before)
-    })
-    .await
-}
-
 /// `backup`, reloaded 20 times while lightningd writes: lightningd is
 /// never shut down, and `backup-cli restore` gives back every write.
 #[tokio::test]
@@ -142,7 +129,7 @@ async fn backup_keeps_every_write_across_reloads() {
     .await;
     let mut inserted = 0u64;
     for n in 1..=20 {
-        let before = generation(&node).await;
+        let before = node.generation().await;
         wrapper(work.path(), &script, n);
         // Writes go on while it reloads: each waits for the version that
         // can take it.
@@ -161,7 +148,7 @@ async fn backup_keeps_every_write_across_reloads() {
             assert!(start.elapsed() < BOUND, "no reload within {BOUND:?}: {s:#}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        reloaded(&node, before).await;
+        node.serving_after(before).await;
     }
     let logs = node.logs().await;
     assert!(
@@ -246,9 +233,9 @@ async fn prometheus_serves_its_port_after_every_reload() {
     };
     assert!(scrape().await.contains("lightning_node_info"));
     for n in 1..=5 {
-        let before = generation(&node).await;
+        let before = node.generation().await;
         wrapper(work.path(), &script, n);
-        let s = reloaded(&node, before).await;
+        let s = node.serving_after(before).await;
         assert!(s["last_error"].is_null(), "{s:#}");
         assert!(scrape().await.contains("lightning_node_info"));
     }

@@ -62,19 +62,6 @@ async fn wait_version(node: &Node, method: &str, version: &str) -> Value {
     }
 }
 
-async fn generation(node: &Node) -> u64 {
-    node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
-async fn serving_after(node: &Node, after: u64) -> Value {
-    node.wait_status(&format!("a generation after {after} serving"), |s| {
-        s["state"] == "serving" && s["generation"].as_u64() > Some(after)
-    })
-    .await
-}
-
 /// A pyln-client plugin binding its port in `init`: every save goes live
 /// (the old version has released the port before the new one's `init`),
 /// in the default mode; asked for a full overlap, the new version's
@@ -215,10 +202,10 @@ async fn journal_survives(mode: Option<&str>, reloads: u32) {
         })
     };
     for n in 2..=reloads + 1 {
-        let before = generation(&node).await;
+        let before = node.generation().await;
         let w = written.load(Ordering::SeqCst);
         install("journal.py", &format!("v{n}"), &path);
-        serving_after(&node, before).await;
+        node.serving_after(before).await;
         // Writes went on across this reload.
         let start = Instant::now();
         while written.load(Ordering::SeqCst) < w + 2 {
@@ -295,9 +282,9 @@ async fn a_datastore_counter_read_in_init_loses_nothing_across_reloads() {
         })
     };
     for n in 2..=11 {
-        let before = generation(&node).await;
+        let before = node.generation().await;
         install("counter.py", &format!("v{n}"), &path);
-        serving_after(&node, before).await;
+        node.serving_after(before).await;
     }
     done.store(true, Ordering::SeqCst);
     let last = caller.await.expect("caller");
@@ -324,9 +311,9 @@ async fn a_version_broken_in_init_brings_the_old_version_back() {
         "    open('/nonexistent/conf.json')\n    found = plugin.rpc",
         1,
     );
-    let before = generation(&node).await;
+    let before = node.generation().await;
     install_text(&broken, &path);
-    let s = serving_after(&node, before).await;
+    let s = node.serving_after(before).await;
     assert_eq!(s["last_reload"]["trigger"], "rollback", "{s:#}");
     assert!(
         s["last_error"]

@@ -99,14 +99,6 @@ async fn version(node: &Node) -> String {
         .to_string()
 }
 
-/// Waits until a generation after `after` serves; its status.
-async fn serving_after(node: &Node, after: u64) -> Value {
-    node.wait_status(&format!("a generation after {after} serving"), |s| {
-        s["state"] == "serving" && s["generation"].as_u64().unwrap_or(0) > after
-    })
-    .await
-}
-
 /// Where the serving generation's module came from.
 async fn source(node: &Node) -> String {
     let s = node.ok("autoreload-status", json!({})).await["plugins"][0].clone();
@@ -132,14 +124,14 @@ async fn bytes_compiled_before_are_not_compiled_again() {
     setup.wait_files(1).await;
 
     setup.install("v2");
-    let s = serving_after(&node, s["generation"].as_u64().unwrap()).await;
+    let s = node.serving_after(s["generation"].as_u64().unwrap()).await;
     assert_eq!(version(&node).await, "v2");
     assert_eq!(source(&node).await, "compiled");
     setup.wait_files(2).await;
 
     // The revert: the bytes of v1 again.
     setup.install("v1");
-    serving_after(&node, s["generation"].as_u64().unwrap()).await;
+    node.serving_after(s["generation"].as_u64().unwrap()).await;
     assert_eq!(version(&node).await, "v1");
     assert_eq!(source(&node).await, "memory");
     let s = node.ok("autoreload-status", json!({})).await["plugins"][0].clone();
@@ -157,7 +149,7 @@ async fn bytes_compiled_before_are_not_compiled_again() {
         .as_u64()
         .unwrap();
     setup.install("v2");
-    serving_after(&node, gen).await;
+    node.serving_after(gen).await;
     assert_eq!(version(&node).await, "v2");
     assert_eq!(source(&node).await, "disk");
     assert_eq!(setup.files().len(), 2, "nothing new was written");
@@ -179,7 +171,7 @@ async fn bytes_compiled_before_are_not_compiled_again() {
         .unwrap();
     for v in ["v1", "v2"] {
         setup.install(v);
-        gen = serving_after(&node, gen).await["generation"]
+        gen = node.serving_after(gen).await["generation"]
             .as_u64()
             .unwrap();
         assert_eq!(version(&node).await, v);
@@ -331,7 +323,7 @@ async fn the_disk_cache_stays_within_its_bound() {
     for i in 1..=n {
         let v = format!("b{i}");
         setup.install(&v);
-        gen = serving_after(&node, gen).await["generation"]
+        gen = node.serving_after(gen).await["generation"]
             .as_u64()
             .unwrap();
         assert_eq!(version(&node).await, v);
@@ -377,7 +369,7 @@ async fn the_disk_cache_stays_within_its_bound() {
         .as_u64()
         .unwrap();
     setup.install("big");
-    serving_after(&node, gen).await;
+    node.serving_after(gen).await;
     assert_eq!(version(&node).await, "big");
     assert_eq!(source(&node).await, "compiled");
     // The write would come after the instance serves: a status call
