@@ -49,7 +49,7 @@ pub(crate) const OPT_OVERLAP: &str = "autoreload-overlap";
 /// last value, else the last value for all, else `None` (the default). A
 /// value that is none of the words below is taken as a warm start: a typo
 /// must not stop a plugin for the length of every reload.
-pub(crate) fn reload_mode_value(values: &[String], name: &str) -> Option<ReloadMode> {
+pub(crate) fn reload_mode_value(values: &[String], name: &str) -> Option<(ReloadMode, Scope)> {
     let mut mine = None;
     let mut all = None;
     for v in values {
@@ -59,8 +59,19 @@ pub(crate) fn reload_mode_value(values: &[String], name: &str) -> Option<ReloadM
             (None, rest) => all = Some(rest),
         }
     }
-    mine.or(all)
-        .map(|v| parse_reload_mode(v.trim()).unwrap_or(ReloadMode::Warm))
+    let parse = |v: &str| parse_reload_mode(v.trim()).unwrap_or(ReloadMode::Warm);
+    match (mine, all) {
+        (Some(v), _) => Some((parse(v), Scope::Named)),
+        (None, Some(v)) => Some((parse(v), Scope::All)),
+        (None, None) => None,
+    }
+}
+
+/// Whether an option's value named the plugin or was meant for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Named,
+    All,
 }
 
 /// `warm` (the default), `full` (also `true`, `on`, `yes`, `1`: what
@@ -383,12 +394,14 @@ impl Supervisor {
         let journals = plugin
             .current_manifest()
             .is_some_and(|m| m.hooks.contains_key("db_write"));
-        let configured =
-            reload_mode_value(&self.config.overlap, &plugin.name).unwrap_or(if journals {
-                ReloadMode::Cold
-            } else {
-                ReloadMode::Warm
-            });
+        // A value meant for every plugin does not reach a journaling one:
+        // only its name can take it out of break-before-make.
+        let configured = match reload_mode_value(&self.config.overlap, &plugin.name) {
+            Some((mode, Scope::Named)) => mode,
+            Some((mode, Scope::All)) if !journals => mode,
+            _ if journals => ReloadMode::Cold,
+            _ => ReloadMode::Warm,
+        };
         match &plugin.downgraded {
             Some((mode, _)) => configured.min(*mode),
             None => configured,

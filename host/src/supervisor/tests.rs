@@ -73,6 +73,8 @@ struct Rig {
     restored: BTreeMap<Gen, Value>,
     /// The options lightningd's init gives.
     init_options: Value,
+    /// The first plugin's file name: its name in `NAME::` option values.
+    plugin_file: Option<String>,
     /// Which row of the table runs, for messages.
     row: String,
 }
@@ -105,7 +107,7 @@ impl Rig {
             cwd: Some(PathBuf::from("/ld")),
             ..Config::default()
         };
-        Rig {
+        let mut rig = Rig {
             sup: Supervisor::new(config, Some(located), now, SystemTime::UNIX_EPOCH),
             now,
             fakes: BTreeMap::new(),
@@ -124,23 +126,34 @@ impl Rig {
             saves: 0,
             keeps_state: false,
             restored: BTreeMap::new(),
-            // Warm start, named: the rig's plugin takes db_write, which
-            // makes the default break-before-make.
-            init_options: json!({"autoreload-overlap": ["warm"]}),
+            init_options: json!({}),
             row: String::new(),
-        }
+            plugin_file: None,
+        };
+        // Warm start, named: the rig's plugin takes db_write, which a
+        // value for all plugins leaves break-before-make.
+        rig.plugin_file = paths.first().map(|p| p.rsplit('/').next().unwrap_or(p).to_string());
+        rig.init_options = json!({"autoreload-overlap": [rig.named("warm")]});
+        rig
     }
 
     /// A rig for one plugin of this kind.
     fn of(kind: Kind) -> Rig {
         let mut rig = Rig::new(&[kind.path]);
         rig.keeps_state = kind.keeps_state;
-        match kind.mode {
-            ReloadMode::Warm => rig.init_options = json!({"autoreload-overlap": ["warm"]}),
-            ReloadMode::Overlap => rig.init_options = json!({"autoreload-overlap": ["full"]}),
-            ReloadMode::Cold => rig.init_options = json!({"autoreload-overlap": ["false"]}),
-        }
+        let mode = match kind.mode {
+            ReloadMode::Warm => "warm",
+            ReloadMode::Overlap => "full",
+            ReloadMode::Cold => "false",
+        };
+        rig.init_options = json!({"autoreload-overlap": [rig.named(mode)]});
         rig
+    }
+
+    /// `value` for this rig's plugin alone: `NAME::value`.
+    fn named(&self, value: &str) -> String {
+        let name = self.plugin_file.as_deref().unwrap_or("plugin");
+        format!("{name}::{value}")
     }
 
     fn input(&mut self, input: Input) {
@@ -1536,6 +1549,33 @@ fn a_plugin_that_takes_db_write_reloads_break_before_make_by_default() {
     rig.settle();
     assert_eq!(rig.phase(), "serving");
     rig.nothing_waits();
+}
+
+#[test]
+fn a_value_for_all_plugins_leaves_a_db_write_plugin_break_before_make() {
+    for (values, want) in [
+        (json!(["true"]), "cold"),
+        (json!(["warm"]), "cold"),
+        (json!(["full", "other::warm"]), "cold"),
+        (json!(["true", "PLUGIN::warm"]), "warm"),
+        (json!(["PLUGIN::full"]), "full"),
+    ] {
+        let mut rig = Rig::new(&["/p/plugin.py"]);
+        let values: Vec<String> = values
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|v| match v.strip_prefix("PLUGIN::") {
+                Some(mode) => rig.named(mode),
+                None => v.to_string(),
+            })
+            .collect();
+        rig.init_options = json!({ "autoreload-overlap": values });
+        rig.boot();
+        let status = rig.sup.plugin_status(PluginId(0));
+        assert_eq!(status["reload_mode"], want, "{values:?}: {status:#}");
+    }
 }
 
 #[test]

@@ -178,7 +178,9 @@ impl Mirror {
 /// every `every`; then checks that the mirror holds every write lightningd
 /// made, once, in order.
 async fn mirror_survives(node: Node, mirror: &Mirror, reload: impl Fn(u32) + Send + 'static) {
-    let node = Arc::new(node);
+    mirror_survives_arc(Arc::new(node), mirror, reload).await
+}
+async fn mirror_survives_arc(node: Arc<Node>, mirror: &Mirror, reload: impl Fn(u32) + Send + 'static) {
     let done = Arc::new(AtomicBool::new(false));
     let reloader = {
         let done = done.clone();
@@ -238,23 +240,26 @@ async fn mirror_survives(node: Node, mirror: &Mirror, reload: impl Fn(u32) + Sen
 /// A native plugin mirroring every db_write (like `backup`) sees each one
 /// exactly once, in order: on a fresh node's start-up (crashing on the
 /// first write, before init), then across reloads every 150 ms and
-/// crashes before and after it kept a write.
+/// crashes before and after it kept a write. It reads its mirror as soon
+/// as it starts, as `backup` does, so it must start only once the old
+/// version has written its last write: `autoreload-overlap=true`, meant
+/// for all plugins, leaves it break-before-make.
 #[tokio::test]
 async fn a_native_mirror_keeps_every_db_write_once_across_reloads_and_crashes() {
-    native_mirror(true).await;
+    native_mirror(Some("true")).await;
 }
 
-/// The same, reloading break-before-make (`autoreload-overlap=false`):
+/// The same with the default, break-before-make for a `db_write` plugin:
 /// the old version is stopped before the new one starts, and the writes
 /// meanwhile wait for it.
 #[tokio::test]
 async fn a_native_mirror_keeps_every_db_write_once_across_break_before_make_reloads() {
-    native_mirror(false).await;
+    native_mirror(None).await;
 }
 
-/// Overlapped (make-before-break) reloads, or not: two versions never
-/// both get a db_write, and none is lost or answered for the plugin.
-async fn native_mirror(overlap: bool) {
+/// Two versions never both get a db_write, and none is lost or answered
+/// for the plugin, whatever `autoreload-overlap` says for all plugins.
+async fn native_mirror(overlap: Option<&str>) {
     let launch = tempdir();
     let plugin = launch.path().join("dbmirror.py");
     let text = std::fs::read_to_string(root().join("tests/plugins/dbmirror.py")).expect("source");
@@ -273,7 +278,7 @@ async fn native_mirror(overlap: bool) {
     let Some(node) = NodeBuilder::new()
         .launch_dir(launch.path())
         .arg("--autoreload-plugin=dbmirror.py")
-        .arg(format!("--autoreload-overlap={overlap}"))
+        .args(overlap.map(|o| format!("--autoreload-overlap={o}")))
         .env("DBMIRROR_DIR", mirror.path().display().to_string())
         .standin_only()
         .start()
@@ -283,6 +288,8 @@ async fn native_mirror(overlap: bool) {
         return;
     };
     assert_eq!(mirror.kept().len(), 9, "the schema writes, once each");
+    let status = node.ok("autoreload-status", json!({})).await["plugins"][0].clone();
+    assert_eq!(status["reload_mode"], "cold", "{status}");
     mirror_survives(node, &mirror, install).await;
 }
 
@@ -295,8 +302,10 @@ async fn a_wasm_mirror_keeps_every_db_write_once_across_swaps_and_crashes() {
     wasm_mirror(None).await;
 }
 
-/// The same with warm starts, asked for: the guest reads its mirror in
-/// init, which a new instance gets only once the old one is gone.
+/// The same with warm starts, asked for by the plugin's name (a value for
+/// all plugins leaves a `db_write` plugin cold): the guest reads its
+/// mirror in init, which a new instance gets only once the old one is
+/// gone.
 #[tokio::test]
 async fn a_wasm_mirror_read_in_init_keeps_every_db_write_once_across_warm_swaps() {
     wasm_mirror(Some("warm")).await;
@@ -315,7 +324,7 @@ async fn wasm_mirror(mode: Option<&str>) {
             "--autoreload-wasm-dir={}:/mirror",
             mirror.path().display()
         ))
-        .args(mode.map(|m| format!("--autoreload-overlap={m}")))
+        .args(mode.map(|m| format!("--autoreload-overlap=guest.wasm::{m}")))
         .standin_only()
         .start()
         .await
@@ -325,5 +334,9 @@ async fn wasm_mirror(mode: Option<&str>) {
     };
     assert_eq!(mirror.kept().len(), 9, "the schema writes, once each");
     let install = move |n: u32| write_atomically(&plugin, &testguest_version(&format!("m{n}")));
-    mirror_survives(node, &mirror, install).await;
+    let node = std::sync::Arc::new(node);
+    let n2 = node.clone();
+    let t = std::time::Instant::now();
+    mirror_survives_arc(n2, &mirror, install).await;
+    eprintln!("TOOK {:?}\n{}", t.elapsed(), node.ok("autoreload-status", json!({})).await);
 }

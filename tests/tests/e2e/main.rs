@@ -1294,7 +1294,7 @@ mod wasm {
             node,
             module,
             _launch,
-        }) = guest("v1", &["--autoreload-overlap=warm"]).await
+        }) = guest("v1", &["--autoreload-overlap=guest.wasm::warm"]).await
         else {
             return;
         };
