@@ -1,9 +1,9 @@
 //! The host's event loop: the thin shell around the [`Supervisor`] that
 //! does its I/O. One task owns everything and handles, one at a time,
 //! what happens (lightningd's frames, instances' output and exits, file
-//! changes, timers, finished builds), hands it to the supervisor, and
-//! performs the [`Output`]s it queues: writing to lightningd, spawning and
-//! signalling instances, arming timers, watching files. It reads
+//! changes, the supervisor's next deadline, finished builds), hands it to
+//! the supervisor, and performs the [`Output`]s it queues: writing to
+//! lightningd, spawning and signalling instances, watching files. It reads
 //! lightningd's stdin itself and writes to lightningd and to native
 //! plugins' stdin straight into their pipes ([`crate::outbox`]), so a
 //! request goes from lightningd's pipe to its plugin's within one wake-up
@@ -21,7 +21,7 @@ use crate::backend::{native, wasm, BackendKind, Instance, InstanceEvent};
 use crate::builds::Builds;
 use crate::decode::Decoder;
 use crate::framing::RawId;
-use crate::ids::{Epoch, Gen, PluginId};
+use crate::ids::{Gen, PluginId};
 use crate::jsonrpc;
 use crate::keep::Keeper;
 use crate::link::{Level, Link};
@@ -30,10 +30,11 @@ use crate::rebuild;
 use crate::reregister;
 use crate::sandbox;
 use crate::supervisor::{
-    FileStamp, Input, InstanceOp, Output, Sandbox, Source, Spawn, SpawnError, Supervisor, Timer,
+    FileStamp, Input, InstanceOp, Output, Sandbox, Source, Spawn, SpawnError, Supervisor,
 };
 use crate::watch;
 use serde_json::json;
+use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -57,15 +58,6 @@ pub enum Event {
     },
     /// A plugin's file changed and settled.
     FileChanged(PluginId),
-    /// A plugin's timer.
-    Timer {
-        /// Whose.
-        plugin: PluginId,
-        /// The epoch it was set in.
-        epoch: Epoch,
-        /// Which.
-        timer: Timer,
-    },
     /// A plugin's sources changed and settled.
     SourcesChanged {
         /// Whose.
@@ -87,8 +79,6 @@ pub enum Event {
         /// How it went.
         outcome: rebuild::Outcome,
     },
-    /// Shutdown took too long: exit anyway.
-    ShutdownDeadline,
     /// The copy of the file a generation started from is made (or not).
     Kept {
         /// Whose.
@@ -118,6 +108,8 @@ pub struct Host {
     watcher: Option<watch::Watcher>,
     builds: Builds,
     kept: Keeper,
+    /// Spawns' outcomes, fed back once the outputs in hand are performed.
+    spawn_answers: VecDeque<Input>,
     exit: bool,
 }
 
@@ -145,6 +137,7 @@ impl Host {
             sandboxes: sandbox::Settings::default(),
             watcher: None,
             kept: Keeper::default(),
+            spawn_answers: VecDeque::new(),
             exit: false,
         }
     }
@@ -161,8 +154,25 @@ impl Host {
         // that read it, with no hop between tasks.
         let mut decoder = Decoder::new();
         let mut open = true;
+        // The supervisor's next deadline, and the one sleep that waits for
+        // it: reset only when the deadline moves.
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         while !self.exit {
+            let next = self.core.poll_timeout();
+            if next != armed {
+                if let Some(at) = next {
+                    sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+                }
+                armed = next;
+            }
             tokio::select! {
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    self.core.handle_timeout(Instant::now());
+                    self.perform_all();
+                }
                 ev = rx.recv() => match ev {
                     Some(ev) => self.handle(ev),
                     None => break,
@@ -211,17 +221,7 @@ impl Host {
                 Input::Instance { plugin, gen, event }
             }
             Event::FileChanged(p) => self.changed(p),
-            Event::Timer {
-                plugin,
-                epoch,
-                timer,
-            } => Input::Timer {
-                plugin,
-                epoch,
-                timer,
-            },
             Event::Reregister { caller, outcome } => Input::Reregistered { caller, outcome },
-            Event::ShutdownDeadline => Input::ShutdownDeadline,
             Event::Kept {
                 plugin,
                 gen,
@@ -253,12 +253,23 @@ impl Host {
         Input::Changed { plugin: p, file }
     }
 
-    /// Hands `input` to the supervisor and performs what it asks for,
-    /// feeding back what spawning answers before anything else happens.
+    /// Hands `input` to the supervisor and performs what it asks for.
     fn feed(&mut self, input: Input) {
         self.core.handle(Instant::now(), input);
-        while let Some(o) = self.core.poll_output() {
-            self.perform(o);
+        self.perform_all();
+    }
+
+    /// Performs what the supervisor asks for, then feeds back what
+    /// spawning answered, before any other input is handled.
+    fn perform_all(&mut self) {
+        loop {
+            while let Some(o) = self.core.poll_output() {
+                self.perform(o);
+            }
+            match self.spawn_answers.pop_front() {
+                Some(answer) => self.core.handle(Instant::now(), answer),
+                None => break,
+            }
         }
     }
 
@@ -292,7 +303,7 @@ impl Host {
                     }
                     Err(error) => Input::SpawnFailed { plugin, gen, error },
                 };
-                self.core.handle(Instant::now(), answer);
+                self.spawn_answers.push_back(answer);
             }
             Output::Instance { plugin, gen, op } => {
                 let Some(i) = self.instances.get_mut(&(plugin, gen)) else {
@@ -306,20 +317,6 @@ impl Host {
                     InstanceOp::Kill => i.kill(),
                 }
             }
-            Output::Timer {
-                plugin,
-                epoch,
-                timer,
-                after,
-            } => self.later(
-                after,
-                Event::Timer {
-                    plugin,
-                    epoch,
-                    timer,
-                },
-            ),
-            Output::ShutdownDeadline(after) => self.later(after, Event::ShutdownDeadline),
             Output::WatchFiles(files) => self.watch_files(&files),
             Output::StopWatching => self.watcher = None,
             Output::SetUpBuilds { builds, watches } => {
@@ -406,15 +403,6 @@ impl Host {
             std::io::ErrorKind::PermissionDenied => SpawnError::NotExecutable,
             _ => SpawnError::Other(e.to_string()),
         })
-    }
-
-    /// Sends `ev` to the loop after `d`.
-    fn later(&self, d: Duration, ev: Event) {
-        let tx = self.events.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(d).await;
-            let _ = tx.send(ev);
-        });
     }
 
     fn watch_files(&mut self, files: &[(PluginId, PathBuf)]) {

@@ -2,18 +2,16 @@
 //! the [`Output`]s it asks for, and the small types they carry.
 //!
 //! Owns: those types and what each promises (an [`Output::Spawn`] is
-//! answered before anything else happens, a [`Timer`] comes back with the
-//! epoch it was set in). Must not: hold behaviour.
+//! answered before anything else happens). Must not: hold behaviour.
 
 use crate::backend::{wasm, InstanceEvent};
 use crate::framing::{Frame, RawId};
-use crate::ids::{Epoch, Gen, PluginId};
+use crate::ids::{Gen, PluginId};
 use crate::sandbox;
 use crate::watch::FileStamp;
 use bytes::Bytes;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Timers a plugin's life cycle sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,17 +100,6 @@ pub enum Input {
         /// The plugin file as it is now.
         file: Option<FileStamp>,
     },
-    /// A plugin's timer went off.
-    Timer {
-        /// Whose.
-        plugin: PluginId,
-        /// The epoch it was set in.
-        epoch: Epoch,
-        /// Which.
-        timer: Timer,
-    },
-    /// Shutdown took too long: exit anyway.
-    ShutdownDeadline,
     /// The wrapper to re-register through was found and marked changed
     /// (or why not).
     Reregistered {
@@ -194,19 +181,6 @@ pub enum Output {
         /// What.
         op: InstanceOp,
     },
-    /// Feed back [`Input::Timer`] after `after`.
-    Timer {
-        /// Whose.
-        plugin: PluginId,
-        /// The plugin's epoch now.
-        epoch: Epoch,
-        /// Which.
-        timer: Timer,
-        /// When.
-        after: Duration,
-    },
-    /// Feed back [`Input::ShutdownDeadline`] after this long.
-    ShutdownDeadline(Duration),
     /// Watch these plugin files and send [`Input::Changed`] when one
     /// changes and settles.
     WatchFiles(Vec<(PluginId, PathBuf)>),

@@ -1,8 +1,9 @@
 //! The host's core, without I/O: everything cln-autoreload decides, as a
 //! state machine that takes [`Input`]s (a message from lightningd, one
-//! from a plugin instance, a spawn's outcome, a timer, a file change) and
-//! queues [`Output`]s (bytes for lightningd, a message for an instance, a
-//! process to spawn, a timer to arm). In the style of `quinn-proto` and
+//! from a plugin instance, a spawn's outcome, a file change) and the time
+//! ([`Supervisor::handle_timeout`], when [`Supervisor::poll_timeout`] says)
+//! and queues [`Output`]s (bytes for lightningd, a message for an
+//! instance, a process to spawn). In the style of `quinn-proto` and
 //! `rustls`: [`crate::host`] is the loop that feeds it and performs what it
 //! asks for; the unit tests feed it by hand, with no process, file or
 //! clock.
@@ -16,7 +17,6 @@
 //! than through [`Output::ToLightningd`].
 
 mod events;
-mod handover;
 mod handshake;
 mod instance;
 pub mod lifecycle;
@@ -25,6 +25,7 @@ pub mod plugin;
 mod requests;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 use crate::backend::wasm;
 use crate::framing::{preview, Frame, Kind, Message, RawId};
@@ -196,6 +197,7 @@ pub struct Supervisor {
     pub(crate) init: Option<CachedInit>,
     pub(crate) getmanifest_params: Value,
     reregistering: bool,
+    timers: timers::Timers,
     startup: Startup,
     shutting_down: bool,
     located: Option<Located>,
@@ -229,6 +231,7 @@ impl Supervisor {
             init: None,
             getmanifest_params: json!({}),
             reregistering: false,
+            timers: timers::Timers::default(),
             startup: Startup::NotStarted,
             shutting_down: false,
             located,
@@ -265,17 +268,7 @@ impl Supervisor {
                     self.reload_for(plugin, plugin::Pending::at(Trigger::FileChanged, now), file);
                 }
             }
-            Input::Timer {
-                plugin,
-                epoch,
-                timer,
-            } => self.on_timer(plugin, epoch, timer),
             Input::Reregistered { caller, outcome } => self.on_reregister(caller, outcome),
-            Input::ShutdownDeadline => {
-                self.out
-                    .log(Level::Warn, "plugins did not stop in time: killed");
-                self.out.push(Output::Exit);
-            }
         }
     }
 
@@ -302,18 +295,6 @@ impl Supervisor {
     /// The wall-clock time of `t`.
     pub(crate) fn wall(&self, t: Instant) -> SystemTime {
         self.t0_wall + t.saturating_duration_since(self.t0)
-    }
-
-    /// Queues `timer` for plugin `p` after `d`, tagged with its current
-    /// epoch.
-    pub(crate) fn after(&mut self, d: Duration, p: PluginId, timer: Timer) {
-        let epoch = self.plugins[p].epoch;
-        self.out.push(Output::Timer {
-            plugin: p,
-            epoch,
-            timer,
-            after: d,
-        });
     }
 
     /// Queues something to do to one instance.
@@ -394,7 +375,7 @@ impl Supervisor {
             // While a wasm swap starts the next instance, the old one
             // still serves: it gets them (the next one has not finished
             // init, when lightningd would not send it any either).
-            match &plugin.phase {
+            match plugin.phase() {
                 Phase::Serving { gen }
                 | Phase::Swapping { gen, .. }
                 | Phase::Draining { gen, .. } => sends.push((p, gen.number)),
@@ -424,8 +405,7 @@ impl Supervisor {
         for p in self.plugins.ids() {
             self.shut_down(p);
         }
-        self.out
-            .push(Output::ShutdownDeadline(self.config.stop_timeout * 3));
+        self.shutdown_deadline(self.config.stop_timeout * 3);
         self.shutdown_progress();
     }
 
@@ -435,7 +415,7 @@ impl Supervisor {
             && self
                 .plugins
                 .iter()
-                .all(|p| matches!(p.phase, Phase::Down { .. }))
+                .all(|p| matches!(p.phase(), Phase::Down { .. }))
         {
             self.out.push(Output::Exit);
         }

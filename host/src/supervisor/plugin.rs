@@ -8,6 +8,7 @@
 //! change phase on its own account: the transitions are in
 //! [`super::lifecycle`], and what they do goes out as an [`Output`].
 
+use super::lifecycle::Life;
 use super::Sandbox;
 use crate::backend::{wasm, BackendKind};
 use crate::framing::RawId;
@@ -310,7 +311,7 @@ impl Phase {
         }
     }
 
-    fn next_mut(&mut self) -> Option<&mut Generation> {
+    pub(super) fn next_mut(&mut self) -> Option<&mut Generation> {
         match self {
             Phase::Swapping { next, .. }
             | Phase::Draining {
@@ -320,6 +321,22 @@ impl Phase {
                 then: Then::Init { next, .. },
                 ..
             } => Some(next),
+            _ => None,
+        }
+    }
+
+    /// Why the generation in start-up starts.
+    pub(super) fn start_pending(&self) -> Option<Pending> {
+        match self {
+            Phase::Starting { pending, .. } | Phase::Swapping { pending, .. } => Some(*pending),
+            _ => None,
+        }
+    }
+
+    /// The step the generation in start-up is at.
+    pub(super) fn start_step(&self) -> Option<Step> {
+        match self {
+            Phase::Starting { step, .. } | Phase::Swapping { step, .. } => Some(*step),
             _ => None,
         }
     }
@@ -336,15 +353,6 @@ impl Phase {
             } => Some((next, step, *pending)),
             _ => None,
         }
-    }
-
-    pub(super) fn take(&mut self) -> Phase {
-        std::mem::replace(
-            self,
-            Phase::Down {
-                reason: String::new(),
-            },
-        )
     }
 }
 
@@ -389,10 +397,8 @@ pub struct ManagedPlugin {
     pub path: PathBuf,
     /// How it runs.
     pub backend: BackendKind,
-    /// What it is doing.
-    pub phase: Phase,
-    /// Bumped on every phase change, so stale timers are ignored.
-    pub epoch: Epoch,
+    /// What it is doing: changed by the life cycle alone.
+    pub(super) life: Life,
     /// The last generation started.
     pub(super) generations: Gen,
     /// A start due when its timer fires (file busy, crash back-off).
@@ -469,10 +475,7 @@ impl ManagedPlugin {
             name,
             backend: BackendKind::for_path(&path),
             path,
-            phase: Phase::Down {
-                reason: "not started yet".into(),
-            },
-            epoch: Epoch::default(),
+            life: Life::new(),
             generations: Gen::default(),
             retry: None,
             retiring: vec![],
@@ -501,9 +504,19 @@ impl ManagedPlugin {
         }
     }
 
+    /// What it is doing.
+    pub fn phase(&self) -> &Phase {
+        self.life.phase()
+    }
+
+    /// Its phase's epoch: a timer set in an earlier one is stale.
+    pub fn epoch(&self) -> Epoch {
+        self.life.epoch()
+    }
+
     /// The manifest of the generation serving now, else the registered one.
     pub fn current_manifest(&self) -> Option<&Manifest> {
-        self.phase
+        self.phase()
             .generation()
             .and_then(|g| g.manifest.as_ref())
             .or(self.registered.as_ref())
@@ -512,7 +525,7 @@ impl ManagedPlugin {
     /// Whether it is past getmanifest (manifest known or failed).
     pub fn manifest_settled(&self) -> bool {
         !matches!(
-            self.phase,
+            self.phase(),
             Phase::Starting {
                 step: Step::Manifest,
                 ..
@@ -522,12 +535,7 @@ impl ManagedPlugin {
 
     /// Whether it is past init (serving or down).
     pub fn init_settled(&self) -> bool {
-        !matches!(self.phase, Phase::Starting { .. })
-    }
-
-    pub(super) fn set_phase(&mut self, phase: Phase) {
-        self.epoch.bump();
-        self.phase = phase;
+        !matches!(self.phase(), Phase::Starting { .. })
     }
 
     /// Whether the host closed generation `number`'s stdin to stop it (a
@@ -549,10 +557,14 @@ impl ManagedPlugin {
     }
 
     pub(super) fn role(&self, number: Gen) -> Option<Role> {
-        if self.phase.generation().is_some_and(|g| g.number == number) {
+        if self
+            .phase()
+            .generation()
+            .is_some_and(|g| g.number == number)
+        {
             return Some(Role::Current);
         }
-        if self.phase.next().is_some_and(|g| g.number == number) {
+        if self.phase().next().is_some_and(|g| g.number == number) {
             return Some(Role::Next);
         }
         self.retiring
@@ -562,30 +574,30 @@ impl ManagedPlugin {
     }
 
     pub(super) fn gen_mut(&mut self, role: Role) -> Option<&mut Generation> {
-        match (role, &mut self.phase) {
-            (Role::Next, phase) => phase.next_mut(),
-            (Role::Retiring(i), _) => self.retiring.get_mut(i).map(|r| &mut r.gen),
-            (Role::Current, phase) => phase.generation_mut(),
+        match role {
+            Role::Next => self.life.next_mut(),
+            Role::Retiring(i) => self.retiring.get_mut(i).map(|r| &mut r.gen),
+            Role::Current => self.life.generation_mut(),
         }
     }
 
     /// Every generation still running, for shutdown.
     pub fn all_generations(&self) -> impl Iterator<Item = &Generation> {
-        self.phase
+        self.phase()
             .generation()
             .into_iter()
-            .chain(self.phase.next())
+            .chain(self.phase().next())
             .chain(self.retiring.iter().map(|r| &r.gen))
     }
 
     /// The status entry for `autoreload-status`.
     pub(super) fn status(&self, in_flight: usize) -> Value {
-        let gen = self.phase.generation();
+        let gen = self.phase().generation();
         let mut s = json!({
             "name": self.name,
             "path": self.path,
             "backend": self.backend.name(),
-            "state": self.phase.name(),
+            "state": self.phase().name(),
             "generation": gen.map(|g| g.number),
             "pid": gen.and_then(|g| g.pid),
             "reloads": self.reloads,
@@ -597,7 +609,7 @@ impl ManagedPlugin {
             "registered": self.registered.is_some(),
             "last_error": self.last_error,
         });
-        if let Phase::Down { reason } = &self.phase {
+        if let Phase::Down { reason } = &self.phase() {
             s["down_reason"] = json!(reason);
         }
         if let Some(r) = &self.last_reload {

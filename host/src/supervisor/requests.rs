@@ -34,7 +34,7 @@ impl Supervisor {
         let plugin = &mut self.plugins[p];
         match &req.kind {
             ReqKind::Hook(hook) if req.kind.must_reach_plugin() => {
-                let why = plugin.phase.why_not_serving();
+                let why = plugin.phase().why_not_serving();
                 self.out.log(
                     Level::Warn,
                     format!(
@@ -46,7 +46,7 @@ impl Supervisor {
             }
             ReqKind::Hook(_) => self.hook_continues(req),
             ReqKind::Rpc => {
-                let why = plugin.phase.why_not_serving();
+                let why = plugin.phase().why_not_serving();
                 let msg = format!(
                     "{} is not running: {why}. Fix it and save the file, or call autoreload-restart.",
                     plugin.name
@@ -121,12 +121,12 @@ impl Supervisor {
     pub(crate) fn dispatch_to(&mut self, p: PluginId, req: Request) {
         let before_init = self.init.is_none();
         let plugin = &mut self.plugins[p];
-        if let Some(gen) = plugin.phase.takes_requests(before_init) {
+        if let Some(gen) = plugin.phase().takes_requests(before_init) {
             let number = gen.number;
             self.instance(p, number, InstanceOp::Send(req.raw.clone()));
             return self.router.sent(p, number, req);
         }
-        match &plugin.phase {
+        match plugin.phase() {
             Phase::Stopping {
                 then: Then::Down(_),
                 ..
@@ -151,7 +151,7 @@ impl Supervisor {
     /// After an answer: a generation that was waiting to have nothing in
     /// flight goes on (to stop, or to hand its state over).
     pub(super) fn check_drained(&mut self, p: PluginId) {
-        match &self.plugins[p].phase {
+        match self.plugins[p].phase() {
             Phase::Draining { .. } if self.router.count(p) == 0 => self.drained(p),
             Phase::Swapping {
                 gen,

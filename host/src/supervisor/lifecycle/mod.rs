@@ -26,6 +26,13 @@
 //! a signal, a timer go out as [`Output`]s), parse lightningd's traffic or
 //! decide routes.
 
+mod handover;
+mod life;
+mod startup;
+
+use life::Change;
+pub use life::Life;
+
 use super::plugin::*;
 use super::{InstanceOp, Output, Source, Spawn, SpawnError, Supervisor, Timer};
 use crate::backend::{BackendKind, Exit};
@@ -154,7 +161,7 @@ impl Supervisor {
         plugin.retry = None;
         let number = plugin.generations.next();
         plugin.generations = number;
-        let urgency = match plugin.phase.serving() {
+        let urgency = match plugin.phase().serving() {
             Some(_) => crate::backend::wasm::Urgency::Background,
             None => crate::backend::wasm::Urgency::Urgent,
         };
@@ -184,20 +191,24 @@ impl Supervisor {
             started: self.now,
             compiled: plugin.backend == BackendKind::Native,
         };
-        let phase = match plugin.phase.take() {
-            Phase::Serving { gen } => Phase::Swapping {
-                gen,
-                next: Box::new(next),
-                step: Step::Manifest,
-                pending,
-            },
-            _ => Phase::Starting {
-                gen: next,
-                step: Step::Manifest,
-                pending,
-            },
-        };
-        plugin.set_phase(phase);
+        // Beside the one that serves, or in place of whatever was (down,
+        // or a start being replaced).
+        plugin.life.transition(|old| {
+            let new = match old {
+                Phase::Serving { gen } => Phase::Swapping {
+                    gen,
+                    next: Box::new(next),
+                    step: Step::Manifest,
+                    pending,
+                },
+                _ => Phase::Starting {
+                    gen: next,
+                    step: Step::Manifest,
+                    pending,
+                },
+            };
+            Change::To(new, ())
+        });
         self.after(self.config.start_timeout, p, Timer::StartTimeout);
     }
 
@@ -223,11 +234,11 @@ impl Supervisor {
     pub(crate) fn spawn_failed(&mut self, p: PluginId, number: Gen, error: SpawnError) {
         let plugin = &mut self.plugins[p];
         let role = plugin.role(number);
-        let Some(pending) = plugin.phase.starting().map(|(_, _, pending)| pending) else {
+        let Some(pending) = plugin.phase().start_pending() else {
             return;
         };
         let swapping = match role {
-            Some(Role::Current) if matches!(plugin.phase, Phase::Starting { .. }) => false,
+            Some(Role::Current) if matches!(plugin.phase(), Phase::Starting { .. }) => false,
             Some(Role::Next) => true,
             _ => return,
         };
@@ -242,12 +253,15 @@ impl Supervisor {
             // falls in the settle window after the rename and is no save
             // of its own): shortly.
             plugin.busy_retries += 1;
-            match plugin.phase.take() {
-                Phase::Swapping { gen, .. } => plugin.set_phase(Phase::Serving { gen }),
-                _ => plugin.set_phase(Phase::Down {
-                    reason: "file busy, retrying".into(),
-                }),
-            }
+            plugin.life.transition(|old| {
+                let new = match old {
+                    Phase::Swapping { gen, .. } => Phase::Serving { gen },
+                    _ => Phase::Down {
+                        reason: "file busy, retrying".into(),
+                    },
+                };
+                Change::To(new, ())
+            });
             plugin.retry = Some(pending);
             return self.after(BUSY_RETRY, p, Timer::Retry);
         }
@@ -277,7 +291,7 @@ impl Supervisor {
         plugin.refused = Some(why.clone());
         plugin.last_error = Some(why.clone());
         plugin.registered = None;
-        plugin.set_phase(Phase::Down { reason: why });
+        plugin.life.replace(Phase::Down { reason: why });
     }
 
     /// Asks for a new generation of `p` (file changed, restart); `file`
@@ -291,17 +305,14 @@ impl Supervisor {
         let wasm = self.plugins[p].backend == BackendKind::Wasm;
         let beside = self.reload_mode(p) != ReloadMode::Cold;
         let plugin = &mut self.plugins[p];
-        match plugin.phase.take() {
+        match plugin.phase() {
             Phase::Down { .. } => {
                 plugin.recent_crashes.clear();
                 self.start(p, pending);
             }
             // Warm start or full overlap: the new one starts beside it.
-            Phase::Serving { gen } if beside => {
-                plugin.phase = Phase::Serving { gen };
-                self.start(p, pending);
-            }
-            Phase::Serving { gen } => self.break_before_make(p, gen, pending),
+            Phase::Serving { .. } if beside => self.start(p, pending),
+            Phase::Serving { .. } => self.break_before_make(p, pending),
             // A version that is starting (and none serves) finishes its
             // start, then the reload goes ahead if the file changed since
             // it started: replacing it would start the next one from
@@ -312,41 +323,34 @@ impl Supervisor {
             // answer is likely stuck: it is replaced at once (and the next
             // one is given twice as long). A module still compiling is not
             // stuck, however long that takes.
-            Phase::Starting {
-                gen,
-                step,
-                pending: started,
-            } => {
+            Phase::Starting { gen, .. } => {
                 let patience = grace
                     .saturating_mul(1 << plugin.stuck_starts.min(5))
                     .min(start_timeout);
                 let stuck =
                     gen.compiled && self.now.saturating_duration_since(gen.started) > patience;
+                let newer = pending.trigger != Trigger::Restart && file != gen.file;
                 if stuck {
                     plugin.stuck_starts += 1;
                     if wasm {
-                        self.replace_starting(p, gen, pending);
+                        self.replace_starting(p, pending);
                     } else {
-                        self.stop(p, gen, Then::Start(pending));
+                        self.stop(p, Then::Start(pending));
                     }
-                } else {
-                    let newer = pending.trigger != Trigger::Restart && file != gen.file;
-                    plugin.phase = Phase::Starting {
-                        gen,
-                        step,
-                        pending: started,
-                    };
-                    if newer {
-                        plugin.again = Some(pending);
-                    }
+                } else if newer {
+                    plugin.again = Some(pending);
                 }
             }
-            Phase::Swapping { gen, next, .. } => {
+            Phase::Swapping { next, .. } => {
+                let next = next.number;
                 // A state the old one saved for this new one is stale
                 // once it serves on: the next hand-over asks it again.
                 plugin.saved = None;
-                plugin.set_phase(Phase::Serving { gen });
-                self.instance(p, next.number, InstanceOp::Kill);
+                plugin.life.transition(|old| match old {
+                    Phase::Swapping { gen, .. } => Change::To(Phase::Serving { gen }, ()),
+                    other => Change::Same(other),
+                });
+                self.instance(p, next, InstanceOp::Kill);
                 self.start(p, pending);
                 self.release_held(p);
             }
@@ -369,7 +373,6 @@ impl Supervisor {
                     || phase.next().is_some_and(|next| {
                         pending.trigger != Trigger::Restart && file != next.file
                     });
-                plugin.phase = phase;
                 if stale {
                     plugin.again = Some(pending);
                 }
@@ -408,11 +411,25 @@ impl Supervisor {
         }
     }
 
-    /// Reloads `gen`'s plugin break-before-make: it finishes what it has in
-    /// flight (new requests wait), hands over its state, stops, and then
-    /// the new version starts.
-    pub(super) fn break_before_make(&mut self, p: PluginId, gen: Generation, pending: Pending) {
-        self.drain(p, gen, pending, None);
+    /// Reloads plugin `p`, which serves, break-before-make: it finishes
+    /// what it has in flight (new requests wait), hands over its state,
+    /// stops, and then the new version starts.
+    pub(super) fn break_before_make(&mut self, p: PluginId, pending: Pending) {
+        let draining = self.plugins[p].life.transition(|old| match old {
+            Phase::Serving { gen } => Change::To(
+                Phase::Draining {
+                    gen,
+                    pending,
+                    saving: false,
+                    next: None,
+                },
+                (),
+            ),
+            other => Change::Same(other),
+        });
+        if draining.is_some() {
+            self.draining(p);
+        }
     }
 
     /// The new version warmed up beside the old one (it answered
@@ -421,30 +438,29 @@ impl Supervisor {
     /// gets `init`, so that it never takes a file, port or lock the old
     /// one still holds.
     pub(super) fn warmed_up(&mut self, p: PluginId) {
-        let plugin = &mut self.plugins[p];
-        match plugin.phase.take() {
+        let draining = self.plugins[p].life.transition(|old| match old {
             Phase::Swapping {
                 gen, next, pending, ..
-            } => self.drain(p, gen, pending, Some(next)),
-            other => plugin.phase = other,
+            } => Change::To(
+                Phase::Draining {
+                    gen,
+                    pending,
+                    saving: false,
+                    next: Some(next),
+                },
+                (),
+            ),
+            other => Change::Same(other),
+        });
+        if draining.is_some() {
+            self.draining(p);
         }
     }
 
-    /// `gen` finishes what it has in flight before it is asked for its
-    /// state and stopped; `next`, if any, waits for `init` meanwhile.
-    fn drain(
-        &mut self,
-        p: PluginId,
-        gen: Generation,
-        pending: Pending,
-        next: Option<Box<Generation>>,
-    ) {
-        self.plugins[p].set_phase(Phase::Draining {
-            gen,
-            pending,
-            saving: false,
-            next,
-        });
+    /// The plugin drains: its generation finishes what it has in flight
+    /// before it is asked for its state and stopped; the version that
+    /// warmed up beside it, if any, waits for `init` meanwhile.
+    fn draining(&mut self, p: PluginId) {
         if self.router.count(p) == 0 {
             self.drained(p);
         } else {
@@ -452,12 +468,22 @@ impl Supervisor {
         }
     }
 
-    /// Kills a generation in start-up (wasm, or native before it had
+    /// Kills the generation in start-up (wasm, or native before it had
     /// init) and starts a new one in its place. What it had in flight
     /// (before lightningd's init it takes requests) is handed on as after
     /// a reload: hooks to the new one.
-    pub(super) fn replace_starting(&mut self, p: PluginId, gen: Generation, pending: Pending) {
-        let number = gen.number;
+    pub(super) fn replace_starting(&mut self, p: PluginId, pending: Pending) {
+        let Some(number) = self.plugins[p].life.transition(|old| match old {
+            Phase::Starting { gen, .. } => Change::To(
+                Phase::Down {
+                    reason: "replaced during start-up".into(),
+                },
+                gen.number,
+            ),
+            other => Change::Same(other),
+        }) else {
+            return;
+        };
         self.instance(p, number, InstanceOp::Kill);
         // Start first, so that the hooks wait for the new generation.
         self.start(p, pending);
@@ -465,16 +491,36 @@ impl Supervisor {
         self.orphans(p, number, &exit, true);
     }
 
-    /// Tells a generation to stop: shutdown notification (if it wants
-    /// one), stdin closed, then SIGTERM and SIGKILL if it lingers.
-    pub(crate) fn stop(&mut self, p: PluginId, gen: Generation, then: Then) {
-        if gen.subscribes("shutdown") {
-            let shutdown = jsonrpc::notification("shutdown", json!({"shutdown": {}}));
-            self.instance(p, gen.number, InstanceOp::Send(shutdown));
+    /// Tells plugin `p`'s generation to stop (shutdown notification, if
+    /// it wants one, stdin closed, then SIGTERM and SIGKILL if it
+    /// lingers); `then` says what happens once it is gone. A version
+    /// beside it must have been dealt with: it goes with the old phase.
+    pub(crate) fn stop(&mut self, p: PluginId, then: Then) {
+        let stopping = self.plugins[p].life.transition(|old| match old {
+            Phase::Serving { gen }
+            | Phase::Starting { gen, .. }
+            | Phase::Swapping { gen, .. }
+            | Phase::Draining { gen, .. }
+            | Phase::Stopping { gen, .. } => Change::To(Phase::Stopping { gen, then }, ()),
+            down @ Phase::Down { .. } => Change::Same(down),
+        });
+        if stopping.is_some() {
+            self.stopping(p);
         }
-        self.instance(p, gen.number, InstanceOp::CloseStdin);
-        self.plugins[p].closing_stdin(gen.number);
-        self.plugins[p].set_phase(Phase::Stopping { gen, then });
+    }
+
+    /// The plugin's generation was told to stop: tell it so.
+    fn stopping(&mut self, p: PluginId) {
+        let Phase::Stopping { gen, .. } = self.plugins[p].phase() else {
+            return;
+        };
+        let (number, shutdown) = (gen.number, gen.subscribes("shutdown"));
+        if shutdown {
+            let shutdown = jsonrpc::notification("shutdown", json!({"shutdown": {}}));
+            self.instance(p, number, InstanceOp::Send(shutdown));
+        }
+        self.instance(p, number, InstanceOp::CloseStdin);
+        self.plugins[p].closing_stdin(number);
         self.after(self.config.stop_timeout, p, Timer::Terminate);
     }
 
@@ -543,7 +589,7 @@ impl Supervisor {
         self.out
             .log(Level::Warn, format!("[{}] not running: {why}", plugin.name));
         plugin.last_error = Some(why.clone());
-        plugin.set_phase(Phase::Down {
+        plugin.life.replace(Phase::Down {
             reason: why.clone(),
         });
         self.answer_waiters(p, Err(why));
@@ -560,16 +606,22 @@ impl Supervisor {
     pub(super) fn next_failed(&mut self, p: PluginId, why: String) {
         let plugin = &mut self.plugins[p];
         let name = plugin.name.clone();
-        match plugin.phase.take() {
-            Phase::Swapping {
-                gen,
-                next,
-                pending,
-                step,
-            } => {
+        match plugin.phase() {
+            Phase::Swapping { next, step, .. } => {
+                let (number, step) = (next.number, *step);
+                let conflict = conflict_line(&next.stderr_tail, Some(&why)).map(str::to_owned);
                 plugin.saved = None;
-                self.instance(p, next.number, InstanceOp::Kill);
-                if let Some(line) = conflict_line(&next.stderr_tail, Some(&why)) {
+                self.instance(p, number, InstanceOp::Kill);
+                // The old one serves on, without the new one beside it.
+                let Some(pending) = self.plugins[p].life.transition(|old| match old {
+                    Phase::Swapping { gen, pending, .. } => {
+                        Change::To(Phase::Serving { gen }, pending)
+                    }
+                    other => Change::Same(other),
+                }) else {
+                    return;
+                };
+                if let Some(line) = conflict {
                     // Before its init, only its start can have taken
                     // something: it cannot even start beside the old one.
                     // In init (full overlap), a warm start keeps the two
@@ -585,7 +637,6 @@ impl Supervisor {
                             "giving the new one init only once the old one is gone",
                         )
                     };
-                    let line = line.to_owned();
                     self.out.log(
                         Level::Warn,
                         format!(
@@ -595,43 +646,41 @@ impl Supervisor {
                     );
                     self.plugins[p].downgraded = Some((mode, line));
                     return match mode {
-                        ReloadMode::Cold => self.break_before_make(p, gen, pending),
-                        _ => {
-                            self.plugins[p].set_phase(Phase::Serving { gen });
-                            self.start(p, pending);
-                        }
+                        ReloadMode::Cold => self.break_before_make(p, pending),
+                        _ => self.start(p, pending),
                     };
                 }
-                self.plugins[p].set_phase(Phase::Serving { gen });
                 self.release_held(p);
             }
             Phase::Draining {
-                gen,
-                next: Some(next),
-                ..
+                next: Some(next), ..
             } => {
                 // It failed while waiting for init: the old version has
                 // not stopped yet, and serves on. A save it may still
                 // answer is for nobody now.
+                let number = next.number;
                 plugin.saved = None;
-                self.instance(p, next.number, InstanceOp::Kill);
-                self.plugins[p].set_phase(Phase::Serving { gen });
+                self.instance(p, number, InstanceOp::Kill);
+                self.plugins[p].life.transition(|old| match old {
+                    Phase::Draining { gen, .. } => Change::To(Phase::Serving { gen }, ()),
+                    other => Change::Same(other),
+                });
                 self.release_held(p);
             }
             Phase::Stopping {
-                gen,
                 then: Then::Init { next, pending },
+                ..
             } => {
-                self.instance(p, next.number, InstanceOp::Kill);
+                let (number, pending) = (next.number, *pending);
+                self.instance(p, number, InstanceOp::Kill);
+                // The old one is on its way out all the same: what
+                // follows it changes, not its stop.
                 let then = self.fallback(p, pending, &why);
-                self.plugins[p].set_phase(Phase::Stopping { gen, then });
+                self.plugins[p].life.set_then(then);
                 self.plugins[p].last_error = Some(why.clone());
                 return self.answer_waiters(p, Err(why));
             }
-            other => {
-                plugin.phase = other;
-                return;
-            }
+            _ => return,
         }
         let plugin = &mut self.plugins[p];
         self.out.log(
@@ -676,27 +725,22 @@ impl Supervisor {
 
     /// The generation in start-up failed.
     pub(super) fn start_failed(&mut self, p: PluginId, why: String) {
-        let plugin = &mut self.plugins[p];
-        match plugin.phase.take() {
-            Phase::Starting { gen, pending, .. } => {
-                self.instance(p, gen.number, InstanceOp::Kill);
+        match self.plugins[p].phase() {
+            Phase::Starting { .. } => {
+                let reason = why.clone();
+                let Some((number, pending)) = self.plugins[p].life.transition(|old| match old {
+                    Phase::Starting { gen, pending, .. } => {
+                        Change::To(Phase::Down { reason }, (gen.number, pending))
+                    }
+                    other => Change::Same(other),
+                }) else {
+                    return;
+                };
+                self.instance(p, number, InstanceOp::Kill);
                 self.start_gone(p, pending, why);
             }
-            Phase::Swapping {
-                gen,
-                next,
-                step,
-                pending,
-            } => {
-                plugin.phase = Phase::Swapping {
-                    gen,
-                    next,
-                    step,
-                    pending,
-                };
-                self.next_failed(p, why);
-            }
-            other => plugin.phase = other,
+            Phase::Swapping { .. } => self.next_failed(p, why),
+            _ => {}
         }
     }
 
@@ -721,7 +765,10 @@ impl Supervisor {
 
     /// The current generation ended.
     pub(super) fn on_exit(&mut self, p: PluginId, exit: Exit) {
-        let starting = matches!(self.plugins[p].phase, Phase::Starting { .. });
+        let Some(number) = self.plugins[p].phase().generation().map(|g| g.number) else {
+            return;
+        };
+        let starting = matches!(self.plugins[p].phase(), Phase::Starting { .. });
         let why = self.exit_reason(
             p,
             Role::Current,
@@ -730,13 +777,12 @@ impl Supervisor {
         );
         let why = why.trim_end().to_string();
         let plugin = &mut self.plugins[p];
-        let phase = plugin.phase.take();
-        plugin.epoch.bump();
+        // Down, for now: its generation is gone. What the phase was says
+        // what comes next.
+        let phase = plugin.life.replace(Phase::Down {
+            reason: why.clone(),
+        });
         let name = plugin.name.clone();
-        let Some(gen) = phase.generation() else {
-            return;
-        };
-        let number = gen.number;
         // Make sure nothing it started outlives it.
         self.instance(p, number, InstanceOp::Kill);
         match phase {
@@ -756,11 +802,11 @@ impl Supervisor {
                 // Its ports, locks and files are released: the version
                 // that warmed up beside it gets init now. Hooks it never
                 // answered wait for that one.
-                self.plugins[p].phase = Phase::Starting {
+                self.plugins[p].life.replace(Phase::Starting {
                     gen: *next,
                     step: Step::WaitInit,
                     pending,
-                };
+                });
                 self.orphans(p, number, &exit, true);
                 self.send_init(p);
             }
@@ -769,7 +815,7 @@ impl Supervisor {
                 ..
             } => {
                 self.orphans(p, number, &exit, true);
-                self.plugins[p].phase = Phase::Down { reason };
+                self.plugins[p].life.replace(Phase::Down { reason });
                 self.flush_held(p);
                 self.shutdown_progress();
             }
@@ -800,18 +846,18 @@ impl Supervisor {
                     // It died before it handed its state over: the new
                     // one serves as it is.
                     self.plugins[p].saved = None;
-                    self.plugins[p].phase = Phase::Starting {
+                    self.plugins[p].life.replace(Phase::Starting {
                         gen: *next,
                         step,
                         pending,
-                    };
+                    });
                     self.serve(p);
                 } else if next.compiled {
-                    self.plugins[p].phase = Phase::Starting {
+                    self.plugins[p].life.replace(Phase::Starting {
                         gen: *next,
                         step,
                         pending,
-                    };
+                    });
                 } else {
                     self.instance(p, next.number, InstanceOp::Kill);
                     self.start(p, pending);
@@ -867,7 +913,7 @@ impl Supervisor {
         } else {
             // Back off a little: calls wait meanwhile.
             let delay = Duration::from_millis(100 << (n - 2));
-            plugin.set_phase(Phase::Down {
+            plugin.life.replace(Phase::Down {
                 reason: format!("restarting in {} ms after a crash", delay.as_millis()),
             });
             plugin.retry = Some(pending);
@@ -894,11 +940,11 @@ impl Supervisor {
             _ => {}
         }
         let plugin = &mut self.plugins[p];
-        if plugin.epoch != epoch {
+        if plugin.epoch() != epoch {
             return;
         }
         match timer {
-            Timer::GraceOver => match plugin.phase {
+            Timer::GraceOver => match plugin.phase() {
                 Phase::Draining { .. } => self.drained(p),
                 Phase::Swapping {
                     step: Step::Handover,
@@ -907,7 +953,7 @@ impl Supervisor {
                 _ => {}
             },
             Timer::Terminate => {
-                if let Phase::Stopping { gen, .. } = &plugin.phase {
+                if let Phase::Stopping { gen, .. } = plugin.phase() {
                     let number = gen.number;
                     self.instance(p, number, InstanceOp::Terminate);
                     let t = self.config.stop_timeout;
@@ -916,7 +962,7 @@ impl Supervisor {
                 }
             }
             Timer::Kill => {
-                if let Phase::Stopping { gen, .. } = &plugin.phase {
+                if let Phase::Stopping { gen, .. } = plugin.phase() {
                     let number = gen.number;
                     self.out.log(
                         Level::Warn,
@@ -930,9 +976,9 @@ impl Supervisor {
                 // lightningd, not for the plugin.
                 // One handing over state has its own, shorter, timeout.
                 let waits_for_plugin = plugin
-                    .phase
-                    .starting()
-                    .is_some_and(|(_, step, _)| matches!(step, Step::Manifest | Step::Init));
+                    .phase()
+                    .start_step()
+                    .is_some_and(|step| matches!(step, Step::Manifest | Step::Init));
                 if waits_for_plugin {
                     let why = format!(
                         "no answer to getmanifest/init within {} ms (autoreload-start-timeout-ms)",
@@ -942,7 +988,7 @@ impl Supervisor {
                 }
             }
             Timer::Retry => {
-                let idle = matches!(plugin.phase, Phase::Down { .. } | Phase::Serving { .. });
+                let idle = matches!(plugin.phase(), Phase::Down { .. } | Phase::Serving { .. });
                 if let (true, Some(pending)) = (idle, plugin.retry.take()) {
                     self.start(p, pending);
                 }
@@ -958,50 +1004,56 @@ impl Supervisor {
     /// over): it is asked for its state, if it keeps one, then stopped, and
     /// the reload goes on.
     pub(crate) fn drained(&mut self, p: PluginId) {
-        let plugin = &mut self.plugins[p];
-        match plugin.phase.take() {
+        let keeps_state = match self.plugins[p].phase() {
             Phase::Draining {
-                gen,
-                pending,
-                saving: false,
-                next,
-            } if gen.keeps_state() => {
+                gen, saving: false, ..
+            } => gen.keeps_state(),
+            _ => return,
+        };
+        if !keeps_state {
+            return self.stop_drained(p);
+        }
+        let number = self.plugins[p].life.transition(|old| match old {
+            Phase::Draining {
+                gen, pending, next, ..
+            } => {
                 let number = gen.number;
-                plugin.phase = Phase::Draining {
+                let saving = Phase::Draining {
                     gen,
                     pending,
                     saving: true,
                     next,
                 };
-                self.send_save(p, number);
+                Change::To(saving, number)
             }
-            Phase::Draining {
-                gen,
-                pending,
-                saving: false,
-                next,
-            } => self.stop_drained(p, gen, pending, next),
-            other => plugin.phase = other,
+            other => Change::Same(other),
+        });
+        if let Some(number) = number {
+            self.send_save(p, number);
         }
     }
 
-    /// A drained generation (its state saved, if it keeps one) stops.
+    /// The drained generation (its state saved, if it keeps one) stops.
     /// Once it is gone, the version that warmed up beside it gets init,
     /// or (break-before-make) a new one starts; if that fails, this one's
     /// version comes back.
-    pub(super) fn stop_drained(
-        &mut self,
-        p: PluginId,
-        gen: Generation,
-        pending: Pending,
-        next: Option<Box<Generation>>,
-    ) {
-        let pending = pending.falling_back_to(gen.number);
-        let then = match next {
-            Some(next) => Then::Init { next, pending },
-            None => Then::Start(pending),
-        };
-        self.stop(p, gen, then);
+    pub(super) fn stop_drained(&mut self, p: PluginId) {
+        let stopping = self.plugins[p].life.transition(|old| match old {
+            Phase::Draining {
+                gen, pending, next, ..
+            } => {
+                let pending = pending.falling_back_to(gen.number);
+                let then = match next {
+                    Some(next) => Then::Init { next, pending },
+                    None => Then::Start(pending),
+                };
+                Change::To(Phase::Stopping { gen, then }, ())
+            }
+            other => Change::Same(other),
+        });
+        if stopping.is_some() {
+            self.stopping(p);
+        }
     }
 
     /// `autoreload-restart`: answer `id` once the new generation serves.
@@ -1011,7 +1063,7 @@ impl Supervisor {
             return self.answer_waiters(p, Err(why));
         }
         let reloading = matches!(
-            self.plugins[p].phase,
+            self.plugins[p].phase(),
             Phase::Draining { .. }
                 | Phase::Stopping {
                     then: Then::Start(_) | Then::Init { .. },
@@ -1027,6 +1079,7 @@ impl Supervisor {
     /// Stops everything of plugin `p` for good (shutdown).
     pub(crate) fn shut_down(&mut self, p: PluginId) {
         self.plugins[p].again = None;
+        self.plugins[p].retry = None;
         let numbers: Vec<Gen> = self.plugins[p]
             .retiring
             .iter()
@@ -1035,25 +1088,17 @@ impl Supervisor {
         for n in numbers {
             self.close_retiring(p, n);
         }
-        let plugin = &mut self.plugins[p];
+        if let Some(next) = self.plugins[p].phase().next().map(|g| g.number) {
+            self.instance(p, next, InstanceOp::Kill);
+        }
         let stopped = || Then::Down("stopped".into());
-        let phase = plugin.phase.take();
-        if let Some(next) = phase.next() {
-            self.instance(p, next.number, InstanceOp::Kill);
-        }
-        match phase {
-            Phase::Serving { gen }
-            | Phase::Draining { gen, .. }
-            | Phase::Starting { gen, .. }
-            | Phase::Swapping { gen, .. } => self.stop(p, gen, stopped()),
-            Phase::Stopping { gen, .. } => {
-                self.plugins[p].phase = Phase::Stopping {
-                    gen,
-                    then: stopped(),
-                }
+        match self.plugins[p].phase() {
+            Phase::Down { .. } => {}
+            // On its way out already: it stays down once it is gone.
+            Phase::Stopping { .. } => {
+                self.plugins[p].life.set_then(stopped());
             }
-            Phase::Down { reason } => self.plugins[p].phase = Phase::Down { reason },
+            _ => self.stop(p, stopped()),
         }
-        self.plugins[p].retry = None;
     }
 }

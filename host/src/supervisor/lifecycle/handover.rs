@@ -8,8 +8,8 @@
 //! was not handed over. Must not: leave a version down because of its
 //! state: every failure goes on with a fresh state.
 
-use super::plugin::*;
-use super::{InstanceOp, Supervisor, Timer};
+use super::super::plugin::*;
+use super::super::{InstanceOp, Supervisor, Timer};
 use crate::framing::Message;
 use crate::handover::{self, Failure, Op};
 use crate::ids::{Gen, PluginId};
@@ -30,22 +30,19 @@ impl Supervisor {
         let plugin = &mut self.plugins[p];
         let name = plugin.name.clone();
         let has_saved = plugin.saved.is_some();
-        match &mut plugin.phase {
-            Phase::Swapping {
-                gen, next, step, ..
-            } if gen.keeps_state() => {
+        match plugin.phase() {
+            Phase::Swapping { gen, next, .. } if gen.keeps_state() => {
+                let (old, new) = (gen.number, next.number);
                 if !next.keeps_state() {
-                    let (old, new) = (gen.number, next.number);
                     self.out.log(
                         Level::Info,
                         format!("[{name}] generation {new} no longer declares \"autoreload\": {{\"state\": true}}: generation {old}'s state is not handed over"),
                     );
                     return self.serve(p);
                 }
-                *step = Step::Handover;
-                let old = gen.number;
-                // Timers of the start (its timeout) are over.
-                plugin.epoch.bump();
+                // A new epoch: the timers of the start (its timeout) are
+                // over.
+                plugin.life.step(Step::Handover);
                 if self.router.count_generation(p, old) == 0 {
                     self.ask_state(p);
                 } else {
@@ -62,16 +59,18 @@ impl Supervisor {
 
     /// The old version has nothing left in flight (or its grace is over):
     /// it is asked for its state.
-    pub(super) fn ask_state(&mut self, p: PluginId) {
+    pub(in crate::supervisor) fn ask_state(&mut self, p: PluginId) {
         let plugin = &mut self.plugins[p];
-        let Phase::Swapping { gen, step, .. } = &mut plugin.phase else {
+        let Phase::Swapping {
+            gen,
+            step: Step::Handover,
+            ..
+        } = plugin.phase()
+        else {
             return;
         };
-        if *step != Step::Handover {
-            return;
-        }
-        *step = Step::Save;
         let number = gen.number;
+        plugin.life.step(Step::Save);
         self.send_save(p, number);
     }
 
@@ -87,9 +86,7 @@ impl Supervisor {
             return self.serve(p);
         };
         let request = handover::restore_request(number, &saved.state);
-        if let Some((_, step, _)) = plugin.phase.starting() {
-            *step = Step::Restore;
-        }
+        plugin.life.step(Step::Restore);
         self.instance(p, number, InstanceOp::Send(request));
         self.after(self.state_timeout(), p, Timer::StateTimeout(number));
     }
@@ -101,7 +98,7 @@ impl Supervisor {
     /// Whether generation `number` is the one waiting for an answer to
     /// `op` now.
     fn waits_for(&self, p: PluginId, number: Gen, op: Op) -> bool {
-        match (&self.plugins[p].phase, op) {
+        match (self.plugins[p].phase(), op) {
             (
                 Phase::Swapping {
                     gen,
@@ -137,7 +134,13 @@ impl Supervisor {
     }
 
     /// A generation answered a request of the hand-over.
-    pub(super) fn on_state_answer(&mut self, p: PluginId, number: Gen, op: Op, m: &Message) {
+    pub(in crate::supervisor) fn on_state_answer(
+        &mut self,
+        p: PluginId,
+        number: Gen,
+        op: Op,
+        m: &Message,
+    ) {
         if !self.waits_for(p, number, op) {
             let name = &self.plugins[p].name;
             return self.out.log(
@@ -207,15 +210,8 @@ impl Supervisor {
                 }));
             }
         }
-        match (op, &self.plugins[p].phase) {
-            (Op::Save, Phase::Draining { .. }) => {
-                if let Phase::Draining {
-                    gen, pending, next, ..
-                } = self.plugins[p].phase.take()
-                {
-                    self.stop_drained(p, gen, pending, next);
-                }
-            }
+        match (op, self.plugins[p].phase()) {
+            (Op::Save, Phase::Draining { .. }) => self.stop_drained(p),
             (Op::Save, Phase::Swapping { next, .. }) => {
                 let next = next.number;
                 self.give_state(p, next);
