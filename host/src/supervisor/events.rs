@@ -32,7 +32,7 @@ pub enum Timer {
     RetireKill(Gen),
     /// A second of a plugin's warnings of this kind is over: say how many
     /// were not logged.
-    QuietOver(&'static str),
+    QuietOver(super::plugin::WarnKind),
     /// This generation was asked to save or restore its state and has not
     /// answered in time (the grace period, at least 5 s): go on without.
     StateTimeout(Gen),

@@ -54,9 +54,9 @@ impl Supervisor {
                 // What its output ended with matters more than one more
                 // piece of a flood: it is not counted with the others.
                 let kind = if reason.starts_with("stream ended") {
-                    "truncated"
+                    WarnKind::Truncated
                 } else {
-                    "garbage"
+                    WarnKind::Garbage
                 };
                 self.plugin_warn(p, kind, w);
             }
@@ -81,7 +81,9 @@ impl Supervisor {
                     self.out.log(level, format!("[{name}] {line}"));
                 }
             }
-            InstanceEvent::Warn(w) => self.plugin_warn(p, "warn", format!("[{name}] {w}")),
+            InstanceEvent::Warn(w) => {
+                self.plugin_warn(p, WarnKind::Backend, format!("[{name}] {w}"))
+            }
             InstanceEvent::Compiled(record) => {
                 if let Some(g) = role.and_then(|r| plugin.gen_mut(r)) {
                     g.compiled = true;
@@ -200,7 +202,7 @@ impl Supervisor {
     /// Logs a warning about something plugin `p` did, unless it already
     /// had [`NOISE_MAX`] of this `kind` within the last [`NOISE_WINDOW`]:
     /// those are counted and summed up when the window is over.
-    pub(crate) fn plugin_warn(&mut self, p: PluginId, kind: &'static str, text: String) {
+    pub(crate) fn plugin_warn(&mut self, p: PluginId, kind: WarnKind, text: String) {
         let now = self.now;
         let noise = self.plugins[p].noise.entry(kind).or_insert(Noise {
             since: now,
@@ -223,9 +225,9 @@ impl Supervisor {
     }
 
     /// The window of `kind` warnings is over: log how many were not.
-    pub(super) fn quiet_over(&mut self, p: PluginId, kind: &'static str) {
+    pub(super) fn quiet_over(&mut self, p: PluginId, kind: WarnKind) {
         let plugin = &mut self.plugins[p];
-        let Some(noise) = plugin.noise.get_mut(kind) else {
+        let Some(noise) = plugin.noise.get_mut(&kind) else {
             return;
         };
         let n = std::mem::take(&mut noise.suppressed);
@@ -269,7 +271,7 @@ impl Supervisor {
             Kind::Response { id } => {
                 let Some(f) = self.router.answered(p, number, id) else {
                     let w = format!("[{name}] answered {id}, which nobody asked it (or it answered twice): dropped");
-                    return self.plugin_warn(p, "response", w);
+                    return self.plugin_warn(p, WarnKind::Response, w);
                 };
                 if let ReqKind::Hook(hook) = &f.request.kind {
                     let answer = jsonrpc::parse(&m.raw);
@@ -312,7 +314,7 @@ impl Supervisor {
                 let params = v.get("params").filter(|p| p.is_object());
                 let Some(params) = params else {
                     let w = format!("[{name}] sent a '{method}' notification without \"params\" object (lightningd would have killed it for this): dropped: {}", preview(&m.raw, 200));
-                    return self.plugin_warn(p, "notification", w);
+                    return self.plugin_warn(p, WarnKind::Notification, w);
                 };
                 match method.as_str() {
                     "log" => {
@@ -356,7 +358,7 @@ impl Supervisor {
                     }
                     "message" | "progress" if params.get("id").is_none() => {
                         let w = format!("[{name}] sent a '{method}' notification without \"params.id\" (the request it is about; lightningd would have killed it for this): dropped");
-                        self.plugin_warn(p, "notification", w)
+                        self.plugin_warn(p, WarnKind::Notification, w)
                     }
                     "message" | "progress" => self.out.send(m.raw),
                     custom => {
@@ -368,14 +370,14 @@ impl Supervisor {
                             self.out.send(m.raw);
                         } else {
                             let w = format!("[{name}] sent notification '{custom}' that its registered manifest does not declare: dropped");
-                            self.plugin_warn(p, "notification", w);
+                            self.plugin_warn(p, WarnKind::Notification, w);
                         }
                     }
                 }
             }
             Kind::Request { id, method } => {
                 let w = format!("[{name}] sent a request ({method}) on stdout; plugins call lightningd over its rpc socket instead");
-                self.plugin_warn(p, "request", w);
+                self.plugin_warn(p, WarnKind::Request, w);
                 let msg =
                     "plugins cannot send requests on stdout: use lightningd's lightning-rpc socket";
                 if let Some(g) = self.plugins[p].phase().generation() {

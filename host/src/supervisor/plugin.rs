@@ -434,7 +434,7 @@ pub struct ManagedPlugin {
     pub(super) refused: Option<String>,
     /// Its warnings of each kind in the current second, to keep a plugin
     /// that misbehaves in a loop from burying lightningd's log.
-    pub(super) noise: HashMap<&'static str, Noise>,
+    pub(super) noise: HashMap<WarnKind, Noise>,
     /// The last generations whose stdin the host closed to stop them.
     pub(super) closed_stdins: VecDeque<Gen>,
     /// The state the last version saved, until a new one takes it: kept
@@ -454,6 +454,27 @@ pub struct ManagedPlugin {
 /// How many of [`ManagedPlugin::closed_stdins`] are remembered: a
 /// generation's last lines come within moments of its stdin closing.
 pub(super) const CLOSED_STDINS_KEPT: usize = 8;
+
+/// What a warning about a plugin is about: each kind has its own rate
+/// limit, so a flood of one kind does not hide another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WarnKind {
+    /// Bytes on its stdout that are not JSON-RPC.
+    Garbage,
+    /// Its stdout ended in the middle of a message: how its output ended,
+    /// which matters more than one more piece of a flood.
+    Truncated,
+    /// Something its backend warned about (a refused rpc call, ...).
+    Backend,
+    /// A response nobody waits for.
+    Response,
+    /// A notification it should not send.
+    Notification,
+    /// A request it should not send.
+    Request,
+    /// Its answer to a hook.
+    Hook,
+}
 
 /// How many of a plugin's warnings of one kind were logged, and not, in
 /// the current window.

@@ -78,7 +78,7 @@ impl Supervisor {
                         "[{name}] the {hook} hook was in flight when generation {number} {} too: answered continue (as lightningd does when a plugin dies in a hook) rather than sent to the next generation",
                         exit.how
                     );
-                    self.plugin_warn(p, "hook", w);
+                    self.plugin_warn(p, super::plugin::WarnKind::Hook, w);
                     self.hook_continues(f.request);
                 }
                 ReqKind::Hook(_) => {
