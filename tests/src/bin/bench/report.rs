@@ -2226,3 +2226,7 @@ fn handover_section(s: &mut String, p: &PassResults, counts: &Counts) {
     }
     s.push('\n');
 }
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;
