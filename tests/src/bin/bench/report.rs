@@ -1171,6 +1171,9 @@ const DBWRITE: &str = include_str!("templates/dbwrite.md");
 const NATIVE: &str = include_str!("templates/native.md");
 const HANDOVER: &str = include_str!("templates/handover.md");
 const HANDOVER_PER_MIB: &str = include_str!("templates/handover-per-mib.md");
+const RESTARTS: &str = include_str!("templates/restarts.md");
+const STALL_WHERE: &str = include_str!("templates/stall-where.md");
+const NATIVE_BEFORE_SWAP: &str = include_str!("templates/native-before-swap.md");
 const BOUND_PROXY: &str = include_str!("templates/bound-proxy.md");
 const BOUND_FORWARDER: &str = include_str!("templates/bound-forwarder.md");
 const BOUND_PUMP: &str = include_str!("templates/bound-pump.md");
@@ -1477,12 +1480,8 @@ fn reload_section(s: &mut String, p: &PassResults) {
     if !r.restarts.is_empty() {
         let _ = writeln!(
             s,
-            "\nA host restart with hello-wasm's release build already compiled: each round \
-             a node on an empty cache directory (its start-up compiles), then a second node \
-             on the same directory (its start-up loads the module the first one kept). \
-             `last_compile.duration_ms`: from reading the file to the module ready, {} \
-             rounds.\n\n| compiler | compiled p10 / p50 / p90 ms | from disk p10 / p50 / p90 ms | module kB | disk entry kB |\n| --- | ---: | ---: | ---: | ---: |",
-            r.rounds
+            "\n{}\n\n| compiler | compiled p10 / p50 / p90 ms | from disk p10 / p50 / p90 ms | module kB | disk entry kB |\n| --- | ---: | ---: | ---: | ---: |",
+            fill(RESTARTS, &[("rounds", &r.rounds)])
         );
         for x in &r.restarts {
             let (c, d) = (Summary::of(&x.compiled), Summary::of(&x.disk));
@@ -1662,10 +1661,8 @@ fn stall_section(s: &mut String, name: &str, st: &[StallResult], counts: &Counts
     }
     let _ = writeln!(
         s,
-        "\nWhere in each reload its longest call waited: *before the swap* means it \
-         was answered more than 1 ms before the new version's first answer (by the \
-         old version, while the new one was being prepared), *at the swap* within \
-         1 ms of it or after.\n\n| plugin | longest wait per reload: p50 ms | max ms | before the swap | at the swap | the longest began after the rename, ms |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+        "\n{}\n\n| plugin | longest wait per reload: p50 ms | max ms | before the swap | at the swap | the longest began after the rename, ms |\n| --- | ---: | ---: | ---: | ---: | ---: |",
+        fill(STALL_WHERE, &[])
     );
     for r in st {
         let waits: Vec<f64> = r.per_reload.iter().map(|w| w.0).collect();
@@ -1865,10 +1862,8 @@ fn native_section(s: &mut String, p: &PassResults, counts: &Counts) {
     if !rows.is_empty() {
         let _ = writeln!(
             s,
-            "\n*Before the swap* means the longest call of a reload was answered more \
-             than 1 ms before the new version's first answer (by the old version, while \
-             the new one started); otherwise it waited at the switch or for the new \
-             version.\n\n| plugin, mode | longest wait p50: break-before-make / this mode | longest before the swap, this mode | longest before the swap, break-before-make |\n| --- | ---: | ---: | ---: |"
+            "\n{}\n\n| plugin, mode | longest wait p50: break-before-make / this mode | longest before the swap, this mode | longest before the swap, break-before-make |\n| --- | ---: | ---: | ---: |",
+            fill(NATIVE_BEFORE_SWAP, &[])
         );
         for r in rows {
             let _ = writeln!(s, "{r}");
