@@ -916,7 +916,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) {
 
 /// A copy of examples/hello-wasm as a crate of its own in `dir` (so it can
 /// be edited and rebuilt like a user's plugin), with the release profile
-/// the README recommends for wasm plugins; returns its main.rs text.
+/// docs/wasm.md recommends for wasm plugins; returns its main.rs text.
 pub fn copy_hello_wasm(dir: &Path) -> String {
     let src = root().join("examples/hello-wasm");
     std::fs::create_dir_all(dir.join("src")).expect("mkdir");
@@ -933,7 +933,7 @@ pub fn copy_hello_wasm(dir: &Path) -> String {
     main_rs
 }
 
-/// The release profile the README recommends for a wasm plugin: a module
+/// The release profile docs/wasm.md recommends for a wasm plugin: a module
 /// half the size, which Winch compiles in about half the time.
 pub const WASM_RELEASE_PROFILE: &str =
     "[profile.release]\nlto = true\nopt-level = \"s\"\ncodegen-units = 1\n";

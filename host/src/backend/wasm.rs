@@ -457,13 +457,9 @@ fn compile_pool() {
 
 /// Lowers the calling thread to nice 19, the lowest priority of the
 /// ordinary scheduler: a call's thread wins the CPU from it, while it still
-/// gets its share on a busy machine. `SCHED_IDLE`, which runs a thread only
-/// when nothing else wants the CPU, was tried against it (the bench's
-/// reload and stall sections, run one after the other on this machine
-/// kind, 2026-11-30): it stalled calls no less (longest wait 14.3 against
-/// 13.9 ms; p99 1.3 against 2.6 ms) but a reload under load took 1.7 times
-/// as long (compile 216 against 127 ms), since the bench's callers keep
-/// both cores busy. On Linux a thread has a nice value of its own, so this
+/// gets its share on a busy machine (`SCHED_IDLE`, tried instead, stalled
+/// calls no less and made reloads under load slower: BENCHMARKS.md, profile
+/// notes). On Linux a thread has a nice value of its own, so this
 /// leaves the rest of the host alone. A failure only costs the priority,
 /// so it is ignored.
 fn lower_priority() {

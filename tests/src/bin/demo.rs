@@ -135,7 +135,7 @@ async fn python_scene() -> Result<()> {
     let launch = tempdir();
     let plugin = launch.path().join("hello.py");
     std::fs::copy(root().join("examples/hello-py/hello.py"), &plugin).context("copy hello.py")?;
-    // The state helper beside it, as the README says to do (or pip
+    // The state helper beside it, as docs/state.md says to do (or pip
     // install ./python).
     std::fs::copy(
         root().join("python/cln_autoreload_state.py"),

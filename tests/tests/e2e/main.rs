@@ -1031,7 +1031,7 @@ mod node {
         std::fs::copy(hello_native_bin(), &native).unwrap();
         let py = launch.path().join("hello.py");
         std::fs::copy(root().join("examples/hello-py/hello.py"), &py).unwrap();
-        // Its state helper beside it, as the README says.
+        // Its state helper beside it, as docs/state.md says.
         std::fs::copy(
             root().join("python/cln_autoreload_state.py"),
             launch.path().join("cln_autoreload_state.py"),

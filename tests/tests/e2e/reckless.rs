@@ -1,6 +1,6 @@
 //! reckless, Core Lightning's plugin manager (`tools/reckless`, a Python
 //! script in lightningd's source), installing cln-autoreload the way its
-//! README tells a new user to: `reckless source add` a clone of this
+//! docs/getting-started.md tells a new user to: `reckless source add` a clone of this
 //! repository, `reckless search cln-autoreload`, `reckless install
 //! cln-autoreload`; then the installed host runs a plugin under the
 //! stand-in with the `--autoreload-plugin=` line the set-up adds.

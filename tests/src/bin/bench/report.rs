@@ -519,18 +519,7 @@ impl Report<'_> {
             self.bins.wasm_versions.sizes.0 / 1000,
             self.bins.wasm_versions.sizes.1 / 1000
         );
-        let _ = writeln!(
-            s,
-            "\nHow to read: every comparison is measured in the same run, its arms \
-             taking turns in short rounds (rotating which goes first), so that a noisy \
-             machine affects both sides alike; the processes are started afresh several \
-             times, and the call paths are measured twice, with the processes placed by \
-             the scheduler and all on one core (see section 1). Latencies are medians \
-             (p50) with their spread (p10–p90, or p99); a ratio or difference is \
-             computed within each round and the table gives its median across rounds \
-             and, in brackets, its p10–p90 across rounds. Everything measured is a \
-             release build.\n"
-        );
+        let _ = writeln!(s, "\n{}\n", fill(HOW_TO_READ, &[]));
         self.goals_table(&mut s, &g);
         if !self.stdio.modes.is_empty() || self.passes.iter().any(|p| !p.socket.modes.is_empty()) {
             let _ = writeln!(s, "## 1. Call latency and throughput\n");
@@ -757,26 +746,17 @@ impl Report<'_> {
         let _ = writeln!(s, "### Over a plugin's stdio\n");
         let _ = writeln!(
             s,
-            "The benchmark plays lightningd: it starts the process with piped stdin/stdout \
-             (cwd `<lightning-dir>/regtest`, `LIGHTNINGD_PLUGIN=1`), sends getmanifest and \
-             init, then one request at a time: {} rounds of {} calls per arm, the arms \
-             taking turns (short rounds, so that every arm sees the same mix of the \
-             machine's moods). `bench-plugin` (tests/src/bin/bench-plugin.rs) is a trivial \
-             serde_json plugin answering `bench-pid`; the byte pump \
-             (tests/src/bin/pump.rs) is the true floor of any proxy: one blocking thread \
-             per direction, a plain `read` and a `write_all` of exactly what was read, \
-             nothing parsed; the forwarder (tests/src/bin/forwarder.rs) is a bare \
-             blocking proxy, one thread per direction, that parses and re-serializes \
-             each message: the floor for any proxy that reads the messages. cln-autoreload is started as lightningd would \
-             start `cln-autoreload PLUGIN`. Throughput: {} rounds of {} calls with {} \
-             requests in flight.\n\n\
-             Everything is measured twice: with the processes placed by the scheduler, \
-             and with all of them on one core (`taskset`). On this VM a wake-up across \
-             cores costs far more than one on the same core, and where the scheduler \
-             puts a pair of processes sticks for a while, so free placement is bimodal \
-             (a direct round trip takes either ~8 or ~30 µs); on one core the figures \
-             are the processes' own costs.\n",
-            st.rounds, st.calls, st.tput_rounds, st.tput_calls, st.window
+            "{}\n",
+            fill(
+                STDIO,
+                &[
+                    ("rounds", &st.rounds),
+                    ("calls", &st.calls),
+                    ("tput_rounds", &st.tput_rounds),
+                    ("tput_calls", &st.tput_calls),
+                    ("window", &st.window),
+                ]
+            )
         );
         if let Some(e) = &st.pin_error {
             let _ = writeln!(s, "The one-core measurement could not run: {e}.\n");
@@ -879,11 +859,8 @@ impl Report<'_> {
         let _ = writeln!(s, "## 4. Memory\n");
         let _ = writeln!(
             s,
-            "Resident set of the cln-autoreload process (the node's child whose executable \
-             is cln-autoreload; `VmRSS` in /proc/PID/status): idle after the warm-up, the \
-             peak sampled every 5 ms while {} connections call it, and the kernel's \
-             high-water mark (`VmHWM`) at the end. MB = 10⁶ bytes.\n",
-            self.counts.callers
+            "{}\n",
+            fill(MEMORY, &[("callers", &self.counts.callers)])
         );
         let _ = writeln!(
             s,
@@ -960,30 +937,30 @@ impl Report<'_> {
             any = true;
             let _ = writeln!(
                 s,
-                "- **+10 % over a direct round trip, through {}**: {}. Every call through \
-                 a proxy takes two more pipe hops, node → proxy → plugin and back, each a \
-                 process wake-up plus the proxy's own work; the node's own round trip here \
-                 is so short that even the minimal forwarder, which does nothing but \
-                 parse and re-serialize, costs several times the 10 % budget: no \
-                 out-of-process proxy meets this goal through the stand-in. \
-                 cln-autoreload costs about what the forwarder does (section 1). {} \
-                 What is left to gain inside the host is its CPU per message (profile \
-                 notes below).\n",
-                p.name,
-                parts.join("; "),
-                REAL_LIGHTNINGD
+                "{}\n",
+                fill(
+                    BOUND_PROXY,
+                    &[
+                        ("node", &p.name),
+                        ("parts", &parts.join("; ")),
+                        ("real_lightningd", &fill(REAL_LIGHTNINGD, &[])),
+                    ]
+                )
             );
         }
         for sg in g.stdio.iter().filter(|sg| sg.ratio.p50 > 1.2) {
             any = true;
             let _ = writeln!(
                 s,
-                "- **1.2× the minimal forwarder, {}** (cln-autoreload adds {} µs, the \
-                 forwarder {} µs): the host's CPU per message (see the \
-                 profile notes).\n",
-                sg.mode,
-                f1(sg.host_added.p50),
-                f1(sg.fwd_added.p50)
+                "{}\n",
+                fill(
+                    BOUND_FORWARDER,
+                    &[
+                        ("mode", &sg.mode),
+                        ("host_added", &f1(sg.host_added.p50)),
+                        ("fwd_added", &f1(sg.fwd_added.p50)),
+                    ]
+                )
             );
         }
         let missed: Vec<String> = g
@@ -1006,19 +983,11 @@ impl Report<'_> {
             any = true;
             let _ = writeln!(
                 s,
-                "- **{PUMP_GOAL}× what the byte pump adds**: {}. Not wake-ups but the \
-                 host's CPU per message: per round trip the host makes the pump's one \
-                 `read` and one `write` per message plus one `epoll_wait` (where the \
-                 pump blocks in `read`), and its one thread switches about as often as \
-                 the pump's two; but it runs ~65 times the pump's user-space \
-                 instructions (~22 000 per round trip: finding each message's end, \
-                 its id and method, the routing tables, the async runtime), about what \
-                 the minimal forwarder runs, which parses and re-serializes and adds \
-                 about 1.5× what the pump adds itself (see the profile notes, \
-                 *syscalls, wake-ups and CPU per message against the byte pump*). \
-                 Placed by the scheduler, where a wake-up across cores dominates, the \
-                 host adds what the pump adds.\n",
-                missed.join("; ")
+                "{}\n",
+                fill(
+                    BOUND_PUMP,
+                    &[("pump_goal", &PUMP_GOAL), ("missed", &missed.join("; "))]
+                )
             );
         }
         let wasm_missed: Vec<String> = g
@@ -1042,21 +1011,8 @@ impl Report<'_> {
             any = true;
             let _ = writeln!(
                 s,
-                "- **wasm inside the host as fast as native loaded directly** ({}): the \
-                 guest's own code. A wasm call crosses no pipe and no process inside the \
-                 host (the instance is a task on the host's loop, its stdio in-process), \
-                 but the guest runs compiled wasm: by callgrind, one `hello` call runs \
-                 ~10 000 instructions in hello-wasm built natively, and ~64 000 in the \
-                 host with the same source as wasm under Winch, ~51 000 under Cranelift. \
-                 Of those, ~36 000 (Winch) or ~23 000 (Cranelift) are the guest's \
-                 compiled code doing what the native build does in 10 000 (a baseline \
-                 compiler, bounds-checked memory, wasm's own allocator), ~5 000 its two \
-                 WASI calls and fiber switches, and ~11 000 the host's own routing \
-                 of the two messages, as for any plugin. Winch is the default because \
-                 it compiles several times faster (section 2: the 50 ms reload goal); \
-                 `autoreload-wasm-compiler=cranelift` trades that for faster code \
-                 (see the profile notes, *a wasm call*).\n",
-                wasm_missed.join("; ")
+                "{}\n",
+                fill(BOUND_WASM_CALL, &[("missed", &wasm_missed.join("; "))])
             );
         }
         if g.stdio.iter().any(|sg| sg.tput.p50 < 50_000.0) {
@@ -1081,23 +1037,18 @@ impl Report<'_> {
             let rest = median(&c.host) - compile;
             let _ = writeln!(
                 s,
-                "- **a wasm change serving within 50 ms, through {}** (measured {} ms p50): \
-                 {} ms from the rename to the reload starting (inotify, and the first \
-                 answer), {} ms compiling the {} kB module with Winch (at normal priority, \
-                 the default, sharing the 2 cores with the tight polling loop and the node), then \
-                 {} ms to instantiate it and answer getmanifest and init. Winch's compile \
-                 is the bound: its time grows with the module's size, which is why the \
-                 example is built with the README's release profile (`lto`, \
-                 `opt-level = \"s\"`), and with the CPU: the same module compiled in \
-                 ~46 ms on the AMD EPYC of the runs of 2026-11-26, and takes 75–110 ms \
-                 on the Intel Xeon of 2026-11-30 with the machine idle (profile notes, \
-                 *the stall during a wasm swap*).\n",
-                p.name,
-                f1(t.p50),
-                f1(detect),
-                f1(compile),
-                self.bins.wasm_versions.sizes.0 / 1000,
-                f1(rest)
+                "{}\n",
+                fill(
+                    BOUND_WASM_RELOAD,
+                    &[
+                        ("node", &p.name),
+                        ("total", &f1(t.p50)),
+                        ("detect", &f1(detect)),
+                        ("compile", &f1(compile)),
+                        ("module_kb", &(self.bins.wasm_versions.sizes.0 / 1000)),
+                        ("rest", &f1(rest)),
+                    ]
+                )
             );
         }
         for p in self.passes {
@@ -1115,17 +1066,17 @@ impl Report<'_> {
             let host_extra = Spread::of(&added(&su.ms, &c.host));
             let _ = writeln!(
                 s,
-                "- **a native reload within 10 ms of the child's start-up, through {}** \
-                 (measured +{} ms): {} ms of it from the rename to the reload starting \
-                 (inotify, and the first answer); from then to the new process answering \
-                 init, the host adds {} ms to the child's own {} ms start-up (stopping the \
-                 old process: shutdown notification, stdin closed, waiting for its exit, \
-                 then the spawn).\n",
-                p.name,
-                f1(extra.p50),
-                f1(median(&c.detect())),
-                f1(host_extra.p50),
-                f1(Summary::of(&su.ms).p50)
+                "{}\n",
+                fill(
+                    BOUND_NATIVE_RELOAD,
+                    &[
+                        ("node", &p.name),
+                        ("extra", &f1(extra.p50)),
+                        ("detect", &f1(median(&c.detect()))),
+                        ("host_extra", &f1(host_extra.p50)),
+                        ("startup", &f1(Summary::of(&su.ms).p50)),
+                    ]
+                )
             );
         }
         for p in self.passes {
@@ -1146,32 +1097,28 @@ impl Report<'_> {
                 .filter(|w| w.2 < -1.0)
                 .map(|w| w.1)
                 .collect();
+            let compile = p
+                .reload
+                .case("wasm-release-winch")
+                .map_or("~50".into(), |c| f0(median(&c.compile)));
             let _ = writeln!(
                 s,
-                "- **a stall of at most 5 ms during a wasm swap, through {}** (longest wait \
-                 {} ms; p99 during reloads {} ms against {} ms steady). In {before} of {} \
-                 reloads the longest wait ended more than 1 ms before the swap, answered \
-                 by the old instance while the new module was being compiled; those waits \
-                 began a median {} ms after the rename, i.e. during the compile. The swap \
-                 itself does not stall. The compile ({} ms here) runs at normal priority \
-                 by default, since a save must not wait behind a busy node (#22; \
-                 `--autoreload-wasm-reload-priority=low` runs it at nice 19, the \
-                 *low priority* arm beside it), and on 2 cores the callers, the \
-                 node, the host and the serving plugin still share the CPU with it (a median {} ms per \
-                 reload was the longest wait). The single longest call is bounded by the machine: the \
-                 longest steady-state wait in this run was {} ms (other work shares \
-                 these 2 cores; see the load average above).\n",
-                p.name,
-                f1(d.max / 1000.0),
-                f1(d.p99 / 1000.0),
-                f1(steady.p99 / 1000.0),
-                st.per_reload.len(),
-                f0(median(&began)),
-                p.reload
-                    .case("wasm-release-winch")
-                    .map_or("~50".into(), |c| f0(median(&c.compile))),
-                f1(median(&per)),
-                f1(steady.max / 1000.0)
+                "{}\n",
+                fill(
+                    BOUND_WASM_STALL,
+                    &[
+                        ("node", &p.name),
+                        ("longest", &f1(d.max / 1000.0)),
+                        ("p99", &f1(d.p99 / 1000.0)),
+                        ("steady_p99", &f1(steady.p99 / 1000.0)),
+                        ("before", &before),
+                        ("reloads", &st.per_reload.len()),
+                        ("began", &f0(median(&began))),
+                        ("compile", &compile),
+                        ("per_reload", &f1(median(&per))),
+                        ("steady_max", &f1(steady.max / 1000.0)),
+                    ]
+                )
             );
         }
         for p in self.passes {
@@ -1204,9 +1151,37 @@ impl Report<'_> {
             let _ = writeln!(s, "Every goal was met in this run.\n");
         }
         s.push_str(PROFILE_NOTES);
+        s.push('\n');
         s.push_str(BUILD_NOTES);
     }
 }
+
+/// The report's prose, Markdown wrapped for reading, with `{name}`
+/// placeholders that [`fill`] replaces. Kept out of the code so that the
+/// text can be read and edited as text; report_tests.rs checks that moving
+/// it changed nothing.
+const HOW_TO_READ: &str = include_str!("templates/how-to-read.md");
+const STDIO: &str = include_str!("templates/stdio.md");
+const SOCKET: &str = include_str!("templates/socket.md");
+const RELOAD: &str = include_str!("templates/reload.md");
+const STALL: &str = include_str!("templates/stall.md");
+const MEMORY: &str = include_str!("templates/memory.md");
+const EDIT: &str = include_str!("templates/edit.md");
+const DBWRITE: &str = include_str!("templates/dbwrite.md");
+const NATIVE: &str = include_str!("templates/native.md");
+const HANDOVER: &str = include_str!("templates/handover.md");
+const HANDOVER_PER_MIB: &str = include_str!("templates/handover-per-mib.md");
+const RESTARTS: &str = include_str!("templates/restarts.md");
+const STALL_WHERE: &str = include_str!("templates/stall-where.md");
+const NATIVE_BEFORE_SWAP: &str = include_str!("templates/native-before-swap.md");
+const BOUND_PROXY: &str = include_str!("templates/bound-proxy.md");
+const BOUND_FORWARDER: &str = include_str!("templates/bound-forwarder.md");
+const BOUND_PUMP: &str = include_str!("templates/bound-pump.md");
+const BOUND_WASM_CALL: &str = include_str!("templates/bound-wasm-call.md");
+const BOUND_WASM_RELOAD: &str = include_str!("templates/bound-wasm-reload.md");
+const BOUND_NATIVE_RELOAD: &str = include_str!("templates/bound-native-reload.md");
+const BOUND_WASM_STALL: &str = include_str!("templates/bound-wasm-stall.md");
+const BOUND_NATIVE_WAIT: &str = include_str!("templates/bound-native-wait.md");
 
 /// The goal against a real lightningd, as the issue's reviewer measured it
 /// (this bench with `LIGHTNINGD` set): kept here, not computed, because
@@ -1214,209 +1189,52 @@ impl Report<'_> {
 /// estimate from the stand-in's figures (8 %) that the measurement showed
 /// to be far off: a real lightningd's round trip is longer, but so are the
 /// two extra hops through it.
-const REAL_LIGHTNINGD: &str = "Against a real lightningd the goal is missed \
-    too, and the host still costs about what the forwarder does: measured by the \
-    issue's reviewer on a real lightningd v26.06.6 (this machine kind, this bench \
-    with `LIGHTNINGD` set, one caller, p50), hello-native loaded directly answers in \
-    151 µs, through cln-autoreload in 224 µs (×1.50), through the minimal forwarder \
-    in 215 µs (×1.43): the host is within 5 % of the forwarder.";
+const REAL_LIGHTNINGD: &str = include_str!("templates/real-lightningd.md");
 
 /// Build time and size with and without the `wasm` feature, timed by hand:
 /// the bench measures the host running, not building it.
-const BUILD_NOTES: &str = r#"
-## Build time and size
-
-Timed by hand, not by the bench (2026-11-30, the host of commit f4b490b
-with the `wasm` feature added): a cold release build of the host with its
-default features (wasm on) and without them (native plugins only), each in
-a fresh, empty target directory, one after the other, at normal priority,
-on a machine of this kind with another CPU (`nproc` = 2, Intel Xeon, 23 GiB,
-rustc 1.95.0), then the binary stripped:
-
-```sh
-CARGO_TARGET_DIR=/tmp/bt-wasm /usr/bin/time -v cargo build --release -p cln-autoreload
-CARGO_TARGET_DIR=/tmp/bt-native /usr/bin/time -v cargo build --release -p cln-autoreload --no-default-features
-cp /tmp/bt-wasm/release/cln-autoreload host-wasm && strip host-wasm && ls -l host-wasm   # likewise for bt-native
-```
-
-| build | crates compiled | wall | CPU (user + sys) | binary | stripped |
-| --- | ---: | ---: | ---: | ---: | ---: |
-| default (`wasm`) | 208 | 57 min 42 s | 23 min 28 s (1 330 + 78 s) | 126.7 MB | 19.3 MB |
-| `--no-default-features` | 61 | 7 min 6 s | 3 min 57 s (222 + 16 s) | 29.0 MB | 4.3 MB |
-
-Other builds and test suites shared the 2 cores all along (load average
-3.0 when the first build started, 11–17 during it, 11.4 when the
-second started; the wasm build got 40 % of a core on average, the native one 55 %), so
-the wall
-times say mostly how busy the machine was: the CPU time is the steadier
-figure. Without wasmtime the build takes about a sixth of the CPU time and
-the stripped binary is under a quarter of the size.
-The unstripped binaries carry line tables (`debug = "line-tables-only"`
-in the workspace's release profile).
-"#;
+const BUILD_NOTES: &str = include_str!("templates/build-notes.md");
 
 /// Findings from profiling by hand (callgrind, and the host patched
 /// outside the repository): not regenerated by the bench.
-const PROFILE_NOTES: &str = r#"## Profile notes
+const PROFILE_NOTES: &str = include_str!("templates/profile-notes.md");
 
-Taken by hand on this machine kind (the date and commit are given with
-each), not regenerated by the bench: re-check them after changing the
-host.
-
-- **The host's CPU per call** (stdio path; 2026-11-26, commit b4690a2, the
-  history of the figures below): `valgrind --tool=callgrind` on
-  `cln-autoreload bench-plugin` over 20 000 calls with 16 in flight counts
-  ~19 000 instructions per round trip in the host. 63 % of them are in
-  `framing::Framer::next_frame` (host/src/framing.rs), ~6 000 per message,
-  two messages per call: each message is scanned byte by byte for its end
-  (`Scan::advance`), then parsed by serde_json twice, once as `IgnoredAny`
-  to find where it ends and once more by `classify` into `Envelope` (which
-  also runs UTF-8 validation over it), and its id copied with
-  `RawValue::to_owned`. Since then (commit 1182d7e) a message whose end the
-  scan found is parsed once, by `classify` alone. The rest is the event
-  loop, the router's `HashMap`s (SipHash, ~900 instructions per call) and
-  the writes. Re-measured with tests/profile/stdio-callgrind.py (20 000 calls,
-  16 in flight) at the commit of this run's figures: ~16 250
-  instructions per round trip, 16 % in `next_frame`, ~7 % in UTF-8
-  validation (the repair of plugin output, then `classify`), ~15 % in
-  malloc/free. So the host's CPU per call went down since the forwarder
-  comparison was first made; the one-core figures of this run put the
-  forwarder itself lower than earlier runs did (9 µs against 14 µs, the
-  same binary), which is the machine, not the code.
-- **Winch compile time**: `Module::new` with Winch on hello-wasm's release
-  build (380 kB, 3 720 functions) executes ~444 M instructions, ~57 ms on an
-  idle core here. 29 % of them are `memcpy` inside winch-codegen
-  (`compile_function`, `emit_prologue`: large values copied per function),
-  21 % compiling trampolines with Cranelift. `parallel_compilation` made no
-  difference on 2 cores then (a later side-by-side run, see the stall note
-  below, put the serial compile at 58.9 ms against 45.6); `generate_address_map(false)` a few percent. The
-  module's size is what we control: the same source with `lto = true`,
-  `codegen-units = 1`, `opt-level = "s"` is about half the size and
-  compiles in ~33 ms (opt-level 3 with LTO: 250 kB, ~44 ms); the README
-  recommends that profile and the bench builds the example with it.
-- **Cranelift reloads**: wasmtime's `incremental-cache` feature
-  (`Config::enable_incremental_compilation` with an in-memory `CacheStore`)
-  caches compiled functions by their body: recompiling the other version of
-  hello-wasm (one constant changed) took ~90 ms instead of ~375 ms cold.
-  Winch has no such cache.
-- **The stall during a wasm swap** happens while the next module compiles,
-  not at the swap. Measured by hand before the change: a serial compile
-  (`Config::parallel_compilation(false)`) lowered the p99 during reloads
-  from ~4.3 to ~2.4–3.1 ms; compiling at nice 19 brought it down to the
-  steady-state p99. The host now compiles on a nice-19 thread and a nice-19
-  rayon pool (backend/wasm.rs `compile`). Measured by hand (2026-11-26, `--only
-  reload,stall`, same machine): adding `parallel_compilation(false)` to
-  that brings the longest wait during swaps to 6.9 ms and its p99 to 0.9 ms
-  (against 10.4 and 2.2 in the full run beside it), but the compile to 58.9
-  ms (against 45.6): the wasm reload goal is missed then. We keep the parallel compile:
-  a quick reload first, a few ms of worst-case wait second.
-  `SCHED_IDLE` instead of nice 19 for the compile threads (issue #13), run
-  with `--only reload,stall` one after the other on 2026-11-30 (Intel
-  Xeon, the machine otherwise idle; the bench's own load average 5–6):
-  nice 19 compiled in 127 ms p50 (reload 138 ms), longest wait during
-  swaps 13.9 ms, p99 2.6 ms; `SCHED_IDLE` compiled in 216 ms (reload
-  233 ms), longest wait 14.3 ms, p99 1.3 ms (a full run beside them: 159
-  ms, 14.6 ms, 1.1 ms). The same longest wait, half the p99, but reloads
-  under load 1.3–1.7 times as slow: back to nice 19. On this CPU the
-  compile alone takes 75–110 ms with the machine idle (`cln-autoreload
-  dev` swapping two builds of the 220 kB module, six times), where the
-  AMD EPYC of the earlier runs took ~46 ms: the 50 ms reload goal depends
-  on the CPU the bench runs on.
-- **Host memory across wasm reloads** (section 4) grows over the first
-  reloads and then stays: 80 reloads of hello-wasm (release, Winch) in one
-  host went from 25.2 MB to 33.3 MB after 10 and 33.7 MB after 80, with 6
-  threads throughout. No leak per reload.
-- **Syscalls, wake-ups and CPU per message against the byte pump**
-  (stdio path, bench-plugin, one call at a time, taken by hand on
-  2026-11-30 on an otherwise idle machine, after the host's I/O path was
-  rebuilt for issue #13, below): system calls with `strace -c -f` over
-  4 000 calls (the plugin's own one `read` and one `write` per call
-  subtracted), context switches and on-CPU time with
-  tests/profile/switches.py (20 000 calls, everything on one core, two
-  runs), and user-space instructions with tests/profile/stdio-callgrind.py
-  (`INFLIGHT=1`, 4 000 calls minus a run of none). Per round trip (two
-  messages):
-
-  | proxy | system calls | voluntary / involuntary switches | on-CPU µs | instructions |
-  | --- | --- | ---: | ---: | ---: |
-  | byte pump (2 threads) | 4: 2 `read`, 2 `write` | 1.95–1.96 / 0.17 | 6.9–9.7 | ~330 |
-  | minimal forwarder (2 threads) | 4: 2 `read`, 2 `write` | 1.95–1.96 / 0.28–0.30 | 11.6–16.2 | ~17 200 |
-  | cln-autoreload (1 thread), before | 8: 2 `read`, 2 `write`, 4 `epoll_wait` | 1.25–1.31 / 0.70–0.76 | 22.9–23.8 | ~36 400 |
-  | cln-autoreload (1 thread), now | 6: 2 `read`, 2 `writev`, 2 `epoll_wait` | 1.52–1.53 / 0.48–0.49 | 19.8–29.2 | ~22 100 |
-
-  ("Before" is the host at the start of this work, commit e1e7e16; its
-  switches and CPU were taken the same way on 2026-11-30 with other builds
-  sharing the machine.) What changed, each measured by the instruction
-  count: the loop reads lightningd's stdin itself instead of a reader task
-  passing frames over a channel, and writes to lightningd and to a native
-  plugin's stdin straight into the pipe (`writev` of the message and its
-  `"\n\n"`; host/src/outbox.rs), where a writer task per pipe took them
-  from a channel (36 400 → 25 050 with the three items after); a child's
-  exit is awaited by a task of its own, where the wait was polled beside
-  every read of its stdout; the maps looked up per message hash with
-  foldhash instead of SipHash; an answer from a plugin no longer builds
-  the ids of its start-up requests to compare with. Then (25 050 →
-  22 100): the loop is a spawned task, not `block_on`'s own future (waking
-  that future made the runtime poll its drivers once more: an
-  `epoll_wait` per message); a read makes room in its buffer only when
-  less than 4 KiB is left (asking for 64 KiB every time allocated a fresh
-  buffer per read, since the frames taken from it, kept in the table of
-  requests in flight, share the old one); a plugin's output, already
-  checked for UTF-8 as it is repaired, is not checked again.
-  Of the ~22 100 instructions left per round trip: ~8 200 find each
-  message's end and parse its envelope (`Framer::next_frame`, of which
-  `classify`'s serde_json parse ~4 900), ~3 300 the supervisor and router
-  (routing, the table of requests in flight), ~2 700 malloc/free, ~2 400
-  the runtime's parks (the time driver's wheel, `clock_gettime`, the IO
-  driver), ~1 200 the pipes' readiness, ~900 the writes. The host now
-  makes the pump's system calls plus one `epoll_wait` per message where
-  the pump blocks in `read`; it switches less often than the pump's two
-  threads (one thread that blocks once per message, and is preempted by
-  the plugin it writes to about every other call). What it spends beyond
-  the pump is the CPU above: placed by the scheduler it adds what the pump
-  adds (section 1), on one core about 1.9× (1.2× what the minimal
-  forwarder adds, which parses each message too).
-- **A wasm call** (stdio path, one `hello` at a time, callgrind as above
-  with `METHOD=hello`, 2 000 calls minus none, the module compiled in
-  both runs): hello-wasm built natively and driven directly runs ~10 150
-  instructions per call (14 850 before the guest SDK read its stdin as
-  below); inside the host, the same source as wasm runs ~64 400 with
-  Winch and ~51 400 with Cranelift. Of the Winch figure, ~36 000 are the
-  guest's compiled code (its fiber, less the WASI calls), ~5 000 its two
-  `fd_read` (one returns the message, one finds nothing and suspends the
-  fiber) and one `fd_write` through wasmtime-wasi's preview 1 adapter,
-  ~6 000 framing what it wrote, and ~11 000 the host's loop routing the
-  two messages, as for a native plugin. So the guest's own code is the
-  bound: compiled wasm does the native build's 10 000 instructions of work
-  in ~3.5 times as many with Winch (a baseline compiler) and ~2.3 times
-  with Cranelift. The guest SDK used to read stdin through serde_json's
-  reader-based stream deserializer, which reads a byte at a time and copies
-  each into a growing buffer, then parsed each message twice; it now reads
-  64 KiB at a time, finds each message's end with a bracket scan and parses
-  it once from the slice (guest-sdk/src/stream.rs), and serializes answers
-  into a reused buffer: a third fewer instructions natively, ~17 000 fewer
-  per call in wasm.
-- **Context switches per call** over lightning-rpc, all on one core: the
-  host's thread switches ~2.9 times per call (~1.1 voluntary, ~1.7
-  involuntary: the plugin it writes to preempts it), the forwarder's two
-  threads ~1.5 each; the stand-in's ~2 in both cases.
-"#;
+/// `template` with each `{name}` of `values` replaced by its value. A
+/// paragraph of prose is one line in the report but wrapped in its
+/// template, so single line breaks become spaces; a blank line stays a
+/// paragraph break.
+fn fill(template: &str, values: &[(&str, &dyn std::fmt::Display)]) -> String {
+    let mut out = template
+        .trim_end_matches('\n')
+        .split("\n\n")
+        .map(|p| p.replace('\n', " "))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    for (name, value) in values {
+        let key = format!("{{{name}}}");
+        debug_assert!(out.contains(&key), "{key} is not in the template");
+        out = out.replace(&key, &value.to_string());
+    }
+    out
+}
 
 fn socket_section(s: &mut String, p: &PassResults, counts: &Counts) {
     let r: &SocketResults = &p.socket;
     let _ = writeln!(s, "### Over lightning-rpc, through {}\n", p.name);
     let _ = writeln!(
         s,
-        "Calls over the node's unix socket, each connection kept open, to the plugin \
-         loaded by the node directly (`--plugin=X`) and through cln-autoreload \
-         (`--plugin=cln-autoreload --autoreload-plugin=X`), all nodes running side by \
-         side and taking turns. One caller: {} rounds × {} calls per arm. Concurrent: \
-         {} connections × {} calls each, {} rounds per arm; calls/s over the whole \
-         round. The nodes are started afresh {} times (so placed afresh), once with the \
-         processes placed by the scheduler and once all on one core. The wasm guest is \
-         examples/hello-wasm built for wasm32-wasip1 (release); its direct baseline is \
-         the same source built natively.\n",
-        r.rounds, r.calls, r.callers, r.conc_calls, r.conc_rounds, counts.epochs
+        "{}\n",
+        fill(
+            SOCKET,
+            &[
+                ("rounds", &r.rounds),
+                ("calls", &r.calls),
+                ("callers", &r.callers),
+                ("conc_calls", &r.conc_calls),
+                ("conc_rounds", &r.conc_rounds),
+                ("epochs", &counts.epochs),
+            ]
+        )
     );
     if let Some(e) = &r.pin_error {
         let _ = writeln!(s, "The one-core measurement could not run: {e}.\n");
@@ -1564,35 +1382,7 @@ fn socket_section(s: &mut String, p: &PassResults, counts: &Counts) {
 fn reload_section(s: &mut String, p: &PassResults) {
     let r: &ReloadResults = &p.reload;
     let _ = writeln!(s, "## 2. Reload latency, through {}\n", p.name);
-    let _ = writeln!(
-        s,
-        "Each case is its own node; one reload of every case per round, {} rounds, in \
-         rotating order. The new file is either written beside the old and renamed over \
-         it (how cargo and most editors save), or rewritten in place (truncate, write, \
-         close); **total** runs from the rename, or the close, to the first answer from \
-         the new version (a new pid, or the new `version`), polling the method over one \
-         connection in a tight loop. **trigger → serving** is `autoreload-status`'s \
-         `last_reload.duration_ms` (from the change being reported to the new version \
-         answering init); **compile** is `last_compile.duration_ms`; **detect** is total \
-         − trigger → serving: inotify, for an in-place write the settle window \
-         (`--autoreload-settle-ms`, 50 ms by default; a renamed file is complete when it \
-         appears and does not wait for it), and the first answer. wasm versions \
-         alternate between two builds of a copy of examples/hello-wasm with `VERSION` \
-         \"1\" and \"2\" (release builds with the README's release profile: `lto`, \
-         `opt-level = \"s\"`), real code edits built by cargo; every wasm case but \
-         the *revert* ones runs with both module caches off \
-         (`--autoreload-wasm-memory-cache-mb=0 --autoreload-wasm-cache-dir=off`), so \
-         each of its reloads compiles, as the first build of a new edit does; a \
-         *revert* case has both versions compiled once before it is measured, so each \
-         of its reloads is bytes the host has seen (caches on, the default). *Busy* \
-         cases add callers that call `hello` over connections of their own without \
-         pausing, from just before the save to the new version's first answer; *low \
-         priority* is `--autoreload-wasm-reload-priority=low` (nice 19, the host's \
-         behaviour before #22), side by side with the default (normal). Native \
-         versions are the same binary written again (a new pid), or a copy of \
-         examples/hello-py/hello.py alternating between two edits.\n",
-        r.rounds
-    );
+    let _ = writeln!(s, "{}\n", fill(RELOAD, &[("rounds", &r.rounds)]));
     if let Some(why) = &r.pyln {
         let _ = writeln!(s, "pyln-client cases skipped: {why}.\n");
     }
@@ -1690,12 +1480,8 @@ fn reload_section(s: &mut String, p: &PassResults) {
     if !r.restarts.is_empty() {
         let _ = writeln!(
             s,
-            "\nA host restart with hello-wasm's release build already compiled: each round \
-             a node on an empty cache directory (its start-up compiles), then a second node \
-             on the same directory (its start-up loads the module the first one kept). \
-             `last_compile.duration_ms`: from reading the file to the module ready, {} \
-             rounds.\n\n| compiler | compiled p10 / p50 / p90 ms | from disk p10 / p50 / p90 ms | module kB | disk entry kB |\n| --- | ---: | ---: | ---: | ---: |",
-            r.rounds
+            "\n{}\n\n| compiler | compiled p10 / p50 / p90 ms | from disk p10 / p50 / p90 ms | module kB | disk entry kB |\n| --- | ---: | ---: | ---: | ---: |",
+            fill(RESTARTS, &[("rounds", &r.rounds)])
         );
         for x in &r.restarts {
             let (c, d) = (Summary::of(&x.compiled), Summary::of(&x.disk));
@@ -1809,23 +1595,7 @@ fn issue22_goals(s: &mut String, r: &ReloadResults) {
 
 fn edit_section(s: &mut String, p: &PassResults, counts: &Counts) {
     let _ = writeln!(s, "## 5. Edit to live, through {}\n", p.name);
-    let _ = writeln!(
-        s,
-        "A developer's loop with build on save: `src/main.rs` of a copy of \
-         examples/hello-wasm (a crate of its own, kept between runs so its builds are \
-         warm) is saved in place with a new `VERSION`, and `hello` is called every \
-         millisecond until it answers with it. Nothing is run by hand: the host infers \
-         `cargo build --target wasm32-wasip1 [--release] -p hello-wasm` from the \
-         module's path, runs it on the save, and the rebuilt module reloads (Winch). Each \
-         build kind has its own copy and node; they take turns, {} save(s) each. The \
-         release build uses the README's release profile (`lto`, `opt-level = \"s\"`, \
-         `codegen-units = 1`): a smaller module that compiles faster, for a longer \
-         build. **rest** is total − build − reload: the sources' settle window (50 ms), \
-         starting cargo, the first answer; it can be shorter than the settle window, \
-         because the new module is noticed the moment cargo links it into place, before \
-         cargo itself has exited, so the build and the reload overlap.\n",
-        counts.edit_rounds
-    );
+    let _ = writeln!(s, "{}\n", fill(EDIT, &[("saves", &counts.edit_rounds)]));
     let _ = writeln!(
         s,
         "| build | module kB | total p10 ms | p50 ms | p90 ms | cargo build p50 ms | compile p50 ms | reload p50 ms | rest p50 ms |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -1853,15 +1623,15 @@ fn stall_section(s: &mut String, name: &str, st: &[StallResult], counts: &Counts
     let _ = writeln!(s, "## 3. Stall during reloads under load, through {name}\n");
     let _ = writeln!(
         s,
-        "{} callers, each on its own connection, call in a closed loop while the plugin \
-         is reloaded {} times, {} ms apart (renamed into place). A reload window runs \
-         from the rename to the first answer from the new version; a call overlapping a \
-         window counts as *during*, a call clear of every window by 100 ms as *steady*. \
-         **Stall** is the longest any call waited during a reload. A call with no answer \
-         within 10 s is *lost*.\n",
-        counts.stall_callers,
-        counts.stall_reloads,
-        counts.stall_gap.as_millis()
+        "{}\n",
+        fill(
+            STALL,
+            &[
+                ("callers", &counts.stall_callers),
+                ("reloads", &counts.stall_reloads),
+                ("gap_ms", &counts.stall_gap.as_millis()),
+            ]
+        )
     );
     let _ = writeln!(
         s,
@@ -1891,10 +1661,8 @@ fn stall_section(s: &mut String, name: &str, st: &[StallResult], counts: &Counts
     }
     let _ = writeln!(
         s,
-        "\nWhere in each reload its longest call waited: *before the swap* means it \
-         was answered more than 1 ms before the new version's first answer (by the \
-         old version, while the new one was being prepared), *at the swap* within \
-         1 ms of it or after.\n\n| plugin | longest wait per reload: p50 ms | max ms | before the swap | at the swap | the longest began after the rename, ms |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+        "\n{}\n\n| plugin | longest wait per reload: p50 ms | max ms | before the swap | at the swap | the longest began after the rename, ms |\n| --- | ---: | ---: | ---: | ---: | ---: |",
+        fill(STALL_WHERE, &[])
     );
     for r in st {
         let waits: Vec<f64> = r.per_reload.iter().map(|w| w.0).collect();
@@ -1920,20 +1688,7 @@ fn stall_section(s: &mut String, name: &str, st: &[StallResult], counts: &Counts
 
 fn dbwrite_section(s: &mut String, p: &PassResults) {
     let _ = writeln!(s, "## 6. db_write during a reload, through {}\n", p.name);
-    let _ = writeln!(
-        s,
-        "lightningd does nothing else while a `db_write` is unanswered (the whole node \
-         waits), so a write that comes while the plugin reloads freezes the node until a \
-         version can answer it. Each round: one write to the serving plugin (*steady*), \
-         then the plugin file is renamed over, and once `autoreload-status` no longer says \
-         *serving* one write is sent and timed until answered (*during*). Both plugins take \
-         `db_write`, so they reload break-before-make by default (a plugin that journals \
-         the database may read its journal as it starts): a write sent during a reload \
-         waits while the old version finishes, exits and the new one starts and answers \
-         init (for wasm, a module compiled before comes from the cache). The \
-         stand-in's `dev-db-write` sends the write exactly as lightningd does. Only \
-         against the stand-in: a real lightningd writes when it has something to write.\n"
-    );
+    let _ = writeln!(s, "{}\n", fill(DBWRITE, &[]));
     let _ = writeln!(
         s,
         "| plugin | rounds | steady p50 / max ms | **during a reload p50 / p90 / max ms** | reload p50 ms | state when sent |\n| --- | ---: | ---: | ---: | ---: | --- |"
@@ -2004,28 +1759,24 @@ fn native_bound(a: &NativeArm, p: &PassResults, w: Spread) -> String {
             f1(median(&a.handover_ms))
         )
     };
-    format!(
-        "**a call waits ≤ {goal} ms during a native reload of {}, {}, through {}** \
-         (longest wait per reload {} ms p50; break-before-make {} ms). The baseline is \
-         the longest of as many steady-state calls: {} ms p50 ({} callers in a closed \
-         loop; steady p99 {} ms, max {} ms), so most of the figure is the machine, not \
-         the reload: the longest of a thousand calls on 2 cores shared by the callers, \
-         the node, the host and the plugin is several ms with no reload at all. What the \
-         reload adds: in {before} of {} reloads the longest wait ended more than 1 ms \
-         before the new version's first answer, i.e. the old version answered it late \
-         while the new one was starting beside it and taking CPU ({start}); the others \
-         waited at the switch.{handover} No call is held for the start-up: that is what \
-         break-before-make costs.",
-        plugin_name(a),
-        a.mode,
-        p.name,
-        w.show(1),
-        bbm.map_or("–".into(), f1),
-        base.show(1),
-        r.callers,
-        f1(steady.p99 / 1000.0),
-        f1(steady.max / 1000.0),
-        r.per_reload.len(),
+    fill(
+        BOUND_NATIVE_WAIT,
+        &[
+            ("goal", &goal),
+            ("plugin", &plugin_name(a)),
+            ("mode", &a.mode),
+            ("node", &p.name),
+            ("waits", &w.show(1)),
+            ("bbm", &bbm.map_or("–".into(), f1)),
+            ("base", &base.show(1)),
+            ("callers", &r.callers),
+            ("steady_p99", &f1(steady.p99 / 1000.0)),
+            ("steady_max", &f1(steady.max / 1000.0)),
+            ("before", &before),
+            ("reloads", &r.per_reload.len()),
+            ("start", &start),
+            ("handover", &handover),
+        ],
     )
 }
 
@@ -2038,33 +1789,16 @@ fn native_section(s: &mut String, p: &PassResults, counts: &Counts) {
     );
     let _ = writeln!(
         s,
-        "As in section 3: {} callers, each on its own connection, call in a closed loop \
-         while the plugin file is saved (renamed into place) {} times per round, {} ms \
-         apart; {} rounds, each on a fresh node, the arms taking turns. \
-         *Warm start* is the default (`--autoreload-overlap=warm`): the new version \
-         starts and answers getmanifest beside the old one; then calls wait while the \
-         old one drains, hands over its state and exits, and the new one gets init. \
-         *Full overlap* (`=full`): the new version answers init too beside the old \
-         one, which serves until then. *Break-before-make* (`=false`): the old version \
-         drains and stops, then the new one starts, calls waiting meanwhile. A reload window runs from the \
-         rename to the first answer from the new version (a new pid); for each reload, \
-         the longest wait of a call overlapping its window and the p50 of those calls; \
-         the table gives the median over the reloads and, in brackets, p10–p90. \
-         **longest of as many steady calls** is the baseline for the longest wait: per \
-         reload, the longest of as many calls as overlapped its window, taken from the \
-         steady-state calls just before it (clear of every reload by 100 ms): with \
-         callers in a closed loop on 2 shared cores, the longest of a few thousand \
-         calls is several ms without any reload. \
-         `bench-plugin` (Rust) keeps no state; hello.py (examples/hello-py, pyln-client) \
-         keeps its `calls` with python/cln_autoreload_state.py (found through \
-         `PYTHONPATH`), so each of its reloads includes a state hand-over, calls held \
-         meanwhile (break-before-make saves the state while the old version drains and \
-         restores it after the new one's init, so there its hand-over time spans the \
-         start-up).\n",
-        counts.stall_callers,
-        n.per_round,
-        counts.stall_gap.as_millis(),
-        n.rounds
+        "{}\n",
+        fill(
+            NATIVE,
+            &[
+                ("callers", &counts.stall_callers),
+                ("per_round", &n.per_round),
+                ("gap_ms", &counts.stall_gap.as_millis()),
+                ("rounds", &n.rounds),
+            ]
+        )
     );
     if let Some(why) = &n.pyln {
         let _ = writeln!(s, "hello.py skipped: {why}.\n");
@@ -2128,10 +1862,8 @@ fn native_section(s: &mut String, p: &PassResults, counts: &Counts) {
     if !rows.is_empty() {
         let _ = writeln!(
             s,
-            "\n*Before the swap* means the longest call of a reload was answered more \
-             than 1 ms before the new version's first answer (by the old version, while \
-             the new one started); otherwise it waited at the switch or for the new \
-             version.\n\n| plugin, mode | longest wait p50: break-before-make / this mode | longest before the swap, this mode | longest before the swap, break-before-make |\n| --- | ---: | ---: | ---: |"
+            "\n{}\n\n| plugin, mode | longest wait p50: break-before-make / this mode | longest before the swap, this mode | longest before the swap, break-before-make |\n| --- | ---: | ---: | ---: |",
+            fill(NATIVE_BEFORE_SWAP, &[])
         );
         for r in rows {
             let _ = writeln!(s, "{r}");
@@ -2154,17 +1886,15 @@ fn handover_section(s: &mut String, p: &PassResults, counts: &Counts) {
     );
     let _ = writeln!(
         s,
-        "tests/plugins/stateful.py (stdlib Python, declares `\"autoreload\": {{\"state\": \
-         true}}`) with `STATE_SIZE` bytes of padding in its state, two versions saved in \
-         turn (renamed into place), reloaded warm (the default), {} callers calling `count` in a \
-         closed loop as in section 7; {} rounds of {} reloads per size, each on a fresh \
-         node, the sizes taking turns. **hand-over** is `autoreload-status`'s \
-         `last_handover.duration_ms`, read after each reload: from the save request to \
-         the old version (sent once it has nothing in flight) to the new version's \
-         answer to the restore; calls are held meanwhile. **longest wait** is, per \
-         reload, the longest wait of a call overlapping the reload window (rename → first \
-         answer from the new version). Medians over the reloads, p10–p90 in brackets.\n",
-        counts.stall_callers, h.rounds, h.per_round
+        "{}\n",
+        fill(
+            HANDOVER,
+            &[
+                ("callers", &counts.stall_callers),
+                ("rounds", &h.rounds),
+                ("per_round", &h.per_round),
+            ]
+        )
     );
     let _ = writeln!(
         s,
@@ -2204,13 +1934,15 @@ fn handover_section(s: &mut String, p: &PassResults, counts: &Counts) {
                 (median(&big.ms) - median(&small.ms)) / (big.size as f64 / f64::from(1 << 20));
             let _ = writeln!(
                 s,
-                "\nEach MiB of state adds about {} ms to the hand-over (the medians of {} and {}), \
-                 the calls waiting as long: the old version serializes it (Python's `json`), \
-                 the host reads, checks and forwards it, the new version parses it. \
-                 An empty state's hand-over is two round trips to Python processes.",
-                f1(per_mib),
-                size_label(big.size),
-                size_label(small.size)
+                "\n{}",
+                fill(
+                    HANDOVER_PER_MIB,
+                    &[
+                        ("per_mib", &f1(per_mib)),
+                        ("big", &size_label(big.size)),
+                        ("small", &size_label(small.size)),
+                    ]
+                )
             );
         }
     }
@@ -2226,3 +1958,7 @@ fn handover_section(s: &mut String, p: &PassResults, counts: &Counts) {
     }
     s.push('\n');
 }
+
+#[cfg(test)]
+#[path = "report_tests.rs"]
+mod tests;
