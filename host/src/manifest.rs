@@ -10,8 +10,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Prefix of every option and method that belongs to the host itself.
-pub const HOST_PREFIX: &str = "autoreload-";
+pub use crate::options::HOST_PREFIX;
 
 // The hooks lightningd knows, which of them take filters, the option types
 // and the topics only lightningd may send are facts the guest SDK and the
@@ -525,54 +524,10 @@ fn short(v: &Value) -> String {
     crate::framing::preview(v.to_string().as_bytes(), 200)
 }
 
-/// The host's own options, as declared to lightningd.
+/// The host's own options, as declared to lightningd (from their
+/// definitions, [`crate::options::ALL`]).
 pub fn host_options() -> Vec<Value> {
-    vec![
-        json!({"name": "autoreload-plugin", "type": "string", "multi": true,
-               "description": "Path of a plugin to run and reload when its file changes (an executable, or a .wasm module); may be given several times"}),
-        json!({"name": "autoreload-grace-ms", "type": "int", "default": 2000,
-               "description": "On reload, how long the old instance may take to finish requests in flight before it is stopped"}),
-        json!({"name": "autoreload-settle-ms", "type": "int", "default": 50,
-               "description": "How long a changed file must stay quiet before it is reloaded"}),
-        json!({"name": "autoreload-overlap", "type": "string", "multi": true,
-               "description": "[PLUGIN::]true|false: start a new version while the old one serves (true, the default), or stop the old one first (false: for plugins that cannot run twice at once, holding a port or a lock)"}),
-        json!({"name": "autoreload-start-timeout-ms", "type": "int", "default": 60000,
-               "description": "How long a new version may take to answer getmanifest, and then init, before it counts as broken"}),
-        json!({"name": "autoreload-build", "type": "string", "multi": true,
-               "description": "[PLUGIN::]COMMAND to run (sh -c, in the plugin's project directory) when its sources change; 'none' turns off the inferred cargo build"}),
-        json!({"name": "autoreload-watch", "type": "string", "multi": true,
-               "description": "[PLUGIN::]DIR whose changes rebuild (or, without a build, reload) the plugin; relative to its project directory"}),
-        json!({"name": "autoreload-reregister-on-change", "type": "bool", "default": false,
-               "description": "When a reload adds methods, hooks or options, make lightningd re-register cln-autoreload (needs a wrapper script; see autoreload-reregister)"}),
-        json!({"name": "autoreload-wasm-compiler", "type": "string", "default": "winch",
-               "description": "Compiler for .wasm plugins: winch (fast reloads) or cranelift (faster code)"}),
-        json!({"name": "autoreload-wasm-max-memory-mb", "type": "int", "default": 256,
-               "description": "Memory cap of a .wasm plugin instance, in MiB"}),
-        json!({"name": "autoreload-wasm-request-timeout-ms", "type": "int", "default": 10000,
-               "description": "A .wasm plugin computing this long without reading or writing is stopped, its request answered"}),
-        json!({"name": "autoreload-wasm-cache-dir", "type": "string",
-               "description": "Directory of the on-disk cache of compiled .wasm modules (default: $XDG_CACHE_HOME or ~/.cache, then cln-autoreload/wasm); off: none"}),
-        json!({"name": "autoreload-wasm-cache-mb", "type": "int", "default": 256,
-               "description": "The most the on-disk cache of compiled .wasm modules holds, in MiB (least recently used dropped first; 0: none)"}),
-        json!({"name": "autoreload-wasm-memory-cache-mb", "type": "int", "default": 64,
-               "description": "The most compiled code the host keeps in memory for .wasm modules seen in this run, in MiB (0: none)"}),
-        json!({"name": "autoreload-wasm-reload-priority", "type": "string", "default": "normal",
-               "description": "CPU priority of a .wasm reload's compile while the old version serves: normal (a save serves soonest) or low (calls first)"}),
-        json!({"name": "autoreload-wasm-dir", "type": "string", "multi": true,
-               "description": "HOST[:GUEST] directory a .wasm plugin may use (none by default)"}),
-        json!({"name": "autoreload-wasm-rpc-allow", "type": "string", "multi": true,
-               "description": "[PLUGIN::]METHOD lightningd methods a .wasm plugin may call (default: all; * for all)"}),
-        json!({"name": "autoreload-native-sandbox", "type": "string", "multi": true,
-               "description": "[PLUGIN::]on|best-effort|off: run native plugins (all, or PLUGIN) in a Landlock sandbox that hides the lightning dir's secrets"}),
-        json!({"name": "autoreload-native-allow", "type": "string", "multi": true,
-               "description": "[PLUGIN::]PATH[:rw] a sandboxed native plugin may also read (or write); relative to <lightning-dir>/<network>"}),
-        json!({"name": "autoreload-native-net", "type": "string", "multi": true,
-               "description": "[PLUGIN::]any|none|PORT,... TCP a sandboxed native plugin may connect to and bind (default: none)"}),
-        json!({"name": "autoreload-native-env", "type": "string", "multi": true,
-               "description": "[PLUGIN::]NAME,... environment variables a sandboxed native plugin keeps (default: all; NAME* for a prefix)"}),
-        json!({"name": "autoreload-native-rpc-allow", "type": "string", "multi": true,
-               "description": "[PLUGIN::]METHOD lightningd methods a sandboxed native plugin may call over lightning-rpc (default: read-only methods; * for all)"}),
-    ]
+    crate::options::manifest_entries()
 }
 
 /// The host's own rpc methods, as declared to lightningd.
