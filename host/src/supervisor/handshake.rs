@@ -8,7 +8,7 @@
 //! routing tables built from them. Must not: start or stop anything but
 //! through [`super::lifecycle`].
 
-use super::lifecycle::{overlap_problems, OPT_OVERLAP};
+use super::lifecycle::{overlap_problems, parse_overlap, OPT_OVERLAP};
 use super::plugin::*;
 use super::*;
 use crate::backend::wasm;
@@ -184,7 +184,7 @@ impl Supervisor {
             self.out.log(Level::Warn, w);
         }
         self.config.native = native;
-        self.config.overlap = strings(OPT_OVERLAP);
+        self.config.overlap = parse_overlap(&strings(OPT_OVERLAP));
         for w in overlap_problems(&self.config.overlap, &names) {
             self.out.log(Level::Warn, w);
         }

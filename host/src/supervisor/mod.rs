@@ -76,8 +76,8 @@ pub struct Config {
     /// How long a new version may take to answer getmanifest, and then
     /// init.
     pub start_timeout: Duration,
-    /// `autoreload-overlap` values: `[PLUGIN::]true|false`.
-    pub overlap: Vec<String>,
+    /// `autoreload-overlap` values: `[PLUGIN::]MODE`.
+    pub overlap: lifecycle::Overlap,
 }
 
 impl Default for Config {
@@ -93,7 +93,7 @@ impl Default for Config {
             reregister_on_change: false,
             cwd: None,
             start_timeout: Duration::from_secs(60),
-            overlap: vec![],
+            overlap: lifecycle::Overlap::default(),
         }
     }
 }
