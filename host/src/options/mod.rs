@@ -12,12 +12,15 @@
 //! value (the supervisor, the sandbox, the wasm backend do), log, or do
 //! I/O (but for the README test).
 
+mod given;
 mod per_plugin;
 
+pub use given::Given;
 pub use per_plugin::{PerPlugin, Scope, Scoped, BIND};
 
 use cln_protocol::OptionType;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// What an option is worth when lightningd's command line and config do
 /// not give it.
@@ -57,6 +60,16 @@ impl DefaultValue {
         matches!(self, DefaultValue::Bool(true))
     }
 
+    /// An `int` default counted in milliseconds; 0 for any other.
+    pub const fn millis(self) -> Duration {
+        Duration::from_millis(self.int().unsigned_abs())
+    }
+
+    /// An `int` default counted in MiB, in bytes; 0 for any other.
+    pub const fn mib(self) -> u64 {
+        self.int().unsigned_abs() << 20
+    }
+
     /// A `string` default, for the host's own settings; "" for any other.
     pub const fn str(self) -> &'static str {
         match self {
@@ -85,6 +98,10 @@ pub struct Def {
     pub shown_default: &'static str,
     /// What it does, in README.md's words.
     pub doc: &'static str,
+    /// Read from lightningd's command line and config files already at
+    /// start-up (see [`crate::locate::Located::early`]): a plugin's first
+    /// start, before `init`, needs it.
+    pub early: bool,
 }
 
 impl Def {
@@ -123,6 +140,7 @@ pub const PLUGIN: Def = Def {
     syntax: "PATH",
     shown_default: "none",
     doc: "the plugin to run and reload; may be given several times (native and wasm mixed)",
+    early: false,
 };
 
 /// `autoreload-build`.
@@ -135,6 +153,7 @@ pub const BUILD: Def = Def {
     syntax: "[PLUGIN::]COMMAND",
     shown_default: "inferred",
     doc: "the command that rebuilds the plugin when its sources change (`sh -c`, in its project directory); `none` turns the inferred one off. See \"Build on save\"",
+    early: false,
 };
 
 /// `autoreload-watch`.
@@ -147,6 +166,7 @@ pub const WATCH: Def = Def {
     syntax: "[PLUGIN::]DIR",
     shown_default: "inferred",
     doc: "a source directory (relative to the project directory) whose changes rebuild the plugin, or reload it if there is no build; may be given several times",
+    early: false,
 };
 
 /// `autoreload-reregister-on-change`.
@@ -159,6 +179,7 @@ pub const REREGISTER_ON_CHANGE: Def = Def {
     syntax: "BOOL",
     shown_default: "false",
     doc: "when a reload adds or changes methods, hooks, subscriptions or options, re-register with lightningd by itself (see `autoreload-reregister`)",
+    early: false,
 };
 
 /// `autoreload-overlap`.
@@ -171,6 +192,7 @@ pub const OVERLAP: Def = Def {
     syntax: "[PLUGIN::]MODE",
     shown_default: "`warm` (`false` for a plugin with the `db_write` hook, unless `PLUGIN::` names it)",
     doc: "how a new version runs beside the old one: `warm` (it starts and answers getmanifest beside it, and gets `init` once the old one is gone), `false` or `cold` (the old one stops before the new one starts), `full` or `true` (its `init` too runs beside the old one). See \"What happens on a reload\"",
+    early: false,
 };
 
 /// `autoreload-grace-ms`.
@@ -183,6 +205,7 @@ pub const GRACE_MS: Def = Def {
     syntax: "N",
     shown_default: "2000",
     doc: "on reload, how long the old version may take to finish the calls it has in flight before it is stopped; also how long a version may take to save or restore its state (at least 5 s)",
+    early: false,
 };
 
 /// `autoreload-start-timeout-ms`.
@@ -195,6 +218,7 @@ pub const START_TIMEOUT_MS: Def = Def {
     syntax: "N",
     shown_default: "60000",
     doc: "how long a new version may take to answer `getmanifest`, and then `init`, before it counts as broken",
+    early: false,
 };
 
 /// `autoreload-settle-ms`.
@@ -207,6 +231,7 @@ pub const SETTLE_MS: Def = Def {
     syntax: "N",
     shown_default: "50",
     doc: "how long a file rewritten in place must stay quiet before it counts as saved (a file renamed into place or hard-linked, as cargo and most editors save, is complete at once and does not wait); also how long source trees must stay quiet before a build",
+    early: false,
 };
 
 /// `autoreload-wasm-compiler`.
@@ -219,6 +244,7 @@ pub const WASM_COMPILER: Def = Def {
     syntax: "C",
     shown_default: "`winch`",
     doc: "compiler for `.wasm` plugins: `winch` (compiles several times faster: quick reloads) or `cranelift` (optimizes: faster code, a quarter fewer instructions per call for hello-wasm)",
+    early: true,
 };
 
 /// `autoreload-wasm-max-memory-mb`.
@@ -231,6 +257,7 @@ pub const WASM_MAX_MEMORY_MB: Def = Def {
     syntax: "N",
     shown_default: "256",
     doc: "memory cap of a `.wasm` instance; past it, allocation fails and the instance is replaced",
+    early: false,
 };
 
 /// `autoreload-wasm-request-timeout-ms`.
@@ -243,6 +270,7 @@ pub const WASM_REQUEST_TIMEOUT_MS: Def = Def {
     syntax: "N",
     shown_default: "10000",
     doc: "a `.wasm` instance that computes this long without reading or writing anything is stopped: its request is answered with an error (a hook with `continue`) and a fresh instance takes over",
+    early: false,
 };
 
 /// `autoreload-wasm-dir`.
@@ -255,6 +283,7 @@ pub const WASM_DIR: Def = Def {
     syntax: "HOST[:GUEST]",
     shown_default: "none",
     doc: "a directory a `.wasm` plugin may use (read-write), seen by it as `GUEST`; may be given several times. By default it sees no file at all: the lightning dir holds `hsm_secret`. Read from lightningd's command line and config files already at start-up, so a plugin has it before `init` (where `db_write` comes)",
+    early: true,
 };
 
 /// `autoreload-wasm-rpc-allow`.
@@ -267,6 +296,7 @@ pub const WASM_RPC_ALLOW: Def = Def {
     syntax: "[PLUGIN::]METHOD",
     shown_default: "all",
     doc: "lightningd methods a `.wasm` plugin may call (`*`: all); may be given several times. A refused call is an error to the plugin and a warning in the log",
+    early: false,
 };
 
 /// `autoreload-wasm-cache-dir`.
@@ -279,6 +309,7 @@ pub const WASM_CACHE_DIR: Def = Def {
     syntax: "DIR",
     shown_default: "`$XDG_CACHE_HOME` or `~/.cache`, then `cln-autoreload/wasm`",
     doc: "where compiled `.wasm` modules are kept across restarts; `off`: nowhere. See [docs/wasm.md](docs/wasm.md#the-module-caches)",
+    early: true,
 };
 
 /// `autoreload-wasm-cache-mb`.
@@ -291,6 +322,7 @@ pub const WASM_CACHE_MB: Def = Def {
     syntax: "N",
     shown_default: "256",
     doc: "the most that directory holds (least recently used dropped first); 0: no disk cache",
+    early: true,
 };
 
 /// `autoreload-wasm-memory-cache-mb`.
@@ -303,6 +335,7 @@ pub const WASM_MEMORY_CACHE_MB: Def = Def {
     syntax: "N",
     shown_default: "64",
     doc: "the most compiled code kept in memory for modules seen in this run (a revert, a crash, `autoreload-restart`); 0: none",
+    early: true,
 };
 
 /// `autoreload-wasm-reload-priority`.
@@ -315,6 +348,7 @@ pub const WASM_RELOAD_PRIORITY: Def = Def {
     syntax: "P",
     shown_default: "`normal`",
     doc: "CPU priority of a reload's compile while the old version serves: `normal` (a save serves soonest) or `low` (nice 19: calls first, the reload waits on a busy node)",
+    early: false,
 };
 
 /// `autoreload-native-sandbox`.
@@ -327,6 +361,7 @@ pub const NATIVE_SANDBOX: Def = Def {
     syntax: "[PLUGIN::]MODE",
     shown_default: "off",
     doc: "`on`: run the native plugin (every one, or `PLUGIN`) in a Landlock sandbox that hides the lightning dir's secrets; `best-effort`: the same, but started even where the kernel cannot enforce it all; `off`. See \"Sandboxing native plugins\"",
+    early: true,
 };
 
 /// `autoreload-native-allow`.
@@ -339,6 +374,7 @@ pub const NATIVE_ALLOW: Def = Def {
     syntax: "[PLUGIN::]PATH[:rw]",
     shown_default: "none",
     doc: "a path a sandboxed plugin may also read (`:rw`: and write); relative paths are in `<lightning-dir>/<network>`; may be given several times",
+    early: true,
 };
 
 /// `autoreload-native-net`.
@@ -351,6 +387,7 @@ pub const NATIVE_NET: Def = Def {
     syntax: "[PLUGIN::]NET",
     shown_default: "`none`",
     doc: "TCP a sandboxed plugin may connect to and bind: `any`, `none`, or ports `9735,8080`",
+    early: true,
 };
 
 /// `autoreload-native-env`.
@@ -363,6 +400,7 @@ pub const NATIVE_ENV: Def = Def {
     syntax: "[PLUGIN::]NAME,...",
     shown_default: "all",
     doc: "the environment variables a sandboxed plugin keeps (`NAME*` for a prefix); `LIGHTNINGD_*` and `TMPDIR` always",
+    early: true,
 };
 
 /// `autoreload-native-rpc-allow`.
@@ -375,6 +413,7 @@ pub const NATIVE_RPC_ALLOW: Def = Def {
     syntax: "[PLUGIN::]METHOD",
     shown_default: "read-only methods",
     doc: "lightningd methods a sandboxed plugin may call over `lightning-rpc` (`*`: all); a refused call is an error to the plugin and a warning in the log. See [docs/sandbox.md](docs/sandbox.md)",
+    early: true,
 };
 
 /// Every option, in the order the manifest declares them and README.md
@@ -535,6 +574,28 @@ mod tests {
                 d.name
             );
         }
+    }
+
+    // The settings that are enums take their default from their own type;
+    // the definitions must say the same.
+    #[test]
+    fn the_hosts_settings_start_at_the_defined_defaults() {
+        use crate::backend::wasm;
+        let w = wasm::Settings::default();
+        assert_eq!(
+            wasm::Compiler::parse(WASM_COMPILER.default.str()),
+            Some(w.compiler)
+        );
+        assert_eq!(
+            wasm::Priority::parse(WASM_RELOAD_PRIORITY.default.str()),
+            Some(w.reload_priority)
+        );
+        assert_eq!(w.max_memory as u64, WASM_MAX_MEMORY_MB.default.mib());
+        assert_eq!(w.cache.disk_max, 256 << 20);
+        let c = crate::supervisor::Config::default();
+        assert_eq!(c.grace, std::time::Duration::from_millis(2000));
+        assert_eq!(c.start_timeout, std::time::Duration::from_secs(60));
+        assert!(!c.reregister_on_change);
     }
 
     #[test]

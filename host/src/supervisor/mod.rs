@@ -34,6 +34,7 @@ use crate::jsonrpc::{self, ErrorKind};
 use crate::link::Level;
 use crate::locate::Located;
 use crate::manifest::Manifest;
+use crate::options;
 use crate::router::{Decision, ReqKind, Request, Router};
 use crate::sandbox;
 use bytes::Bytes;
@@ -83,16 +84,16 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            grace: Duration::from_millis(2000),
-            settle: Duration::from_millis(50),
+            grace: options::GRACE_MS.default.millis(),
+            settle: options::SETTLE_MS.default.millis(),
             stop_timeout: Duration::from_millis(1000),
             developer: false,
             wasm: wasm::Settings::default(),
             native: sandbox::Options::default(),
             rpc_socket: None,
-            reregister_on_change: false,
+            reregister_on_change: options::REREGISTER_ON_CHANGE.default.bool(),
             cwd: None,
-            start_timeout: Duration::from_secs(60),
+            start_timeout: options::START_TIMEOUT_MS.default.millis(),
             overlap: lifecycle::Overlap::default(),
         }
     }
