@@ -979,6 +979,25 @@ mod tests {
         assert_eq!(w.len(), 2, "{w:?}");
     }
 
+    // The words of each warning, as they were before the values were
+    // read by options::PerPlugin.
+    #[test]
+    fn warnings_name_the_value_and_what_is_done_with_it() {
+        let mut o = opts(&["x.py::on", "a.py::onn"], &["y.py::/p"], &["a.py::nope"]);
+        o.push(OPT_RPC_ALLOW, "getinfo".into());
+        let w = o.check(&["a.py".into(), "b".into()]);
+        assert_eq!(
+            w,
+            [
+                "autoreload-native-sandbox=x.py::on: no managed plugin is called 'x.py' (managed: a.py, b): ignored",
+                "autoreload-native-sandbox=a.py::onn: 'onn' is not on, off or best-effort: the plugin is sandboxed (on)",
+                "autoreload-native-allow=y.py::/p: no managed plugin is called 'y.py' (managed: a.py, b): ignored",
+                "autoreload-native-net=a.py::nope: 'nope' is not any, none or a TCP port: no network (none)",
+                "autoreload-native-rpc-allow: b is not sandboxed (autoreload-native-sandbox): the list does not apply to it, it may call every method",
+            ]
+        );
+    }
+
     #[test]
     fn secrets() {
         for s in [

@@ -1,8 +1,8 @@
 //! Plugin manifests: reading a plugin's `getmanifest` answer and making it
-//! safe to hand to lightningd ([`check`]), merging it with the other
-//! plugins' and the host's own options and methods ([`merge`]), and
-//! describing what changed between two versions ([`diff`]); which names
-//! lightningd keeps for itself is in [`builtin`].
+//! safe to hand to lightningd (`check.rs`), merging it with the other
+//! plugins' and the host's own options and methods (`merge.rs`), and
+//! describing what changed between two versions (`diff.rs`); which names
+//! lightningd keeps for itself is in `builtin.rs`.
 //!
 //! Owns: every rule about manifest contents. Must not: talk to processes or
 //! lightningd; it works on values only.
