@@ -40,6 +40,11 @@ impl CachedInit {
         self.host.get(name)
     }
 
+    /// The host's own option values, to read by their definitions.
+    pub fn host_options(&self) -> crate::options::Given<'_> {
+        crate::options::Given::new(&self.host)
+    }
+
     /// The init params for a generation whose manifest is `current`, given
     /// the manifest lightningd registered (`registered`): lightningd's
     /// values for options both know, the declared default for options only

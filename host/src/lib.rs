@@ -17,6 +17,7 @@ pub mod keep;
 pub mod link;
 pub mod locate;
 pub mod manifest;
+pub mod options;
 pub mod outbox;
 pub mod rebuild;
 pub mod reregister;

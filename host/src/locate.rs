@@ -17,23 +17,19 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The option lightningd users write.
-pub const OPTION: &str = "autoreload-plugin";
+pub const OPTION: &str = crate::options::PLUGIN.name;
 /// The directories a wasm plugin may use: needed before init too, since
 /// lightningd calls `db_write` there (a backup plugin writes its copy).
-pub const WASM_DIR: &str = "autoreload-wasm-dir";
-/// The native sandbox's options: the plugin's first start, which answers
-/// getmanifest, is already sandboxed.
-const NATIVE_PREFIX: &str = "autoreload-native-";
+pub const WASM_DIR: &str = crate::options::WASM_DIR.name;
 
 /// Whether `name` is one of the host's options needed before init (see
-/// [`Located::early`]).
+/// [`Located::early`]): the directories a wasm plugin may use, the native
+/// sandbox (the plugin's first start, which answers getmanifest, is
+/// already sandboxed), the wasm caches and compiler (the first start of a
+/// wasm plugin already looks in the caches, and compiles with the
+/// compiler asked for). Each option's definition says ([`crate::options::Def::early`]).
 fn early(name: &str) -> bool {
-    name == WASM_DIR
-        || name.starts_with(NATIVE_PREFIX)
-        // The first start of a wasm plugin already looks in the caches,
-        // and compiles with the compiler asked for.
-        || crate::backend::wasm::CacheSettings::is_option(name)
-        || name == crate::backend::wasm::OPT_COMPILER
+    crate::options::find(name).is_some_and(|d| d.early)
 }
 /// Environment variable naming plugins, `:`-separated.
 pub const ENV_VAR: &str = "AUTORELOAD_PLUGIN";

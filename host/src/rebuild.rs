@@ -7,15 +7,13 @@
 //! anything (a build rewrites the plugin file; the file watcher does the
 //! rest) or block the event loop.
 
+use crate::options::{PerPlugin, BIND};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Separates a plugin's name from the value in `autoreload-build` and
-/// `autoreload-watch` (`hello.wasm::cargo build ...`).
-pub const BIND: &str = "::";
 /// How long a build may run before it is stopped.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 const MAX_LINES: usize = 2000;
@@ -52,29 +50,28 @@ impl Spec {
 }
 
 /// Splits option values by plugin: `NAME::VALUE` binds to the plugin whose
-/// file name is NAME; a value without a known NAME binds to the first
-/// plugin. Returns one list per plugin, and warnings.
+/// file name is NAME; a value without a known NAME binds, whole, to the
+/// first plugin (a command may hold `::` of its own). Returns one list
+/// per plugin, and warnings.
 pub fn bind(values: &[String], names: &[String]) -> (Vec<Vec<String>>, Vec<String>) {
     let mut out = vec![vec![]; names.len()];
     let mut warnings = vec![];
-    for v in values {
-        let bound = v.split_once(BIND).and_then(|(n, rest)| {
-            names
-                .iter()
-                .position(|x| x == n)
-                .map(|i| (i, rest.to_string()))
-        });
-        match bound {
-            Some((i, rest)) => out[i].push(rest),
+    for v in PerPlugin::parse(values, |_| ()).iter() {
+        let named = v
+            .plugin
+            .as_ref()
+            .and_then(|n| names.iter().position(|x| x == n));
+        match named {
+            Some(i) => out[i].push(v.text.clone()),
             None if names.is_empty() => {}
             None => {
                 if names.len() > 1 {
                     warnings.push(format!(
-                        "'{v}' names no plugin: it applies to {}. Write PLUGIN{BIND}VALUE to choose",
-                        names[0]
+                        "'{}' names no plugin: it applies to {}. Write PLUGIN{BIND}VALUE to choose",
+                        v.raw, names[0]
                     ));
                 }
-                out[0].push(v.clone());
+                out[0].push(v.raw.clone());
             }
         }
     }
@@ -363,6 +360,10 @@ mod tests {
         assert_eq!(w.len(), 1);
         let (b, w) = bind(&["cargo build".into()], &names[..1]);
         assert_eq!((b, w.len()), (vec![vec!["cargo build".to_string()]], 0));
+        // A prefix naming no plugin is part of the command, for the first.
+        let (b, w) = bind(&["echo a::b".into()], &names);
+        assert_eq!(b[0], vec!["echo a::b".to_string()]);
+        assert!(w[0].contains("'echo a::b' names no plugin"), "{w:?}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! know how the request reaches lightningd (wasm's host call and the
 //! native filtering socket both use it).
 
+use crate::options::PerPlugin;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -51,55 +52,60 @@ pub const READ_ONLY: &[&str] = &[
     "waitblockheight",
 ];
 
-/// One `[PLUGIN::]METHOD` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
-    plugin: Option<String>,
-    method: String,
-}
-
-/// The values of one `*-rpc-allow` option, for every plugin.
+/// The values of one `*-rpc-allow` option, for every plugin: each a
+/// comma-separated list of methods.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList {
-    entries: Vec<Entry>,
+    values: PerPlugin<Vec<String>>,
+}
+
+/// One value's methods (`listfunds,listpeers`).
+fn methods(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl AllowList {
     /// Reads `[PLUGIN::]METHOD` values (a value may also list several
     /// methods, comma-separated).
     pub fn parse<S: AsRef<str>>(values: &[S]) -> AllowList {
-        let mut entries = vec![];
-        for v in values {
-            let (plugin, rest) = crate::sandbox::split(v.as_ref());
-            for m in rest.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-                entries.push(Entry {
-                    plugin: plugin.map(str::to_owned),
-                    method: m.to_owned(),
-                });
-            }
+        AllowList {
+            values: PerPlugin::parse(values, methods),
         }
-        AllowList { entries }
     }
 
-    /// Whether no value was given.
+    /// Adds one `[PLUGIN::]METHOD` value.
+    pub fn push(&mut self, raw: &str) {
+        self.values.push(raw, methods);
+    }
+
+    /// The values as given, each with the plugin it names.
+    pub fn values(&self) -> &PerPlugin<Vec<String>> {
+        &self.values
+    }
+
+    /// Whether no method was given.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.values.iter().all(|v| v.value.is_empty())
     }
 
     /// The methods plugin `name` may call: the values for it and those
     /// for every plugin. `None`: no value applies to it (the caller picks
     /// the default).
     pub fn for_plugin(&self, name: &str) -> Option<Methods> {
-        let mine: Vec<&Entry> = self
-            .entries
-            .iter()
-            .filter(|e| e.plugin.as_deref().is_none_or(|p| p == name))
+        let names: BTreeSet<String> = self
+            .values
+            .for_plugin(name)
+            .flat_map(|v| v.value.iter().cloned())
             .collect();
-        if mine.is_empty() {
+        if names.is_empty() {
             return None;
         }
         Some(Methods {
-            names: mine.iter().map(|e| e.method.clone()).collect(),
+            names,
             default: false,
         })
     }

@@ -24,22 +24,21 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::link::Link;
+use crate::options::{self, PerPlugin, Scope};
 use crate::rpc_allow::{AllowList, Methods};
 use crate::rpc_fence::{self, Fence};
 use crate::rpc_filter::Filter;
 
-/// Separates a plugin's file name from the value (`probe.py::on`).
-pub const BIND: &str = "::";
-/// The options this module reads (lightningd's names).
-pub const OPT_SANDBOX: &str = "autoreload-native-sandbox";
+/// Whether (and how) native plugins are sandboxed: `[PLUGIN::]MODE`.
+pub const OPT_SANDBOX: &str = options::NATIVE_SANDBOX.name;
 /// Extra paths a sandboxed plugin may use: `[PLUGIN::]PATH[:rw]`.
-pub const OPT_ALLOW: &str = "autoreload-native-allow";
+pub const OPT_ALLOW: &str = options::NATIVE_ALLOW.name;
 /// Network a sandboxed plugin may use: `[PLUGIN::]any|none|PORT,...`.
-pub const OPT_NET: &str = "autoreload-native-net";
+pub const OPT_NET: &str = options::NATIVE_NET.name;
 /// Environment variables a sandboxed plugin keeps: `[PLUGIN::]NAME,...`.
-pub const OPT_ENV: &str = "autoreload-native-env";
+pub const OPT_ENV: &str = options::NATIVE_ENV.name;
 /// lightningd methods a sandboxed plugin may call: `[PLUGIN::]METHOD`.
-pub const OPT_RPC_ALLOW: &str = "autoreload-native-rpc-allow";
+pub const OPT_RPC_ALLOW: &str = options::NATIVE_RPC_ALLOW.name;
 /// Test knob: the Landlock ABI the sandbox requires, in place of the one
 /// its rules need (set it above the kernel's to see a refusal).
 pub const ABI_REQUIRED_VAR: &str = "AUTORELOAD_LANDLOCK_ABI_REQUIRED";
@@ -49,19 +48,19 @@ pub const ABI_REQUIRED_VAR: &str = "AUTORELOAD_LANDLOCK_ABI_REQUIRED";
 const FS_ABI: i32 = 5;
 
 /// The option values, as given (to lightningd's command line, its config
-/// files, or in `init`).
+/// files, or in `init`), each read once.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
-    /// `autoreload-native-sandbox` values.
-    pub sandbox: Vec<String>,
+    /// `autoreload-native-sandbox` values (`None`: none of the modes).
+    pub sandbox: PerPlugin<Option<Mode>>,
     /// `autoreload-native-allow` values.
-    pub allow: Vec<String>,
-    /// `autoreload-native-net` values.
-    pub net: Vec<String>,
+    pub allow: PerPlugin<Grant>,
+    /// `autoreload-native-net` values (an error: what is wrong with it).
+    pub net: PerPlugin<Result<Net, String>>,
     /// `autoreload-native-env` values.
-    pub env: Vec<String>,
+    pub env: PerPlugin<Vec<String>>,
     /// `autoreload-native-rpc-allow` values.
-    pub rpc_allow: Vec<String>,
+    pub rpc_allow: AllowList,
     /// lightningd's `lightning-rpc` (its default until init names it).
     pub rpc_socket: Option<PathBuf>,
 }
@@ -80,71 +79,58 @@ impl Options {
     /// Records one value of option `name`; other names are ignored.
     pub fn push(&mut self, name: &str, value: String) {
         match name {
-            OPT_SANDBOX => self.sandbox.push(value),
-            OPT_ALLOW => self.allow.push(value),
-            OPT_NET => self.net.push(value),
-            OPT_ENV => self.env.push(value),
-            OPT_RPC_ALLOW => self.rpc_allow.push(value),
+            OPT_SANDBOX => self.sandbox.push(&value, Mode::parse),
+            OPT_ALLOW => self.allow.push(&value, Grant::parse),
+            OPT_NET => self.net.push(&value, Net::parse),
+            OPT_ENV => self.env.push(&value, env_names),
+            OPT_RPC_ALLOW => self.rpc_allow.push(&value),
             _ => {}
         }
-    }
-
-    /// Values meant for plugin `name` (`name::VALUE`), then values for
-    /// every plugin (no prefix). Values for another plugin are left out.
-    fn values<'a>(list: &'a [String], name: &str) -> (Vec<&'a str>, Vec<&'a str>) {
-        let (mut mine, mut all) = (vec![], vec![]);
-        for v in list {
-            match split(v) {
-                (Some(n), rest) if n == name => mine.push(rest),
-                (Some(_), _) => {}
-                (None, rest) => all.push(rest),
-            }
-        }
-        (mine, all)
     }
 
     /// Problems with the values, given the managed plugins' file names:
     /// a prefix naming no plugin, a value that means nothing.
     pub fn check(&self, names: &[String]) -> Vec<String> {
         let mut out = vec![];
-        let lists = [
-            (OPT_SANDBOX, &self.sandbox),
-            (OPT_ALLOW, &self.allow),
-            (OPT_NET, &self.net),
-            (OPT_ENV, &self.env),
-            (OPT_RPC_ALLOW, &self.rpc_allow),
-        ];
-        for (opt, list) in lists {
-            for v in list {
-                if let (Some(n), _) = split(v) {
-                    if !names.iter().any(|x| x == n) {
-                        out.push(format!(
-                            "{opt}={v}: no managed plugin is called '{n}' (managed: {}): ignored",
-                            names.join(", ")
-                        ));
-                    }
-                }
-                let (_, rest) = split(v);
-                if opt == OPT_SANDBOX && Mode::parse(rest).is_none() {
-                    out.push(format!(
-                        "{opt}={v}: '{rest}' is not on, off or best-effort: the plugin is sandboxed (on)"
-                    ));
-                }
-                if opt == OPT_NET {
-                    if let Err(e) = Net::parse(rest) {
-                        out.push(format!("{opt}={v}: {e}: no network (none)"));
-                    }
-                }
+        let unknown = |opt: &str, plugin: Option<&String>, raw: &str, out: &mut Vec<String>| {
+            if let Some(n) = plugin.filter(|n| !names.contains(n)) {
+                out.push(format!(
+                    "{opt}={raw}: no managed plugin is called '{n}' (managed: {}): ignored",
+                    names.join(", ")
+                ));
+            }
+        };
+        for v in self.sandbox.iter() {
+            unknown(OPT_SANDBOX, v.plugin.as_ref(), &v.raw, &mut out);
+            if v.value.is_none() {
+                out.push(format!(
+                    "{OPT_SANDBOX}={}: '{}' is not on, off or best-effort: the plugin is sandboxed (on)",
+                    v.raw, v.text
+                ));
             }
         }
-        let allow = AllowList::parse(&self.rpc_allow);
+        for v in self.allow.iter() {
+            unknown(OPT_ALLOW, v.plugin.as_ref(), &v.raw, &mut out);
+        }
+        for v in self.net.iter() {
+            unknown(OPT_NET, v.plugin.as_ref(), &v.raw, &mut out);
+            if let Err(e) = &v.value {
+                out.push(format!("{OPT_NET}={}: {e}: no network (none)", v.raw));
+            }
+        }
+        for v in self.env.iter() {
+            unknown(OPT_ENV, v.plugin.as_ref(), &v.raw, &mut out);
+        }
+        for v in self.rpc_allow.values().iter() {
+            unknown(OPT_RPC_ALLOW, v.plugin.as_ref(), &v.raw, &mut out);
+        }
         // (A .wasm plugin has its own list, autoreload-wasm-rpc-allow.)
         let native = |n: &&String| {
             crate::backend::BackendKind::for_path(Path::new(n.as_str()))
                 == crate::backend::BackendKind::Native
         };
         for n in names.iter().filter(native) {
-            if self.spec(n).is_none() && allow.for_plugin(n).is_some() {
+            if self.spec(n).is_none() && self.rpc_allow.for_plugin(n).is_some() {
                 out.push(format!(
                     "{OPT_RPC_ALLOW}: {n} is not sandboxed (autoreload-native-sandbox): the list does not apply to it, it may call every method"
                 ));
@@ -155,35 +141,29 @@ impl Options {
 
     /// What plugin `name` runs in: `None` when it is not sandboxed.
     pub fn spec(&self, name: &str) -> Option<Spec> {
-        let (mine, all) = Options::values(&self.sandbox, name);
         // A value for this plugin beats one for all; the last one counts.
-        let mode = mine.last().or(all.last())?;
         // Anything but off (even a typo) sandboxes: fail closed.
-        let mode = Mode::parse(mode).unwrap_or(Mode::On);
+        let mode = self.sandbox.last_for(name)?.value.unwrap_or(Mode::On);
         if mode == Mode::Off {
             return None;
         }
-        let (mine_allow, all_allow) = Options::values(&self.allow, name);
-        let grants = all_allow
+        // The grants for all first, then the plugin's own.
+        let grants = [Scope::All, Scope::Named]
             .into_iter()
-            .chain(mine_allow)
-            .map(Grant::parse)
+            .flat_map(|scope| {
+                self.allow
+                    .for_plugin(name)
+                    .filter(move |g| g.scope() == scope)
+            })
+            .map(|g| g.value.clone())
             .collect();
-        let (mine_net, all_net) = Options::values(&self.net, name);
-        let net = mine_net
-            .last()
-            .or(all_net.last())
-            .map(|v| Net::parse(v).unwrap_or(Net::Ports(vec![])))
-            .unwrap_or(Net::Ports(vec![]));
-        let (mine_env, all_env) = Options::values(&self.env, name);
-        let env = mine_env.last().or(all_env.last()).map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        });
-        let rpc_allow = AllowList::parse(&self.rpc_allow)
+        let net = match self.net.last_for(name).map(|v| &v.value) {
+            Some(Ok(net)) => net.clone(),
+            Some(Err(_)) | None => Net::Ports(vec![]),
+        };
+        let env = self.env.last_for(name).map(|v| v.value.clone());
+        let rpc_allow = self
+            .rpc_allow
             .for_plugin(name)
             .unwrap_or_else(Methods::read_only);
         Some(Spec {
@@ -197,13 +177,13 @@ impl Options {
     }
 }
 
-/// `PLUGIN::VALUE` as the plugin's name and the value; a value without
-/// `PLUGIN::` is for every plugin.
-pub(crate) fn split(v: &str) -> (Option<&str>, &str) {
-    match v.split_once(BIND) {
-        Some((n, rest)) => (Some(n), rest),
-        None => (None, v),
-    }
+/// `autoreload-native-env`'s value: `NAME,...`.
+fn env_names(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `autoreload-native-sandbox`'s value.
@@ -948,14 +928,13 @@ mod tests {
     use super::*;
 
     fn opts(sandbox: &[&str], allow: &[&str], net: &[&str]) -> Options {
-        Options {
-            sandbox: sandbox.iter().map(|s| s.to_string()).collect(),
-            allow: allow.iter().map(|s| s.to_string()).collect(),
-            net: net.iter().map(|s| s.to_string()).collect(),
-            env: vec![],
-            rpc_allow: vec![],
-            rpc_socket: None,
+        let mut o = Options::default();
+        for (name, values) in [(OPT_SANDBOX, sandbox), (OPT_ALLOW, allow), (OPT_NET, net)] {
+            for v in values {
+                o.push(name, v.to_string());
+            }
         }
+        o
     }
 
     #[test]
@@ -998,6 +977,25 @@ mod tests {
         );
         let w = opts(&["x.py::on", "on"], &[], &["nope"]).check(&["a.py".into()]);
         assert_eq!(w.len(), 2, "{w:?}");
+    }
+
+    // The words of each warning, as they were before the values were
+    // read by options::PerPlugin.
+    #[test]
+    fn warnings_name_the_value_and_what_is_done_with_it() {
+        let mut o = opts(&["x.py::on", "a.py::onn"], &["y.py::/p"], &["a.py::nope"]);
+        o.push(OPT_RPC_ALLOW, "getinfo".into());
+        let w = o.check(&["a.py".into(), "b".into()]);
+        assert_eq!(
+            w,
+            [
+                "autoreload-native-sandbox=x.py::on: no managed plugin is called 'x.py' (managed: a.py, b): ignored",
+                "autoreload-native-sandbox=a.py::onn: 'onn' is not on, off or best-effort: the plugin is sandboxed (on)",
+                "autoreload-native-allow=y.py::/p: no managed plugin is called 'y.py' (managed: a.py, b): ignored",
+                "autoreload-native-net=a.py::nope: 'nope' is not any, none or a TCP port: no network (none)",
+                "autoreload-native-rpc-allow: b is not sandboxed (autoreload-native-sandbox): the list does not apply to it, it may call every method",
+            ]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!
 //! Owns: parsing and naming these settings. Must not: use wasmtime.
 
+use crate::options;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -91,8 +92,9 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             compiler: Compiler::Winch,
-            max_memory: 256 << 20,
-            request_timeout: Duration::from_millis(10_000),
+            max_memory: usize::try_from(options::WASM_MAX_MEMORY_MB.default.mib())
+                .unwrap_or(usize::MAX),
+            request_timeout: options::WASM_REQUEST_TIMEOUT_MS.default.millis(),
             dirs: vec![],
             rpc_allow: None,
             rpc_socket: None,
@@ -117,28 +119,24 @@ pub struct CacheSettings {
 }
 
 /// `autoreload-wasm-compiler`: winch or cranelift.
-pub const OPT_COMPILER: &str = "autoreload-wasm-compiler";
+pub const OPT_COMPILER: &str = options::WASM_COMPILER.name;
 /// `autoreload-wasm-cache-dir`: where the on-disk cache is (`off`: none).
-pub const OPT_CACHE_DIR: &str = "autoreload-wasm-cache-dir";
+pub const OPT_CACHE_DIR: &str = options::WASM_CACHE_DIR.name;
 /// `autoreload-wasm-cache-mb`: the on-disk cache's bound.
-pub const OPT_CACHE_MB: &str = "autoreload-wasm-cache-mb";
+pub const OPT_CACHE_MB: &str = options::WASM_CACHE_MB.name;
 /// `autoreload-wasm-memory-cache-mb`: the in-memory cache's bound.
-pub const OPT_MEMORY_CACHE_MB: &str = "autoreload-wasm-memory-cache-mb";
+pub const OPT_MEMORY_CACHE_MB: &str = options::WASM_MEMORY_CACHE_MB.name;
 /// `autoreload-wasm-reload-priority`: the CPU priority of a reload's
 /// compile.
-pub const OPT_RELOAD_PRIORITY: &str = "autoreload-wasm-reload-priority";
-
-/// The default bound of the on-disk cache, MiB.
-pub const DEFAULT_CACHE_MB: u64 = 256;
-/// The default bound of the in-memory cache, MiB.
-pub const DEFAULT_MEMORY_CACHE_MB: u64 = 64;
+pub const OPT_RELOAD_PRIORITY: &str = options::WASM_RELOAD_PRIORITY.name;
 
 impl Default for CacheSettings {
     fn default() -> CacheSettings {
         CacheSettings {
             dir: CacheSettings::default_dir(),
-            disk_max: DEFAULT_CACHE_MB << 20,
-            memory_max: (DEFAULT_MEMORY_CACHE_MB << 20) as usize,
+            disk_max: options::WASM_CACHE_MB.default.mib(),
+            memory_max: usize::try_from(options::WASM_MEMORY_CACHE_MB.default.mib())
+                .unwrap_or(usize::MAX),
         }
     }
 }

@@ -8,7 +8,7 @@
 //! routing tables built from them. Must not: start or stop anything but
 //! through [`super::lifecycle`].
 
-use super::lifecycle::{overlap_problems, OPT_OVERLAP};
+use super::lifecycle::{overlap_problems, parse_overlap};
 use super::plugin::*;
 use super::*;
 use crate::backend::wasm;
@@ -19,10 +19,10 @@ use crate::jsonrpc::{self, ErrorKind};
 use crate::link::Level;
 use crate::locate;
 use crate::manifest::{self, Manifest};
+use crate::options;
 use crate::router::Router;
 use crate::sandbox;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 impl Supervisor {
     pub(super) fn on_getmanifest(&mut self, id: RawId, m: &Message) {
@@ -87,36 +87,25 @@ impl Supervisor {
             .and_then(|v| v.get("params").cloned())
             .unwrap_or(json!({}));
         let cached = CachedInit::new(&params);
-        let ms = |name| {
-            cached
-                .host_option(name)
-                .and_then(Value::as_u64)
-                .map(Duration::from_millis)
-        };
-        if let Some(g) = ms("autoreload-grace-ms") {
+        let given = cached.host_options();
+        if let Some(g) = given.millis(&options::GRACE_MS) {
             self.config.grace = g;
         }
-        if let Some(s) = ms("autoreload-settle-ms") {
+        if let Some(s) = given.millis(&options::SETTLE_MS) {
             self.config.settle = s;
         }
-        if let Some(t) = ms("autoreload-start-timeout-ms") {
+        if let Some(t) = given.millis(&options::START_TIMEOUT_MS) {
             self.config.start_timeout = t;
         }
-        if let Some(t) = ms("autoreload-wasm-request-timeout-ms") {
+        if let Some(t) = given.millis(&options::WASM_REQUEST_TIMEOUT_MS) {
             self.config.wasm.request_timeout = t;
         }
-        if let Some(mb) = cached
-            .host_option("autoreload-wasm-max-memory-mb")
-            .and_then(Value::as_u64)
-        {
+        if let Some(mb) = given.int(&options::WASM_MAX_MEMORY_MB) {
             self.config.wasm.max_memory = usize::try_from(mb)
                 .unwrap_or(usize::MAX / 2)
                 .saturating_mul(1 << 20);
         }
-        if let Some(c) = cached
-            .host_option(wasm::OPT_COMPILER)
-            .and_then(Value::as_str)
-        {
+        if let Some(c) = given.str(&options::WASM_COMPILER) {
             match wasm::Compiler::parse(c) {
                 Some(c) => self.config.wasm.compiler = c,
                 None => self.out.log(
@@ -127,20 +116,19 @@ impl Supervisor {
                 ),
             }
         }
-        for name in wasm::CacheSettings::OPTIONS {
-            let value = match cached.host_option(name) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => continue,
+        for def in [
+            &options::WASM_CACHE_DIR,
+            &options::WASM_CACHE_MB,
+            &options::WASM_MEMORY_CACHE_MB,
+        ] {
+            let Some(value) = given.text(def) else {
+                continue;
             };
-            if let Err(w) = self.config.wasm.cache.apply(name, &value) {
+            if let Err(w) = self.config.wasm.cache.apply(def.name, &value) {
                 self.out.log(Level::Warn, w);
             }
         }
-        if let Some(v) = cached
-            .host_option(wasm::OPT_RELOAD_PRIORITY)
-            .and_then(Value::as_str)
-        {
+        if let Some(v) = given.str(&options::WASM_RELOAD_PRIORITY) {
             match wasm::Priority::parse(v) {
                 Some(p) => self.config.wasm.reload_priority = p,
                 None => self.out.log(
@@ -152,31 +140,25 @@ impl Supervisor {
                 ),
             }
         }
-        let strings = |name| -> Vec<String> {
-            match cached.host_option(name) {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-                Some(Value::String(s)) => vec![s.clone()],
-                _ => vec![],
-            }
-        };
-        self.config.wasm.dirs = strings("autoreload-wasm-dir")
+        self.config.wasm.dirs = given
+            .strings(&options::WASM_DIR)
             .iter()
             .map(|d| wasm::GrantedDir::parse(d))
             .collect();
-        let (builds, watches) = (strings("autoreload-build"), strings("autoreload-watch"));
+        let (builds, watches) = (
+            given.strings(&options::BUILD),
+            given.strings(&options::WATCH),
+        );
         let mut native = sandbox::Options::default();
-        for name in [
-            sandbox::OPT_SANDBOX,
-            sandbox::OPT_ALLOW,
-            sandbox::OPT_NET,
-            sandbox::OPT_ENV,
-            sandbox::OPT_RPC_ALLOW,
+        for def in [
+            &options::NATIVE_SANDBOX,
+            &options::NATIVE_ALLOW,
+            &options::NATIVE_NET,
+            &options::NATIVE_ENV,
+            &options::NATIVE_RPC_ALLOW,
         ] {
-            for v in strings(name) {
-                native.push(name, v);
+            for v in given.strings(def) {
+                native.push(def.name, v);
             }
         }
         let names: Vec<String> = self.plugins.iter().map(|p| p.name.clone()).collect();
@@ -184,11 +166,11 @@ impl Supervisor {
             self.out.log(Level::Warn, w);
         }
         self.config.native = native;
-        self.config.overlap = strings(OPT_OVERLAP);
+        self.config.overlap = parse_overlap(&given.strings(&options::OVERLAP));
         for w in overlap_problems(&self.config.overlap, &names) {
             self.out.log(Level::Warn, w);
         }
-        let allow = strings("autoreload-wasm-rpc-allow");
+        let allow = given.strings(&options::WASM_RPC_ALLOW);
         self.config.wasm.rpc_allow =
             (!allow.is_empty()).then(|| crate::rpc_allow::AllowList::parse(&allow));
         let conf = params.get("configuration");
@@ -199,15 +181,10 @@ impl Supervisor {
         // rpc-file is relative to lightningd's cwd, which is ours.
         self.config.rpc_socket = self.config.cwd.as_ref().map(|d| d.join(rpc_file));
         self.config.native.rpc_socket = self.config.rpc_socket.clone();
-        if let Some(b) = cached
-            .host_option("autoreload-reregister-on-change")
-            .and_then(Value::as_bool)
-        {
+        if let Some(b) = given.bool(&options::REREGISTER_ON_CHANGE) {
             self.config.reregister_on_change = b;
         }
-        if let (Some(given), Some(located)) =
-            (cached.host_option("autoreload-plugin"), &self.located)
-        {
+        if let (Some(given), Some(located)) = (given.raw(&options::PLUGIN), &self.located) {
             if located.source == locate::Source::Lightningd {
                 let n = given.as_array().map_or(1, Vec::len);
                 if n != located.paths.len() {

@@ -35,6 +35,7 @@ use crate::jsonrpc::{self, ErrorKind};
 use crate::link::Level;
 use crate::locate::Located;
 use crate::manifest::Manifest;
+use crate::options;
 use crate::router::{Decision, ReqKind, Request, Router};
 use crate::sandbox;
 use bytes::Bytes;
@@ -77,24 +78,24 @@ pub struct Config {
     /// How long a new version may take to answer getmanifest, and then
     /// init.
     pub start_timeout: Duration,
-    /// `autoreload-overlap` values: `[PLUGIN::]true|false`.
-    pub overlap: Vec<String>,
+    /// `autoreload-overlap` values: `[PLUGIN::]MODE`.
+    pub overlap: lifecycle::Overlap,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
-            grace: Duration::from_millis(2000),
-            settle: Duration::from_millis(50),
+            grace: options::GRACE_MS.default.millis(),
+            settle: options::SETTLE_MS.default.millis(),
             stop_timeout: Duration::from_millis(1000),
             developer: false,
             wasm: wasm::Settings::default(),
             native: sandbox::Options::default(),
             rpc_socket: None,
-            reregister_on_change: false,
+            reregister_on_change: options::REREGISTER_ON_CHANGE.default.bool(),
             cwd: None,
-            start_timeout: Duration::from_secs(60),
-            overlap: vec![],
+            start_timeout: options::START_TIMEOUT_MS.default.millis(),
+            overlap: lifecycle::Overlap::default(),
         }
     }
 }

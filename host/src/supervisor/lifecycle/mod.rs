@@ -40,6 +40,8 @@ use crate::framing::RawId;
 use crate::ids::{Epoch, Gen, PluginId};
 use crate::jsonrpc::{self, ErrorKind};
 use crate::link::Level;
+pub(crate) use crate::options::Scope;
+use crate::options::{self, PerPlugin};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -49,36 +51,25 @@ pub(super) const BUSY_RETRIES: u32 = 100;
 pub(super) const CRASH_WINDOW: Duration = Duration::from_secs(30);
 pub(super) const CRASH_LOOP: usize = 5;
 /// Whether a plugin's new version starts beside the old one:
-/// `[PLUGIN::]true|false`.
-pub(crate) const OPT_OVERLAP: &str = "autoreload-overlap";
+/// `[PLUGIN::]MODE`.
+pub(crate) const OPT_OVERLAP: &str = options::OVERLAP.name;
+
+/// The `autoreload-overlap` values, each read once: `None` is none of the
+/// words [`parse_reload_mode`] knows.
+pub(crate) type Overlap = PerPlugin<Option<ReloadMode>>;
+
+/// Reads the `autoreload-overlap` values.
+pub(crate) fn parse_overlap(values: &[String]) -> Overlap {
+    PerPlugin::parse(values, |v| parse_reload_mode(v.trim()))
+}
 
 /// How plugin `name` reloads, by the `autoreload-overlap` values: its own
 /// last value, else the last value for all, else `None` (the default). A
 /// value that is none of the words below is taken as a warm start: a typo
 /// must not stop a plugin for the length of every reload.
-pub(crate) fn reload_mode_value(values: &[String], name: &str) -> Option<(ReloadMode, Scope)> {
-    let mut mine = None;
-    let mut all = None;
-    for v in values {
-        match crate::sandbox::split(v) {
-            (Some(n), rest) if n == name => mine = Some(rest),
-            (Some(_), _) => {}
-            (None, rest) => all = Some(rest),
-        }
-    }
-    let parse = |v: &str| parse_reload_mode(v.trim()).unwrap_or(ReloadMode::Warm);
-    match (mine, all) {
-        (Some(v), _) => Some((parse(v), Scope::Named)),
-        (None, Some(v)) => Some((parse(v), Scope::All)),
-        (None, None) => None,
-    }
-}
-
-/// Whether an option's value named the plugin or was meant for all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
-    Named,
-    All,
+pub(crate) fn reload_mode_value(values: &Overlap, name: &str) -> Option<(ReloadMode, Scope)> {
+    let v = values.last_for(name)?;
+    Some((v.value.unwrap_or(ReloadMode::Warm), v.scope()))
 }
 
 /// `warm` (the default), `full` (also `true`, `on`, `yes`, `1`: what
@@ -94,19 +85,19 @@ fn parse_reload_mode(v: &str) -> Option<ReloadMode> {
 }
 
 /// Problems with `autoreload-overlap` values, given the plugins' names.
-pub(crate) fn overlap_problems(values: &[String], names: &[String]) -> Vec<String> {
+pub(crate) fn overlap_problems(values: &Overlap, names: &[String]) -> Vec<String> {
     let mut out = vec![];
-    for v in values {
-        let (name, rest) = crate::sandbox::split(v);
-        if let Some(n) = name.filter(|n| !names.iter().any(|x| x == n)) {
+    for v in values.iter() {
+        let (raw, rest) = (&v.raw, &v.text);
+        if let Some(n) = v.plugin.as_ref().filter(|n| !names.contains(n)) {
             out.push(format!(
-                "{OPT_OVERLAP}={v}: no managed plugin is called '{n}' (managed: {}): ignored",
+                "{OPT_OVERLAP}={raw}: no managed plugin is called '{n}' (managed: {}): ignored",
                 names.join(", ")
             ));
         }
-        if parse_reload_mode(rest.trim()).is_none() {
+        if v.value.is_none() {
             out.push(format!(
-                "{OPT_OVERLAP}={v}: '{rest}' is none of warm, full (true) or false (cold): taken as warm"
+                "{OPT_OVERLAP}={raw}: '{rest}' is none of warm, full (true) or false (cold): taken as warm"
             ));
         }
     }
