@@ -13,8 +13,8 @@
 
 use crate::host::Event;
 use crate::ids::{Gen, PluginId};
-use crate::router::HashMap;
 use crate::watch::FileStamp;
+use crate::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;

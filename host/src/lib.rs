@@ -29,3 +29,7 @@ pub mod sandbox;
 pub mod scaffold;
 pub mod supervisor;
 pub mod watch;
+
+/// The maps looked up for every message, with a fast hasher: ids come from
+/// lightningd and from the plugins being developed, not from strangers.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
