@@ -180,7 +180,11 @@ impl Mirror {
 async fn mirror_survives(node: Node, mirror: &Mirror, reload: impl Fn(u32) + Send + 'static) {
     mirror_survives_arc(Arc::new(node), mirror, reload).await
 }
-async fn mirror_survives_arc(node: Arc<Node>, mirror: &Mirror, reload: impl Fn(u32) + Send + 'static) {
+async fn mirror_survives_arc(
+    node: Arc<Node>,
+    mirror: &Mirror,
+    reload: impl Fn(u32) + Send + 'static,
+) {
     let done = Arc::new(AtomicBool::new(false));
     let reloader = {
         let done = done.clone();
@@ -338,5 +342,9 @@ async fn wasm_mirror(mode: Option<&str>) {
     let n2 = node.clone();
     let t = std::time::Instant::now();
     mirror_survives_arc(n2, &mirror, install).await;
-    eprintln!("TOOK {:?}\n{}", t.elapsed(), node.ok("autoreload-status", json!({})).await);
+    eprintln!(
+        "TOOK {:?}\n{}",
+        t.elapsed(),
+        node.ok("autoreload-status", json!({})).await
+    );
 }
