@@ -18,11 +18,11 @@ use serde_json::{json, Value};
 use std::fmt;
 
 /// The manifest field a plugin declares its state in.
-pub const MANIFEST_FIELD: &str = "autoreload";
-/// Sent to the old version: answer `{"state": <any JSON value>}`.
-pub const SAVE: &str = "autoreload-save-state";
+pub use cln_protocol::handover::MANIFEST_FIELD;
 /// Sent to the new version: `{"state": <the value>}`; answer `{}`.
-pub const RESTORE: &str = "autoreload-restore-state";
+pub use cln_protocol::handover::RESTORE_STATE as RESTORE;
+/// Sent to the old version: answer `{"state": <any JSON value>}`.
+pub use cln_protocol::handover::SAVE_STATE as SAVE;
 /// The largest state handed over, as the JSON of the save answer: the host
 /// holds it in memory and writes it to the new version in one message.
 pub const MAX_BYTES: usize = 16 << 20;
