@@ -9,7 +9,7 @@
 //! life cycle; that is [`crate::supervisor`]'s.
 
 use crate::framing::RawId;
-use crate::ids::Gen;
+use crate::ids::{Gen, OwnRequest};
 use crate::jsonrpc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -37,16 +37,13 @@ pub enum Op {
 }
 
 impl Op {
-    fn tag(self) -> &'static str {
-        match self {
-            Op::Save => "save-state",
-            Op::Restore => "restore-state",
-        }
-    }
-
     /// The id the host gives this request to generation `number`.
     pub fn id(self, number: Gen) -> RawId {
-        RawId::from_string(&format!("autoreload:{}#{number}", self.tag()))
+        let own = match self {
+            Op::Save => OwnRequest::SaveState,
+            Op::Restore => OwnRequest::RestoreState,
+        };
+        own.id(number)
     }
 }
 
