@@ -28,6 +28,7 @@ pub mod rpc_filter;
 pub mod sandbox;
 pub mod scaffold;
 pub mod supervisor;
+pub mod warning;
 pub mod watch;
 
 /// The maps looked up for every message, with a fast hasher: ids come from
