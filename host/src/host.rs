@@ -267,7 +267,15 @@ impl Host {
                         };
                         match s.source {
                             Source::File => {
-                                self.kept.keep(plugin, gen, &s.path, file, &self.events)
+                                let events = self.events.clone();
+                                let done = move |outcome| {
+                                    let _ = events.send(Event::Kept {
+                                        plugin,
+                                        gen,
+                                        outcome,
+                                    });
+                                };
+                                self.kept.keep(plugin, gen, &s.path, file, done)
                             }
                             Source::Kept(from) => self.kept.share(plugin, from, gen),
                         }
@@ -322,7 +330,10 @@ impl Host {
             } => {
                 let tx = self.events.clone();
                 tokio::spawn(async move {
-                    let outcome = reregister::prepare(&socket, &managed).await;
+                    // The supervisor only reports why not.
+                    let outcome = reregister::prepare(&socket, &managed)
+                        .await
+                        .map_err(|e| e.to_string());
                     let _ = tx.send(Event::Reregister { caller, outcome });
                 });
             }
@@ -335,7 +346,7 @@ impl Host {
                     if let Err(why) = reregister::restart_through(&socket, &wrapper).await {
                         let _ = tx.send(Event::Reregister {
                             caller: None,
-                            outcome: Err(why),
+                            outcome: Err(why.to_string()),
                         });
                     }
                 });
@@ -364,7 +375,11 @@ impl Host {
     fn spawn(&mut self, s: &Spawn) -> Result<Instance, SpawnError> {
         let kept = match s.source {
             Source::File => None,
-            Source::Kept(from) => Some(self.kept.path(s.plugin, from).map_err(SpawnError::Other)?),
+            Source::Kept(from) => Some(
+                self.kept
+                    .path(s.plugin, from)
+                    .map_err(|e| SpawnError::Other(e.to_string()))?,
+            ),
         };
         let (p, gen) = (s.plugin, s.gen);
         let path = kept.as_deref().unwrap_or(&s.path);
