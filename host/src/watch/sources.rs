@@ -142,7 +142,7 @@ pub struct Sources {
 
 impl Sources {
     /// The rules for the tree at `root` (read now, with the ignore files
-    /// above it; those inside it are read as [`Sources::scan`] enters
+    /// above it; those inside it are read as `Sources::scan` enters
     /// their directories).
     pub fn new(root: &Path, excluded: &[PathBuf], extensions: &[String]) -> Sources {
         let mut builtin = GitignoreBuilder::new(root);
