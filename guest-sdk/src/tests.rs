@@ -279,6 +279,11 @@ fn every_level_is_one_lightningd_accepts() {
             "{l} is not a level lightningd accepts"
         );
         assert_eq!(l.as_str().parse::<Level>(), Ok(l));
+        assert_eq!(serde_json::to_value(l).unwrap(), json!(l.as_str()));
+        assert_eq!(
+            serde_json::from_value::<Level>(json!(l.as_str())).unwrap(),
+            l
+        );
     }
 }
 

@@ -12,8 +12,8 @@
 //! against the lightningd source by the tests crate
 //! (`tests/tests/e2e/protocol.rs`) whenever a mirror of it is present.
 //!
-//! The crate has no dependencies: the guest SDK builds for `wasm32-wasip1`
-//! with it.
+//! The crate has no dependencies (but serde, optionally, for the guest
+//! SDK's `Level`): the guest SDK builds for `wasm32-wasip1` with it.
 
 pub mod errors;
 pub mod handover;

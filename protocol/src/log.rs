@@ -48,6 +48,11 @@ pub const LOG_LEVEL_NAMES: &[&str] = &[
 /// assert!("WARN".parse::<LevelName>().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum LevelName {
     /// `trace`: very chatty detail.
     Trace,
