@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 
-use cln_protocol::{errors, hooks};
+use cln_protocol::{errors, handover, hooks};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -377,7 +377,7 @@ impl<S> Builder<S> {
         if self.keeps_state() {
             // Read (and removed) by cln-autoreload; lightningd ignores
             // fields it does not know, so a plain `--plugin=` is fine too.
-            manifest["autoreload"] = json!({"state": true});
+            manifest[handover::MANIFEST_FIELD] = json!({"state": true});
         }
         manifest
     }

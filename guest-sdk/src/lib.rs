@@ -151,7 +151,6 @@ mod state;
 mod stream;
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -160,69 +159,11 @@ pub use builder::{Builder, Hook};
 pub use plugin::Plugin;
 pub use serde_json;
 
-/// A log level, for [`Plugin::log`] and [`Plugin::message`].
-///
-/// ```
-/// use cln_autoreload_guest::Level;
-/// assert_eq!("warn".parse::<Level>(), Ok(Level::Warn));
-/// assert_eq!(Level::Unusual.to_string(), "unusual");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Very chatty detail.
-    Trace,
-    /// Detail for developers.
-    Debug,
-    /// Normal operation.
-    Info,
-    /// Something odd, worth a look.
-    Unusual,
-    /// A warning.
-    Warn,
-    /// Something is broken.
-    Broken,
-    /// An error.
-    Error,
-}
-
-impl Level {
-    /// The name lightningd uses (`"info"`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Trace => "trace",
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Unusual => "unusual",
-            Level::Warn => "warn",
-            Level::Broken => "broken",
-            Level::Error => "error",
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Level {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "trace" => Level::Trace,
-            "debug" => Level::Debug,
-            "info" => Level::Info,
-            "unusual" => Level::Unusual,
-            "warn" => Level::Warn,
-            "broken" => Level::Broken,
-            "error" => Level::Error,
-            _ => return Err(format!("unknown log level '{s}'")),
-        })
-    }
-}
+/// A log level, for [`Plugin::log`] and [`Plugin::message`]: the names a
+/// `log` notification may give, stated once in the protocol crate, `warn`
+/// and `error` kept apart from `unusual` and `broken` as a plugin writes
+/// them (`"warn".parse::<Level>()` is `Ok(Level::Warn)`).
+pub use cln_protocol::LevelName as Level;
 
 /// A JSON-RPC error: what an rpc method answers when it fails (it reaches
 /// the caller unchanged), and what [`Plugin::rpc`] returns when lightningd

@@ -97,7 +97,7 @@ impl Output {
             self.failed = Some(e.into());
             return;
         }
-        self.buf.extend_from_slice(b"\n\n");
+        self.buf.extend_from_slice(cln_protocol::MESSAGE_SEPARATOR);
         if let Err(e) = self
             .writer
             .write_all(&self.buf)
@@ -126,14 +126,14 @@ struct Notification<'a, P: Serialize> {
 
 #[derive(Serialize)]
 struct LogParams<'a> {
-    level: Level,
+    level: &'static str,
     message: &'a str,
 }
 
 #[derive(Serialize)]
 struct MessageParams<'a> {
     id: &'a RawValue,
-    level: Level,
+    level: &'static str,
     message: &'a str,
 }
 
@@ -263,7 +263,7 @@ impl<S> Plugin<S> {
         self.out.notify(
             "log",
             LogParams {
-                level,
+                level: level.as_str(),
                 message: message.as_ref(),
             },
         );
@@ -287,7 +287,7 @@ impl<S> Plugin<S> {
             "message",
             MessageParams {
                 id: &current.raw_id,
-                level,
+                level: level.as_str(),
                 message: text.as_ref(),
             },
         );

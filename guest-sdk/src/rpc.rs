@@ -82,7 +82,7 @@ fn exchange(_rpc_file: Option<&str>, _id: u64, request: &[u8]) -> Result<Value, 
 /// response with our id (skipping anything else, such as notifications).
 #[cfg(all(unix, not(target_arch = "wasm32")))]
 fn exchange(rpc_file: Option<&str>, id: u64, request: &[u8]) -> Result<Value, String> {
-    use std::io::{BufReader, Write};
+    use std::io::Write;
     use std::os::unix::net::UnixStream;
 
     let path = rpc_file.ok_or("no rpc-file known yet (before init?)")?;
@@ -92,14 +92,15 @@ fn exchange(rpc_file: Option<&str>, id: u64, request: &[u8]) -> Result<Value, St
     stream
         .write_all(request)
         .map_err(|e| format!("{path}: {e}"))?;
-    let reader = BufReader::new(&stream);
+    // The reader stdin is read with: serde_json's reader would take the
+    // socket a byte at a time (see stream.rs), and a `listpeers` answer
+    // can be megabytes.
+    let mut texts = crate::stream::Texts::new(&stream);
     let want = Value::from(id);
-    for message in serde_json::Deserializer::from_reader(reader).into_iter::<Value>() {
-        match message {
-            Ok(message) if message.get("id") == Some(&want) => return Ok(message),
-            Ok(_) => continue,
-            Err(e) if e.is_eof() => break,
-            Err(e) => return Err(format!("{path}: {e}")),
+    while let Some(text) = texts.next_text().map_err(|e| format!("{path}: {e}"))? {
+        let message: Value = serde_json::from_slice(text).map_err(|e| format!("{path}: {e}"))?;
+        if message.get("id") == Some(&want) {
+            return Ok(message);
         }
     }
     Err(format!(
@@ -134,5 +135,49 @@ mod tests {
         assert_eq!(e.data, Some(json!("weird")));
         assert!(interpret(json!({"id": 1})).is_err());
         assert!(interpret(json!([1])).is_err());
+    }
+
+    /// Over a real socket: what comes before the answer with our id (a
+    /// notification, another id) is skipped, an answer split across
+    /// writes is whole, and a connection closed without one is an error.
+    #[cfg(all(unix, not(target_arch = "wasm32")))]
+    #[test]
+    fn reads_the_answer_with_its_id_off_the_socket() {
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixListener;
+
+        let dir = std::env::temp_dir().join(format!("guest-rpc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lightning-rpc");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            for answer in [true, false] {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut got = [0u8; 256];
+                let _ = s.read(&mut got).unwrap();
+                if !answer {
+                    continue;
+                }
+                s.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"log\",\"params\":{}}\n\n")
+                    .unwrap();
+                s.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":6,\"result\":{}}\n\n")
+                    .unwrap();
+                s.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"res").unwrap();
+                s.flush().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                s.write_all(b"ult\":{\"s\":\"}{\\\"\"}}\n\n").unwrap();
+            }
+        });
+        let file = path.to_str().unwrap();
+        assert_eq!(
+            call(Some(file), 7, "x", json!({})),
+            Ok(json!({"s": "}{\""}))
+        );
+        let e = call(Some(file), 8, "x", json!({})).unwrap_err();
+        assert_eq!(e.code, RpcError::TRANSPORT);
+        assert!(e.message.contains("without answering"), "{e:?}");
+        server.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

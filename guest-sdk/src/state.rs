@@ -12,10 +12,9 @@ use serde_json::{json, Value};
 
 use crate::{Level, Plugin, RpcError};
 
-/// The host's request to the old version, before it stops.
-pub(crate) const SAVE_STATE: &str = "autoreload-save-state";
-/// The host's request to the new version, after `init`.
-pub(crate) const RESTORE_STATE: &str = "autoreload-restore-state";
+/// The host's requests: to the old version, before it stops; to the new
+/// version, after `init`.
+pub(crate) use cln_protocol::handover::{RESTORE_STATE, SAVE_STATE};
 
 /// JSON-RPC's "internal error" code: the state could not be saved, which is
 /// the plugin's fault, not the host's.

@@ -262,8 +262,9 @@ fn params_by_name_or_position() {
 
 #[test]
 fn every_level_is_one_lightningd_accepts() {
-    // Level is the SDK's own (warn and error kept apart, as a plugin writes
-    // them); a name lightningd does not know would get the plugin killed.
+    // Level keeps warn and error apart from unusual and broken, as a plugin
+    // writes them; a name lightningd does not know would get the plugin
+    // killed.
     for l in [
         Level::Trace,
         Level::Debug,
@@ -278,6 +279,11 @@ fn every_level_is_one_lightningd_accepts() {
             "{l} is not a level lightningd accepts"
         );
         assert_eq!(l.as_str().parse::<Level>(), Ok(l));
+        assert_eq!(serde_json::to_value(l).unwrap(), json!(l.as_str()));
+        assert_eq!(
+            serde_json::from_value::<Level>(json!(l.as_str())).unwrap(),
+            l
+        );
     }
 }
 

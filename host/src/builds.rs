@@ -8,7 +8,6 @@
 //! watcher does the rest; a change without a build is handed back to the
 //! loop, which tells the supervisor), or block the loop.
 
-use crate::host::Event;
 use crate::ids::PluginId;
 use crate::link::{Level, Link};
 use crate::rebuild;
@@ -16,8 +15,42 @@ use crate::supervisor::Plugins;
 use crate::watch;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc::UnboundedSender;
+
+/// What build on save reports back to its owner's loop: it happens on
+/// watch threads and build tasks, and is acted on (through [`Builds`]'s
+/// methods) by the loop that owns the [`Builds`].
+#[derive(Debug)]
+pub enum Report {
+    /// A plugin's sources changed and settled: hand it to
+    /// [`Builds::on_sources_changed`].
+    SourcesChanged {
+        /// Whose.
+        plugin: PluginId,
+        /// What changed.
+        change: watch::Change,
+    },
+    /// What to build for a plugin was inferred (or why not): hand it to
+    /// [`Builds::on_spec`].
+    Spec {
+        /// Whose.
+        plugin: PluginId,
+        /// The spec, or why there is none.
+        spec: Result<rebuild::Spec, String>,
+    },
+    /// A plugin's build ended: hand it to [`Builds::on_build_done`].
+    Done {
+        /// Whose.
+        plugin: PluginId,
+        /// How it went.
+        outcome: rebuild::Outcome,
+    },
+}
+
+/// Where [`Report`]s go: shared by the source watches and the tasks that
+/// infer specs and run builds, each of which reports from where it runs.
+type Reporter = Arc<dyn Fn(Report) + Send + Sync>;
 
 /// Build on save, for one plugin.
 pub struct PluginBuild {
@@ -55,7 +88,7 @@ impl PluginBuild {
 /// Build on save for every plugin.
 pub struct Builds {
     link: Link,
-    events: UnboundedSender<Event>,
+    report: Reporter,
     settle: Duration,
     /// When the host started: a source saved after it may not have been
     /// seen by the plugin's first generation.
@@ -65,10 +98,16 @@ pub struct Builds {
 
 impl Builds {
     /// Nothing set up yet; [`Builds::set_up`] does, once init is known.
-    pub fn new(link: Link, events: UnboundedSender<Event>, started: SystemTime) -> Builds {
+    /// `report` is called (from watch threads and tasks) with what the
+    /// owner's loop is to hand back to these methods.
+    pub fn new(
+        link: Link,
+        report: impl Fn(Report) + Send + Sync + 'static,
+        started: SystemTime,
+    ) -> Builds {
         Builds {
             link,
-            events,
+            report: Arc::new(report),
             settle: Duration::from_millis(50),
             started,
             plugins: vec![],
@@ -148,15 +187,17 @@ impl Builds {
                 };
                 self.on_spec(p, Ok(spec));
             } else if let Some(artifact) = rebuild::cargo_artifact(&path) {
-                let tx = self.events.clone();
+                let report = self.report.clone();
                 tokio::spawn(async move {
                     let spec = rebuild::infer_cargo(&artifact).await;
-                    let _ = tx.send(Event::BuildSpec { plugin: p, spec });
+                    report(Report::Spec { plugin: p, spec });
                 });
             }
         }
     }
 
+    /// What to build and watch for `p` is known (or why there is none):
+    /// start watching its sources.
     pub fn on_spec(&mut self, p: PluginId, spec: Result<rebuild::Spec, String>) {
         let Some(name) = self.plugins.get(p.0).map(|b| b.name.clone()) else {
             return;
@@ -202,9 +243,9 @@ impl Builds {
                 changed_after,
             })
             .collect();
-        let tx = self.events.clone();
+        let report = self.report.clone();
         match watch::watch_trees(trees, self.settle, move |plugin, change| {
-            let _ = tx.send(Event::SourcesChanged { plugin, change });
+            report(Report::SourcesChanged { plugin, change });
         }) {
             Ok((w, problems)) => {
                 for problem in problems {
@@ -264,10 +305,10 @@ impl Builds {
         let cwd = spec.cwd.clone();
         self.link
             .log(Level::Info, format!("[{name}] {what}: {command}"));
-        let tx = self.events.clone();
+        let report = self.report.clone();
         tokio::spawn(async move {
             let outcome = rebuild::run(&command, &cwd).await;
-            let _ = tx.send(Event::BuildDone { plugin: p, outcome });
+            report(Report::Done { plugin: p, outcome });
         });
         None
     }

@@ -418,7 +418,9 @@ pub async fn write_messages<W: AsyncWrite + Unpin>(out: W, mut rx: UnboundedRece
     while let Some(msg) = rx.recv().await {
         let mut next = Some(msg);
         while let Some(m) = next {
-            if w.write_all(&m).await.is_err() || w.write_all(b"\n\n").await.is_err() {
+            if w.write_all(&m).await.is_err()
+                || w.write_all(cln_protocol::MESSAGE_SEPARATOR).await.is_err()
+            {
                 return;
             }
             next = rx.try_recv().ok();

@@ -9,7 +9,7 @@
 //! life cycle; that is [`crate::supervisor`]'s.
 
 use crate::framing::RawId;
-use crate::ids::Gen;
+use crate::ids::{Gen, OwnRequest};
 use crate::jsonrpc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -18,11 +18,11 @@ use serde_json::{json, Value};
 use std::fmt;
 
 /// The manifest field a plugin declares its state in.
-pub const MANIFEST_FIELD: &str = "autoreload";
-/// Sent to the old version: answer `{"state": <any JSON value>}`.
-pub const SAVE: &str = "autoreload-save-state";
+pub use cln_protocol::handover::MANIFEST_FIELD;
 /// Sent to the new version: `{"state": <the value>}`; answer `{}`.
-pub const RESTORE: &str = "autoreload-restore-state";
+pub use cln_protocol::handover::RESTORE_STATE as RESTORE;
+/// Sent to the old version: answer `{"state": <any JSON value>}`.
+pub use cln_protocol::handover::SAVE_STATE as SAVE;
 /// The largest state handed over, as the JSON of the save answer: the host
 /// holds it in memory and writes it to the new version in one message.
 pub const MAX_BYTES: usize = 16 << 20;
@@ -37,16 +37,13 @@ pub enum Op {
 }
 
 impl Op {
-    fn tag(self) -> &'static str {
-        match self {
-            Op::Save => "save-state",
-            Op::Restore => "restore-state",
-        }
-    }
-
     /// The id the host gives this request to generation `number`.
     pub fn id(self, number: Gen) -> RawId {
-        RawId::from_string(&format!("autoreload:{}#{number}", self.tag()))
+        let own = match self {
+            Op::Save => OwnRequest::SaveState,
+            Op::Restore => OwnRequest::RestoreState,
+        };
+        own.id(number)
     }
 }
 

@@ -18,7 +18,7 @@
 //! runs in a task that reports back over the channel.
 
 use crate::backend::{native, wasm, BackendKind, Instance, InstanceEvent};
-use crate::builds::Builds;
+use crate::builds::{self, Builds};
 use crate::decode::Decoder;
 use crate::framing::RawId;
 use crate::ids::{Gen, PluginId};
@@ -26,7 +26,6 @@ use crate::jsonrpc;
 use crate::keep::Keeper;
 use crate::link::{Level, Link};
 use crate::locate;
-use crate::rebuild;
 use crate::reregister;
 use crate::sandbox;
 use crate::supervisor::{
@@ -58,27 +57,8 @@ pub enum Event {
     },
     /// A plugin's file changed and settled.
     FileChanged(PluginId),
-    /// A plugin's sources changed and settled.
-    SourcesChanged {
-        /// Whose.
-        plugin: PluginId,
-        /// What changed.
-        change: watch::Change,
-    },
-    /// What to build for a plugin was inferred (or why not).
-    BuildSpec {
-        /// Whose.
-        plugin: PluginId,
-        /// The spec, or why there is none.
-        spec: Result<rebuild::Spec, String>,
-    },
-    /// A plugin's build ended.
-    BuildDone {
-        /// Whose.
-        plugin: PluginId,
-        /// How it went.
-        outcome: rebuild::Outcome,
-    },
+    /// Build on save reported something.
+    Build(builds::Report),
     /// The copy of the file a generation started from is made (or not).
     Kept {
         /// Whose.
@@ -103,7 +83,7 @@ pub struct Host {
     core: Supervisor,
     link: Link,
     events: UnboundedSender<Event>,
-    instances: crate::router::HashMap<(PluginId, Gen), Instance>,
+    instances: crate::HashMap<(PluginId, Gen), Instance>,
     sandboxes: sandbox::Settings,
     watcher: Option<watch::Watcher>,
     builds: Builds,
@@ -130,7 +110,13 @@ impl Host {
         let started = SystemTime::now();
         Host {
             core: Supervisor::new(config, located, Instant::now(), started),
-            builds: Builds::new(link.clone(), events.clone(), started),
+            builds: {
+                let events = events.clone();
+                let report = move |r| {
+                    let _ = events.send(Event::Build(r));
+                };
+                Builds::new(link.clone(), report, started)
+            },
             link,
             events,
             instances: Default::default(),
@@ -227,7 +213,7 @@ impl Host {
                 gen,
                 outcome,
             } => return self.kept.made(plugin, gen, outcome),
-            Event::SourcesChanged { plugin, change } => {
+            Event::Build(builds::Report::SourcesChanged { plugin, change }) => {
                 if self.core.shutting_down() {
                     return;
                 }
@@ -236,8 +222,10 @@ impl Host {
                     None => return,
                 }
             }
-            Event::BuildSpec { plugin, spec } => return self.builds.on_spec(plugin, spec),
-            Event::BuildDone { plugin, outcome } => {
+            Event::Build(builds::Report::Spec { plugin, spec }) => {
+                return self.builds.on_spec(plugin, spec)
+            }
+            Event::Build(builds::Report::Done { plugin, outcome }) => {
                 match self.builds.on_build_done(plugin, outcome) {
                     Some(p) if !self.core.shutting_down() => self.changed(p),
                     _ => return,
@@ -290,7 +278,15 @@ impl Host {
                         };
                         match s.source {
                             Source::File => {
-                                self.kept.keep(plugin, gen, &s.path, file, &self.events)
+                                let events = self.events.clone();
+                                let done = move |outcome| {
+                                    let _ = events.send(Event::Kept {
+                                        plugin,
+                                        gen,
+                                        outcome,
+                                    });
+                                };
+                                self.kept.keep(plugin, gen, &s.path, file, done)
                             }
                             Source::Kept(from) => self.kept.share(plugin, from, gen),
                         }
@@ -331,7 +327,10 @@ impl Host {
             } => {
                 let tx = self.events.clone();
                 tokio::spawn(async move {
-                    let outcome = reregister::prepare(&socket, &managed).await;
+                    // The supervisor only reports why not.
+                    let outcome = reregister::prepare(&socket, &managed)
+                        .await
+                        .map_err(|e| e.to_string());
                     let _ = tx.send(Event::Reregister { caller, outcome });
                 });
             }
@@ -344,7 +343,7 @@ impl Host {
                     if let Err(why) = reregister::restart_through(&socket, &wrapper).await {
                         let _ = tx.send(Event::Reregister {
                             caller: None,
-                            outcome: Err(why),
+                            outcome: Err(why.to_string()),
                         });
                     }
                 });
@@ -373,7 +372,11 @@ impl Host {
     fn spawn(&mut self, s: &Spawn) -> Result<Instance, SpawnError> {
         let kept = match s.source {
             Source::File => None,
-            Source::Kept(from) => Some(self.kept.path(s.plugin, from).map_err(SpawnError::Other)?),
+            Source::Kept(from) => Some(
+                self.kept
+                    .path(s.plugin, from)
+                    .map_err(|e| SpawnError::Other(e.to_string()))?,
+            ),
         };
         let (p, gen) = (s.plugin, s.gen);
         let path = kept.as_deref().unwrap_or(&s.path);

@@ -9,19 +9,37 @@
 //! still under way). Must not: decide when a copy is run (the supervisor
 //! does, with [`Source::Kept`](crate::supervisor::Source::Kept)), or
 //! block the loop: a copy is made on a blocking thread and reported back
-//! as an [`Event::Kept`].
+//! through the callback [`Keeper::keep`] is given.
 
-use crate::host::Event;
 use crate::ids::{Gen, PluginId};
-use crate::router::HashMap;
 use crate::watch::FileStamp;
+use crate::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::sync::mpsc::UnboundedSender;
 
 /// How the name of the directory the copies are kept in begins (in
 /// `TMPDIR`): source trees never count what is in one.
 pub const DIR_PREFIX: &str = "cln-autoreload-kept-";
+
+/// Why [`Keeper::path`] has no copy to run: still being made (a caller
+/// may try again once it is), or none at all.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoCopy {
+    /// The copy is still being made.
+    #[error("the copy of generation {0}'s file is still being made")]
+    Making(Gen),
+    /// Making it failed.
+    #[error("no copy of generation {gen}'s file was kept: {why}")]
+    Failed {
+        /// Whose copy.
+        gen: Gen,
+        /// Why it failed.
+        why: String,
+    },
+    /// None was made, or it was dropped as no longer needed.
+    #[error("no copy of generation {0}'s file was kept")]
+    NotKept(Gen),
+}
 
 /// One kept copy, removed when no generation needs it any more.
 #[derive(Debug)]
@@ -53,14 +71,16 @@ pub struct Keeper {
 
 impl Keeper {
     /// Copies `path`, which generation `gen` of `p` was just started from
-    /// (its stamp then: `stamp`), reporting to `events` when done.
+    /// (its stamp then: `stamp`). `done` is called, from a blocking
+    /// thread, with where the copy is or why there is none: its owner's
+    /// loop hands that to [`Keeper::made`].
     pub fn keep(
         &mut self,
         p: PluginId,
         gen: Gen,
         path: &Path,
         stamp: Option<FileStamp>,
-        events: &UnboundedSender<Event>,
+        done: impl FnOnce(Result<PathBuf, String>) + Send + 'static,
     ) {
         self.prune(p, Some(gen));
         let dir = match self.dir() {
@@ -71,15 +91,8 @@ impl Keeper {
             }
         };
         self.copies.insert((p, gen), Entry::Making);
-        let (path, events) = (path.to_path_buf(), events.clone());
-        tokio::task::spawn_blocking(move || {
-            let outcome = copy(&path, &dir, stamp);
-            let _ = events.send(Event::Kept {
-                plugin: p,
-                gen,
-                outcome,
-            });
-        });
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || done(copy(&path, &dir, stamp)));
     }
 
     /// A copy asked for by [`Keeper::keep`] is made (or not).
@@ -105,16 +118,15 @@ impl Keeper {
     }
 
     /// The copy kept for generation `gen` of `p`, or why there is none.
-    pub fn path(&self, p: PluginId, gen: Gen) -> Result<PathBuf, String> {
+    pub fn path(&self, p: PluginId, gen: Gen) -> Result<PathBuf, NoCopy> {
         match self.copies.get(&(p, gen)) {
             Some(Entry::Ready(c)) => Ok(c.0.clone()),
-            Some(Entry::Making) => Err(format!(
-                "the copy of generation {gen}'s file is still being made"
-            )),
-            Some(Entry::Failed(why)) => Err(format!(
-                "no copy of generation {gen}'s file was kept: {why}"
-            )),
-            None => Err(format!("no copy of generation {gen}'s file was kept")),
+            Some(Entry::Making) => Err(NoCopy::Making(gen)),
+            Some(Entry::Failed(why)) => Err(NoCopy::Failed {
+                gen,
+                why: why.clone(),
+            }),
+            None => Err(NoCopy::NotKept(gen)),
         }
     }
 

@@ -29,4 +29,9 @@ pub mod rpc_filter;
 pub mod sandbox;
 pub mod scaffold;
 pub mod supervisor;
+pub mod warning;
 pub mod watch;
+
+/// The maps looked up for every message, with a fast hasher: ids come from
+/// lightningd and from the plugins being developed, not from strangers.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

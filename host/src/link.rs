@@ -16,30 +16,10 @@ use std::os::fd::AsFd;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-/// Log levels lightningd accepts in a `log` notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Shown with `--log-level=debug`.
-    Debug,
-    /// Shown by default.
-    Info,
-    /// Shown as UNUSUAL.
-    Warn,
-    /// Shown as BROKEN.
-    Error,
-}
-
-impl Level {
-    /// Its name in a `log` notification.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-        }
-    }
-}
+/// The level of a line the host writes to lightningd's log: the names a
+/// `log` notification may give, stated once in the protocol crate (the
+/// host writes `debug`, `info`, `warn` and `error`).
+pub use cln_protocol::LevelName as Level;
 
 /// Sends messages to lightningd. Cheap to clone.
 #[derive(Clone)]

@@ -15,13 +15,12 @@
 //! written (or the reader is gone): that is the reader's end of file.
 
 use bytes::Bytes;
+// What follows every message, as lightningd writes them.
+use cln_protocol::MESSAGE_SEPARATOR as SEPARATOR;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::unix::pipe;
-
-/// What follows every message, as lightningd writes them.
-const SEPARATOR: &[u8] = b"\n\n";
 
 /// How many queued messages one `writev` takes at most.
 const BATCH: usize = 64;

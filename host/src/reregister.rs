@@ -18,13 +18,54 @@ use std::path::{Path, PathBuf};
 
 const MARKER: &str = "# cln-autoreload re-registration: ";
 
+/// Why no wrapper to re-register through was found in lightningd's list.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoWrapper {
+    /// lightningd runs the host itself (`--plugin=cln-autoreload`).
+    #[error("lightningd started cln-autoreload itself (--plugin=...), and it re-reads a manifest only when the plugin's file changes; to re-register without restarting lightningd, {HOW}")]
+    StartedDirectly,
+    /// No plugin lightningd runs is a script naming the host.
+    #[error("none of lightningd's plugins is a wrapper script running this cln-autoreload; {HOW}")]
+    NoneFound,
+    /// More than one script could be it.
+    #[error("several wrapper scripts could be this cln-autoreload: {}", .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    Several(Vec<PathBuf>),
+}
+
+/// Why [`prepare`] could not get a wrapper ready.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// `plugin list` failed.
+    #[error("{0:#}")]
+    List(anyhow::Error),
+    /// The host's own executable could not be found.
+    #[error("cannot tell its own path: {0}")]
+    OwnPath(std::io::Error),
+    /// No wrapper (or several).
+    #[error(transparent)]
+    NoWrapper(#[from] NoWrapper),
+    /// The wrapper could not be changed.
+    #[error("cannot change {}: {source}", .wrapper.display())]
+    Mark {
+        /// The wrapper.
+        wrapper: PathBuf,
+        /// What writing it said.
+        source: std::io::Error,
+    },
+}
+
+/// lightningd did not restart the host through its wrapper.
+#[derive(Debug, thiserror::Error)]
+#[error("lightningd refused to restart it: {0:#}")]
+pub struct RestartRefused(anyhow::Error);
+
 /// How to run cln-autoreload so it can re-register itself.
 pub const HOW: &str = "run cln-autoreload from a wrapper script (#!/bin/sh + exec /path/to/cln-autoreload /path/to/plugin \"$@\") started as a dynamic plugin";
 
 /// Finds, among the plugins lightningd lists (`plugin list`), the wrapper
 /// script that runs this host: an active plugin file that is a script
 /// naming this binary and one of the managed plugins.
-pub fn find_wrapper(list: &Value, exe: &Path, managed: &[PathBuf]) -> Result<PathBuf, String> {
+pub fn find_wrapper(list: &Value, exe: &Path, managed: &[PathBuf]) -> Result<PathBuf, NoWrapper> {
     let exe_real = std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf());
     let exe_name = exe
         .file_name()
@@ -65,14 +106,9 @@ pub fn find_wrapper(list: &Value, exe: &Path, managed: &[PathBuf]) -> Result<Pat
     }
     match (found.len(), direct) {
         (1, _) => Ok(found.remove(0)),
-        (0, true) => Err(format!(
-            "lightningd started cln-autoreload itself (--plugin=...), and it re-reads a manifest only when the plugin's file changes; to re-register without restarting lightningd, {HOW}"
-        )),
-        (0, false) => Err(format!("none of lightningd's plugins is a wrapper script running this cln-autoreload; {HOW}")),
-        _ => Err(format!(
-            "several wrapper scripts could be this cln-autoreload: {}",
-            found.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        )),
+        (0, true) => Err(NoWrapper::StartedDirectly),
+        (0, false) => Err(NoWrapper::NoneFound),
+        _ => Err(NoWrapper::Several(found)),
     }
 }
 
@@ -95,24 +131,25 @@ pub fn mark_changed(wrapper: &Path, stamp: u64) -> std::io::Result<()> {
 /// Finds the wrapper lightningd started the host from (in lightningd's
 /// `plugin list`, the entry that runs this binary for `managed`) and
 /// marks it changed, so that `plugin start` on it restarts the host.
-pub async fn prepare(socket: &Path, managed: &[PathBuf]) -> Result<PathBuf, String> {
+pub async fn prepare(socket: &Path, managed: &[PathBuf]) -> Result<PathBuf, PrepareError> {
     let list = crate::rpc::call(socket, "plugin", json!({"subcommand": "list"}))
         .await
-        .map_err(|e| format!("{e:#}"))?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot tell its own path: {e}"))?;
+        .map_err(PrepareError::List)?;
+    let exe = std::env::current_exe().map_err(PrepareError::OwnPath)?;
     let wrapper = find_wrapper(&list, &exe, managed)?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    mark_changed(&wrapper, stamp)
-        .map_err(|e| format!("cannot change {}: {e}", wrapper.display()))?;
+    if let Err(source) = mark_changed(&wrapper, stamp) {
+        return Err(PrepareError::Mark { wrapper, source });
+    }
     Ok(wrapper)
 }
 
 /// Asks lightningd to `plugin start` the wrapper: it kills the host and
 /// starts it again, reading the manifest afresh.
-pub async fn restart_through(socket: &Path, wrapper: &Path) -> Result<(), String> {
+pub async fn restart_through(socket: &Path, wrapper: &Path) -> Result<(), RestartRefused> {
     crate::rpc::call(
         socket,
         "plugin",
@@ -120,7 +157,7 @@ pub async fn restart_through(socket: &Path, wrapper: &Path) -> Result<(), String
     )
     .await
     .map(drop)
-    .map_err(|e| format!("lightningd refused to restart it: {e:#}"))
+    .map_err(RestartRefused)
 }
 
 #[cfg(test)]
@@ -161,9 +198,9 @@ mod tests {
         let after = std::fs::read_to_string(&wrapper).unwrap();
         assert_eq!(after, format!("{before}{MARKER}2\n"));
         let direct = json!({"plugins": [{"name": exe, "active": true}]});
-        assert!(find_wrapper(&direct, &exe, &[plugin])
-            .unwrap_err()
-            .contains("wrapper script"));
+        let e = find_wrapper(&direct, &exe, &[plugin]).unwrap_err();
+        assert_eq!(e, NoWrapper::StartedDirectly);
+        assert!(e.to_string().contains("wrapper script"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

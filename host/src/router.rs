@@ -12,13 +12,9 @@ use crate::framing::RawId;
 pub use crate::ids::{Gen, PluginId};
 use crate::jsonrpc::ErrorKind;
 use crate::manifest::{self, Manifest};
+use crate::HashMap;
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::collections::HashMap as StdMap;
-
-/// The maps looked up for every message, with a fast hasher: ids come from
-/// lightningd and from the plugins being developed, not from strangers.
-pub type HashMap<K, V> = StdMap<K, V, foldhash::fast::RandomState>;
 
 /// What a request from lightningd is, for deciding what to do when no
 /// instance can answer it.

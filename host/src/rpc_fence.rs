@@ -98,13 +98,46 @@ pub struct Fence {
     hide: CString,
 }
 
+/// A string the kernel is to be given holds a NUL byte (a path never
+/// does; a fence is not made with one that would).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0} holds a NUL byte")]
+pub struct NulByte(pub String);
+
+/// Why this process cannot fence plugins: the sandbox then refuses to
+/// start a plugin, or (best effort) starts it unfenced.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unavailable {
+    /// [`UNAVAILABLE_VAR`] says so.
+    #[error("{var} is set", var = UNAVAILABLE_VAR)]
+    Disabled,
+    /// The kernel (or its policy) refused a step of the fence.
+    #[error("the kernel refused {step}: {error}")]
+    Refused {
+        /// The step, in words.
+        step: &'static str,
+        /// What the kernel said.
+        error: String,
+    },
+    /// The probe itself could not run (scratch files, pipe, fork, a child
+    /// that died): whether the kernel would allow it is not known.
+    #[error("{0}")]
+    Probe(String),
+}
+
+impl From<NulByte> for Unavailable {
+    fn from(e: NulByte) -> Unavailable {
+        Unavailable::Probe(e.to_string())
+    }
+}
+
 /// A path as a C string (a path never holds a NUL; an error if it does).
-pub fn cstr(p: &Path) -> Result<CString, String> {
+pub fn cstr(p: &Path) -> Result<CString, NulByte> {
     c(p.as_os_str())
 }
 
-fn c(s: &OsStr) -> Result<CString, String> {
-    CString::new(s.as_bytes()).map_err(|_| format!("{} holds a NUL byte", s.to_string_lossy()))
+fn c(s: &OsStr) -> Result<CString, NulByte> {
+    CString::new(s.as_bytes()).map_err(|_| NulByte(s.to_string_lossy().into_owned()))
 }
 
 impl Fence {
@@ -117,20 +150,20 @@ impl Fence {
         netdir: &Path,
         socket: Option<(&Path, &Path)>,
         hide: &Path,
-    ) -> Result<Fence, String> {
+    ) -> Result<Fence, NulByte> {
         // SAFETY: getuid and getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         let binds = binds
             .iter()
             .map(|(a, b)| Ok((cstr(a)?, cstr(b)?)))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, NulByte>>()?;
         let socket = match socket {
             Some((a, b)) => Some((cstr(a)?, cstr(b)?)),
             None => None,
         };
         Ok(Fence {
-            uid_map: CString::new(format!("{uid} {uid} 1\n")).map_err(|e| e.to_string())?,
-            gid_map: CString::new(format!("{gid} {gid} 1\n")).map_err(|e| e.to_string())?,
+            uid_map: c(OsStr::new(&format!("{uid} {uid} 1\n")))?,
+            gid_map: c(OsStr::new(&format!("{gid} {gid} 1\n")))?,
             binds,
             view: cstr(view)?,
             netdir: cstr(netdir)?,
@@ -226,19 +259,19 @@ fn write(path: &std::ffi::CStr, data: &[u8]) -> Result<(), i32> {
 
 /// Whether this kernel (and its policy) lets the host fence plugins:
 /// tried once, in a forked child, on scratch files. `Err` says why not.
-pub fn available() -> Result<(), String> {
+pub fn available() -> Result<(), Unavailable> {
     if std::env::var_os(UNAVAILABLE_VAR).is_some() {
-        return Err(format!("{UNAVAILABLE_VAR} is set"));
+        return Err(Unavailable::Disabled);
     }
-    static ONCE: OnceLock<Result<(), String>> = OnceLock::new();
+    static ONCE: OnceLock<Result<(), Unavailable>> = OnceLock::new();
     ONCE.get_or_init(probe).clone()
 }
 
-fn probe() -> Result<(), String> {
+fn probe() -> Result<(), Unavailable> {
     let scratch = tempfile::Builder::new()
         .prefix("cln-autoreload-fence-")
         .tempdir()
-        .map_err(|e| format!("cannot create a scratch directory: {e}"))?;
+        .map_err(|e| Unavailable::Probe(format!("cannot create a scratch directory: {e}")))?;
     let d = scratch.path();
     let made = (|| -> std::io::Result<()> {
         for dir in ["net", "view", "hide"] {
@@ -248,7 +281,7 @@ fn probe() -> Result<(), String> {
         std::fs::write(d.join("view/lightning-rpc"), "")?;
         std::fs::write(d.join("filter"), "")
     })();
-    made.map_err(|e| format!("cannot prepare the scratch directory: {e}"))?;
+    made.map_err(|e| Unavailable::Probe(format!("cannot prepare the scratch directory: {e}")))?;
     let (filter, placeholder) = (d.join("filter"), d.join("view/lightning-rpc"));
     let fence = Fence::new(
         &[(&filter, &placeholder)],
@@ -260,7 +293,10 @@ fn probe() -> Result<(), String> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills the two ints.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+        return Err(Unavailable::Probe(format!(
+            "pipe: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     // SAFETY: the child only makes system calls (Fence::enter, write,
     // _exit) on memory prepared before the fork.
@@ -286,7 +322,10 @@ fn probe() -> Result<(), String> {
         libc::close(fds[1]);
         if pid < 0 {
             libc::close(fds[0]);
-            return Err(format!("fork: {}", std::io::Error::last_os_error()));
+            return Err(Unavailable::Probe(format!(
+                "fork: {}",
+                std::io::Error::last_os_error()
+            )));
         }
         let n = libc::read(fds[0], code.as_mut_ptr().cast(), code.len());
         libc::close(fds[0]);
@@ -295,17 +334,18 @@ fn probe() -> Result<(), String> {
         n
     };
     if n != 5 {
-        return Err("the probe child died before it said how it went".into());
+        return Err(Unavailable::Probe(
+            "the probe child died before it said how it went".into(),
+        ));
     }
     match Step::from_u8(code[0]) {
         None => Ok(()),
         Some(step) => {
             let e = i32::from_ne_bytes([code[1], code[2], code[3], code[4]]);
-            Err(format!(
-                "the kernel refused {}: {}",
-                step.describe(),
-                std::io::Error::from_raw_os_error(e)
-            ))
+            Err(Unavailable::Refused {
+                step: step.describe(),
+                error: std::io::Error::from_raw_os_error(e).to_string(),
+            })
         }
     }
 }

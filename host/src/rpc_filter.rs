@@ -290,7 +290,12 @@ async fn write_messages(
     mut rx: UnboundedReceiver<Bytes>,
 ) {
     while let Some(msg) = rx.recv().await {
-        if out.write_all(&msg).await.is_err() || out.write_all(b"\n\n").await.is_err() {
+        if out.write_all(&msg).await.is_err()
+            || out
+                .write_all(cln_protocol::MESSAGE_SEPARATOR)
+                .await
+                .is_err()
+        {
             return;
         }
     }

@@ -277,7 +277,9 @@ async fn serve_connection(stream: UnixStream, current: Current) {
     let (tx, mut rx) = unbounded_channel::<Bytes>();
     tokio::spawn(async move {
         while let Some(answer) = rx.recv().await {
-            if wr.write_all(&answer).await.is_err() || wr.write_all(b"\n\n").await.is_err() {
+            if wr.write_all(&answer).await.is_err()
+                || wr.write_all(cln_protocol::MESSAGE_SEPARATOR).await.is_err()
+            {
                 break;
             }
         }

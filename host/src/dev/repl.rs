@@ -9,12 +9,21 @@
 use super::args::parse_line;
 use super::node::Node;
 use super::print::{error_text, pretty, summary, Ui, AT_PROMPT};
-use super::session::End;
 use crate::manifest::HOST_PREFIX;
 use serde_json::Value;
 use std::io::{BufRead, Write};
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+/// Why the terminal loop ended; the session decides what follows.
+pub(super) enum Ended {
+    /// EOF, `quit` or `exit`.
+    Quit,
+    /// `reregister`: the session starts a new host.
+    Reregister,
+    /// The host's link closed under it.
+    HostClosed,
+}
 
 /// Runs the terminal's lines, until EOF, `quit` or `reregister`.
 pub(super) async fn run(
@@ -23,7 +32,7 @@ pub(super) async fn run(
     ui: Ui,
     name: &str,
     manifest: &Value,
-) -> End {
+) -> Ended {
     out!("Type METHOD [key=value ...|value ...|JSON], or help, status, restart, reregister, quit (or Ctrl-D).");
     let mut closed = node.watch_closed();
     loop {
@@ -34,14 +43,14 @@ pub(super) async fn run(
         }
         let line = tokio::select! {
             line = lines.recv() => line,
-            _ = closed.wait_for(|c| *c) => return End::Broken,
+            _ = closed.wait_for(|c| *c) => return Ended::HostClosed,
         };
         AT_PROMPT.store(false, Ordering::Relaxed);
         let Some(line) = line else {
             if ui.tty {
                 out!();
             }
-            return End::Done { failed: false };
+            return Ended::Quit;
         };
         let (method, params) = match parse_line(&line) {
             Ok(None) => continue,
@@ -54,8 +63,8 @@ pub(super) async fn run(
         let method = match method.as_str() {
             // The plugin's own method wins over the dev node's words.
             _ if node.has_method(&method) => method,
-            "quit" | "exit" => return End::Done { failed: false },
-            "reregister" | "autoreload-reregister" => return End::Reregister,
+            "quit" | "exit" => return Ended::Quit,
+            "reregister" | "autoreload-reregister" => return Ended::Reregister,
             "help" => {
                 out_raw!("{}", summary(name, manifest));
                 continue;

@@ -53,6 +53,16 @@ pub(super) enum End {
     Broken,
 }
 
+impl From<repl::Ended> for End {
+    fn from(ended: repl::Ended) -> End {
+        match ended {
+            repl::Ended::Quit => End::Done { failed: false },
+            repl::Ended::Reregister => End::Reregister,
+            repl::Ended::HostClosed => End::Broken,
+        }
+    }
+}
+
 /// The host process the dev node runs, seen from the dev node.
 struct Host {
     node: Arc<Node>,
@@ -216,7 +226,9 @@ impl Session {
             return End::Broken;
         }
         match lines {
-            Some(lines) => repl::run(node, lines, self.ui, &name, &manifest).await,
+            Some(lines) => repl::run(node, lines, self.ui, &name, &manifest)
+                .await
+                .into(),
             None => {
                 let mut failed = false;
                 for (method, params) in calls {

@@ -12,7 +12,7 @@ use super::{InstanceOp, Sandbox, Supervisor, Timer};
 use crate::backend::{BackendKind, Exit, InstanceEvent};
 use crate::framing::{preview, Kind, Message, RawId};
 use crate::handover;
-use crate::ids::{Gen, PluginId};
+use crate::ids::{Gen, OwnRequest, PluginId};
 use crate::jsonrpc::{self, ErrorKind};
 use crate::link::Level;
 use crate::router::ReqKind;
@@ -140,7 +140,7 @@ impl Supervisor {
             // caller's id first in the ids it sends, so a prefix could be
             // chosen by any caller. The prefix only spares every other
             // answer building the host's ids to compare with.
-            if id.as_json().starts_with("\"autoreload:")
+            if id.as_json().starts_with(OwnRequest::JSON_PREFIX)
                 && self.on_own_answer(p, role, number, id, &m)
             {
                 return;
@@ -171,7 +171,7 @@ impl Supervisor {
                 return true;
             }
         }
-        let own = |what| *id == RawId::from_string(&format!("autoreload:{what}#{number}"));
+        let own = |what: OwnRequest| *id == what.id(number);
         let phase = self.plugins[p].phase();
         let step = match (role, phase) {
             (Role::Current, Phase::Starting { .. }) | (Role::Next, Phase::Swapping { .. }) => {
@@ -180,12 +180,12 @@ impl Supervisor {
             _ => None,
         };
         match step {
-            Some(Step::Manifest) if own("getmanifest") => self.on_manifest(p, m),
-            Some(Step::Init) if own("init") => self.on_init_answer(p, m),
+            Some(Step::Manifest) if own(OwnRequest::Getmanifest) => self.on_manifest(p, m),
+            Some(Step::Init) if own(OwnRequest::Init) => self.on_init_answer(p, m),
             // A generation replaced while it started (a reload came
             // first: it is stopping now) may still answer its own
             // getmanifest or init: nobody waits for that any more.
-            _ if own("getmanifest") || own("init") => {
+            _ if own(OwnRequest::Getmanifest) || own(OwnRequest::Init) => {
                 let name = &self.plugins[p].name;
                 self.out.log(
                     Level::Debug,
@@ -332,13 +332,13 @@ impl Supervisor {
                             Some(other) => Err(other.to_string()),
                         };
                         let (level, text) = match parsed {
-                            Ok(LogLevel::Trace) => ("trace", text),
-                            Ok(LogLevel::Debug) => ("debug", text),
-                            Ok(LogLevel::Info) => ("info", text),
-                            Ok(LogLevel::Unusual) => ("warn", text),
-                            Ok(LogLevel::Broken) => ("error", text),
+                            Ok(LogLevel::Trace) => (Level::Trace, text),
+                            Ok(LogLevel::Debug) => (Level::Debug, text),
+                            Ok(LogLevel::Info) => (Level::Info, text),
+                            Ok(LogLevel::Unusual) => (Level::Warn, text),
+                            Ok(LogLevel::Broken) => (Level::Error, text),
                             Err(l) => (
-                                "warn",
+                                Level::Warn,
                                 format!("(log level {l} is not one of {}: lightningd would have killed it for this) {text}", LOG_LEVEL_NAMES.join(", ")),
                             ),
                         };
@@ -347,14 +347,16 @@ impl Supervisor {
                         // master"), caused by the reload: debug. An error
                         // stays an error.
                         let (level, text) = match level {
-                            "info" | "warn" if self.plugins[p].stdin_closed(number) => (
-                                "debug",
-                                format!("(generation {number}, stopping; said at {level}) {text}"),
+                            Level::Info | Level::Warn if self.plugins[p].stdin_closed(number) => (
+                                Level::Debug,
+                                format!(
+                                    "(generation {number}, stopping; said at {}) {text}",
+                                    level.as_str()
+                                ),
                             ),
                             _ => (level, text),
                         };
-                        self.out
-                            .send(jsonrpc::log(level, &format!("[{name}] {text}")));
+                        self.out.log(level, format!("[{name}] {text}"));
                     }
                     "message" | "progress" if params.get("id").is_none() => {
                         let w = format!("[{name}] sent a '{method}' notification without \"params.id\" (the request it is about; lightningd would have killed it for this): dropped");

@@ -16,6 +16,7 @@ use crate::handover;
 use crate::ids::{Epoch, Gen};
 use crate::manifest::{Diff, Manifest};
 use crate::router::Request;
+pub use crate::warning::WarnKind;
 pub use crate::watch::FileStamp;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -454,27 +455,6 @@ pub struct ManagedPlugin {
 /// How many of [`ManagedPlugin::closed_stdins`] are remembered: a
 /// generation's last lines come within moments of its stdin closing.
 pub(super) const CLOSED_STDINS_KEPT: usize = 8;
-
-/// What a warning about a plugin is about: each kind has its own rate
-/// limit, so a flood of one kind does not hide another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WarnKind {
-    /// Bytes on its stdout that are not JSON-RPC.
-    Garbage,
-    /// Its stdout ended in the middle of a message: how its output ended,
-    /// which matters more than one more piece of a flood.
-    Truncated,
-    /// Something its backend warned about (a refused rpc call, ...).
-    Backend,
-    /// A response nobody waits for.
-    Response,
-    /// A notification it should not send.
-    Notification,
-    /// A request it should not send.
-    Request,
-    /// Its answer to a hook.
-    Hook,
-}
 
 /// How many of a plugin's warnings of one kind were logged, and not, in
 /// the current window.

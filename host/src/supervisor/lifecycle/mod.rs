@@ -37,7 +37,7 @@ use super::plugin::*;
 use super::{InstanceOp, Output, Source, Spawn, SpawnError, Supervisor, Timer};
 use crate::backend::{BackendKind, Exit};
 use crate::framing::RawId;
-use crate::ids::{Epoch, Gen, PluginId};
+use crate::ids::{Epoch, Gen, OwnRequest, PluginId};
 use crate::jsonrpc::{self, ErrorKind};
 use crate::link::Level;
 pub(crate) use crate::options::Scope;
@@ -168,7 +168,7 @@ impl Supervisor {
             sandbox: sandbox.clone(),
             urgency,
         }));
-        let id = RawId::from_string(&format!("autoreload:getmanifest#{number}"));
+        let id = OwnRequest::Getmanifest.id(number);
         let getmanifest = jsonrpc::request(&id, "getmanifest", &self.getmanifest_params);
         self.instance(p, number, InstanceOp::Send(getmanifest));
         let plugin = &mut self.plugins[p];

@@ -10,8 +10,8 @@ use super::super::plugin::*;
 use super::super::{InstanceOp, Output, Supervisor, Timer};
 use super::life::Change;
 use crate::backend::BackendKind;
-use crate::framing::{Message, RawId};
-use crate::ids::PluginId;
+use crate::framing::Message;
+use crate::ids::{OwnRequest, PluginId};
 use crate::init::CachedInit;
 use crate::jsonrpc;
 use crate::link::Level;
@@ -95,7 +95,7 @@ impl Supervisor {
             return;
         };
         let params = CachedInit::params_for(cached, registered.as_ref(), manifest);
-        let id = RawId::from_string(&format!("autoreload:init#{}", gen.number));
+        let id = OwnRequest::Init.id(gen.number);
         let number = gen.number;
         // A new epoch: the time spent waiting for lightningd's init was
         // not the plugin's, and its init gets the whole start-up timeout.
