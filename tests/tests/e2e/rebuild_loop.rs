@@ -92,11 +92,15 @@ async fn one_build_one_reload(node: &Node, want: &str) -> Value {
     s
 }
 
+/// Saves the source at `v2` the way most editors do, renamed into place:
+/// the host may be starting and reading its sources for changes made
+/// while it was down, and a save written in place then could be read half
+/// done (emptied, not yet written), which rightly takes a second build
+/// once it is whole.
 fn save_v2(dir: &Path) {
-    write(
-        dir,
-        "src/p.py.in",
-        &testplugin_text(&json!({"version": "v2"})),
+    write_atomically(
+        &dir.join("src/p.py.in"),
+        testplugin_text(&json!({"version": "v2"})).as_bytes(),
     );
 }
 
