@@ -34,7 +34,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
 use wasmtime::{
-    Caller, Config, Engine, Linker, Module, ResourceLimiter, Store, Strategy, UpdateDeadline,
+    Caller, Config, Engine, InstancePre, Linker, Module, ResourceLimiter, Store, Strategy,
+    UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -213,6 +214,38 @@ impl ResourceLimiter for State {
     }
 }
 
+/// A compiled module ready to instantiate: its imports already resolved
+/// against the host's linker, once per compiled module (kept beside it in
+/// the in-memory cache), not at every start.
+#[derive(Clone)]
+struct Ready {
+    module: Module,
+    pre: InstancePre<State>,
+}
+
+impl Ready {
+    fn new(module: Module, compiler: Compiler) -> anyhow::Result<Ready> {
+        let pre = engines(compiler)?
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| LinkError(format!("{e:#}")))?;
+        Ok(Ready { module, pre })
+    }
+}
+
+/// A module that compiled but whose imports the host does not provide:
+/// the instance says it cannot be instantiated, not that it does not
+/// compile.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct LinkError(String);
+
+/// The in-memory cache of this run of the host.
+fn memory() -> &'static Mutex<wasm_cache::Lru<Ready>> {
+    static MEMORY: OnceLock<Mutex<wasm_cache::Lru<Ready>>> = OnceLock::new();
+    MEMORY.get_or_init(Default::default)
+}
+
 /// A module compiled now, which the on-disk cache does not have yet.
 struct ToStore {
     key: wasm_cache::Key,
@@ -226,23 +259,20 @@ fn cached_module(
     compiler: Compiler,
     cache: &CacheSettings,
     report: &impl Fn(InstanceEvent),
-) -> anyhow::Result<(wasm_cache::Key, Option<(Module, ModuleSource)>)> {
+) -> anyhow::Result<(wasm_cache::Key, Option<(Ready, ModuleSource)>)> {
     let engines = engines(compiler)?;
     let key = wasm_cache::Key::new(content, compiler, engines.hash);
     if cache.memory_max > 0 {
-        if let Some(m) = wasm_cache::memory()
-            .lock()
-            .ok()
-            .and_then(|mut c| c.get(&key))
-        {
-            return Ok((key, Some((m, ModuleSource::Memory))));
+        if let Some(r) = memory().lock().ok().and_then(|mut c| c.get(&key)) {
+            return Ok((key, Some((r, ModuleSource::Memory))));
         }
     }
     if let Some(disk) = disk(cache) {
         match disk.load(&key, &engines.engine) {
             wasm_cache::Loaded::Hit(m) => {
-                remember(key, &m, cache);
-                return Ok((key, Some((m, ModuleSource::Disk))));
+                let ready = Ready::new(m, compiler)?;
+                remember(key, &ready, cache);
+                return Ok((key, Some((ready, ModuleSource::Disk))));
             }
             wasm_cache::Loaded::Missing => {}
             wasm_cache::Loaded::Rejected(why) => report(InstanceEvent::Warn(format!(
@@ -262,14 +292,14 @@ fn disk(cache: &CacheSettings) -> Option<wasm_cache::Disk<'_>> {
     })
 }
 
-/// Keeps `module` in the in-memory cache.
-fn remember(key: wasm_cache::Key, module: &Module, cache: &CacheSettings) {
+/// Keeps `ready` in the in-memory cache.
+fn remember(key: wasm_cache::Key, ready: &Ready, cache: &CacheSettings) {
     if cache.memory_max == 0 {
         return;
     }
-    if let Ok(mut c) = wasm_cache::memory().lock() {
-        let size = wasm_cache::module_size(module);
-        c.insert(key, module.clone(), size, cache.memory_max);
+    if let Ok(mut c) = memory().lock() {
+        let size = wasm_cache::module_size(&ready.module);
+        c.insert(key, ready.clone(), size, cache.memory_max);
     }
 }
 
@@ -281,7 +311,7 @@ fn module_for(
     settings: &Settings,
     urgency: Urgency,
     report: &impl Fn(InstanceEvent),
-) -> anyhow::Result<(Module, Compiler, Option<ToStore>)> {
+) -> anyhow::Result<(Ready, Compiler, Option<ToStore>)> {
     let t = Instant::now();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if !bytes.starts_with(b"\0asm") {
@@ -289,7 +319,7 @@ fn module_for(
     }
     let content = wasm_cache::content_hash(&bytes);
     let cache = &settings.cache;
-    let done = |module: Module, compiler, source, store: Option<wasm_cache::Key>| {
+    let done = |ready: Ready, compiler, source, store: Option<wasm_cache::Key>| {
         report(InstanceEvent::Compiled(CompileRecord {
             millis: t.elapsed().as_secs_f64() * 1000.0,
             source,
@@ -297,14 +327,14 @@ fn module_for(
         }));
         let store = store.map(|key| ToStore {
             key,
-            module: module.clone(),
+            module: ready.module.clone(),
         });
-        (module, compiler, store)
+        (ready, compiler, store)
     };
     let mut compiler = settings.compiler;
     let (mut key, found) = cached_module(content, compiler, cache, report)?;
-    if let Some((m, source)) = found {
-        return Ok(done(m, compiler, source, None));
+    if let Some((r, source)) = found {
+        return Ok(done(r, compiler, source, None));
     }
     let module = match compile(&engines(compiler)?.engine, &bytes, urgency, settings) {
         Ok(m) => m,
@@ -315,8 +345,8 @@ fn module_for(
             )));
             compiler = Compiler::Cranelift;
             let (k, found) = cached_module(content, compiler, cache, report)?;
-            if let Some((m, source)) = found {
-                return Ok(done(m, compiler, source, None));
+            if let Some((r, source)) = found {
+                return Ok(done(r, compiler, source, None));
             }
             key = k;
             compile(&engines(compiler)?.engine, &bytes, urgency, settings)
@@ -324,9 +354,10 @@ fn module_for(
         }
         Err(e) => return Err(anyhow!("{e:#}")),
     };
-    remember(key, &module, cache);
+    let ready = Ready::new(module, compiler)?;
+    remember(key, &ready, cache);
     let store = disk(cache).is_some().then_some(key);
-    Ok(done(module, compiler, ModuleSource::Compiled, store))
+    Ok(done(ready, compiler, ModuleSource::Compiled, store))
 }
 
 /// Reads and compiles the module for `path` (or takes it from a cache)
@@ -341,7 +372,7 @@ async fn module_off_loop(
     settings: &Settings,
     urgency: Urgency,
     report: impl Fn(InstanceEvent) + Send + 'static,
-) -> anyhow::Result<(Module, Compiler)> {
+) -> anyhow::Result<(Ready, Compiler)> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let path = path.to_path_buf();
     let settings = settings.clone();
@@ -526,8 +557,9 @@ async fn run<R: Fn(InstanceEvent) + Send + Sync + Clone + 'static>(
         _ = &mut woken => return fail("stopped"),
         m = module_off_loop(path, settings, urgency, report.clone()) => m,
     };
-    let (module, compiler) = match compiled {
+    let (ready, compiler) = match compiled {
         Ok(m) => m,
+        Err(e) if e.is::<LinkError>() => return fail(&format!("cannot be instantiated: {e:#}")),
         Err(e) => return fail(&format!("does not compile: {e:#}")),
     };
     let engines = match engines(compiler) {
@@ -614,9 +646,9 @@ async fn run<R: Fn(InstanceEvent) + Send + Sync + Clone + 'static>(
     });
     clock.touch();
     let ran = async {
-        let instance = engines
-            .linker
-            .instantiate_async(&mut store, &module)
+        let instance = ready
+            .pre
+            .instantiate_async(&mut store)
             .await
             .map_err(|e| format!("cannot be instantiated: {e:#}"))?;
         let start = instance

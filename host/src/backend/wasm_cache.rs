@@ -28,7 +28,6 @@ use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 use wasmtime::{Engine, Module, Precompiled};
 
@@ -197,12 +196,6 @@ impl<V: Clone> Lru<V> {
     fn len(&self) -> usize {
         self.entries.len()
     }
-}
-
-/// The in-memory cache of this run of the host.
-pub fn memory() -> &'static Mutex<Lru<Module>> {
-    static MEMORY: OnceLock<Mutex<Lru<Module>>> = OnceLock::new();
-    MEMORY.get_or_init(Default::default)
 }
 
 /// The memory a module's compiled code takes (what the in-memory cache
