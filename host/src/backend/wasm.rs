@@ -262,7 +262,7 @@ fn cached_module(
 ) -> anyhow::Result<(wasm_cache::Key, Option<(Ready, ModuleSource)>)> {
     let engines = engines(compiler)?;
     let key = wasm_cache::Key::new(content, compiler, engines.hash);
-    if cache.memory_max > 0 {
+    if cache.memory_max > 0 && cache.memory_entries > 0 {
         if let Some(r) = memory().lock().ok().and_then(|mut c| c.get(&key)) {
             return Ok((key, Some((r, ModuleSource::Memory))));
         }
@@ -294,12 +294,18 @@ fn disk(cache: &CacheSettings) -> Option<wasm_cache::Disk<'_>> {
 
 /// Keeps `ready` in the in-memory cache.
 fn remember(key: wasm_cache::Key, ready: &Ready, cache: &CacheSettings) {
-    if cache.memory_max == 0 {
+    if cache.memory_max == 0 || cache.memory_entries == 0 {
         return;
     }
     if let Ok(mut c) = memory().lock() {
         let size = wasm_cache::module_size(&ready.module);
-        c.insert(key, ready.clone(), size, cache.memory_max);
+        c.insert(
+            key,
+            ready.clone(),
+            size,
+            cache.memory_max,
+            cache.memory_entries,
+        );
     }
 }
 
@@ -365,8 +371,9 @@ fn module_for(
 /// takes tens to hundreds of milliseconds, and even a cached module is a
 /// file to read. A compile while a version serves runs at
 /// [`Settings::reload_priority`]. A module compiled now is written to the
-/// on-disk cache after it was handed over, at the lowest priority: the
-/// new version does not wait for it.
+/// on-disk cache after it was handed over, by the [`writer`] thread: the
+/// new version does not wait for it, and the write does not wait behind
+/// a busy node as a lowered compile thread would.
 async fn module_off_loop(
     path: &Path,
     settings: &Settings,
@@ -379,11 +386,15 @@ async fn module_off_loop(
     std::thread::Builder::new()
         .name("wasm-compile".into())
         .spawn(move || {
-            // Before lowering this thread: the ticker inherits its priority.
-            if let Err(e) = ticker() {
-                let _ = tx.send(Err(anyhow!("{e}")));
-                return;
-            }
+            // Before lowering this thread: the ticker and the writer
+            // inherit its priority.
+            let writer = match ticker().and_then(|_| writer()) {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = tx.send(Err(anyhow!("{e}")));
+                    return;
+                }
+            };
             if low_priority(urgency, &settings) {
                 lower_priority();
             }
@@ -395,18 +406,59 @@ async fn module_off_loop(
             // back with the system by the time the new version serves.
             give_back_freed_memory();
             let _ = tx.send(module);
-            if let (Some(s), Some(disk)) = (store, disk(&settings.cache)) {
-                lower_priority();
-                if let Err(e) = disk.store(&s.key, &s.module) {
-                    warn_once(&report, format!("cannot keep the compiled module on disk: {e:#} (set autoreload-wasm-cache-dir, or off)"));
-                }
-                drop(s);
-                give_back_freed_memory();
+            if let (Some(s), Some(dir)) = (store, settings.cache.dir.clone()) {
+                let _ = writer.send(WriteJob {
+                    dir,
+                    max: settings.cache.disk_max,
+                    store: s,
+                    report: Box::new(report),
+                });
             }
         })
         .context("cannot start a thread to compile it")?;
     rx.await
         .unwrap_or_else(|_| Err(anyhow!("the compiler panicked")))
+}
+
+/// A compiled module for the on-disk cache.
+struct WriteJob {
+    dir: PathBuf,
+    max: u64,
+    store: ToStore,
+    report: Box<dyn Fn(InstanceEvent) + Send>,
+}
+
+/// Starts the one thread that writes compiled modules to the on-disk
+/// cache (once), and returns its queue. Like the [`ticker`], it must
+/// start at normal priority (a thread inherits its creator's): a write
+/// is a few milliseconds of serializing and I/O that nobody waits for,
+/// but at nice 19 on a busy node it could lag behind minutes of compiles,
+/// holding every compiled module it has not written yet in memory.
+fn writer() -> Result<&'static std::sync::mpsc::Sender<WriteJob>, String> {
+    static WRITER: OnceLock<Result<std::sync::mpsc::Sender<WriteJob>, String>> = OnceLock::new();
+    WRITER
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
+            std::thread::Builder::new()
+                .name("wasm-cache-write".into())
+                .spawn(move || {
+                    for job in rx {
+                        let disk = wasm_cache::Disk {
+                            dir: &job.dir,
+                            max: job.max,
+                        };
+                        if let Err(e) = disk.store(&job.store.key, &job.store.module) {
+                            warn_once(&job.report, format!("cannot keep the compiled module on disk: {e:#} (set autoreload-wasm-cache-dir, or off)"));
+                        }
+                        drop(job);
+                        give_back_freed_memory();
+                    }
+                })
+                .map(|_| tx)
+                .map_err(|e| format!("cannot start the cache writer: {e}"))
+        })
+        .as_ref()
+        .map_err(|e| e.clone())
 }
 
 /// Reports `warning` the first time only (in this run of the host): a

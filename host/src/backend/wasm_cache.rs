@@ -109,8 +109,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A cache bounded in bytes that drops the least recently used entry
-/// first.
+/// A cache bounded in bytes and in entries that drops the least recently
+/// used entry first.
 #[derive(Debug)]
 pub struct Lru<V> {
     entries: HashMap<Key, LruEntry<V>>,
@@ -145,16 +145,17 @@ impl<V: Clone> Lru<V> {
     }
 
     /// Keeps `value` (of `size` bytes) for `key`, dropping the least
-    /// recently used entries until everything fits in `max` bytes. A value
-    /// larger than `max` is not kept.
-    pub fn insert(&mut self, key: Key, value: V, size: usize, max: usize) {
+    /// recently used entries until everything fits in `max` bytes and
+    /// `max_entries` entries. A value larger than `max` is not kept, nor
+    /// anything when `max_entries` is 0.
+    pub fn insert(&mut self, key: Key, value: V, size: usize, max: usize, max_entries: usize) {
         if let Some(old) = self.entries.remove(&key) {
             self.total -= old.size;
         }
-        if size > max {
+        if size > max || max_entries == 0 {
             return;
         }
-        self.shrink_to(max - size);
+        self.shrink_to(max - size, max_entries - 1);
         self.clock += 1;
         self.total += size;
         self.entries.insert(
@@ -168,9 +169,9 @@ impl<V: Clone> Lru<V> {
     }
 
     /// Drops the least recently used entries until at most `max` bytes
-    /// are held.
-    fn shrink_to(&mut self, max: usize) {
-        while self.total > max {
+    /// are held in at most `max_entries` entries.
+    fn shrink_to(&mut self, max: usize, max_entries: usize) {
+        while self.total > max || self.entries.len() > max_entries {
             let Some(oldest) = self
                 .entries
                 .iter()
@@ -392,25 +393,45 @@ mod tests {
     #[test]
     fn the_memory_cache_drops_the_least_recently_used_first() {
         let mut c: Lru<u8> = Lru::default();
-        c.insert(key(1), 1, 40, 100);
-        c.insert(key(2), 2, 40, 100);
+        c.insert(key(1), 1, 40, 100, 10);
+        c.insert(key(2), 2, 40, 100, 10);
         assert_eq!(c.get(&key(1)), Some(1));
         // 2 is now the least recently used: it goes.
-        c.insert(key(3), 3, 40, 100);
+        c.insert(key(3), 3, 40, 100, 10);
         assert_eq!((c.get(&key(2)), c.len(), c.total()), (None, 2, 80));
         assert_eq!(c.get(&key(1)), Some(1));
         assert_eq!(c.get(&key(3)), Some(3));
         // Larger than the bound: not kept, and nothing is dropped for it.
-        c.insert(key(4), 4, 101, 100);
+        c.insert(key(4), 4, 101, 100, 10);
         assert_eq!((c.get(&key(4)), c.total()), (None, 80));
         // A smaller bound drops the oldest; a bound of 0 keeps nothing.
-        c.insert(key(5), 5, 10, 50);
+        c.insert(key(5), 5, 10, 50, 10);
         assert_eq!(
             (c.get(&key(1)), c.get(&key(3)), c.total()),
             (None, Some(3), 50)
         );
-        c.insert(key(6), 6, 1, 0);
+        c.insert(key(6), 6, 1, 0, 10);
         assert_eq!((c.get(&key(6)), c.total()), (None, 50));
+    }
+
+    #[test]
+    fn the_memory_cache_holds_at_most_its_number_of_entries() {
+        let mut c: Lru<u8> = Lru::default();
+        for n in 1..=3 {
+            c.insert(key(n), n, 1, 100, 2);
+        }
+        // Far under the byte bound, but 2 entries at most: 1 went first.
+        assert_eq!((c.get(&key(1)), c.len(), c.total()), (None, 2, 2));
+        assert_eq!(c.get(&key(2)), Some(2));
+        // 3 is now the least recently used.
+        c.insert(key(4), 4, 1, 100, 2);
+        assert_eq!(
+            (c.get(&key(3)), c.get(&key(2)), c.get(&key(4))),
+            (None, Some(2), Some(4))
+        );
+        // A cap of 0 keeps nothing new.
+        c.insert(key(5), 5, 1, 100, 0);
+        assert_eq!((c.get(&key(5)), c.len()), (None, 2));
     }
 
     #[test]

@@ -114,6 +114,10 @@ pub struct CacheSettings {
     /// The most compiled code the in-memory cache holds, in bytes (0:
     /// nothing).
     pub memory_max: usize,
+    /// The most modules the in-memory cache holds (0: nothing): small
+    /// modules would otherwise pile up under the byte bound, each with its
+    /// instance metadata, which the byte count does not see.
+    pub memory_entries: usize,
 }
 
 /// `autoreload-wasm-compiler`: winch or cranelift.
@@ -124,6 +128,9 @@ pub const OPT_CACHE_DIR: &str = "autoreload-wasm-cache-dir";
 pub const OPT_CACHE_MB: &str = "autoreload-wasm-cache-mb";
 /// `autoreload-wasm-memory-cache-mb`: the in-memory cache's bound.
 pub const OPT_MEMORY_CACHE_MB: &str = "autoreload-wasm-memory-cache-mb";
+/// `autoreload-wasm-memory-cache-entries`: the in-memory cache's bound
+/// in modules.
+pub const OPT_MEMORY_CACHE_ENTRIES: &str = "autoreload-wasm-memory-cache-entries";
 /// `autoreload-wasm-reload-priority`: the CPU priority of a reload's
 /// compile.
 pub const OPT_RELOAD_PRIORITY: &str = "autoreload-wasm-reload-priority";
@@ -132,6 +139,8 @@ pub const OPT_RELOAD_PRIORITY: &str = "autoreload-wasm-reload-priority";
 pub const DEFAULT_CACHE_MB: u64 = 256;
 /// The default bound of the in-memory cache, MiB.
 pub const DEFAULT_MEMORY_CACHE_MB: u64 = 64;
+/// The default bound of the in-memory cache, in modules.
+pub const DEFAULT_MEMORY_CACHE_ENTRIES: usize = 32;
 
 impl Default for CacheSettings {
     fn default() -> CacheSettings {
@@ -139,6 +148,7 @@ impl Default for CacheSettings {
             dir: CacheSettings::default_dir(),
             disk_max: DEFAULT_CACHE_MB << 20,
             memory_max: (DEFAULT_MEMORY_CACHE_MB << 20) as usize,
+            memory_entries: DEFAULT_MEMORY_CACHE_ENTRIES,
         }
     }
 }
@@ -182,13 +192,23 @@ impl CacheSettings {
                 self.memory_max =
                     usize::try_from(mib()?.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
             }
+            OPT_MEMORY_CACHE_ENTRIES => {
+                self.memory_entries = value
+                    .parse::<usize>()
+                    .map_err(|_| format!("{name}={value} is not a whole number: ignored"))?
+            }
             _ => return Err(format!("{name} is not a cache option")),
         }
         Ok(())
     }
 
     /// The cache's options.
-    pub const OPTIONS: [&'static str; 3] = [OPT_CACHE_DIR, OPT_CACHE_MB, OPT_MEMORY_CACHE_MB];
+    pub const OPTIONS: [&'static str; 4] = [
+        OPT_CACHE_DIR,
+        OPT_CACHE_MB,
+        OPT_MEMORY_CACHE_MB,
+        OPT_MEMORY_CACHE_ENTRIES,
+    ];
 
     /// Whether `name` is one of the cache's options.
     pub fn is_option(name: &str) -> bool {
