@@ -558,6 +558,8 @@ pub fn host_options() -> Vec<Value> {
                "description": "The most compiled code the host keeps in memory for .wasm modules seen in this run, in MiB (0: none)"}),
         json!({"name": "autoreload-wasm-memory-cache-entries", "type": "int", "default": 32,
                "description": "The most compiled .wasm modules the host keeps in memory (least recently used dropped first; 0: none)"}),
+        json!({"name": "autoreload-wasm-tier", "type": "string", "default": "auto",
+               "description": "auto: after Winch serves a .wasm module, compile it with Cranelift in the background (lowest priority) for its next start; off: Winch only (autoreload-wasm-compiler=cranelift: Cranelift only)"}),
         json!({"name": "autoreload-wasm-reload-priority", "type": "string", "default": "normal",
                "description": "CPU priority of a .wasm reload's compile while the old version serves: normal (a save serves soonest) or low (calls first)"}),
         json!({"name": "autoreload-wasm-dir", "type": "string", "multi": true,

@@ -41,8 +41,8 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 pub use super::wasm_settings::{
-    CacheSettings, CompileRecord, Compiler, GrantedDir, ModuleSource, Priority, Settings, Urgency,
-    OPT_COMPILER, OPT_RELOAD_PRIORITY,
+    CacheSettings, CompileRecord, Compiler, GrantedDir, ModuleSource, OptimizeError, Optimized,
+    Priority, Settings, Tier, Urgency, OPT_COMPILER, OPT_RELOAD_PRIORITY, OPT_TIER,
 };
 
 /// Tells an instance to stop now.
@@ -132,6 +132,11 @@ fn make_engines(compiler: Compiler) -> anyhow::Result<Engines> {
         Compiler::Winch => Strategy::Winch,
         Compiler::Cranelift => Strategy::Cranelift,
     });
+    if compiler == Compiler::Cranelift {
+        config
+            .enable_incremental_compilation(incremental().clone())
+            .map_err(|e| anyhow!("{e:#}"))?;
+    }
     let engine = Engine::new(&config).map_err(|e| anyhow!("{e:#}"))?;
     ticker()
         .map_err(|e| anyhow!("{e}"))?
@@ -176,6 +181,19 @@ fn make_engines(compiler: Compiler) -> anyhow::Result<Engines> {
         linker,
         hash,
     })
+}
+
+/// Cranelift's incremental compilation cache (one for the run; see
+/// [`wasm_cache::Incremental`]).
+fn incremental() -> &'static Arc<wasm_cache::Incremental> {
+    static STORE: OnceLock<Arc<wasm_cache::Incremental>> = OnceLock::new();
+    STORE.get_or_init(Default::default)
+}
+
+/// Points the incremental cache at the directory `cache` names, before a
+/// Cranelift compile.
+fn configure_incremental(cache: &CacheSettings) {
+    incremental().configure(cache.incremental_dir(), cache.incremental_max());
 }
 
 /// Per-instance state inside the store.
@@ -337,9 +355,22 @@ fn module_for(
         });
         (ready, compiler, store)
     };
+    let tiering = tiers_up(settings);
+    if tiering {
+        // A Cranelift version made earlier (in the background, after Winch
+        // served these bytes) serves in place of Winch's.
+        if let (_, Some((r, source))) = cached_module(content, Compiler::Cranelift, cache, report)?
+        {
+            return Ok(done(r, Compiler::Cranelift, source, None));
+        }
+    }
     let mut compiler = settings.compiler;
+    configure_incremental(cache);
     let (mut key, found) = cached_module(content, compiler, cache, report)?;
     if let Some((r, source)) = found {
+        if tiering {
+            optimizer().submit(path, bytes, content, settings, None);
+        }
         return Ok(done(r, compiler, source, None));
     }
     let module = match compile(&engines(compiler)?.engine, &bytes, urgency, settings) {
@@ -363,7 +394,241 @@ fn module_for(
     let ready = Ready::new(module, compiler)?;
     remember(key, &ready, cache);
     let store = disk(cache).is_some().then_some(key);
+    if tiering && compiler == Compiler::Winch {
+        optimizer().submit(path, bytes, content, settings, None);
+    }
     Ok(done(ready, compiler, ModuleSource::Compiled, store))
+}
+
+/// Whether a module Winch compiles gets a Cranelift version in the
+/// background: tiering is on, Winch is the compiler asked for, and the
+/// in-memory cache is on (the Cranelift version waits there for the next
+/// start of the same bytes; without it, the compile would be for nothing).
+fn tiers_up(settings: &Settings) -> bool {
+    let c = &settings.cache;
+    c.tier == Tier::Auto
+        && settings.compiler == Compiler::Winch
+        && c.memory_max > 0
+        && c.memory_entries > 0
+}
+
+/// Makes the Cranelift version of the module at `path` (its bytes as they
+/// are now) ready in the in-memory cache, compiling it at the lowest
+/// priority if no cache has it, and says when it is: from then on, a
+/// [`spawn`] of the same bytes with the same settings runs it, loading
+/// nothing and compiling nothing (its [`CompileRecord`] says
+/// `compiler: cranelift`, `source: memory`). A Winch compile already asks
+/// for this in the background, so this usually waits for that compile
+/// rather than starting one. Never on the loop: the reading and the
+/// compile happen on the optimizer's thread.
+pub async fn optimize(path: &Path, settings: &Settings) -> Result<Optimized, OptimizeError> {
+    if !tiers_up(settings) {
+        return Err(OptimizeError::Off);
+    }
+    let t = Instant::now();
+    // Started here, at normal priority, if no compile started it yet: a
+    // thread inherits its creator's priority, and the optimizer's is the
+    // lowest.
+    writer().map_err(OptimizeError::Unavailable)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    optimizer().request(path.to_path_buf(), settings.clone(), tx);
+    let source = rx
+        .await
+        .unwrap_or_else(|_| Err(OptimizeError::Unavailable("the optimizer ended".into())))?;
+    Ok(Optimized {
+        millis: t.elapsed().as_secs_f64() * 1000.0,
+        source,
+    })
+}
+
+/// A waiter for an optimization.
+type Waiter = tokio::sync::oneshot::Sender<Result<ModuleSource, OptimizeError>>;
+
+/// One file to optimize: its bytes as a Winch compile read them, or
+/// (`bytes: None`) as [`optimize`] finds them when the job starts.
+struct OptJob {
+    path: PathBuf,
+    bytes: Option<(Vec<u8>, [u8; 32])>,
+    settings: Settings,
+    waiters: Vec<Waiter>,
+}
+
+/// The queue of Cranelift compiles in the background, one at a time, on a
+/// thread (and a rayon pool) at the lowest priority: at most one job per
+/// file waits, a newer version taking the place of an older one.
+struct Optimizer {
+    queue: Mutex<std::collections::VecDeque<OptJob>>,
+    wake: std::sync::Condvar,
+}
+
+/// The optimizer, its thread started at the first use.
+fn optimizer() -> &'static Optimizer {
+    static OPTIMIZER: OnceLock<Optimizer> = OnceLock::new();
+    static THREAD: OnceLock<Result<(), String>> = OnceLock::new();
+    let o = OPTIMIZER.get_or_init(|| Optimizer {
+        queue: Mutex::new(Default::default()),
+        wake: std::sync::Condvar::new(),
+    });
+    let started = THREAD.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("wasm-optimize".into())
+            .spawn(|| {
+                lower_priority();
+                if let Some(o) = OPTIMIZER.get() {
+                    o.run();
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| format!("cannot start the optimizer: {e}"))
+    });
+    if let Err(e) = started {
+        // Nothing will run the queue: answer whoever waits in it.
+        if let Ok(mut q) = o.queue.lock() {
+            for job in q.drain(..) {
+                for w in job.waiters {
+                    let _ = w.send(Err(OptimizeError::Unavailable(e.clone())));
+                }
+            }
+        }
+    }
+    o
+}
+
+impl Optimizer {
+    /// Queues the Cranelift compile of `bytes` (read from `path` by a
+    /// Winch compile), unless the same bytes already wait.
+    fn submit(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+        content: [u8; 32],
+        settings: &Settings,
+        waiter: Option<Waiter>,
+    ) {
+        self.push(OptJob {
+            path: path.to_path_buf(),
+            bytes: Some((bytes, content)),
+            settings: settings.clone(),
+            waiters: waiter.into_iter().collect(),
+        });
+    }
+
+    /// Queues the optimization of `path` as it is when the job starts,
+    /// for [`optimize`].
+    fn request(&self, path: PathBuf, settings: Settings, waiter: Waiter) {
+        self.push(OptJob {
+            path,
+            bytes: None,
+            settings,
+            waiters: vec![waiter],
+        });
+    }
+
+    fn push(&self, mut job: OptJob) {
+        let Ok(mut q) = self.queue.lock() else {
+            return;
+        };
+        if let Some(waiting) = q.iter_mut().find(|j| j.path == job.path) {
+            let same = match (&waiting.bytes, &job.bytes) {
+                (Some((_, a)), Some((_, b))) => a == b,
+                // A request for the file as it will be: it joins any job.
+                (_, None) => true,
+                (None, Some(_)) => false,
+            };
+            if same {
+                waiting.waiters.append(&mut job.waiters);
+                return;
+            }
+            // Newer bytes: the older ones will not serve again soon. Whoever
+            // waited for the file gets it optimized as it is now.
+            job.waiters.append(&mut waiting.waiters);
+            *waiting = job;
+        } else {
+            q.push_back(job);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Runs the queue, one job at a time, forever.
+    fn run(&self) {
+        loop {
+            let job = {
+                let Ok(mut q) = self.queue.lock() else {
+                    return;
+                };
+                loop {
+                    if let Some(job) = q.pop_front() {
+                        break job;
+                    }
+                    q = match self.wake.wait(q) {
+                        Ok(q) => q,
+                        Err(_) => return,
+                    };
+                }
+            };
+            let result = optimize_now(&job);
+            for w in job.waiters {
+                let _ = w.send(result.clone());
+            }
+            give_back_freed_memory();
+        }
+    }
+}
+
+/// Compiles one job with Cranelift (or finds it in a cache), keeps it in
+/// the in-memory cache, and has the writer keep it on disk.
+fn optimize_now(job: &OptJob) -> Result<ModuleSource, OptimizeError> {
+    let read;
+    let (bytes, content) = match &job.bytes {
+        Some((b, c)) => (b.as_slice(), *c),
+        None => {
+            let b = std::fs::read(&job.path).map_err(|e| {
+                OptimizeError::Read(format!("cannot read {}: {e}", job.path.display()))
+            })?;
+            if !b.starts_with(b"\0asm") {
+                return Err(OptimizeError::Read(format!(
+                    "{} is not a wasm module",
+                    job.path.display()
+                )));
+            }
+            let c = wasm_cache::content_hash(&b);
+            read = b;
+            (read.as_slice(), c)
+        }
+    };
+    let cache = &job.settings.cache;
+    let unavailable = |e: anyhow::Error| OptimizeError::Unavailable(format!("{e:#}"));
+    // A problem with a cache file is only a miss here: the compile below
+    // rewrites it, and the Winch start already warned about its own.
+    let (key, found) =
+        cached_module(content, Compiler::Cranelift, cache, &|_| {}).map_err(unavailable)?;
+    if let Some((_, source)) = found {
+        return Ok(source);
+    }
+    configure_incremental(cache);
+    let engine = &engines(Compiler::Cranelift).map_err(unavailable)?.engine;
+    // On rayon's global pool, whose threads are at the lowest priority
+    // too: nothing waits for this compile.
+    compile_pool();
+    let module =
+        Module::new(engine, bytes).map_err(|e| OptimizeError::Compile(format!("{e:#}")))?;
+    let ready = Ready::new(module, Compiler::Cranelift)
+        .map_err(|e| OptimizeError::Compile(format!("{e:#}")))?;
+    remember(key, &ready, cache);
+    if let (Some(dir), Some(_)) = (cache.dir.clone(), disk(cache)) {
+        if let Ok(w) = writer() {
+            let _ = w.send(WriteJob {
+                dir,
+                max: cache.disk_max,
+                store: ToStore {
+                    key,
+                    module: ready.module.clone(),
+                },
+                report: Box::new(|_| {}),
+            });
+        }
+    }
+    Ok(ModuleSource::Compiled)
 }
 
 /// Reads and compiles the module for `path` (or takes it from a cache)
