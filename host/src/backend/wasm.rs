@@ -34,14 +34,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
 use wasmtime::{
-    Caller, Config, Engine, Linker, Module, ResourceLimiter, Store, Strategy, UpdateDeadline,
+    Caller, Config, Engine, InstancePre, Linker, Module, ResourceLimiter, Store, Strategy,
+    UpdateDeadline,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 pub use super::wasm_settings::{
-    CacheSettings, CompileRecord, Compiler, GrantedDir, ModuleSource, Priority, Settings, Urgency,
-    OPT_COMPILER, OPT_RELOAD_PRIORITY,
+    CacheSettings, CompileRecord, Compiler, GrantedDir, ModuleSource, OptimizeError, Optimized,
+    Priority, Settings, Tier, Urgency, OPT_COMPILER, OPT_RELOAD_PRIORITY, OPT_TIER,
 };
 
 /// Tells an instance to stop now.
@@ -131,6 +132,11 @@ fn make_engines(compiler: Compiler) -> anyhow::Result<Engines> {
         Compiler::Winch => Strategy::Winch,
         Compiler::Cranelift => Strategy::Cranelift,
     });
+    if compiler == Compiler::Cranelift {
+        config
+            .enable_incremental_compilation(incremental().clone())
+            .map_err(|e| anyhow!("{e:#}"))?;
+    }
     let engine = Engine::new(&config).map_err(|e| anyhow!("{e:#}"))?;
     ticker()
         .map_err(|e| anyhow!("{e}"))?
@@ -177,6 +183,19 @@ fn make_engines(compiler: Compiler) -> anyhow::Result<Engines> {
     })
 }
 
+/// Cranelift's incremental compilation cache (one for the run; see
+/// [`wasm_cache::Incremental`]).
+fn incremental() -> &'static Arc<wasm_cache::Incremental> {
+    static STORE: OnceLock<Arc<wasm_cache::Incremental>> = OnceLock::new();
+    STORE.get_or_init(Default::default)
+}
+
+/// Points the incremental cache at the directory `cache` names, before a
+/// Cranelift compile.
+fn configure_incremental(cache: &CacheSettings) {
+    incremental().configure(cache.incremental_dir(), cache.incremental_max());
+}
+
 /// Per-instance state inside the store.
 struct State {
     wasi: WasiP1Ctx,
@@ -213,6 +232,38 @@ impl ResourceLimiter for State {
     }
 }
 
+/// A compiled module ready to instantiate: its imports already resolved
+/// against the host's linker, once per compiled module (kept beside it in
+/// the in-memory cache), not at every start.
+#[derive(Clone)]
+struct Ready {
+    module: Module,
+    pre: InstancePre<State>,
+}
+
+impl Ready {
+    fn new(module: Module, compiler: Compiler) -> anyhow::Result<Ready> {
+        let pre = engines(compiler)?
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| LinkError(format!("{e:#}")))?;
+        Ok(Ready { module, pre })
+    }
+}
+
+/// A module that compiled but whose imports the host does not provide:
+/// the instance says it cannot be instantiated, not that it does not
+/// compile.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct LinkError(String);
+
+/// The in-memory cache of this run of the host.
+fn memory() -> &'static Mutex<wasm_cache::Lru<Ready>> {
+    static MEMORY: OnceLock<Mutex<wasm_cache::Lru<Ready>>> = OnceLock::new();
+    MEMORY.get_or_init(Default::default)
+}
+
 /// A module compiled now, which the on-disk cache does not have yet.
 struct ToStore {
     key: wasm_cache::Key,
@@ -226,23 +277,20 @@ fn cached_module(
     compiler: Compiler,
     cache: &CacheSettings,
     report: &impl Fn(InstanceEvent),
-) -> anyhow::Result<(wasm_cache::Key, Option<(Module, ModuleSource)>)> {
+) -> anyhow::Result<(wasm_cache::Key, Option<(Ready, ModuleSource)>)> {
     let engines = engines(compiler)?;
     let key = wasm_cache::Key::new(content, compiler, engines.hash);
-    if cache.memory_max > 0 {
-        if let Some(m) = wasm_cache::memory()
-            .lock()
-            .ok()
-            .and_then(|mut c| c.get(&key))
-        {
-            return Ok((key, Some((m, ModuleSource::Memory))));
+    if cache.memory_max > 0 && cache.memory_entries > 0 {
+        if let Some(r) = memory().lock().ok().and_then(|mut c| c.get(&key)) {
+            return Ok((key, Some((r, ModuleSource::Memory))));
         }
     }
     if let Some(disk) = disk(cache) {
         match disk.load(&key, &engines.engine) {
             wasm_cache::Loaded::Hit(m) => {
-                remember(key, &m, cache);
-                return Ok((key, Some((m, ModuleSource::Disk))));
+                let ready = Ready::new(m, compiler)?;
+                remember(key, &ready, cache);
+                return Ok((key, Some((ready, ModuleSource::Disk))));
             }
             wasm_cache::Loaded::Missing => {}
             wasm_cache::Loaded::Rejected(why) => report(InstanceEvent::Warn(format!(
@@ -262,14 +310,20 @@ fn disk(cache: &CacheSettings) -> Option<wasm_cache::Disk<'_>> {
     })
 }
 
-/// Keeps `module` in the in-memory cache.
-fn remember(key: wasm_cache::Key, module: &Module, cache: &CacheSettings) {
-    if cache.memory_max == 0 {
+/// Keeps `ready` in the in-memory cache.
+fn remember(key: wasm_cache::Key, ready: &Ready, cache: &CacheSettings) {
+    if cache.memory_max == 0 || cache.memory_entries == 0 {
         return;
     }
-    if let Ok(mut c) = wasm_cache::memory().lock() {
-        let size = wasm_cache::module_size(module);
-        c.insert(key, module.clone(), size, cache.memory_max);
+    if let Ok(mut c) = memory().lock() {
+        let size = wasm_cache::module_size(&ready.module);
+        c.insert(
+            key,
+            ready.clone(),
+            size,
+            cache.memory_max,
+            cache.memory_entries,
+        );
     }
 }
 
@@ -281,7 +335,7 @@ fn module_for(
     settings: &Settings,
     urgency: Urgency,
     report: &impl Fn(InstanceEvent),
-) -> anyhow::Result<(Module, Compiler, Option<ToStore>)> {
+) -> anyhow::Result<(Ready, Compiler, Option<ToStore>)> {
     let t = Instant::now();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if !bytes.starts_with(b"\0asm") {
@@ -289,7 +343,7 @@ fn module_for(
     }
     let content = wasm_cache::content_hash(&bytes);
     let cache = &settings.cache;
-    let done = |module: Module, compiler, source, store: Option<wasm_cache::Key>| {
+    let done = |ready: Ready, compiler, source, store: Option<wasm_cache::Key>| {
         report(InstanceEvent::Compiled(CompileRecord {
             millis: t.elapsed().as_secs_f64() * 1000.0,
             source,
@@ -297,14 +351,27 @@ fn module_for(
         }));
         let store = store.map(|key| ToStore {
             key,
-            module: module.clone(),
+            module: ready.module.clone(),
         });
-        (module, compiler, store)
+        (ready, compiler, store)
     };
+    let tiering = tiers_up(settings);
+    if tiering {
+        // A Cranelift version made earlier (in the background, after Winch
+        // served these bytes) serves in place of Winch's.
+        if let (_, Some((r, source))) = cached_module(content, Compiler::Cranelift, cache, report)?
+        {
+            return Ok(done(r, Compiler::Cranelift, source, None));
+        }
+    }
     let mut compiler = settings.compiler;
+    configure_incremental(cache);
     let (mut key, found) = cached_module(content, compiler, cache, report)?;
-    if let Some((m, source)) = found {
-        return Ok(done(m, compiler, source, None));
+    if let Some((r, source)) = found {
+        if tiering {
+            optimizer().submit(path, bytes, content, settings, None);
+        }
+        return Ok(done(r, compiler, source, None));
     }
     let module = match compile(&engines(compiler)?.engine, &bytes, urgency, settings) {
         Ok(m) => m,
@@ -315,8 +382,8 @@ fn module_for(
             )));
             compiler = Compiler::Cranelift;
             let (k, found) = cached_module(content, compiler, cache, report)?;
-            if let Some((m, source)) = found {
-                return Ok(done(m, compiler, source, None));
+            if let Some((r, source)) = found {
+                return Ok(done(r, compiler, source, None));
             }
             key = k;
             compile(&engines(compiler)?.engine, &bytes, urgency, settings)
@@ -324,9 +391,244 @@ fn module_for(
         }
         Err(e) => return Err(anyhow!("{e:#}")),
     };
-    remember(key, &module, cache);
+    let ready = Ready::new(module, compiler)?;
+    remember(key, &ready, cache);
     let store = disk(cache).is_some().then_some(key);
-    Ok(done(module, compiler, ModuleSource::Compiled, store))
+    if tiering && compiler == Compiler::Winch {
+        optimizer().submit(path, bytes, content, settings, None);
+    }
+    Ok(done(ready, compiler, ModuleSource::Compiled, store))
+}
+
+/// Whether a module Winch compiles gets a Cranelift version in the
+/// background: tiering is on, Winch is the compiler asked for, and the
+/// in-memory cache is on (the Cranelift version waits there for the next
+/// start of the same bytes; without it, the compile would be for nothing).
+fn tiers_up(settings: &Settings) -> bool {
+    let c = &settings.cache;
+    c.tier == Tier::Auto
+        && settings.compiler == Compiler::Winch
+        && c.memory_max > 0
+        && c.memory_entries > 0
+}
+
+/// Makes the Cranelift version of the module at `path` (its bytes as they
+/// are now) ready in the in-memory cache, compiling it at the lowest
+/// priority if no cache has it, and says when it is: from then on, a
+/// [`spawn`] of the same bytes with the same settings runs it, loading
+/// nothing and compiling nothing (its [`CompileRecord`] says
+/// `compiler: cranelift`, `source: memory`). A Winch compile already asks
+/// for this in the background, so this usually waits for that compile
+/// rather than starting one. Never on the loop: the reading and the
+/// compile happen on the optimizer's thread.
+pub async fn optimize(path: &Path, settings: &Settings) -> Result<Optimized, OptimizeError> {
+    if !tiers_up(settings) {
+        return Err(OptimizeError::Off);
+    }
+    let t = Instant::now();
+    // Started here, at normal priority, if no compile started it yet: a
+    // thread inherits its creator's priority, and the optimizer's is the
+    // lowest.
+    writer().map_err(OptimizeError::Unavailable)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    optimizer().request(path.to_path_buf(), settings.clone(), tx);
+    let source = rx
+        .await
+        .unwrap_or_else(|_| Err(OptimizeError::Unavailable("the optimizer ended".into())))?;
+    Ok(Optimized {
+        millis: t.elapsed().as_secs_f64() * 1000.0,
+        source,
+    })
+}
+
+/// A waiter for an optimization.
+type Waiter = tokio::sync::oneshot::Sender<Result<ModuleSource, OptimizeError>>;
+
+/// One file to optimize: its bytes as a Winch compile read them, or
+/// (`bytes: None`) as [`optimize`] finds them when the job starts.
+struct OptJob {
+    path: PathBuf,
+    bytes: Option<(Vec<u8>, [u8; 32])>,
+    settings: Settings,
+    waiters: Vec<Waiter>,
+}
+
+/// The queue of Cranelift compiles in the background, one at a time, on a
+/// thread (and a rayon pool) at the lowest priority: at most one job per
+/// file waits, a newer version taking the place of an older one.
+struct Optimizer {
+    queue: Mutex<std::collections::VecDeque<OptJob>>,
+    wake: std::sync::Condvar,
+}
+
+/// The optimizer, its thread started at the first use.
+fn optimizer() -> &'static Optimizer {
+    static OPTIMIZER: OnceLock<Optimizer> = OnceLock::new();
+    static THREAD: OnceLock<Result<(), String>> = OnceLock::new();
+    let o = OPTIMIZER.get_or_init(|| Optimizer {
+        queue: Mutex::new(Default::default()),
+        wake: std::sync::Condvar::new(),
+    });
+    let started = THREAD.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("wasm-optimize".into())
+            .spawn(|| {
+                lower_priority();
+                if let Some(o) = OPTIMIZER.get() {
+                    o.run();
+                }
+            })
+            .map(|_| ())
+            .map_err(|e| format!("cannot start the optimizer: {e}"))
+    });
+    if let Err(e) = started {
+        // Nothing will run the queue: answer whoever waits in it.
+        if let Ok(mut q) = o.queue.lock() {
+            for job in q.drain(..) {
+                for w in job.waiters {
+                    let _ = w.send(Err(OptimizeError::Unavailable(e.clone())));
+                }
+            }
+        }
+    }
+    o
+}
+
+impl Optimizer {
+    /// Queues the Cranelift compile of `bytes` (read from `path` by a
+    /// Winch compile), unless the same bytes already wait.
+    fn submit(
+        &self,
+        path: &Path,
+        bytes: Vec<u8>,
+        content: [u8; 32],
+        settings: &Settings,
+        waiter: Option<Waiter>,
+    ) {
+        self.push(OptJob {
+            path: path.to_path_buf(),
+            bytes: Some((bytes, content)),
+            settings: settings.clone(),
+            waiters: waiter.into_iter().collect(),
+        });
+    }
+
+    /// Queues the optimization of `path` as it is when the job starts,
+    /// for [`optimize`].
+    fn request(&self, path: PathBuf, settings: Settings, waiter: Waiter) {
+        self.push(OptJob {
+            path,
+            bytes: None,
+            settings,
+            waiters: vec![waiter],
+        });
+    }
+
+    fn push(&self, mut job: OptJob) {
+        let Ok(mut q) = self.queue.lock() else {
+            return;
+        };
+        if let Some(waiting) = q.iter_mut().find(|j| j.path == job.path) {
+            let same = match (&waiting.bytes, &job.bytes) {
+                (Some((_, a)), Some((_, b))) => a == b,
+                // A request for the file as it will be: it joins any job.
+                (_, None) => true,
+                (None, Some(_)) => false,
+            };
+            if same {
+                waiting.waiters.append(&mut job.waiters);
+                return;
+            }
+            // Newer bytes: the older ones will not serve again soon. Whoever
+            // waited for the file gets it optimized as it is now.
+            job.waiters.append(&mut waiting.waiters);
+            *waiting = job;
+        } else {
+            q.push_back(job);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Runs the queue, one job at a time, forever.
+    fn run(&self) {
+        loop {
+            let job = {
+                let Ok(mut q) = self.queue.lock() else {
+                    return;
+                };
+                loop {
+                    if let Some(job) = q.pop_front() {
+                        break job;
+                    }
+                    q = match self.wake.wait(q) {
+                        Ok(q) => q,
+                        Err(_) => return,
+                    };
+                }
+            };
+            let result = optimize_now(&job);
+            for w in job.waiters {
+                let _ = w.send(result.clone());
+            }
+            give_back_freed_memory();
+        }
+    }
+}
+
+/// Compiles one job with Cranelift (or finds it in a cache), keeps it in
+/// the in-memory cache, and has the writer keep it on disk.
+fn optimize_now(job: &OptJob) -> Result<ModuleSource, OptimizeError> {
+    let read;
+    let (bytes, content) = match &job.bytes {
+        Some((b, c)) => (b.as_slice(), *c),
+        None => {
+            let b = std::fs::read(&job.path).map_err(|e| {
+                OptimizeError::Read(format!("cannot read {}: {e}", job.path.display()))
+            })?;
+            if !b.starts_with(b"\0asm") {
+                return Err(OptimizeError::Read(format!(
+                    "{} is not a wasm module",
+                    job.path.display()
+                )));
+            }
+            let c = wasm_cache::content_hash(&b);
+            read = b;
+            (read.as_slice(), c)
+        }
+    };
+    let cache = &job.settings.cache;
+    let unavailable = |e: anyhow::Error| OptimizeError::Unavailable(format!("{e:#}"));
+    // A problem with a cache file is only a miss here: the compile below
+    // rewrites it, and the Winch start already warned about its own.
+    let (key, found) =
+        cached_module(content, Compiler::Cranelift, cache, &|_| {}).map_err(unavailable)?;
+    if let Some((_, source)) = found {
+        return Ok(source);
+    }
+    configure_incremental(cache);
+    let engine = &engines(Compiler::Cranelift).map_err(unavailable)?.engine;
+    // On rayon's global pool, whose threads are at the lowest priority
+    // too: nothing waits for this compile.
+    compile_pool();
+    let module =
+        Module::new(engine, bytes).map_err(|e| OptimizeError::Compile(format!("{e:#}")))?;
+    let ready = Ready::new(module, Compiler::Cranelift)
+        .map_err(|e| OptimizeError::Compile(format!("{e:#}")))?;
+    remember(key, &ready, cache);
+    if let (Some(dir), Some(_)) = (cache.dir.clone(), disk(cache)) {
+        if let Ok(w) = writer() {
+            let _ = w.send(WriteJob {
+                dir,
+                max: cache.disk_max,
+                store: ToStore {
+                    key,
+                    module: ready.module.clone(),
+                },
+                report: Box::new(|_| {}),
+            });
+        }
+    }
+    Ok(ModuleSource::Compiled)
 }
 
 /// Reads and compiles the module for `path` (or takes it from a cache)
@@ -334,25 +636,30 @@ fn module_for(
 /// takes tens to hundreds of milliseconds, and even a cached module is a
 /// file to read. A compile while a version serves runs at
 /// [`Settings::reload_priority`]. A module compiled now is written to the
-/// on-disk cache after it was handed over, at the lowest priority: the
-/// new version does not wait for it.
+/// on-disk cache after it was handed over, by the [`writer`] thread: the
+/// new version does not wait for it, and the write does not wait behind
+/// a busy node as a lowered compile thread would.
 async fn module_off_loop(
     path: &Path,
     settings: &Settings,
     urgency: Urgency,
     report: impl Fn(InstanceEvent) + Send + 'static,
-) -> anyhow::Result<(Module, Compiler)> {
+) -> anyhow::Result<(Ready, Compiler)> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let path = path.to_path_buf();
     let settings = settings.clone();
     std::thread::Builder::new()
         .name("wasm-compile".into())
         .spawn(move || {
-            // Before lowering this thread: the ticker inherits its priority.
-            if let Err(e) = ticker() {
-                let _ = tx.send(Err(anyhow!("{e}")));
-                return;
-            }
+            // Before lowering this thread: the ticker and the writer
+            // inherit its priority.
+            let writer = match ticker().and_then(|_| writer()) {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = tx.send(Err(anyhow!("{e}")));
+                    return;
+                }
+            };
             if low_priority(urgency, &settings) {
                 lower_priority();
             }
@@ -364,18 +671,59 @@ async fn module_off_loop(
             // back with the system by the time the new version serves.
             give_back_freed_memory();
             let _ = tx.send(module);
-            if let (Some(s), Some(disk)) = (store, disk(&settings.cache)) {
-                lower_priority();
-                if let Err(e) = disk.store(&s.key, &s.module) {
-                    warn_once(&report, format!("cannot keep the compiled module on disk: {e:#} (set autoreload-wasm-cache-dir, or off)"));
-                }
-                drop(s);
-                give_back_freed_memory();
+            if let (Some(s), Some(dir)) = (store, settings.cache.dir.clone()) {
+                let _ = writer.send(WriteJob {
+                    dir,
+                    max: settings.cache.disk_max,
+                    store: s,
+                    report: Box::new(report),
+                });
             }
         })
         .context("cannot start a thread to compile it")?;
     rx.await
         .unwrap_or_else(|_| Err(anyhow!("the compiler panicked")))
+}
+
+/// A compiled module for the on-disk cache.
+struct WriteJob {
+    dir: PathBuf,
+    max: u64,
+    store: ToStore,
+    report: Box<dyn Fn(InstanceEvent) + Send>,
+}
+
+/// Starts the one thread that writes compiled modules to the on-disk
+/// cache (once), and returns its queue. Like the [`ticker`], it must
+/// start at normal priority (a thread inherits its creator's): a write
+/// is a few milliseconds of serializing and I/O that nobody waits for,
+/// but at nice 19 on a busy node it could lag behind minutes of compiles,
+/// holding every compiled module it has not written yet in memory.
+fn writer() -> Result<&'static std::sync::mpsc::Sender<WriteJob>, String> {
+    static WRITER: OnceLock<Result<std::sync::mpsc::Sender<WriteJob>, String>> = OnceLock::new();
+    WRITER
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
+            std::thread::Builder::new()
+                .name("wasm-cache-write".into())
+                .spawn(move || {
+                    for job in rx {
+                        let disk = wasm_cache::Disk {
+                            dir: &job.dir,
+                            max: job.max,
+                        };
+                        if let Err(e) = disk.store(&job.store.key, &job.store.module) {
+                            warn_once(&job.report, format!("cannot keep the compiled module on disk: {e:#} (set autoreload-wasm-cache-dir, or off)"));
+                        }
+                        drop(job);
+                        give_back_freed_memory();
+                    }
+                })
+                .map(|_| tx)
+                .map_err(|e| format!("cannot start the cache writer: {e}"))
+        })
+        .as_ref()
+        .map_err(|e| e.clone())
 }
 
 /// Reports `warning` the first time only (in this run of the host): a
@@ -522,8 +870,9 @@ async fn run<R: Fn(InstanceEvent) + Send + Sync + Clone + 'static>(
         _ = &mut woken => return fail("stopped"),
         m = module_off_loop(path, settings, urgency, report.clone()) => m,
     };
-    let (module, compiler) = match compiled {
+    let (ready, compiler) = match compiled {
         Ok(m) => m,
+        Err(e) if e.is::<LinkError>() => return fail(&format!("cannot be instantiated: {e:#}")),
         Err(e) => return fail(&format!("does not compile: {e:#}")),
     };
     let engines = match engines(compiler) {
@@ -610,9 +959,9 @@ async fn run<R: Fn(InstanceEvent) + Send + Sync + Clone + 'static>(
     });
     clock.touch();
     let ran = async {
-        let instance = engines
-            .linker
-            .instantiate_async(&mut store, &module)
+        let instance = ready
+            .pre
+            .instantiate_async(&mut store)
             .await
             .map_err(|e| format!("cannot be instantiated: {e:#}"))?;
         let start = instance

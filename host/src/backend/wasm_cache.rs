@@ -28,7 +28,7 @@ use std::hash::{Hash, Hasher};
 use std::io::Write as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 use wasmtime::{Engine, Module, Precompiled};
 
@@ -110,8 +110,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A cache bounded in bytes that drops the least recently used entry
-/// first.
+/// A cache bounded in bytes and in entries that drops the least recently
+/// used entry first.
 #[derive(Debug)]
 pub struct Lru<V> {
     entries: HashMap<Key, LruEntry<V>>,
@@ -146,16 +146,17 @@ impl<V: Clone> Lru<V> {
     }
 
     /// Keeps `value` (of `size` bytes) for `key`, dropping the least
-    /// recently used entries until everything fits in `max` bytes. A value
-    /// larger than `max` is not kept.
-    pub fn insert(&mut self, key: Key, value: V, size: usize, max: usize) {
+    /// recently used entries until everything fits in `max` bytes and
+    /// `max_entries` entries. A value larger than `max` is not kept, nor
+    /// anything when `max_entries` is 0.
+    pub fn insert(&mut self, key: Key, value: V, size: usize, max: usize, max_entries: usize) {
         if let Some(old) = self.entries.remove(&key) {
             self.total -= old.size;
         }
-        if size > max {
+        if size > max || max_entries == 0 {
             return;
         }
-        self.shrink_to(max - size);
+        self.shrink_to(max - size, max_entries - 1);
         self.clock += 1;
         self.total += size;
         self.entries.insert(
@@ -169,9 +170,9 @@ impl<V: Clone> Lru<V> {
     }
 
     /// Drops the least recently used entries until at most `max` bytes
-    /// are held.
-    fn shrink_to(&mut self, max: usize) {
-        while self.total > max {
+    /// are held in at most `max_entries` entries.
+    fn shrink_to(&mut self, max: usize, max_entries: usize) {
+        while self.total > max || self.entries.len() > max_entries {
             let Some(oldest) = self
                 .entries
                 .iter()
@@ -197,12 +198,6 @@ impl<V: Clone> Lru<V> {
     fn len(&self) -> usize {
         self.entries.len()
     }
-}
-
-/// The in-memory cache of this run of the host.
-pub fn memory() -> &'static Mutex<Lru<Module>> {
-    static MEMORY: OnceLock<Mutex<Lru<Module>>> = OnceLock::new();
-    MEMORY.get_or_init(Default::default)
 }
 
 /// The memory a module's compiled code takes (what the in-memory cache
@@ -388,6 +383,167 @@ fn touch(path: &Path) {
     }
 }
 
+/// Cranelift's incremental compilation cache, on disk: one file per
+/// compiled function, named by the SHA-256 of Cranelift's key for it (the
+/// function's code and everything that changes what it compiles to), so
+/// that a new version of a module recompiles only the functions that
+/// changed. Each file holds the SHA-256 of its value, then the value; a
+/// file that does not match is a miss (Cranelift then compiles the
+/// function). Bounded in bytes: past the bound, the least recently used
+/// files go (by modification time, which a hit renews) until a quarter of
+/// the bound is free, so that eviction does not scan the directory at
+/// every insert.
+///
+/// One store serves the Cranelift engine for the whole run; where it keeps
+/// its files is set before each compile ([`Incremental::configure`]), from
+/// the settings of that compile. With no directory, it keeps nothing.
+#[derive(Debug, Default)]
+pub struct Incremental {
+    place: Mutex<Option<Place>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Place {
+    dir: PathBuf,
+    max: u64,
+    /// The bytes held, once counted (a scan of the directory, at the
+    /// first insert).
+    total: Option<u64>,
+}
+
+impl Incremental {
+    /// Keeps the files in `dir`, at most `max` bytes; `None`: keep nothing.
+    pub fn configure(&self, dir: Option<PathBuf>, max: u64) {
+        let Ok(mut place) = self.place.lock() else {
+            return;
+        };
+        let same = match (&*place, &dir) {
+            (Some(p), Some(d)) => p.dir == *d && p.max == max,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            *place = dir.filter(|_| max > 0).map(|dir| Place {
+                dir,
+                max,
+                total: None,
+            });
+        }
+    }
+
+    fn dir(&self) -> Option<PathBuf> {
+        self.place.lock().ok()?.as_ref().map(|p| p.dir.clone())
+    }
+
+    fn file(dir: &Path, key: &[u8]) -> PathBuf {
+        dir.join(hex(&Sha256::digest(key)))
+    }
+
+    /// Counts `added` bytes in; past the bound, drops the least recently
+    /// used files until three quarters of it are held.
+    fn account(&self, added: u64) {
+        let (dir, max, over) = {
+            let Ok(mut guard) = self.place.lock() else {
+                return;
+            };
+            let Some(place) = guard.as_mut() else {
+                return;
+            };
+            let total = match place.total {
+                Some(t) => t + added,
+                None => incremental_files(&place.dir).iter().map(|f| f.1).sum(),
+            };
+            place.total = Some(total);
+            (place.dir.clone(), place.max, total > place.max)
+        };
+        if !over {
+            return;
+        }
+        let mut files = incremental_files(&dir);
+        files.sort_by_key(|f| f.2);
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        let target = max / 4 * 3;
+        for (path, len, _) in files {
+            if total <= target {
+                break;
+            }
+            let _ = std::fs::remove_file(&path);
+            total = total.saturating_sub(len);
+        }
+        if let Ok(mut guard) = self.place.lock() {
+            if let Some(place) = guard.as_mut().filter(|p| p.dir == dir) {
+                place.total = Some(total);
+            }
+        }
+    }
+}
+
+/// The files of the incremental cache in `dir`: path, size, last use.
+/// Temporary files left by a host that died writing one go.
+fn incremental_files(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
+    let Ok(list) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    let now = SystemTime::now();
+    let mut files = vec![];
+    for entry in list.flatten() {
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            if now.duration_since(modified).unwrap_or_default() > STALE_TEMP {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            continue;
+        }
+        if meta.is_file() {
+            files.push((entry.path(), meta.len(), modified));
+        }
+    }
+    files
+}
+
+impl wasmtime::CacheStore for Incremental {
+    fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let path = Incremental::file(&self.dir()?, key);
+        let mut bytes = std::fs::read(&path).ok()?;
+        if bytes.len() < 32 || Sha256::digest(&bytes[32..])[..] != bytes[..32] {
+            let _ = std::fs::remove_file(&path);
+            return None;
+        }
+        touch(&path);
+        bytes.drain(..32);
+        Some(std::borrow::Cow::Owned(bytes))
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        let Some(dir) = self.dir() else {
+            return false;
+        };
+        let written = (|| -> std::io::Result<u64> {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
+            let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
+            let digest: Digest32 = Sha256::digest(&value).into();
+            tmp.write_all(&digest)?;
+            tmp.write_all(&value)?;
+            tmp.persist(Incremental::file(&dir, key))
+                .map_err(|e| e.error)?;
+            Ok((32 + value.len()) as u64)
+        })();
+        match written {
+            Ok(n) => {
+                self.account(n);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,25 +555,74 @@ mod tests {
     #[test]
     fn the_memory_cache_drops_the_least_recently_used_first() {
         let mut c: Lru<u8> = Lru::default();
-        c.insert(key(1), 1, 40, 100);
-        c.insert(key(2), 2, 40, 100);
+        c.insert(key(1), 1, 40, 100, 10);
+        c.insert(key(2), 2, 40, 100, 10);
         assert_eq!(c.get(&key(1)), Some(1));
         // 2 is now the least recently used: it goes.
-        c.insert(key(3), 3, 40, 100);
+        c.insert(key(3), 3, 40, 100, 10);
         assert_eq!((c.get(&key(2)), c.len(), c.total()), (None, 2, 80));
         assert_eq!(c.get(&key(1)), Some(1));
         assert_eq!(c.get(&key(3)), Some(3));
         // Larger than the bound: not kept, and nothing is dropped for it.
-        c.insert(key(4), 4, 101, 100);
+        c.insert(key(4), 4, 101, 100, 10);
         assert_eq!((c.get(&key(4)), c.total()), (None, 80));
         // A smaller bound drops the oldest; a bound of 0 keeps nothing.
-        c.insert(key(5), 5, 10, 50);
+        c.insert(key(5), 5, 10, 50, 10);
         assert_eq!(
             (c.get(&key(1)), c.get(&key(3)), c.total()),
             (None, Some(3), 50)
         );
-        c.insert(key(6), 6, 1, 0);
+        c.insert(key(6), 6, 1, 0, 10);
         assert_eq!((c.get(&key(6)), c.total()), (None, 50));
+    }
+
+    #[test]
+    fn the_memory_cache_holds_at_most_its_number_of_entries() {
+        let mut c: Lru<u8> = Lru::default();
+        for n in 1..=3 {
+            c.insert(key(n), n, 1, 100, 2);
+        }
+        // Far under the byte bound, but 2 entries at most: 1 went first.
+        assert_eq!((c.get(&key(1)), c.len(), c.total()), (None, 2, 2));
+        assert_eq!(c.get(&key(2)), Some(2));
+        // 3 is now the least recently used.
+        c.insert(key(4), 4, 1, 100, 2);
+        assert_eq!(
+            (c.get(&key(3)), c.get(&key(2)), c.get(&key(4))),
+            (None, Some(2), Some(4))
+        );
+        // A cap of 0 keeps nothing new.
+        c.insert(key(5), 5, 1, 100, 0);
+        assert_eq!((c.get(&key(5)), c.len()), (None, 2));
+    }
+
+    #[test]
+    fn the_incremental_cache_keeps_values_and_stays_within_its_bound() {
+        use wasmtime::CacheStore as _;
+        let dir = tempfile::tempdir().unwrap();
+        let inc = Incremental::default();
+        // No directory: nothing kept.
+        assert!(!inc.insert(b"k", vec![1]));
+        inc.configure(Some(dir.path().join("inc")), 4 * (32 + 100));
+        assert!(inc.insert(b"k0", vec![7; 100]));
+        assert_eq!(inc.get(b"k0").as_deref(), Some(&[7u8; 100][..]));
+        assert_eq!(inc.get(b"other"), None);
+        // A value changed on disk is a miss, and removed.
+        let file = Incremental::file(&dir.path().join("inc"), b"k0");
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[40] ^= 1;
+        std::fs::write(&file, &bytes).unwrap();
+        assert_eq!(inc.get(b"k0"), None);
+        assert!(!file.exists());
+        // Past the bound (4 values), the oldest go, down to three
+        // quarters of it; the newest stay.
+        for n in 1..=5u8 {
+            assert!(inc.insert(&[n], vec![n; 100]));
+            let held = incremental_files(&dir.path().join("inc"));
+            assert!(held.iter().map(|f| f.1).sum::<u64>() <= 4 * (32 + 100));
+        }
+        assert_eq!(inc.get(&[1]), None);
+        assert_eq!(inc.get(&[5]).as_deref(), Some(&[5u8; 100][..]));
     }
 
     #[test]

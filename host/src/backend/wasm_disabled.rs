@@ -15,8 +15,8 @@ use super::{Instance, InstanceEvent};
 use std::path::Path;
 
 pub use super::wasm_settings::{
-    CacheSettings, CompileRecord, Compiler, GrantedDir, ModuleSource, Priority, Settings, Urgency,
-    OPT_COMPILER, OPT_RELOAD_PRIORITY,
+    CacheSettings, CompileRecord, Compiler, GrantedDir, ModuleSource, OptimizeError, Optimized,
+    Priority, Settings, Tier, Urgency, OPT_COMPILER, OPT_RELOAD_PRIORITY, OPT_TIER,
 };
 
 /// Would tell a wasm instance to stop; there are none in this build, so
@@ -42,6 +42,11 @@ pub fn spawn(
     _report: impl Fn(InstanceEvent) + Send + Sync + Clone + 'static,
 ) -> std::io::Result<Instance> {
     Err(unsupported(path))
+}
+
+/// Nothing to optimize: this host runs no wasm module.
+pub async fn optimize(path: &Path, _settings: &Settings) -> Result<Optimized, OptimizeError> {
+    Err(OptimizeError::Unavailable(unsupported(path).to_string()))
 }
 
 /// The error [`spawn`] gives for `path`.

@@ -116,6 +116,39 @@ pub struct CacheSettings {
     /// The most compiled code the in-memory cache holds, in bytes (0:
     /// nothing).
     pub memory_max: usize,
+    /// The most modules the in-memory cache holds (0: nothing): small
+    /// modules would otherwise pile up under the byte bound, each with its
+    /// instance metadata, which the byte count does not see.
+    pub memory_entries: usize,
+    /// Whether a module Winch compiled gets a Cranelift version in the
+    /// background. (Kept here, with the options applied by name, until the
+    /// options have one table.)
+    pub tier: Tier,
+}
+
+/// Tiering: Winch serves first (it compiles several times faster), and
+/// Cranelift compiles the same bytes in the background, at the lowest
+/// priority, for the next start of those bytes (a restart, a revert, a
+/// tier-up reload) to run faster code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Tier up modules that Winch compiled (with the default
+    /// `autoreload-wasm-compiler=winch`; with `cranelift` there is
+    /// nothing to tier up).
+    Auto,
+    /// One compiler only: the one `autoreload-wasm-compiler` names.
+    Off,
+}
+
+impl Tier {
+    /// Parses `auto` or `off`.
+    pub fn parse(s: &str) -> Option<Tier> {
+        match s.trim() {
+            "auto" => Some(Tier::Auto),
+            "off" => Some(Tier::Off),
+            _ => None,
+        }
+    }
 }
 
 /// `autoreload-wasm-compiler`: winch or cranelift.
@@ -126,9 +159,19 @@ pub const OPT_CACHE_DIR: &str = options::WASM_CACHE_DIR.name;
 pub const OPT_CACHE_MB: &str = options::WASM_CACHE_MB.name;
 /// `autoreload-wasm-memory-cache-mb`: the in-memory cache's bound.
 pub const OPT_MEMORY_CACHE_MB: &str = options::WASM_MEMORY_CACHE_MB.name;
+/// `autoreload-wasm-memory-cache-entries`: the in-memory cache's bound
+/// in modules.
+pub const OPT_MEMORY_CACHE_ENTRIES: &str = options::WASM_MEMORY_CACHE_ENTRIES.name;
+/// `autoreload-wasm-tier`: auto (Cranelift in the background after Winch)
+/// or off.
+pub const OPT_TIER: &str = options::WASM_TIER.name;
 /// `autoreload-wasm-reload-priority`: the CPU priority of a reload's
 /// compile.
 pub const OPT_RELOAD_PRIORITY: &str = options::WASM_RELOAD_PRIORITY.name;
+
+/// The directory, inside the on-disk cache's, of Cranelift's incremental
+/// compilation cache.
+pub const INCREMENTAL_DIR: &str = "cranelift-incremental";
 
 impl Default for CacheSettings {
     fn default() -> CacheSettings {
@@ -137,6 +180,9 @@ impl Default for CacheSettings {
             disk_max: options::WASM_CACHE_MB.default.mib(),
             memory_max: usize::try_from(options::WASM_MEMORY_CACHE_MB.default.mib())
                 .unwrap_or(usize::MAX),
+            memory_entries: usize::try_from(options::WASM_MEMORY_CACHE_ENTRIES.default.int())
+                .unwrap_or(0),
+            tier: Tier::parse(options::WASM_TIER.default.str()).unwrap_or(Tier::Auto),
         }
     }
 }
@@ -180,13 +226,43 @@ impl CacheSettings {
                 self.memory_max =
                     usize::try_from(mib()?.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
             }
+            OPT_MEMORY_CACHE_ENTRIES => {
+                self.memory_entries = value
+                    .parse::<usize>()
+                    .map_err(|_| format!("{name}={value} is not a whole number: ignored"))?
+            }
+            OPT_TIER => {
+                self.tier = Tier::parse(value)
+                    .ok_or_else(|| format!("{name}={value} is neither auto nor off: ignored"))?
+            }
             _ => return Err(format!("{name} is not a cache option")),
         }
         Ok(())
     }
 
     /// The cache's options.
-    pub const OPTIONS: [&'static str; 3] = [OPT_CACHE_DIR, OPT_CACHE_MB, OPT_MEMORY_CACHE_MB];
+    pub const OPTIONS: [&'static str; 5] = [
+        OPT_CACHE_DIR,
+        OPT_CACHE_MB,
+        OPT_MEMORY_CACHE_MB,
+        OPT_MEMORY_CACHE_ENTRIES,
+        OPT_TIER,
+    ];
+
+    /// Where Cranelift's incremental compilation cache is kept: beside
+    /// the compiled modules, in a directory of its own.
+    pub fn incremental_dir(&self) -> Option<PathBuf> {
+        let dir = self.dir.as_ref().filter(|_| self.disk_max > 0)?;
+        Some(dir.join(INCREMENTAL_DIR))
+    }
+
+    /// The most Cranelift's incremental compilation cache holds, in bytes:
+    /// a quarter of the bound of the compiled modules (it holds one entry
+    /// per compiled function, worth keeping only for functions that have
+    /// not changed since).
+    pub fn incremental_max(&self) -> u64 {
+        self.disk_max / 4
+    }
 
     /// Whether `name` is one of the cache's options.
     pub fn is_option(name: &str) -> bool {
@@ -270,6 +346,40 @@ impl CompileRecord {
             "cached": self.source != ModuleSource::Compiled,
             "source": self.source.name(),
             "compiler": self.compiler.name(),
+            // The tier is the compiler whose code serves: "winch" until a
+            // Cranelift version of the same bytes is taken.
+            "tier": self.compiler.name(),
         })
     }
+}
+
+/// What `optimize` made ready.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Optimized {
+    /// How long it took, from the request (waiting for the queue, and
+    /// the compile or the cache lookup), ms.
+    pub millis: f64,
+    /// Where the Cranelift version came from: compiled now, or found in a
+    /// cache.
+    pub source: ModuleSource,
+}
+
+/// Why `optimize` has no Cranelift version to offer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptimizeError {
+    /// Tiering does not apply: `autoreload-wasm-tier=off`, a compiler
+    /// other than Winch asked for, or the in-memory cache off (where the
+    /// optimized version would wait).
+    #[error("tiering is off (autoreload-wasm-tier=off, autoreload-wasm-compiler=cranelift, or no in-memory cache)")]
+    Off,
+    /// The file could not be read, or is not a wasm module.
+    #[error("{0}")]
+    Read(String),
+    /// Cranelift could not compile it, or it cannot be instantiated.
+    #[error("Cranelift cannot compile it: {0}")]
+    Compile(String),
+    /// This host cannot optimize at all (no thread for it, or no wasm
+    /// support in this build).
+    #[error("{0}")]
+    Unavailable(String),
 }

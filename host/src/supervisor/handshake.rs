@@ -120,6 +120,8 @@ impl Supervisor {
             &options::WASM_CACHE_DIR,
             &options::WASM_CACHE_MB,
             &options::WASM_MEMORY_CACHE_MB,
+            &options::WASM_MEMORY_CACHE_ENTRIES,
+            &options::WASM_TIER,
         ] {
             let Some(value) = given.text(def) else {
                 continue;

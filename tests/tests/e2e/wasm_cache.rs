@@ -2,7 +2,10 @@
 //! host compiled before (in this run, or in an earlier one that kept them
 //! on disk) are not compiled again; a cache file that is corrupt, or was
 //! written for another engine configuration, is compiled again and never
-//! used; the disk cache stays within its bound.
+//! used; the disk cache stays within its bound, the memory cache within
+//! its number of entries; with tiering on, a module Winch compiled gets a
+//! Cranelift version in the background, which the next start of the same
+//! bytes runs; with it off, Cranelift never compiles.
 
 use super::*;
 use std::path::{Path, PathBuf};
@@ -33,7 +36,9 @@ impl Setup {
         write_atomically(&self.module(), &testguest_version(version));
     }
 
-    /// A node (a new host) on this cache directory, with `extra` options.
+    /// A node (a new host) on this cache directory, with `extra` options;
+    /// tiering off unless `extra` sets it (with it, a Cranelift version
+    /// of each module would come and go in the caches beside Winch's).
     async fn node(&self, extra: &[&str]) -> Option<Node> {
         let mut b = NodeBuilder::new()
             .launch_dir(self.launch.path())
@@ -45,6 +50,12 @@ impl Setup {
             .standin_only();
         for a in extra {
             b = b.arg(*a);
+        }
+        if !extra
+            .iter()
+            .any(|a| a.starts_with("--autoreload-wasm-tier="))
+        {
+            b = b.arg("--autoreload-wasm-tier=off");
         }
         b.start().await.expect("node starts")
     }
@@ -378,4 +389,150 @@ async fn the_disk_cache_stays_within_its_bound() {
         setup.files().is_empty().then_some(())
     })
     .await;
+}
+
+/// The serving generation's `last_compile`.
+async fn last_compile(node: &Node) -> Value {
+    node.ok("autoreload-status", json!({})).await["plugins"][0]["last_compile"].clone()
+}
+
+/// Waits, longer than [`wait_for`] does, for `f`: a compile at the lowest
+/// priority takes as long as the machine is busy.
+async fn wait_long<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(600),
+            "{what}: not within 600 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// With tiering on (the default), Winch serves a new module first, and
+/// Cranelift compiles the same bytes in the background: the next start of
+/// those bytes (here a restart) runs Cranelift's code from memory, and a
+/// new host finds it on disk. Cranelift's incremental cache gets its
+/// entries in its own directory beside the modules.
+#[tokio::test]
+async fn an_optimized_version_is_made_in_the_background_and_serves_the_next_start() {
+    let setup = Setup::new("v1");
+    let Some(node) = setup.node(&["--autoreload-wasm-tier=auto"]).await else {
+        return;
+    };
+    assert_eq!(version(&node).await, "v1");
+    let c = last_compile(&node).await;
+    assert_eq!(
+        (&c["tier"], &c["compiler"], &c["source"]),
+        (&json!("winch"), &json!("winch"), &json!("compiled")),
+        "{c:#}"
+    );
+    wait_long("a Cranelift version on disk", || {
+        setup
+            .files()
+            .iter()
+            .any(|p| name(p).contains("-cranelift-"))
+            .then_some(())
+    })
+    .await;
+    let incremental = setup.cache.path().join("cranelift-incremental");
+    assert!(
+        std::fs::read_dir(&incremental).is_ok_and(|mut d| d.next().is_some()),
+        "Cranelift's incremental cache is empty"
+    );
+
+    let r = node.ok("autoreload-restart", json!({})).await;
+    node.serving_after(r["generation"].as_u64().unwrap() - 1)
+        .await;
+    assert_eq!(version(&node).await, "v1");
+    let c = last_compile(&node).await;
+    assert_eq!(
+        (&c["tier"], &c["source"]),
+        (&json!("cranelift"), &json!("memory")),
+        "{c:#}"
+    );
+    node.stop().await.expect("stops");
+
+    let Some(node) = setup.node(&["--autoreload-wasm-tier=auto"]).await else {
+        return;
+    };
+    assert_eq!(version(&node).await, "v1");
+    let c = last_compile(&node).await;
+    assert_eq!(
+        (&c["tier"], &c["source"]),
+        (&json!("cranelift"), &json!("disk")),
+        "{c:#}"
+    );
+}
+
+/// `autoreload-wasm-tier=off`: Winch only. New bytes, a reload, a
+/// restart: Cranelift never compiles (no Cranelift module in either cache,
+/// no incremental cache), and every start says `tier: winch`.
+#[tokio::test]
+async fn with_tiering_off_cranelift_never_compiles() {
+    let setup = Setup::new("v1");
+    let Some(node) = setup.node(&["--autoreload-wasm-tier=off"]).await else {
+        return;
+    };
+    assert_eq!(version(&node).await, "v1");
+    let gen = node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
+        .as_u64()
+        .unwrap();
+    setup.install("v2");
+    let s = node.serving_after(gen).await;
+    assert_eq!(version(&node).await, "v2");
+    setup.wait_files(2).await;
+    // Time for a background compile, had one started (it would have
+    // been queued when v1 served).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let r = node.ok("autoreload-restart", json!({})).await;
+    assert!(r["generation"].as_u64() > s["generation"].as_u64(), "{r}");
+    node.serving_after(s["generation"].as_u64().unwrap()).await;
+    let c = last_compile(&node).await;
+    assert_eq!(
+        (&c["tier"], &c["source"]),
+        (&json!("winch"), &json!("memory")),
+        "{c:#}"
+    );
+    node.stop().await.expect("stops");
+    let files = setup.files();
+    assert!(
+        files.iter().all(|p| name(p).contains("-winch-")),
+        "{files:?}"
+    );
+    assert!(
+        !setup.cache.path().join("cranelift-incremental").exists(),
+        "Cranelift's incremental cache was made"
+    );
+}
+
+/// The in-memory cache holds at most
+/// `autoreload-wasm-memory-cache-entries` modules, however small: with
+/// one, a revert to the bytes before is compiled again; with two, it
+/// comes from memory.
+#[tokio::test]
+async fn the_memory_cache_holds_at_most_its_number_of_entries() {
+    for (entries, revert) in [(1, "compiled"), (2, "memory")] {
+        let setup = Setup::new("v1");
+        let cap = format!("--autoreload-wasm-memory-cache-entries={entries}");
+        let Some(node) = setup.node(&["--autoreload-wasm-cache-dir=off", &cap]).await else {
+            return;
+        };
+        assert_eq!(version(&node).await, "v1");
+        let mut gen = node.ok("autoreload-status", json!({})).await["plugins"][0]["generation"]
+            .as_u64()
+            .unwrap();
+        for (v, from) in [("v2", "compiled"), ("v1", revert)] {
+            setup.install(v);
+            gen = node.serving_after(gen).await["generation"]
+                .as_u64()
+                .unwrap();
+            assert_eq!(version(&node).await, v);
+            assert_eq!(source(&node).await, from, "{v} with {entries} entries");
+        }
+        node.stop().await.expect("stops");
+    }
 }
