@@ -23,7 +23,7 @@ use crate::decode::Decoder;
 use crate::framing::RawId;
 use crate::ids::{Gen, PluginId};
 use crate::jsonrpc;
-use crate::keep::Keeper;
+use crate::keep::{Keeper, NoCopy};
 use crate::link::{Level, Link};
 use crate::locate;
 use crate::reregister;
@@ -68,6 +68,15 @@ pub enum Event {
         /// Where the copy is, or why there is none.
         outcome: Result<PathBuf, String>,
     },
+    /// The optimized code of a generation's module is ready, or cannot be.
+    Optimized {
+        /// Whose.
+        plugin: PluginId,
+        /// Which generation.
+        gen: Gen,
+        /// Ready, or why not.
+        outcome: Result<wasm::Optimized, wasm::OptimizeError>,
+    },
     /// The wrapper to re-register through was found and marked changed
     /// (or why not).
     Reregister {
@@ -88,8 +97,11 @@ pub struct Host {
     watcher: Option<watch::Watcher>,
     builds: Builds,
     kept: Keeper,
-    /// Spawns' outcomes, fed back once the outputs in hand are performed.
-    spawn_answers: VecDeque<Input>,
+    /// Outcomes known at once (a spawn's, an optimization's that cannot
+    /// start), fed back once the outputs in hand are performed.
+    answers: VecDeque<Input>,
+    /// Optimizations asked for while the copy of their file was being made.
+    optimize_later: Vec<(PluginId, Gen)>,
     exit: bool,
 }
 
@@ -123,7 +135,8 @@ impl Host {
             sandboxes: sandbox::Settings::default(),
             watcher: None,
             kept: Keeper::default(),
-            spawn_answers: VecDeque::new(),
+            answers: VecDeque::new(),
+            optimize_later: vec![],
             exit: false,
         }
     }
@@ -212,7 +225,24 @@ impl Host {
                 plugin,
                 gen,
                 outcome,
-            } => return self.kept.made(plugin, gen, outcome),
+            } => {
+                self.kept.made(plugin, gen, outcome);
+                // An optimization asked for before its copy was made.
+                if let Some(i) = self.optimize_later.iter().position(|k| *k == (plugin, gen)) {
+                    self.optimize_later.swap_remove(i);
+                    self.optimize(plugin, gen);
+                }
+                return;
+            }
+            Event::Optimized {
+                plugin,
+                gen,
+                outcome,
+            } => Input::Optimized {
+                plugin,
+                gen,
+                outcome,
+            },
             Event::Build(builds::Report::SourcesChanged { plugin, change }) => {
                 if self.core.shutting_down() {
                     return;
@@ -247,14 +277,15 @@ impl Host {
         self.perform_all();
     }
 
-    /// Performs what the supervisor asks for, then feeds back what
-    /// spawning answered, before any other input is handled.
+    /// Performs what the supervisor asks for, then feeds back the outcomes
+    /// known at once (what spawning answered), before any other input is
+    /// handled.
     fn perform_all(&mut self) {
         loop {
             while let Some(o) = self.core.poll_output() {
                 self.perform(o);
             }
-            match self.spawn_answers.pop_front() {
+            match self.answers.pop_front() {
                 Some(answer) => self.core.handle(Instant::now(), answer),
                 None => break,
             }
@@ -299,7 +330,7 @@ impl Host {
                     }
                     Err(error) => Input::SpawnFailed { plugin, gen, error },
                 };
-                self.spawn_answers.push_back(answer);
+                self.answers.push_back(answer);
             }
             Output::Instance { plugin, gen, op } => {
                 let Some(i) = self.instances.get_mut(&(plugin, gen)) else {
@@ -364,8 +395,38 @@ impl Host {
                     .send(jsonrpc::response(&id, json!({ "plugins": list })));
             }
             Output::Served { plugin, gen } => self.kept.served(plugin, gen),
+            Output::Optimize { plugin, gen } => self.optimize(plugin, gen),
             Output::Exit => self.exit = true,
         }
+    }
+
+    /// Makes the optimized code of generation `gen`'s module ready, from
+    /// the copy kept of the file it runs (the file itself may hold a newer
+    /// version by now), on the optimizer's thread; the outcome comes back
+    /// as [`Event::Optimized`]. A copy still being made is waited for.
+    fn optimize(&mut self, plugin: PluginId, gen: Gen) {
+        let path = match self.kept.path(plugin, gen) {
+            Ok(path) => path,
+            Err(NoCopy::Making(_)) => return self.optimize_later.push((plugin, gen)),
+            Err(why) => {
+                let outcome = Err(wasm::OptimizeError::Read(why.to_string()));
+                return self.answers.push_back(Input::Optimized {
+                    plugin,
+                    gen,
+                    outcome,
+                });
+            }
+        };
+        let settings = self.core.config().wasm.clone();
+        let tx = self.events.clone();
+        tokio::spawn(async move {
+            let outcome = wasm::optimize(&path, &settings).await;
+            let _ = tx.send(Event::Optimized {
+                plugin,
+                gen,
+                outcome,
+            });
+        });
     }
 
     /// Starts an instance that reports as generation `gen` of `p`.

@@ -100,6 +100,16 @@ pub enum Input {
         /// The plugin file as it is now.
         file: Option<FileStamp>,
     },
+    /// The optimized code of a generation's module is ready (wasm
+    /// tiering), or cannot be: the answer to [`Output::Optimize`].
+    Optimized {
+        /// Whose.
+        plugin: PluginId,
+        /// Which generation's module.
+        gen: Gen,
+        /// Ready, or why not.
+        outcome: Result<wasm::Optimized, wasm::OptimizeError>,
+    },
     /// The wrapper to re-register through was found and marked changed
     /// (or why not).
     Reregistered {
@@ -180,6 +190,15 @@ pub enum Output {
         gen: Gen,
         /// What.
         op: InstanceOp,
+    },
+    /// Make the optimized (Cranelift) code of generation `gen`'s module
+    /// ready, from the copy of the file it runs, in the background (wasm
+    /// tiering); answer with [`Input::Optimized`].
+    Optimize {
+        /// Whose.
+        plugin: PluginId,
+        /// Which generation.
+        gen: Gen,
     },
     /// Watch these plugin files and send [`Input::Changed`] when one
     /// changes and settles.

@@ -269,6 +269,11 @@ impl Supervisor {
                     self.reload_for(plugin, plugin::Pending::at(Trigger::FileChanged, now), file);
                 }
             }
+            Input::Optimized {
+                plugin,
+                gen,
+                outcome,
+            } => self.optimized(plugin, gen, outcome),
             Input::Reregistered { caller, outcome } => self.on_reregister(caller, outcome),
         }
     }

@@ -37,6 +37,9 @@ pub enum Trigger {
     /// A new version failed after the old one had stopped: this
     /// generation's file, as it was when it started, comes back.
     Rollback(Gen),
+    /// The optimized code of this generation's module is ready (wasm
+    /// tiering): the same version, its kept copy, swaps in running it.
+    TierUp(Gen),
 }
 
 impl Trigger {
@@ -47,6 +50,7 @@ impl Trigger {
             Trigger::Restart => "autoreload-restart",
             Trigger::Crash => "crash",
             Trigger::Rollback(_) => "rollback",
+            Trigger::TierUp(_) => "tier-up",
         }
     }
 }
@@ -416,6 +420,8 @@ pub struct ManagedPlugin {
     /// once that one serves (or failed).
     pub(super) again: Option<Pending>,
     pub(super) reloads: u64,
+    /// Swaps to optimized code (wasm tiering), not counted as reloads.
+    pub(super) tier_ups: u64,
     pub(super) crashes: u64,
     pub(super) recent_crashes: VecDeque<Instant>,
     pub(super) last_reload: Option<ReloadRecord>,
@@ -486,6 +492,7 @@ impl ManagedPlugin {
             restart_waiters: vec![],
             again: None,
             reloads: 0,
+            tier_ups: 0,
             crashes: 0,
             recent_crashes: VecDeque::new(),
             last_reload: None,
@@ -602,6 +609,7 @@ impl ManagedPlugin {
             "generation": gen.map(|g| g.number),
             "pid": gen.and_then(|g| g.pid),
             "reloads": self.reloads,
+            "tier_ups": self.tier_ups,
             "crashes": self.crashes,
             "in_flight": in_flight,
             "held": self.held.len(),

@@ -536,3 +536,88 @@ async fn the_memory_cache_holds_at_most_its_number_of_entries() {
         node.stop().await.expect("stops");
     }
 }
+
+/// A plugin that keeps its state across reloads (hello-wasm keeps its
+/// count of calls) swaps to Cranelift's code once it is compiled in the
+/// background, through the same swap and hand-over as a save: its count
+/// goes on, the swap is a tier-up (not a reload), and what serves says
+/// `tier: cranelift`. The test guest, which keeps no state, stays on
+/// Winch's code until its next start.
+#[tokio::test]
+async fn a_plugin_that_keeps_its_state_swaps_to_the_optimized_code() {
+    let launch = tempdir();
+    let cache = tempdir();
+    std::fs::copy(
+        wasm_bin("hello-wasm", false),
+        launch.path().join("hello.wasm"),
+    )
+    .expect("copy hello-wasm");
+    write_atomically(&launch.path().join("guest.wasm"), &testguest_version("g1"));
+    let Some(node) = NodeBuilder::new()
+        .launch_dir(launch.path())
+        .arg("--autoreload-plugin=hello.wasm")
+        .arg("--autoreload-plugin=guest.wasm")
+        .arg(format!(
+            "--autoreload-wasm-cache-dir={}",
+            cache.path().display()
+        ))
+        .arg("--autoreload-wasm-tier=auto")
+        .standin_only()
+        .start()
+        .await
+        .expect("node starts")
+    else {
+        return;
+    };
+    let status = |name: &'static str| {
+        let node = &node;
+        async move {
+            let all = node.ok("autoreload-status", json!({})).await;
+            all["plugins"]
+                .as_array()
+                .and_then(|a| a.iter().find(|p| p["name"] == name).cloned())
+                .unwrap_or_else(|| panic!("no {name} in {all:#}"))
+        }
+    };
+    let first = status("hello.wasm").await;
+    assert_eq!(first["last_compile"]["tier"], "winch", "{first:#}");
+    let mut calls = 0;
+    let started = std::time::Instant::now();
+    let swapped = loop {
+        let r = node.ok("hello", json!({"name": "tier"})).await;
+        calls += 1;
+        assert_eq!(r["calls"], calls, "no call lost, the count handed over");
+        let s = status("hello.wasm").await;
+        if s["tier_ups"] == 1 {
+            break s;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(600),
+            "no tier-up within 600 s: {s:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(swapped["last_compile"]["tier"], "cranelift", "{swapped:#}");
+    assert_eq!(swapped["last_compile"]["source"], "memory", "{swapped:#}");
+    assert_eq!(
+        swapped["reloads"], 0,
+        "a tier-up is not a reload: {swapped:#}"
+    );
+    assert!(swapped["generation"].as_u64() > first["generation"].as_u64());
+    let r = node.ok("hello", json!({"name": "tier"})).await;
+    assert_eq!(
+        r["calls"],
+        calls + 1,
+        "the count goes on in Cranelift's code"
+    );
+    node.wait_log("[hello.wasm] optimized code (Cranelift) serves")
+        .await;
+    // The guest keeps no state: it stays on Winch's code, its generation
+    // the first.
+    let g = status("guest.wasm").await;
+    assert_eq!(
+        (&g["tier_ups"], &g["generation"], &g["last_compile"]["tier"]),
+        (&json!(0), &json!(1), &json!("winch")),
+        "{g:#}"
+    );
+}

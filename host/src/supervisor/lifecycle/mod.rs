@@ -157,7 +157,7 @@ impl Supervisor {
             None => crate::backend::wasm::Urgency::Urgent,
         };
         let source = match pending.trigger {
-            Trigger::Rollback(gen) => Source::Kept(gen),
+            Trigger::Rollback(gen) | Trigger::TierUp(gen) => Source::Kept(gen),
             _ => Source::File,
         };
         self.out.push(Output::Spawn(Spawn {
@@ -350,17 +350,19 @@ impl Supervisor {
             // version brought back is not the file at all: if it changed
             // since, the reload goes ahead once that one serves.
             phase @ (Phase::Draining { .. } | Phase::Stopping { .. }) => {
-                let rollback = matches!(
+                // A version brought back, or swapped in for its optimized
+                // code, is a kept copy, not the file as it is now.
+                let kept = matches!(
                     phase,
                     Phase::Stopping {
                         then: Then::Start(Pending {
-                            trigger: Trigger::Rollback(_),
+                            trigger: Trigger::Rollback(_) | Trigger::TierUp(_),
                             ..
                         }),
                         ..
                     }
                 );
-                let stale = rollback
+                let stale = kept
                     || phase.next().is_some_and(|next| {
                         pending.trigger != Trigger::Restart && file != next.file
                     });
@@ -1044,6 +1046,38 @@ impl Supervisor {
         });
         if stopping.is_some() {
             self.stopping(p);
+        }
+    }
+
+    /// The optimized code of generation `number`'s module is ready (wasm
+    /// tiering). If that generation still serves, with nothing else on
+    /// its way, the same version swaps in running it: a reload of its kept
+    /// copy, through the same swap and state hand-over as a save, so no
+    /// caller notices. Only a plugin that keeps its state across reloads
+    /// asks for this ([`Supervisor::serve`]): another would lose what it
+    /// holds in memory to a swap nobody asked for, and gets the optimized
+    /// code at its next start.
+    pub(crate) fn optimized(
+        &mut self,
+        p: PluginId,
+        number: Gen,
+        outcome: Result<crate::backend::wasm::Optimized, crate::backend::wasm::OptimizeError>,
+    ) {
+        let plugin = &self.plugins[p];
+        if let Err(e) = outcome {
+            if !matches!(e, crate::backend::wasm::OptimizeError::Off) {
+                let name = &plugin.name;
+                self.out.log(
+                    Level::Info,
+                    format!("[{name}] generation {number} keeps running Winch's code: {e}"),
+                );
+            }
+            return;
+        }
+        let serves = matches!(plugin.phase(), Phase::Serving { gen } if gen.number == number);
+        let busy = plugin.again.is_some() || plugin.retry.is_some() || plugin.refused.is_some();
+        if serves && !busy && !self.shutting_down {
+            self.reload_for(p, Pending::at(Trigger::TierUp(number), self.now), None);
         }
     }
 

@@ -9,6 +9,7 @@
 use super::super::plugin::*;
 use super::super::{InstanceOp, Output, Supervisor, Timer};
 use super::life::Change;
+use crate::backend::wasm::{Compiler, Tier};
 use crate::backend::BackendKind;
 use crate::framing::Message;
 use crate::ids::{OwnRequest, PluginId};
@@ -173,6 +174,7 @@ impl Supervisor {
         };
         let took = self.now.saturating_duration_since(pending.since);
         let number = gen.number;
+        let keeps_state = gen.keeps_state();
         // What came while no version could take it, in order, before
         // the requests held meanwhile.
         let notifications: Vec<_> = held
@@ -202,24 +204,58 @@ impl Supervisor {
             plugin.last_error = None;
         }
         plugin.stuck_starts = 0;
-        if pending.trigger != Trigger::Startup {
-            plugin.reloads += 1;
-            self.out.log(
-                Level::Info,
-                format!(
-                    "[{}] reloaded ({}): generation {number} serving after {:.1} ms",
-                    plugin.name,
-                    pending.trigger.as_str(),
-                    took.as_secs_f64() * 1000.0
-                ),
-            );
+        let ms = took.as_secs_f64() * 1000.0;
+        match pending.trigger {
+            Trigger::Startup => {}
+            // The same version, faster: not a reload anybody asked for.
+            Trigger::TierUp(_) => {
+                plugin.tier_ups += 1;
+                self.out.log(
+                    Level::Info,
+                    format!(
+                        "[{}] optimized code (Cranelift) serves: generation {number}, swapped in after {ms:.1} ms",
+                        plugin.name
+                    ),
+                );
+            }
+            trigger => {
+                plugin.reloads += 1;
+                self.out.log(
+                    Level::Info,
+                    format!(
+                        "[{}] reloaded ({}): generation {number} serving after {ms:.1} ms",
+                        plugin.name,
+                        trigger.as_str()
+                    ),
+                );
+            }
         }
-        plugin.last_reload = Some(ReloadRecord {
-            trigger: pending.trigger,
-            generation: number,
-            duration: took,
-            at,
-        });
+        if !matches!(pending.trigger, Trigger::TierUp(_)) {
+            plugin.last_reload = Some(ReloadRecord {
+                trigger: pending.trigger,
+                generation: number,
+                duration: took,
+                at,
+            });
+        }
+        // Winch's code serves first; Cranelift's takes over once it is
+        // compiled, in the background, where the swap is invisible: for a
+        // plugin that keeps its state across reloads.
+        let winch = plugin
+            .last_compile
+            .as_ref()
+            .is_some_and(|c| c.compiler == Compiler::Winch);
+        if plugin.backend == BackendKind::Wasm
+            && keeps_state
+            && winch
+            && self.config.wasm.cache.tier == Tier::Auto
+            && !matches!(pending.trigger, Trigger::TierUp(_))
+        {
+            self.out.push(Output::Optimize {
+                plugin: p,
+                gen: number,
+            });
+        }
         let answer = json!({
             "plugin": plugin.name,
             "generation": number,

@@ -64,6 +64,8 @@ pub(super) struct Rig {
     /// The plugin declares state and answers the hand-over like a
     /// working one.
     pub(super) keeps_state: bool,
+    /// The generations whose optimized code the supervisor asked for.
+    pub(super) optimize_asked: Vec<Gen>,
     /// The state each generation restored: gen → state.
     pub(super) restored: BTreeMap<Gen, Value>,
     /// The options lightningd's init gives.
@@ -119,6 +121,7 @@ impl Rig {
             sources: BTreeMap::new(),
             saves: 0,
             keeps_state: false,
+            optimize_asked: vec![],
             restored: BTreeMap::new(),
             init_options: json!({}),
             row: String::new(),
@@ -223,6 +226,7 @@ impl Rig {
                     self.lightningd_gets(&jsonrpc::response(&id, json!({ "plugins": list })));
                 }
                 Output::Exit => self.exited = true,
+                Output::Optimize { gen, .. } => self.optimize_asked.push(gen),
                 Output::Served { .. }
                 | Output::WatchFiles(_)
                 | Output::StopWatching

@@ -808,3 +808,96 @@ fn a_save_while_the_old_version_is_coming_back_goes_live_after_it() {
     );
     rig.nothing_waits();
 }
+
+#[test]
+fn optimized_code_swaps_in_for_a_plugin_that_keeps_its_state() {
+    for mode in [ReloadMode::Warm, ReloadMode::Overlap, ReloadMode::Cold] {
+        let mut rig = Rig::of(PluginKind::wasm(mode, true));
+        rig.getmanifest();
+        let first = rig.gen();
+        // Winch compiled it; it serves, and the supervisor asks for the
+        // optimized code of that generation.
+        rig.reports(first, InstanceEvent::Compiled(compile_record()));
+        rig.answer(first, "getmanifest");
+        rig.init();
+        rig.settle();
+        assert_eq!(rig.phase(), "serving");
+        assert_eq!(rig.optimize_asked, vec![first], "{mode:?}");
+        let call = rig.request("echo", json!({}));
+        rig.input(Input::Optimized {
+            plugin: PluginId(0),
+            gen: first,
+            outcome: Ok(optimized()),
+        });
+        rig.answer(first, "echo");
+        rig.settle();
+        // The same version, from its kept copy, with the state handed over.
+        let now = rig.gen();
+        assert!(now > first, "{mode:?}: {:#?}", rig.logs);
+        assert_eq!(rig.sources[&now], crate::supervisor::Source::Kept(first));
+        assert_eq!(rig.restored.get(&now), Some(&json!({"saved_by": first})));
+        assert!(rig.answered.contains(&call));
+        let status = rig.sup.plugin_status(PluginId(0));
+        assert_eq!(status["tier_ups"], 1, "{status:#}");
+        assert_eq!(
+            status["reloads"], 0,
+            "a tier-up is not a reload: {status:#}"
+        );
+        assert!(rig.logged("optimized code (Cranelift) serves"));
+        // Its code is Cranelift's: nothing more is asked for.
+        assert_eq!(rig.optimize_asked, vec![first]);
+        rig.nothing_waits();
+    }
+}
+
+#[test]
+fn optimized_code_waits_for_the_next_start_of_a_plugin_without_state() {
+    let mut rig = Rig::of(PluginKind::wasm(ReloadMode::Warm, false));
+    rig.getmanifest();
+    let first = rig.gen();
+    rig.reports(first, InstanceEvent::Compiled(compile_record()));
+    rig.answer(first, "getmanifest");
+    rig.init();
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    assert!(
+        rig.optimize_asked.is_empty(),
+        "a swap would lose its memory"
+    );
+    // Ready all the same (another plugin's bytes): nothing swaps.
+    rig.input(Input::Optimized {
+        plugin: PluginId(0),
+        gen: first,
+        outcome: Ok(optimized()),
+    });
+    assert_eq!(rig.gen(), first);
+    rig.nothing_waits();
+}
+
+#[test]
+fn optimized_code_for_a_version_replaced_meanwhile_changes_nothing() {
+    let mut rig = Rig::of(PluginKind::wasm(ReloadMode::Warm, true));
+    rig.getmanifest();
+    let first = rig.gen();
+    rig.reports(first, InstanceEvent::Compiled(compile_record()));
+    rig.answer(first, "getmanifest");
+    rig.init();
+    rig.settle();
+    rig.save();
+    rig.settle();
+    let now = rig.gen();
+    assert!(now > first);
+    for outcome in [
+        Ok(optimized()),
+        Err(crate::backend::wasm::OptimizeError::Compile("no".into())),
+    ] {
+        rig.input(Input::Optimized {
+            plugin: PluginId(0),
+            gen: first,
+            outcome,
+        });
+        rig.settle();
+        assert_eq!(rig.gen(), now);
+    }
+    rig.nothing_waits();
+}

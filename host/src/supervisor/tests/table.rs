@@ -180,6 +180,7 @@ pub(super) enum Event {
     Compiled,
     Warning,
     Reregistered,
+    OptimizedCodeReady,
     DeadlinesPass,
 }
 
@@ -209,6 +210,7 @@ impl Event {
             Compiled,
             Warning,
             Reregistered,
+            OptimizedCodeReady,
             DeadlinesPass,
         ]
     };
@@ -240,7 +242,8 @@ impl Event {
             Compiled => 19,
             Warning => 20,
             Reregistered => 21,
-            DeadlinesPass => 22,
+            OptimizedCodeReady => 22,
+            DeadlinesPass => 23,
         }
     }
 
@@ -285,6 +288,7 @@ fn rows_for(input: &Input) -> &'static [Event] {
         },
         Input::Changed { .. } => &[FileSaved],
         Input::Reregistered { .. } => &[Reregistered],
+        Input::Optimized { .. } => &[OptimizedCodeReady],
     }
 }
 
@@ -328,6 +332,11 @@ fn every_setup_and_event_has_its_place_and_every_input_its_rows() {
             caller: Some(id()),
             outcome: Err("x".into()),
         },
+        Input::Optimized {
+            plugin: p,
+            gen: Gen(1),
+            outcome: Ok(optimized()),
+        },
     ]
     .into_iter()
     .chain(
@@ -355,7 +364,14 @@ fn every_setup_and_event_has_its_place_and_every_input_its_rows() {
     }
 }
 
-fn compile_record() -> CompileRecord {
+pub(super) fn optimized() -> crate::backend::wasm::Optimized {
+    crate::backend::wasm::Optimized {
+        millis: 1.0,
+        source: ModuleSource::Memory,
+    }
+}
+
+pub(super) fn compile_record() -> CompileRecord {
     CompileRecord {
         millis: 1.0,
         source: ModuleSource::Compiled,
@@ -585,6 +601,14 @@ pub(super) fn event(rig: &mut Rig, event: Event) {
             caller: None,
             outcome: Err("no wrapper".into()),
         }),
+        OptimizedCodeReady => {
+            let gen = rig.gen();
+            rig.input(Input::Optimized {
+                plugin: PluginId(0),
+                gen,
+                outcome: Ok(optimized()),
+            })
+        }
         DeadlinesPass => {
             let until = rig.now + Duration::from_secs(61);
             while rig.fire_one(until) {}
