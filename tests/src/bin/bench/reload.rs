@@ -529,6 +529,7 @@ pub fn run(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<ReloadResults> {
         "--autoreload-wasm-cache-dir=off",
     ];
     const LOW: &str = "--autoreload-wasm-reload-priority=low";
+    const TIER_OFF: [&str; 1] = ["--autoreload-wasm-tier=off"];
     const NO_CACHE_LOW: [&str; 3] = [NO_CACHE[0], NO_CACHE[1], LOW];
     let wasm_case = |kind, compiler, save, suffix, how, extra, busy| WasmCase {
         kind,
@@ -599,7 +600,9 @@ pub fn run(pass: &Pass, bins: &Bins, counts: &Counts) -> Result<ReloadResults> {
             &NO_CACHE_LOW,
             2,
         ),
-        wasm_case("release", "winch", rename, "-revert", seen, &[], 0),
+        // Winch's code only: with tiering on, a revert would find
+        // Cranelift's version of those bytes in memory.
+        wasm_case("release", "winch", rename, "-revert", seen, &TIER_OFF, 0),
         wasm_case("release", "cranelift", rename, "-revert", seen, &[], 0),
     ];
     let mut warm = vec![];
