@@ -809,19 +809,25 @@ fn a_save_while_the_old_version_is_coming_back_goes_live_after_it() {
     rig.nothing_waits();
 }
 
+/// A wasm plugin of `kind` whose first generation, compiled by Winch,
+/// serves; that generation.
+fn serving_winch_code(kind: PluginKind) -> (Rig, Gen) {
+    let mut rig = Rig::of(kind);
+    rig.getmanifest();
+    let first = rig.gen();
+    rig.reports(first, InstanceEvent::Compiled(compile_record()));
+    rig.answer(first, "getmanifest");
+    rig.init();
+    rig.settle();
+    assert_eq!(rig.phase(), "serving");
+    (rig, first)
+}
+
 #[test]
 fn optimized_code_swaps_in_for_a_plugin_that_keeps_its_state() {
     for mode in [ReloadMode::Warm, ReloadMode::Overlap, ReloadMode::Cold] {
-        let mut rig = Rig::of(PluginKind::wasm(mode, true));
-        rig.getmanifest();
-        let first = rig.gen();
-        // Winch compiled it; it serves, and the supervisor asks for the
-        // optimized code of that generation.
-        rig.reports(first, InstanceEvent::Compiled(compile_record()));
-        rig.answer(first, "getmanifest");
-        rig.init();
-        rig.settle();
-        assert_eq!(rig.phase(), "serving");
+        let (mut rig, first) = serving_winch_code(PluginKind::wasm(mode, true));
+        // The supervisor asks for the optimized code of that generation.
         assert_eq!(rig.optimize_asked, vec![first], "{mode:?}");
         let call = rig.request("echo", json!({}));
         rig.input(Input::Optimized {
@@ -852,14 +858,7 @@ fn optimized_code_swaps_in_for_a_plugin_that_keeps_its_state() {
 
 #[test]
 fn optimized_code_waits_for_the_next_start_of_a_plugin_without_state() {
-    let mut rig = Rig::of(PluginKind::wasm(ReloadMode::Warm, false));
-    rig.getmanifest();
-    let first = rig.gen();
-    rig.reports(first, InstanceEvent::Compiled(compile_record()));
-    rig.answer(first, "getmanifest");
-    rig.init();
-    rig.settle();
-    assert_eq!(rig.phase(), "serving");
+    let (mut rig, first) = serving_winch_code(PluginKind::wasm(ReloadMode::Warm, false));
     assert!(
         rig.optimize_asked.is_empty(),
         "a swap would lose its memory"
@@ -876,13 +875,7 @@ fn optimized_code_waits_for_the_next_start_of_a_plugin_without_state() {
 
 #[test]
 fn optimized_code_for_a_version_replaced_meanwhile_changes_nothing() {
-    let mut rig = Rig::of(PluginKind::wasm(ReloadMode::Warm, true));
-    rig.getmanifest();
-    let first = rig.gen();
-    rig.reports(first, InstanceEvent::Compiled(compile_record()));
-    rig.answer(first, "getmanifest");
-    rig.init();
-    rig.settle();
+    let (mut rig, first) = serving_winch_code(PluginKind::wasm(ReloadMode::Warm, true));
     rig.save();
     rig.settle();
     let now = rig.gen();
