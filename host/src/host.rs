@@ -231,6 +231,8 @@ impl Host {
                 if let Some(i) = self.optimize_later.iter().position(|k| *k == (plugin, gen)) {
                     self.optimize_later.swap_remove(i);
                     self.optimize(plugin, gen);
+                    // Its outcome, if known at once (no copy after all).
+                    self.perform_all();
                 }
                 return;
             }
