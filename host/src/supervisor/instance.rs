@@ -2,10 +2,11 @@
 //! getmanifest and init during start-up, the rest handed on), stderr
 //! lines, warnings, compile figures and exits, told apart by generation.
 //!
-//! Owns: the start-up handshake with each generation (getmanifest, then
-//! init, once lightningd's own init is known) and the rate limit on
-//! warnings about a plugin. Must not: change phase other than through
-//! [`super::lifecycle`]'s transitions.
+//! Owns: telling an instance's own answers (getmanifest, init, the state
+//! hand-over: handed to [`super::lifecycle`]) from the rest, what a plugin
+//! may and may not send lightningd, and the rate limit on warnings about a
+//! plugin. Must not: change a phase (it cannot: the phase is
+//! [`super::lifecycle`]'s).
 
 use super::plugin::*;
 use super::{InstanceOp, Sandbox, Supervisor, Timer};
