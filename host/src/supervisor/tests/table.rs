@@ -7,71 +7,44 @@ use super::rig::*;
 use crate::backend::wasm::{CompileRecord, Compiler, ModuleSource};
 use crate::framing::{Frame, Kind as MessageKind};
 
-/// The phases a plugin is brought to before an input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Setup {
-    StartingGetmanifestSent,
-    StartingWaitingForInit,
-    StartingInitSent,
-    Serving,
-    ServingACallInFlight,
-    ReloadingACallInFlight,
-    Reloading,
-    NewAnsweredInitACallInFlight,
-    NewAnsweredInit,
-    NewAnsweredGetmanifestACallInFlight,
-    NewAnsweredGetmanifest,
-    OldFailedToComeBack,
-    DownAfterFailingToStart,
-    DownBackingOff,
-    DownAfterACrashLoop,
+/// An enum and the list of all its variants, from one list: `ALL` is
+/// complete by construction.
+macro_rules! with_all {
+    ($(#[$m:meta])* $vis:vis enum $name:ident { $($variant:ident),* $(,)? }) => {
+        $(#[$m])*
+        $vis enum $name {
+            $($variant),*
+        }
+
+        impl $name {
+            $vis const ALL: &[$name] = &[$($name::$variant),*];
+        }
+    };
+}
+
+with_all! {
+    /// The phases a plugin is brought to before an input.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Setup {
+        StartingGetmanifestSent,
+        StartingWaitingForInit,
+        StartingInitSent,
+        Serving,
+        ServingACallInFlight,
+        ReloadingACallInFlight,
+        Reloading,
+        NewAnsweredInitACallInFlight,
+        NewAnsweredInit,
+        NewAnsweredGetmanifestACallInFlight,
+        NewAnsweredGetmanifest,
+        OldFailedToComeBack,
+        DownAfterFailingToStart,
+        DownBackingOff,
+        DownAfterACrashLoop,
+    }
 }
 
 impl Setup {
-    pub(super) const ALL: &[Setup] = {
-        use Setup::*;
-        &[
-            StartingGetmanifestSent,
-            StartingWaitingForInit,
-            StartingInitSent,
-            Serving,
-            ServingACallInFlight,
-            ReloadingACallInFlight,
-            Reloading,
-            NewAnsweredInitACallInFlight,
-            NewAnsweredInit,
-            NewAnsweredGetmanifestACallInFlight,
-            NewAnsweredGetmanifest,
-            OldFailedToComeBack,
-            DownAfterFailingToStart,
-            DownBackingOff,
-            DownAfterACrashLoop,
-        ]
-    };
-
-    /// Its place in [`Setup::ALL`]: a match with no wildcard, so that a
-    /// new setup does not compile until it has one.
-    const fn index(self) -> usize {
-        use Setup::*;
-        match self {
-            StartingGetmanifestSent => 0,
-            StartingWaitingForInit => 1,
-            StartingInitSent => 2,
-            Serving => 3,
-            ServingACallInFlight => 4,
-            ReloadingACallInFlight => 5,
-            Reloading => 6,
-            NewAnsweredInitACallInFlight => 7,
-            NewAnsweredInit => 8,
-            NewAnsweredGetmanifestACallInFlight => 9,
-            NewAnsweredGetmanifest => 10,
-            OldFailedToComeBack => 11,
-            DownAfterFailingToStart => 12,
-            DownBackingOff => 13,
-            DownAfterACrashLoop => 14,
-        }
-    }
-
     /// The phase it leaves a plugin of `kind` in: the table's expected
     /// phase before the input. Native and wasm alike; where a new version
     /// gets init only once the old one is gone (warm, cold), the setups
@@ -155,98 +128,38 @@ fn setups_reaching(phase: &Phase) -> &'static [Setup] {
     }
 }
 
-/// The inputs (and the passing of time) that can reach a plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Event {
-    FileSaved,
-    FileSavedButGone,
-    CurrentGenerationExits,
-    NewestGenerationExits,
-    AutoreloadRestart,
-    AutoreloadStatus,
-    ShutdownNotification,
-    LightningdClosed,
-    RpcCall,
-    HookCall,
-    DbWrite,
-    Notification,
-    SetConfig,
-    Check,
-    ResponseFromLightningd,
-    GarbageFromLightningd,
-    LateInitAnswerFromAnOlderGeneration,
-    GarbageOnStdout,
-    StderrLine,
-    Compiled,
-    Warning,
-    Reregistered,
-    OptimizedCodeReady,
-    DeadlinesPass,
+with_all! {
+    /// The inputs (and the passing of time) that can reach a plugin.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Event {
+        FileSaved,
+        FileSavedButGone,
+        CurrentGenerationExits,
+        NewestGenerationExits,
+        AutoreloadRestart,
+        AutoreloadStatus,
+        ShutdownNotification,
+        LightningdClosed,
+        RpcCall,
+        HookCall,
+        DbWrite,
+        Notification,
+        SetConfig,
+        Check,
+        ResponseFromLightningd,
+        GarbageFromLightningd,
+        LateInitAnswerFromAnOlderGeneration,
+        GarbageOnStdout,
+        StderrLine,
+        Compiled,
+        Warning,
+        Reregistered,
+        OptimizedCodeReady,
+        DeadlinesPass,
+    }
 }
 
 impl Event {
-    pub(super) const ALL: &[Event] = {
-        use Event::*;
-        &[
-            FileSaved,
-            FileSavedButGone,
-            CurrentGenerationExits,
-            NewestGenerationExits,
-            AutoreloadRestart,
-            AutoreloadStatus,
-            ShutdownNotification,
-            LightningdClosed,
-            RpcCall,
-            HookCall,
-            DbWrite,
-            Notification,
-            SetConfig,
-            Check,
-            ResponseFromLightningd,
-            GarbageFromLightningd,
-            LateInitAnswerFromAnOlderGeneration,
-            GarbageOnStdout,
-            StderrLine,
-            Compiled,
-            Warning,
-            Reregistered,
-            OptimizedCodeReady,
-            DeadlinesPass,
-        ]
-    };
-
-    /// Its place in [`Event::ALL`]: a match with no wildcard, so that a
-    /// new event does not compile until it has one.
-    const fn index(self) -> usize {
-        use Event::*;
-        match self {
-            FileSaved => 0,
-            FileSavedButGone => 1,
-            CurrentGenerationExits => 2,
-            NewestGenerationExits => 3,
-            AutoreloadRestart => 4,
-            AutoreloadStatus => 5,
-            ShutdownNotification => 6,
-            LightningdClosed => 7,
-            RpcCall => 8,
-            HookCall => 9,
-            DbWrite => 10,
-            Notification => 11,
-            SetConfig => 12,
-            Check => 13,
-            ResponseFromLightningd => 14,
-            GarbageFromLightningd => 15,
-            LateInitAnswerFromAnOlderGeneration => 16,
-            GarbageOnStdout => 17,
-            StderrLine => 18,
-            Compiled => 19,
-            Warning => 20,
-            Reregistered => 21,
-            OptimizedCodeReady => 22,
-            DeadlinesPass => 23,
-        }
-    }
-
     /// Whether the host is gone after it (and what it leads to).
     fn ends_the_host(self) -> bool {
         matches!(self, Event::ShutdownNotification | Event::LightningdClosed)
@@ -293,13 +206,7 @@ fn rows_for(input: &Input) -> &'static [Event] {
 }
 
 #[test]
-fn every_setup_and_event_has_its_place_and_every_input_its_rows() {
-    for (i, s) in Setup::ALL.iter().enumerate() {
-        assert_eq!(s.index(), i, "{s:?} is out of place in Setup::ALL");
-    }
-    for (i, e) in Event::ALL.iter().enumerate() {
-        assert_eq!(e.index(), i, "{e:?} is out of place in Event::ALL");
-    }
+fn every_event_stands_for_an_input_and_every_input_has_rows() {
     // One input of each kind: the events standing for them are all the
     // events there are.
     let id = || crate::framing::RawId::from_string("\"x\"");
