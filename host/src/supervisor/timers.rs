@@ -10,6 +10,8 @@
 use super::{Output, Supervisor, Timer};
 use crate::ids::{Epoch, PluginId};
 use crate::link::Level;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 /// What a deadline is for.
@@ -26,36 +28,64 @@ pub(super) enum Due {
     Shutdown,
 }
 
-/// The deadlines set and not fired yet.
+/// The deadlines set and not fired yet, earliest first. The loop asks
+/// for the earliest after every input (every message), and a timer made
+/// stale by a phase change stays until its time (a start's timeout is a
+/// minute, and a plugin saved every 150 ms sets hundreds): a heap keeps
+/// that question O(1).
 #[derive(Debug, Default)]
 pub(super) struct Timers {
-    /// Unordered: a handful at a time (a few per plugin), so a scan is
-    /// cheaper than keeping them sorted.
-    due: Vec<(Instant, u64, Due)>,
+    due: BinaryHeap<Reverse<Entry>>,
     /// Breaks ties between equal deadlines: first set, first fired.
     seq: u64,
+}
+
+/// One deadline, ordered by its time, then by when it was set.
+#[derive(Debug)]
+struct Entry {
+    at: Instant,
+    seq: u64,
+    due: Due,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Entry) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Entry) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
 }
 
 impl Timers {
     pub(super) fn set(&mut self, at: Instant, due: Due) {
         self.seq += 1;
-        self.due.push((at, self.seq, due));
+        let seq = self.seq;
+        self.due.push(Reverse(Entry { at, seq, due }));
     }
 
     /// The earliest deadline.
     pub(super) fn next(&self) -> Option<Instant> {
-        self.due.iter().map(|(at, _, _)| *at).min()
+        self.due.peek().map(|Reverse(e)| e.at)
     }
 
     /// The earliest deadline at or before `now`, removed.
     fn pop_due(&mut self, now: Instant) -> Option<Due> {
-        let (i, _) = self
-            .due
-            .iter()
-            .enumerate()
-            .filter(|(_, (at, _, _))| *at <= now)
-            .min_by_key(|(_, (at, seq, _))| (*at, *seq))?;
-        Some(self.due.swap_remove(i).2)
+        if self.next()? > now {
+            return None;
+        }
+        self.due.pop().map(|Reverse(e)| e.due)
     }
 }
 
